@@ -1,0 +1,134 @@
+"""fairalloc: allocation policies as data, evaluated fast, explained, and checked for fairness.
+
+A notebook session needs only a few names::
+
+    import fairalloc as fa
+
+    policy = fa.load_policy("examples/elderly-care/policy.yaml")
+    result = fa.evaluate(policy, "examples/elderly-care/residents.csv")
+    result.ranking.to_pandas()
+
+Everything public is listed in ``__all__``; modules whose names start with ``_`` are internal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from typing import Any
+
+from fairalloc._compiler import CompiledPolicy, ReadPath, compile_policy
+from fairalloc._engine import DEFAULT_CHUNK, evaluate_compiled
+from fairalloc._evaluation import Evaluation
+from fairalloc._population import Population
+from fairalloc._ranking import Ranking, lottery_key, rank
+from fairalloc.errors import (
+    EvaluationError,
+    FairallocError,
+    FairnessViolation,
+    PolicyError,
+    PolicyIssue,
+    PopulationError,
+    PopulationIssue,
+    SourceSpan,
+)
+from fairalloc.policy import Policy, json_schema, load_policy, parse_policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CompiledPolicy",
+    "Evaluation",
+    "EvaluationError",
+    "FairallocError",
+    "FairnessViolation",
+    "Policy",
+    "PolicyError",
+    "PolicyIssue",
+    "Population",
+    "PopulationError",
+    "PopulationIssue",
+    "Ranking",
+    "ReadPath",
+    "SourceSpan",
+    "__version__",
+    "compile_policy",
+    "evaluate",
+    "json_schema",
+    "load_policy",
+    "lottery_key",
+    "parse_policy",
+    "rank",
+]
+
+
+def evaluate(
+    policy: Policy | CompiledPolicy,
+    residents: Population | Any,
+    *,
+    as_of: dt.date | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Apply ``policy`` to every resident: eligibility, exclusions, points, scales, score.
+
+    Args:
+        policy: A policy from :func:`load_policy` (or a compiled one).
+        residents: A :class:`Population`, or anything :meth:`Population.load` accepts: a CSV
+            path, a pandas/polars DataFrame, an Arrow table, a mapping of columns, records
+            (dicts) or pydantic models.
+        as_of: The date whose parameter values apply (see :func:`compile_policy`); only for
+            an uncompiled policy.
+        chunk_size: Residents evaluated at a time; bounds the memory of temporaries.
+        progress: Called with the number of residents done after each chunk.
+
+    Returns:
+        The :class:`Evaluation`, whose ``ranking`` orders the eligible residents.
+
+    Raises:
+        PopulationError: if the residents do not fit the policy's attribute schema.
+        EvaluationError: if a rule cannot be applied to some residents.
+
+    Examples:
+        >>> import fairalloc as fa
+        >>> policy = fa.parse_policy('''
+        ... policy: {id: demo, version: "1", title: Demo}
+        ... attributes:
+        ...   id: {type: str, role: id}
+        ...   need: {type: int, min: 0, max: 10}
+        ... rules:
+        ...   priority: [{id: need-points, points: "need * 2"}]
+        ... ranking: {tie_break: [{lottery: {seed: published}}]}
+        ... ''')
+        >>> result = fa.evaluate(policy, [{"id": "a", "need": 3}, {"id": "b", "need": 7}])
+        >>> result.ranking.top(2)
+        ['b', 'a']
+    """
+    if isinstance(policy, CompiledPolicy):
+        if as_of is not None and as_of != policy.as_of:
+            raise ValueError("as_of applies when compiling; compile the policy with it")
+        compiled = policy
+    else:
+        compiled = _compiled(policy, as_of)
+    population = (
+        residents
+        if isinstance(residents, Population)
+        else Population.load(
+            residents,
+            compiled.policy,
+            source=str(residents) if isinstance(residents, str | os.PathLike) else "",
+        )
+    )
+    return evaluate_compiled(compiled, population, chunk_size=chunk_size, progress=progress)
+
+
+def _compiled(policy: Policy, as_of: dt.date | None) -> CompiledPolicy:
+    # Compiling is cheap but not free; a policy keeps its compilations by date.
+    cache: dict[dt.date | None, CompiledPolicy] | None = policy._compiled
+    if cache is None:
+        cache = {}
+        policy._compiled = cache
+    if as_of not in cache:
+        cache[as_of] = compile_policy(policy, as_of=as_of)
+    return cache[as_of]

@@ -1,0 +1,897 @@
+"""Compiling a policy: the only place where a policy document becomes code.
+
+:func:`compile_policy` checks everything that the document's structure alone cannot (names,
+expressions and their types, lookup tables against levels, score terms, justified uses of
+protected attributes), reporting every problem at once with its place in the file, then builds
+the numpy kernels that :mod:`fairalloc._engine` runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from fairalloc.errors import FairnessViolation, IssueCollector, PolicyError, PolicyIssue, _ExprIssue
+from fairalloc.expr._check import BOOL, DATE, NUMBER, Checked, ExprTypeError, Scope, Type, check
+from fairalloc.expr._numpy import CondKernel, NumKernel, compile_cond, compile_num
+from fairalloc.expr._parser import ExprSyntaxError, parse
+from fairalloc.policy import _model as M
+from fairalloc.policy._load import PathKey, SourceMap, dotted
+
+__all__ = [
+    "BandTable",
+    "CompiledPolicy",
+    "Criterion",
+    "ReadPath",
+    "ScaleNode",
+    "compile_policy",
+]
+
+PartKind = Literal["rule", "indicator", "tie_break", "derived"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPath:
+    """How one part of a policy reads one attribute: directly, or through derived values.
+
+    Attributes:
+        attribute: The attribute read.
+        via: The derived values passed through, outermost first (empty when read directly).
+    """
+
+    attribute: str
+    via: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return " -> ".join((*(f"derived `{d}`" for d in self.via), f"`{self.attribute}`"))
+
+
+@dataclass(frozen=True, slots=True)
+class BandTable:
+    """Bands (or grades) as arrays: tried in order, the first whose bounds hold applies."""
+
+    lower: np.ndarray  # float64, -inf where unbounded
+    lower_strict: np.ndarray  # bool: ``above`` (>) rather than ``min`` (>=)
+    upper: np.ndarray  # float64, +inf where unbounded
+    upper_strict: np.ndarray  # bool: ``below`` (<) rather than ``max`` (<=)
+    values: np.ndarray  # float64 points, or grade index
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One column of the points matrix: an indicator of a scale, or a priority rule.
+
+    Attributes:
+        key: ``scale.path.indicator`` or ``priority.<rule id>``.
+        kind: ``indicator`` or ``priority``.
+        scale: The scale path of an indicator ('' for priority rules).
+        weight: The indicator's weight (1 for priority rules).
+        doc_path: Where it is defined in the policy document.
+    """
+
+    key: str
+    kind: Literal["indicator", "priority"]
+    scale: str
+    weight: float
+    doc_path: PathKey
+
+
+@dataclass(slots=True)
+class _IndicatorCode:
+    criterion: int
+    source: NumKernel  # the value of `of`, or the points formula
+    source_nan: bool
+    bands: BandTable | None
+    lookup: np.ndarray | None  # points by level code
+    min_points: float | None
+    max_points: float | None
+    where: str
+
+
+@dataclass(slots=True)
+class ScaleNode:
+    """A scale in the compiled tree.
+
+    Attributes:
+        path: Dotted path, e.g. ``need`` or ``need.family``.
+        index: Column of this scale in the totals matrix.
+        weight: Weight of this scale in its parent (or in the score, through terms).
+        indicators: Columns of its indicators in the points matrix.
+        children: Its sub-scales.
+        grades: Names of its grades, if graded.
+        grade_index: Column in the grades matrix, or -1.
+    """
+
+    path: str
+    index: int
+    weight: float
+    indicators: list[int] = field(default_factory=list)
+    children: list[ScaleNode] = field(default_factory=list)
+    grades: tuple[str, ...] = ()
+    grade_table: BandTable | None = None
+    grade_index: int = -1
+
+    def walk(self) -> Iterator[ScaleNode]:
+        """This scale and all below it, parents first."""
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    id: str
+    cond: CondKernel
+    nan: bool
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Priority:
+    criterion: int
+    when: CondKernel
+    when_nan: bool
+    points: NumKernel
+    points_nan: bool
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class _TieBreak:
+    kernel: NumKernel | None
+    nan: bool
+    descending: bool
+    seed: str | None
+    label: str
+    where: str
+
+
+@dataclass(eq=False)
+class CompiledPolicy:
+    """A checked policy with its numpy kernels; build it with :func:`compile_policy`.
+
+    Attributes:
+        policy: The policy document.
+        as_of: The date whose parameter values are in force.
+        parameters: The parameter values in force.
+        criteria: The columns of the points matrix.
+        scales: The top-level scales, as trees.
+        score_terms: The names of the score's terms (top-level scales or ``priority``).
+        reads: For each part (``rule:<id>``, ``indicator:<path>``, ``tie_break:<i>``), every
+            attribute it reads with the path through derived values.
+    """
+
+    policy: M.Policy
+    as_of: dt.date | None
+    parameters: dict[str, object]
+    criteria: list[Criterion]
+    scales: list[ScaleNode]
+    score_terms: list[tuple[str, float]]
+    reads: dict[str, list[ReadPath]]
+    source_map: SourceMap
+    _derived: dict[str, tuple[str, object]] = field(default_factory=dict)
+    _derived_nan: dict[str, bool] = field(default_factory=dict)
+    _eligibility: list[_Rule] = field(default_factory=list)
+    _exclusions: list[_Rule] = field(default_factory=list)
+    _priority: list[_Priority] = field(default_factory=list)
+    _indicators: list[_IndicatorCode] = field(default_factory=list)
+    _tie_breaks: list[_TieBreak] = field(default_factory=list)
+
+    @property
+    def eligibility_ids(self) -> list[str]:
+        """Ids of the eligibility rules, in order."""
+        return [r.id for r in self._eligibility]
+
+    @property
+    def exclusion_ids(self) -> list[str]:
+        """Ids of the exclusion rules, in order."""
+        return [r.id for r in self._exclusions]
+
+    @property
+    def priority_ids(self) -> list[str]:
+        """Ids of the priority rules, in order."""
+        return [p.id for p in self.policy.rules.priority]
+
+    @property
+    def scale_paths(self) -> list[str]:
+        """Every scale's path, in the order of the totals matrix."""
+        return [s.path for top in self.scales for s in top.walk()]
+
+    @property
+    def graded_scales(self) -> list[ScaleNode]:
+        """The scales that have grades, in the order of the grades matrix."""
+        return [s for top in self.scales for s in top.walk() if s.grade_table is not None]
+
+    @property
+    def tie_break_labels(self) -> list[str]:
+        """Readable labels of the tie-break chain, e.g. ``waiting_days (desc)``, ``lottery``."""
+        return [t.label for t in self._tie_breaks]
+
+    @property
+    def lottery_seed(self) -> str | None:
+        """The published lottery seed, if the chain ends with a lottery."""
+        return self._tie_breaks[-1].seed if self._tie_breaks else None
+
+    def dependencies(self) -> dict[str, set[str]]:
+        """For each part of the policy, the attributes it reads (directly or via derived values).
+
+        Examples:
+            ``{"rule:aged-60-plus": {"age"}, "indicator:need.health": {"adl_score"}, ...}``
+        """
+        return {part: {r.attribute for r in paths} for part, paths in self.reads.items()}
+
+    def readers_of(self, attribute: str) -> dict[str, list[ReadPath]]:
+        """Every part that reads ``attribute``, with the read paths."""
+        return {
+            part: [r for r in paths if r.attribute == attribute]
+            for part, paths in self.reads.items()
+            if any(r.attribute == attribute for r in paths)
+        }
+
+    def span(self, doc_path: PathKey) -> str:
+        """The location of a document path in the policy file, for messages."""
+        return str(self.source_map.span(doc_path))
+
+
+# -- compiling --------------------------------------------------------------------------------
+
+
+def compile_policy(policy: M.Policy, *, as_of: dt.date | None = None) -> CompiledPolicy:
+    """Check ``policy`` as a whole and compile it into numpy kernels.
+
+    Args:
+        policy: A structurally valid policy document.
+        as_of: The date whose parameter values apply; by default the policy's ``effective``
+            date, or, without one, each parameter's latest value. Never today's date: the same
+            policy must give the same results whenever it is run.
+
+    Raises:
+        PolicyError: listing every name, type and cross-reference problem, located.
+        FairnessViolation: when the only problems are reads of protected attributes without a
+            justified use (each issue names the part, the attribute and the read path).
+    """
+    return _Builder(policy, as_of).build()
+
+
+class _Builder:
+    def __init__(self, policy: M.Policy, as_of: dt.date | None) -> None:
+        self.p = policy
+        self.as_of = as_of if as_of is not None else policy.policy.effective
+        origin = policy._origin
+        self.smap: SourceMap = origin if isinstance(origin, SourceMap) else SourceMap()
+        self.issues = IssueCollector()
+        self.fairness = IssueCollector()
+        self.params: dict[str, object] = {}
+        self.attr_types: dict[str, Type] = {}
+        self.checked_derived: dict[str, Checked] = {}
+        self.failed_derived: dict[str, str] = {}
+        self.failed_parts: set[str] = set()
+        self._resolving: list[str] = []
+        self.reads: dict[str, list[ReadPath]] = {}
+        self.scope: Scope
+
+    # -- issues ------------------------------------------------------------------------
+    def issue(self, code: str, message: str, path: PathKey, hint: str = "", text: str = "") -> None:
+        self.issues.add(PolicyIssue(code, message, self.smap.span(path), text, hint))
+
+    def expr_issue(
+        self, path: PathKey, text: str, code: str, message: str, offset: int, hint: str
+    ) -> None:
+        span = self.smap.span(path, offset, text)
+        self.issues.add(_ExprIssue(code, message, span, text, hint, offset))
+
+    # -- top level ---------------------------------------------------------------------
+    def build(self) -> CompiledPolicy:
+        self.check_names()
+        self.resolve_parameters()
+        self.build_scope()
+        for name in self.p.derived:
+            if name not in self.checked_derived:
+                self._check_derived_quietly(name)
+        cp = CompiledPolicy(
+            policy=self.p,
+            as_of=self.as_of,
+            parameters=self.params,
+            criteria=[],
+            scales=[],
+            score_terms=[],
+            reads=self.reads,
+            source_map=self.smap,
+        )
+        self.compile_derived(cp)
+        self.compile_scales(cp)
+        self.compile_rules(cp)
+        self.compile_score(cp)
+        self.compile_tie_breaks(cp)
+        self.check_justified_uses()
+        if self.issues.issues and self.fairness.issues:
+            # Report everything at once; a plain PolicyError, as not only fairness is at stake.
+            merged = [*self.issues.issues, *self.fairness.issues]
+            merged.sort(key=lambda i: (i.span.line, i.span.column))
+            raise PolicyError(merged)
+        self.issues.raise_if_any()
+        self.fairness.raise_if_any(FairnessViolation)
+        return cp
+
+    def check_names(self) -> None:
+        kinds: dict[str, str] = {}
+        for kind, names in (
+            ("attribute", self.p.attributes),
+            ("parameter", self.p.parameters),
+            ("derived value", self.p.derived),
+            ("scale", self.p.scales),
+        ):
+            for name in names:
+                if name in M.RESERVED:
+                    self.issue(
+                        "FA120",
+                        f"`{name}` is a reserved word and cannot name a {kind}",
+                        (_section(kind), name),
+                        hint="choose another name",
+                    )
+                elif name in kinds:
+                    self.issue(
+                        "FA121",
+                        f"`{name}` names both {_a(kinds[name])} and {_a(kind)}",
+                        (_section(kind), name),
+                        hint="names must be unique across sections",
+                    )
+                else:
+                    kinds[name] = kind
+        seen: dict[str, PathKey] = {}
+        for section in ("eligibility", "exclusions", "priority"):
+            for i, rule in enumerate(getattr(self.p.rules, section)):
+                path: PathKey = ("rules", section, str(i), "id")
+                if rule.id in seen:
+                    self.issue(
+                        "FA122",
+                        f"rule id `{rule.id}` is used twice (also at {dotted(seen[rule.id][:-1])})",
+                        path,
+                    )
+                seen[rule.id] = path
+
+    def resolve_parameters(self) -> None:
+        for name, param in self.p.parameters.items():
+            try:
+                self.params[name] = param.at(self.as_of)
+            except ValueError as e:
+                self.issue(
+                    "FA130",
+                    f"parameter `{name}`: {e}",
+                    ("parameters", name),
+                    hint="give a `value` in force before the first dated value",
+                )
+                # Keep checking expressions that use it, with its first value's type.
+                self.params[name] = (param.values or [])[0].value
+
+    def build_scope(self) -> None:
+        for name, a in self.p.attributes.items():
+            if a.role == "id":
+                continue
+            if a.type in ("int", "float"):
+                self.attr_types[name] = NUMBER
+            elif a.type == "bool":
+                self.attr_types[name] = BOOL
+            elif a.type == "date":
+                self.attr_types[name] = DATE
+            else:
+                self.attr_types[name] = Type(
+                    "level", name, tuple(a.levels or ()), ordered=a.type == "ordinal"
+                )
+        self.scope = Scope(
+            attributes=self.attr_types,
+            id_attribute=self.p.id_attribute,
+            parameters=self.params,
+            derived_names=frozenset(self.p.derived),
+            derived_resolver=self._resolve_derived,
+        )
+
+    # -- expressions -------------------------------------------------------------------
+    def checked(
+        self,
+        text: str | bool | float,  # noqa: FBT001 - an expression, or a constant written as one
+        path: PathKey,
+        expect: Type | None,
+    ) -> Checked | None:
+        """Parse and check one expression, recording any error at its place; None on error."""
+        if isinstance(text, bool | float | int):
+            text = ("true" if text else "false") if isinstance(text, bool) else repr(float(text))
+        try:
+            tree = parse(text)
+        except ExprSyntaxError as e:
+            self.expr_issue(path, text, "FA201", f"syntax error: {e.message}", e.offset, e.hint)
+            return None
+        try:
+            return check(tree, self.scope, expect)
+        except ExprTypeError as e:
+            # FA207 (uses an invalid derived value) is a consequence: the derived value's own
+            # error is reported at its place.
+            if e.code != "FA207":
+                self.expr_issue(path, text, e.code, e.message, e.start, e.hint)
+            return None
+
+    def _resolve_derived(self, name: str) -> Type:
+        done = self.checked_derived.get(name)
+        if done is not None:
+            return done.type
+        if name in self.failed_derived:
+            raise ExprTypeError("FA207", self.failed_derived[name], 0, 0)
+        if name in self._resolving:
+            cycle = " -> ".join([*self._resolving[self._resolving.index(name) :], name])
+            raise ExprTypeError(
+                "FA206", f"derived values refer to each other in a cycle: {cycle}", 0, 0
+            )
+        self._resolving.append(name)
+        try:
+            # `name: "expr"` is located at the name, `name: {expr: ...}` at `expr`.
+            path: PathKey = ("derived", name, "expr")
+            if path not in self.smap.locs:
+                path = ("derived", name)
+            before = len(self.issues.issues)
+            result = self.checked(self.p.derived[name].expr, path, None)
+            if result is None:
+                failed = self.issues.issues[before:]
+                self.failed_derived[name] = failed[0].message if failed else "invalid"
+                raise ExprTypeError("FA207", self.failed_derived[name], 0, 0)
+            if result.type.kind not in ("number", "bool", "date", "level"):  # pragma: no cover
+                raise ExprTypeError("FA203", f"a derived value cannot be {result.type}", 0, 0)
+            self.checked_derived[name] = result
+            self.scope.derived[name] = result.type
+            return result.type
+        finally:
+            self._resolving.pop()
+
+    def _check_derived_quietly(self, name: str) -> None:
+        try:
+            self._resolve_derived(name)
+        except ExprTypeError as e:
+            if e.code == "FA206":
+                self.issue("FA206", e.message, ("derived", name))
+
+    def reads_of(self, c: Checked) -> list[ReadPath]:
+        """Every attribute ``c`` reads, with the derived values it reads them through."""
+        out: list[ReadPath] = [ReadPath(a) for a in sorted(c.attributes)]
+        for d in sorted(c.derived):
+            inner = self.checked_derived.get(d)
+            if inner is not None:
+                out.extend(ReadPath(r.attribute, (d, *r.via)) for r in self.reads_of(inner))
+        return out
+
+    def note_reads(self, part: str, *checks: Checked | None) -> None:
+        paths = self.reads.setdefault(part, [])
+        if any(c is None for c in checks):
+            self.failed_parts.add(part)
+        for c in checks:
+            if c is not None:
+                for r in self.reads_of(c):
+                    if r not in paths:
+                        paths.append(r)
+
+    # -- derived values and rules ------------------------------------------------------
+    def compile_derived(self, cp: CompiledPolicy) -> None:
+        for name in self._derived_order():
+            c = self.checked_derived.get(name)
+            if c is None:
+                continue
+            if c.type.kind == "bool":
+                kc, nan = compile_cond(c.ir, cp._derived_nan)
+                cp._derived[name] = ("cond", kc)
+            else:
+                kn, nan = compile_num(c.ir, cp._derived_nan)
+                cp._derived[name] = ("num", kn)
+            cp._derived_nan[name] = nan
+
+    def _derived_order(self) -> list[str]:
+        order: list[str] = []
+
+        def visit(n: str) -> None:
+            if n in order or n not in self.checked_derived:
+                return
+            for d in sorted(self.checked_derived[n].derived):
+                visit(d)
+            order.append(n)
+
+        for name in self.p.derived:
+            visit(name)
+        return order
+
+    def compile_rules(self, cp: CompiledPolicy) -> None:
+        for section, target in (("eligibility", cp._eligibility), ("exclusions", cp._exclusions)):
+            for i, rule in enumerate(getattr(self.p.rules, section)):
+                path: PathKey = ("rules", section, str(i), "when")
+                c = self.checked(rule.when, path, BOOL)
+                self.note_reads(f"rule:{rule.id}", c)
+                if c is not None:
+                    k, nan = compile_cond(c.ir, cp._derived_nan)
+                    target.append(_Rule(rule.id, k, nan, cp.span(path)))
+        for i, prule in enumerate(self.p.rules.priority):
+            base: PathKey = ("rules", "priority", str(i))
+            cw = self.checked(prule.when, (*base, "when"), BOOL)
+            cpts = self.checked(prule.points, (*base, "points"), NUMBER)
+            self.note_reads(f"rule:{prule.id}", cw, cpts)
+            if cw is None or cpts is None:
+                continue
+            crit = len(cp.criteria)
+            cp.criteria.append(Criterion(f"priority.{prule.id}", "priority", "", 1.0, base))
+            kw, wn = compile_cond(cw.ir, cp._derived_nan)
+            kp, pn = compile_num(cpts.ir, cp._derived_nan)
+            cp._priority.append(_Priority(crit, kw, wn, kp, pn, cp.span(base)))
+
+    # -- scales ------------------------------------------------------------------------
+    def compile_scales(self, cp: CompiledPolicy) -> None:
+        counter = [0]
+        for name, scale in self.p.scales.items():
+            if scale.weight != 1.0:
+                self.issue(
+                    "FA146",
+                    f"top-level scale `{name}` has a weight, which would have no effect",
+                    ("scales", name, "weight"),
+                    hint="weigh it in the score instead: score: {terms: [{of: "
+                    + name + ", weight: ...}]}",
+                )
+            cp.scales.append(self.compile_scale(cp, name, scale, ("scales", name), counter))
+        graded = 0
+        for node in (s for top in cp.scales for s in top.walk()):
+            if node.grade_table is not None:
+                node.grade_index = graded
+                graded += 1
+
+    def compile_scale(
+        self, cp: CompiledPolicy, path: str, scale: M.Scale, doc: PathKey, counter: list[int]
+    ) -> ScaleNode:
+        node = ScaleNode(path, counter[0], scale.weight)
+        counter[0] += 1
+        for iname, ind in scale.indicators.items():
+            ipath = f"{path}.{iname}"
+            crit = self.compile_indicator(cp, ipath, ind, (*doc, "indicators", iname))
+            if crit is not None:
+                node.indicators.append(crit)
+        for sname, sub in scale.scales.items():
+            node.children.append(
+                self.compile_scale(cp, f"{path}.{sname}", sub, (*doc, "scales", sname), counter)
+            )
+        if scale.grades:
+            names = tuple(g.grade for g in scale.grades)
+            if len(set(names)) != len(names):
+                self.issue("FA140", f"scale `{path}` repeats a grade name", (*doc, "grades"))
+            self.check_bands(scale.grades, (*doc, "grades"))
+            node.grades = names
+            node.grade_table = _band_table(scale.grades, [float(i) for i in range(len(names))])
+        return node
+
+    def compile_indicator(
+        self, cp: CompiledPolicy, ipath: str, ind: M.Indicator, doc: PathKey
+    ) -> int | None:
+        part = f"indicator:{ipath}"
+        if ind.points is not None:
+            c = self.checked(ind.points, (*doc, "points"), NUMBER)
+            self.note_reads(part, c)
+            if c is None:
+                return None
+            kernel, nan = compile_num(c.ir, cp._derived_nan)
+            bands = lookup = None
+        else:
+            assert ind.of is not None
+            c = self.checked(ind.of, (*doc, "of"), None)
+            self.note_reads(part, c)
+            if c is None:
+                return None
+            kernel, nan = (
+                compile_num(c.ir, cp._derived_nan)
+                if c.type.kind != "bool"
+                else _bool_as_number(c, cp._derived_nan)
+            )
+            bands, lookup = None, None
+            if ind.bands is not None:
+                if c.type.kind not in ("number", "date"):
+                    self.issue(
+                        "FA141",
+                        f"bands need a number, but `of` is {c.type}",
+                        (*doc, "of"),
+                        hint="use `lookup` for levels and true/false",
+                    )
+                    return None
+                self.check_bands(ind.bands, (*doc, "bands"))
+                bands = _band_table(ind.bands, [b.points for b in ind.bands])
+            else:
+                lookup = self.lookup_table(ind, c.type, doc)
+                if lookup is None:
+                    return None
+        crit = len(cp.criteria)
+        cp.criteria.append(Criterion(ipath, "indicator", ipath.rsplit(".", 1)[0], ind.weight, doc))
+        cp._indicators.append(
+            _IndicatorCode(
+                crit, kernel, nan, bands, lookup, ind.min_points, ind.max_points, cp.span(doc)
+            )
+        )
+        return crit
+
+    def check_bands(self, bands: list[M.Band] | list[M.Grade], doc: PathKey) -> None:
+        for i, b in enumerate(bands[:-1]):
+            if b.unbounded:
+                self.issue(
+                    "FA142",
+                    f"entry {i} matches every value, so the ones after it never apply",
+                    (*doc, str(i)),
+                    hint="put the catch-all last",
+                )
+                break
+
+    def lookup_table(self, ind: M.Indicator, typ: Type, doc: PathKey) -> np.ndarray | None:
+        assert ind.lookup is not None
+        if typ.kind == "bool":
+            levels: tuple[str, ...] = ("false", "true")
+        elif typ.kind == "level":
+            levels = typ.levels
+        else:
+            self.issue(
+                "FA143",
+                f"`lookup` needs a category, ordinal or true/false, but `of` is {typ}",
+                (*doc, "of"),
+                hint="use `bands` for numbers",
+            )
+            return None
+        keys = {str(k).lower() if typ.kind == "bool" else str(k): v for k, v in ind.lookup.items()}
+        unknown = [k for k in keys if k not in levels]
+        for k in unknown:
+            close = difflib.get_close_matches(k, levels, n=1)
+            self.issue(
+                "FA144",
+                f"`{k}` is not a level of {typ}",
+                (*doc, "lookup", k),
+                hint=f"did you mean `{close[0]}`?" if close else "levels: " + ", ".join(levels),
+            )
+        missing = [lv for lv in levels if lv not in keys]
+        if missing:
+            self.issue(
+                "FA145",
+                f"`lookup` gives no points for {', '.join(missing)}",
+                (*doc, "lookup"),
+                hint="every level needs points (0 is fine)",
+            )
+        if unknown or missing:
+            return None
+        return np.array([float(keys[lv]) for lv in levels], dtype=np.float64)
+
+    # -- score and ranking -------------------------------------------------------------
+    def compile_score(self, cp: CompiledPolicy) -> None:
+        terms = self.p.score.terms
+        if terms is None:
+            cp.score_terms = [(name, 1.0) for name in self.p.scales]
+            if self.p.rules.priority:
+                cp.score_terms.append(("priority", 1.0))
+        else:
+            valid = [*self.p.scales, "priority"]
+            for i, t in enumerate(terms):
+                if t.of not in valid:
+                    close = difflib.get_close_matches(t.of, valid, n=1)
+                    self.issue(
+                        "FA150",
+                        f"score term `{t.of}` is neither a top-level scale nor `priority`",
+                        ("score", "terms", str(i), "of"),
+                        hint=f"did you mean `{close[0]}`?"
+                        if close
+                        else "terms: " + ", ".join(valid),
+                    )
+                elif any(t.of == name for name, _ in cp.score_terms):
+                    self.issue(
+                        "FA151",
+                        f"score term `{t.of}` appears twice",
+                        ("score", "terms", str(i), "of"),
+                    )
+                else:
+                    cp.score_terms.append((t.of, t.weight))
+
+    def compile_tie_breaks(self, cp: CompiledPolicy) -> None:
+        for i, tb in enumerate(self.p.ranking.tie_break):
+            path: PathKey = ("ranking", "tie_break", str(i))
+            if tb.lottery is not None:
+                cp._tie_breaks.append(
+                    _TieBreak(
+                        kernel=None, nan=False, descending=False, seed=tb.lottery.seed,
+                        label="lottery", where=cp.span(path),
+                    )
+                )
+                continue
+            assert tb.by is not None
+            c = self.checked(tb.by, (*path, "by"), None)
+            self.note_reads(f"tie_break:{i}", c)
+            if c is None:
+                continue
+            if c.type.kind == "bool":
+                k, nan = _bool_as_number(c, cp._derived_nan)
+            elif c.type.kind == "level" and not c.type.ordered:
+                self.issue(
+                    "FA160", f"a tie-break needs an order, but {c.type} has none", (*path, "by")
+                )
+                continue
+            else:
+                k, nan = compile_num(c.ir, cp._derived_nan)
+            cp._tie_breaks.append(
+                _TieBreak(k, nan, tb.order == "desc", None, f"{tb.by} ({tb.order})", cp.span(path))
+            )
+
+    # -- justified uses ----------------------------------------------------------------
+    def check_justified_uses(self) -> None:
+        protected = set(self.p.protected_attributes)
+        allowed: dict[tuple[str, str], M.JustifiedUse] = {}
+        for i, use in enumerate(self.p.justified_uses):
+            path: PathKey = ("justified_uses", str(i))
+            if use.attribute not in self.p.attributes:
+                self.issue(
+                    "FA301",
+                    f"justified use names unknown attribute `{use.attribute}`",
+                    (*path, "attribute"),
+                    hint=_suggest(use.attribute, self.p.attributes),
+                )
+                continue
+            if use.attribute not in protected:
+                self.issue(
+                    "FA302",
+                    f"`{use.attribute}` is not protected, so it needs no justified use",
+                    (*path, "attribute"),
+                    hint="mark it `protected: true` or remove this entry",
+                )
+                continue
+            kind, name = use.target
+            parts = self._parts_of(kind, name)
+            if parts is None:
+                self.issue(
+                    "FA303",
+                    f"justified use names unknown {kind.replace('_', '-')} `{name}`",
+                    (*path, kind),
+                    hint=_suggest(name, self._names_of(kind)),
+                )
+                continue
+            reads_it = any(r.attribute == use.attribute for p in parts for r in self.reads.get(p, ()))
+            # A part with an error of its own may read it once fixed: no second complaint.
+            if not reads_it and not any(p in self.failed_parts for p in parts):
+                self.issue(
+                    "FA304",
+                    f"{kind.replace('_', '-')} `{name}` does not read"
+                    f" `{use.attribute}`, so this justified use allows nothing",
+                    path,
+                    hint="remove it, so the policy states only uses it makes",
+                )
+            for p in parts:
+                allowed[(p, use.attribute)] = use
+        for part, paths in self.reads.items():
+            for r in paths:
+                if r.attribute in protected and (part, r.attribute) not in allowed:
+                    self._violation(part, r)
+
+    def _violation(self, part: str, r: ReadPath) -> None:
+        kind, name = part.split(":", 1)
+        doc = self._doc_path(kind, name)
+        what = {"rule": "rule", "indicator": "indicator", "tie_break": "tie-break"}[kind]
+        self.fairness.add(
+            PolicyIssue(
+                "FA300",
+                f"{what} `{name}` reads protected attribute `{r.attribute}` (read path: {what}"
+                f" `{name}` -> {r}) without a justified use",
+                self.smap.span(doc),
+                hint=f"add a `justified_uses` entry {{attribute: {r.attribute},"
+                f" {kind}: {name}, why: ..., source: ...}} if the regulation allows it,"
+                " or stop reading it",
+            )
+        )
+
+    def _parts_of(self, kind: str, name: str) -> list[str] | None:
+        if kind == "rule":
+            ids = {
+                r.id
+                for sec in ("eligibility", "exclusions", "priority")
+                for r in getattr(self.p.rules, sec)
+            }
+            return [f"rule:{name}"] if name in ids else None
+        if kind == "tie_break":
+            return [f"tie_break:{name}"] if int(name) < len(self.p.ranking.tie_break) else None
+        indicators = list(_indicator_paths(self.p.scales))
+        if kind == "indicator":
+            return [f"indicator:{name}"] if name in indicators else None
+        scales = set(_scale_paths(self.p.scales))
+        if name not in scales:
+            return None
+        return [f"indicator:{i}" for i in indicators if i.startswith(name + ".")]
+
+    def _names_of(self, kind: str) -> list[str]:
+        if kind == "rule":
+            return [
+                r.id
+                for sec in ("eligibility", "exclusions", "priority")
+                for r in getattr(self.p.rules, sec)
+            ]
+        if kind == "indicator":
+            return list(_indicator_paths(self.p.scales))
+        if kind == "scale":
+            return list(_scale_paths(self.p.scales))
+        return [str(i) for i in range(len(self.p.ranking.tie_break))]
+
+    def _doc_path(self, kind: str, name: str) -> PathKey:
+        if kind == "rule":
+            for sec in ("eligibility", "exclusions", "priority"):
+                for i, r in enumerate(getattr(self.p.rules, sec)):
+                    if r.id == name:
+                        return ("rules", sec, str(i))
+        if kind == "tie_break":
+            return ("ranking", "tie_break", name)
+        parts = name.split(".")
+        doc: list[str] = ["scales", parts[0]]
+        for p in parts[1:-1]:
+            doc += ["scales", p]
+        doc += ["indicators", parts[-1]] if len(parts) > 1 else []
+        return tuple(doc)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def _section(kind: str) -> str:
+    return {
+        "attribute": "attributes",
+        "parameter": "parameters",
+        "derived value": "derived",
+        "scale": "scales",
+    }[kind]
+
+
+def _suggest(name: str, options: Mapping[str, object] | list[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f"did you mean `{close[0]}`?" if close else ""
+
+
+def _band_table(bands: list[M.Band] | list[M.Grade], values: list[float]) -> BandTable:
+    inf = float("inf")
+    lower = [
+        b.min if b.min is not None else (b.above if b.above is not None else -inf) for b in bands
+    ]
+    upper = [
+        b.max if b.max is not None else (b.below if b.below is not None else inf) for b in bands
+    ]
+    return BandTable(
+        np.array(lower, dtype=np.float64),
+        np.array([b.above is not None for b in bands]),
+        np.array(upper, dtype=np.float64),
+        np.array([b.below is not None for b in bands]),
+        np.array(values, dtype=np.float64),
+    )
+
+
+def _bool_as_number(c: Checked, derived_nan: Mapping[str, bool]) -> tuple[NumKernel, bool]:
+    """A condition used as a value (lookups on true/false, tie-breaks): 1.0 or 0.0."""
+    kc, nan = compile_cond(c.ir, derived_nan)
+
+    def as_number(f: object) -> np.ndarray | float:
+        val, inv = kc(f)  # type: ignore[arg-type]
+        out = np.asarray(val, dtype=np.float64)
+        if inv is not None:
+            out = np.where(inv, np.nan, out)
+        return out if out.ndim else float(out)
+
+    return as_number, nan
+
+
+def _indicator_paths(scales: Mapping[str, M.Scale], prefix: str = "") -> Iterator[str]:
+    for name, s in scales.items():
+        path = f"{prefix}{name}"
+        for iname in s.indicators:
+            yield f"{path}.{iname}"
+        yield from _indicator_paths(s.scales, path + ".")
+
+
+def _scale_paths(scales: Mapping[str, M.Scale], prefix: str = "") -> Iterator[str]:
+    for name, s in scales.items():
+        yield f"{prefix}{name}"
+        yield from _scale_paths(s.scales, f"{prefix}{name}.")

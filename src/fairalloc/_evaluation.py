@@ -1,0 +1,198 @@
+"""The result of evaluating a policy over a population: every rule's verdict and every point.
+
+An :class:`Evaluation` holds the full trace as arrays (one row per resident, in the
+population's order), so that explanations, audits and comparisons read what the engine
+computed instead of computing it again.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fairalloc._numeric import MICRO
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fairalloc._compiler import CompiledPolicy
+    from fairalloc._ranking import Ranking
+
+__all__ = ["Evaluation"]
+
+
+class Evaluation:
+    """Per-resident results of :func:`fairalloc.evaluate`, with the full trace.
+
+    Rows follow the population's order; every export sorts by resident id, so that the same
+    residents give byte-identical output whatever order they came in.
+
+    Attributes:
+        policy: The compiled policy that was applied.
+        ids: Resident ids (str), one per row.
+        eligible: Whether each resident passed every eligibility rule and no exclusion applied.
+        eligibility: ``[n, rules]``: whether each eligibility rule held.
+        exclusions: ``[n, rules]``: whether each exclusion rule applied.
+        exclusion: Index of the first exclusion that applied, or -1.
+        fired: ``[n, rules]``: whether each priority rule's condition held.
+        points: ``[n, criteria]``: micro-points of every indicator (weighted) and priority rule.
+        scale_totals: ``[n, scales]``: micro-point totals of every scale and sub-scale.
+        grades: ``[n, graded scales]``: the index of each graded scale's grade.
+        terms: ``[n, score terms]``: micro-points of each (weighted) score term.
+        score_micro: The final score in micro-points (for ``tiers``: the first tier).
+        tie_values: ``[n, tie-breaks]``: the value of each non-lottery tie-break.
+    """
+
+    def __init__(self, policy: CompiledPolicy, ids: np.ndarray, n: int) -> None:
+        self.policy = policy
+        self.ids = ids
+        self.n = n
+        self.eligibility = np.zeros((n, len(policy._eligibility)), dtype=bool)
+        self.exclusions = np.zeros((n, len(policy._exclusions)), dtype=bool)
+        self.fired = np.zeros((n, len(policy._priority)), dtype=bool)
+        self.points = np.zeros((n, len(policy.criteria)), dtype=np.int64)
+        self.scale_totals = np.zeros((n, len(policy.scale_paths)), dtype=np.int64)
+        self.grades = np.zeros((n, len(policy.graded_scales)), dtype=np.int16)
+        self.terms = np.zeros((n, len(policy.score_terms)), dtype=np.int64)
+        self.score_micro = np.zeros(n, dtype=np.int64)
+        self.tie_values = np.zeros((n, len(policy._tie_breaks)), dtype=np.float64)
+        self.eligible = np.zeros(n, dtype=bool)
+        self.exclusion = np.full(n, -1, dtype=np.int16)
+
+    @classmethod
+    def allocate_arrays(cls, policy: CompiledPolicy, ids: np.ndarray, n: int) -> Evaluation:
+        """An evaluation with every array allocated, for the engine to fill."""
+        return cls(policy, ids, n)
+
+    def finish(self) -> None:
+        """Derive the summary columns once the engine has filled the trace."""
+        excluded = self.exclusions.any(axis=1)
+        if self.exclusions.shape[1]:
+            self.exclusion = np.where(excluded, self.exclusions.argmax(axis=1), -1).astype(np.int16)
+        self.eligible = self.eligibility.all(axis=1) & ~excluded
+
+    # -- views -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def score(self) -> npt.NDArray[np.float64]:
+        """The final score in points (float64; exact to the micro-point)."""
+        return self.score_micro.astype(np.float64) / MICRO
+
+    @property
+    def criteria(self) -> list[str]:
+        """The names of the columns of :attr:`points`."""
+        return [c.key for c in self.policy.criteria]
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {str(rid): i for i, rid in enumerate(self.ids)}
+
+    def index_of(self, resident_id: str) -> int:
+        """The row of ``resident_id``.
+
+        Raises:
+            KeyError: if no resident has that id.
+        """
+        try:
+            return self._index[str(resident_id)]
+        except KeyError:
+            raise KeyError(f"no resident with id {resident_id!r}") from None
+
+    @cached_property
+    def ranking(self) -> Ranking:
+        """The eligible residents ranked by score and the policy's tie-break chain."""
+        from fairalloc._ranking import rank
+
+        return rank(self)
+
+    def canonical_order(self) -> npt.NDArray[np.intp]:
+        """Row positions sorted by resident id: the order of every export."""
+        return np.argsort(self.ids.astype(str), kind="stable")
+
+    # -- records -----------------------------------------------------------------------
+    def record(self, row: int) -> dict[str, Any]:
+        """Everything evaluated for the resident at ``row``, as plain Python values."""
+        cp = self.policy
+        failed = [rid for j, rid in enumerate(cp.eligibility_ids) if not self.eligibility[row, j]]
+        ex = int(self.exclusion[row])
+        rec: dict[str, Any] = {
+            "id": str(self.ids[row]),
+            "eligible": bool(self.eligible[row]),
+            "failed_eligibility": failed,
+            "exclusion": cp.exclusion_ids[ex] if ex >= 0 else None,
+            "score": int(self.score_micro[row]) / MICRO,
+            "points": {k: int(self.points[row, j]) / MICRO for j, k in enumerate(self.criteria)},
+            "scales": {
+                p: int(self.scale_totals[row, j]) / MICRO for j, p in enumerate(cp.scale_paths)
+            },
+            "grades": {
+                s.path: s.grades[int(self.grades[row, s.grade_index])] for s in cp.graded_scales
+            },
+        }
+        return rec
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One plain dict per resident (see :meth:`record`), sorted by id."""
+        return [self.record(int(i)) for i in self.canonical_order()]
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The evaluation as JSON: the policy's identity and one record per resident."""
+        meta = self.policy.policy.policy
+        doc = {
+            "policy": {"id": meta.id, "version": meta.version},
+            "as_of": self.policy.as_of.isoformat() if self.policy.as_of else None,
+            "residents": self.to_dicts(),
+        }
+        return json.dumps(doc, ensure_ascii=False, indent=indent, sort_keys=False)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """A DataFrame indexed by resident id, one column per rule, indicator, scale and grade.
+
+        Rows keep the population's order (join on the index); points are in points.
+        """
+        import pandas as pd
+
+        cp = self.policy
+        cols: dict[str, Any] = {"eligible": self.eligible, "score": self.score}
+        cols["exclusion"] = (
+            pd.Categorical.from_codes(self.exclusion.astype(np.int64), categories=cp.exclusion_ids)
+            if cp.exclusion_ids
+            else pd.Categorical([None] * self.n)
+        )
+        for j, rid in enumerate(cp.eligibility_ids):
+            cols[f"eligibility.{rid}"] = self.eligibility[:, j]
+        for j, rid in enumerate(cp.exclusion_ids):
+            cols[f"exclusion.{rid}"] = self.exclusions[:, j]
+        for j, key in enumerate(self.criteria):
+            cols[f"points.{key}"] = self.points[:, j] / MICRO
+        for j, path in enumerate(cp.scale_paths):
+            cols[f"scale.{path}"] = self.scale_totals[:, j] / MICRO
+        for s in cp.graded_scales:
+            cols[f"grade.{s.path}"] = pd.Categorical.from_codes(
+                self.grades[:, s.grade_index].astype(np.int64), categories=list(s.grades)
+            )
+        df = pd.DataFrame(cols, index=pd.Index(self.ids.astype(str), name="id"))
+        return df
+
+    # -- display -----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        meta = self.policy.policy.policy
+        return (
+            f"<Evaluation of {meta.id} v{meta.version}: {self.n} residents,"
+            f" {int(self.eligible.sum())} eligible>"
+        )
+
+    def _repr_html_(self) -> str:
+        meta = self.policy.policy.policy
+        head = (
+            f"<p><strong>{html.escape(meta.id)}</strong> v{html.escape(meta.version)}:"
+            f" {self.n} residents, {int(self.eligible.sum())} eligible</p>"
+        )
+        return head + self.ranking._table_html(limit=20)

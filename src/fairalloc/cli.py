@@ -1,0 +1,214 @@
+"""The ``fairalloc`` command.
+
+Commands:
+    run POLICY DATA       rank the residents in DATA under POLICY (``--out`` CSV or JSON)
+    validate POLICY...    check policy files; every problem as ``file:line:col: CODE message``
+    schema                print the JSON Schema of policy files
+
+Exit status: 0 success, 1 invalid policy or data (messages on stderr), 2 wrong usage.
+The command holds no logic of its own: everything it does is a call of the public API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import fairalloc as fa
+from fairalloc.errors import FairallocError
+
+__all__ = ["main"]
+
+#: Below this many residents a progress bar would only flicker.
+PROGRESS_MIN = 200_000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args))
+    except FairallocError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fairalloc",
+        description="Allocation policies as data: validate, evaluate and rank.",
+    )
+    p.add_argument("--version", action="version", version=f"fairalloc {fa.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="rank residents under a policy")
+    run.add_argument("policy", type=Path, help="policy file (.yaml, .json, .toml)")
+    run.add_argument("data", type=Path, help="residents (.csv)")
+    run.add_argument("--out", type=Path, help="write the full ranking to FILE (.csv or .json)")
+    run.add_argument("--top", type=int, default=20, help="rows to print (default 20; 0 for none)")
+    run.add_argument("--as-of", type=dt.date.fromisoformat, help="date of parameter values")
+    run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    run.set_defaults(handler=_run)
+
+    val = sub.add_parser("validate", help="check policy files and report every problem")
+    val.add_argument("policies", type=Path, nargs="+", help="policy files")
+    val.set_defaults(handler=_validate)
+
+    sch = sub.add_parser("schema", help="print the JSON Schema of policy files")
+    sch.add_argument("--out", type=Path, help="write to FILE instead of stdout")
+    sch.set_defaults(handler=_schema)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    policy = fa.load_policy(args.policy, as_of=args.as_of)
+    population = fa.Population.from_csv(args.data, policy)
+    with _progress(population.n, enabled=not args.no_progress) as tick:
+        result = fa.evaluate(policy, population, as_of=args.as_of, progress=tick)
+    ranking = result.ranking
+    out = sys.stdout
+    _summary(result, out)
+    if args.top > 0:
+        _print_table(ranking, args.top, out)
+    if args.out is not None:
+        _write(ranking, args.out)
+        print(f"wrote {len(ranking)} ranked residents to {args.out}", file=out)
+    return 0
+
+
+def _summary(result: fa.Evaluation, out: TextIO) -> None:
+    cp = result.policy
+    meta = cp.policy.policy
+    title = meta.title if isinstance(meta.title, str) else meta.title.get("en", meta.id)
+    print(f"{title} ({meta.id} v{meta.version})", file=out)
+    n, eligible = result.n, int(result.eligible.sum())
+    print(f"{n} residents, {eligible} eligible", file=out)
+    for j, rid in enumerate(cp.eligibility_ids):
+        failed = int((~result.eligibility[:, j]).sum())
+        if failed:
+            print(f"  {failed} not meeting `{rid}`", file=out)
+    for j, rid in enumerate(cp.exclusion_ids):
+        hit = int(result.exclusions[:, j].sum())
+        if hit:
+            print(f"  {hit} excluded by `{rid}`", file=out)
+    chain = ", ".join(["score (desc)", *cp.tie_break_labels])
+    print(f"ranked by {chain}", file=out)
+    if cp.lottery_seed is not None:
+        print(f"lottery seed: {cp.lottery_seed}", file=out)
+
+
+def _print_table(ranking: fa.Ranking, top: int, out: TextIO) -> None:
+    rows = [ranking.row(i) for i in range(min(top, len(ranking)))]
+    if not rows:
+        print("(nobody is eligible)", file=out)
+        return
+    heads = [h for h in rows[0] if h != "tied"]
+    for r in rows:
+        heads += [h for h in r if h not in heads and h != "tied"]
+    cells = [
+        [_cell(r.get(h, "")) + ("=" if h == "rank" and r["tied"] else "") for h in heads]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(heads)]
+    print("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)), file=out)
+    for c in cells:
+        print(
+            "  ".join(
+                v.rjust(w) if k != 1 else v.ljust(w)
+                for k, (v, w) in enumerate(zip(c, widths, strict=True))
+            ),
+            file=out,
+        )
+    if len(ranking) > top:
+        print(f"... {len(ranking) - top} more (use --out to write all)", file=out)
+    if any(r["tied"] for r in rows):
+        print("= shares its rank: still tied after the whole tie-break chain", file=out)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.6f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
+    return str(v)
+
+
+def _write(ranking: fa.Ranking, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        path.write_text(ranking.to_json(indent=1) + "\n", encoding="utf-8")
+    elif suffix == ".csv":
+        ranking.to_csv(path)
+    else:
+        raise FairallocError(f"cannot write `{path}`: name it .csv or .json")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.policies:
+        try:
+            policy = fa.load_policy(path)
+        except fa.PolicyError as e:
+            status = 1
+            for issue in e.issues:
+                print(str(issue), file=sys.stdout)
+        except OSError as e:
+            status = 1
+            print(f"{path}: FA100 cannot read: {e.strerror or e}", file=sys.stdout)
+        else:
+            meta = policy.policy
+            print(f"{path}: ok ({meta.id} v{meta.version})", file=sys.stdout)
+    return status
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = json.dumps(fa.json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+class _progress:
+    """A progress bar on stderr for long runs: tqdm when installed, else a plain line."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and total >= PROGRESS_MIN and sys.stderr.isatty()
+        self.done = 0
+        self.bar: object | None = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not self.enabled:
+            return None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return self._plain
+        self.bar = tqdm(total=self.total, unit=" residents", file=sys.stderr, leave=False)
+        return self.bar.update  # type: ignore[attr-defined, no-any-return]
+
+    def _plain(self, k: int) -> None:
+        self.done += k
+        print(f"\revaluating: {100 * self.done // self.total}%", end="", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()  # type: ignore[attr-defined]
+        elif self.enabled:
+            print("\r" + " " * 20 + "\r", end="", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

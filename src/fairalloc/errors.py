@@ -1,0 +1,225 @@
+"""The exceptions fairalloc raises, all under one root, :class:`FairallocError`.
+
+Every error says where the problem is and what would be valid:
+
+* :class:`PolicyError` carries one :class:`PolicyIssue` per problem found in a policy file
+  (all of them, not only the first), each with a :class:`SourceSpan` (file, line, column), a
+  stable code, the offending text and a hint.
+* :class:`PopulationError` carries one :class:`PopulationIssue` per problem found in the
+  residents' data, naming the column, the residents (by id, or by row where ids are unusable),
+  the offending values and what is valid.
+* :class:`EvaluationError` is raised when a policy cannot be applied to some residents (for
+  example a division by zero in a points formula), naming the expression and the residents.
+
+This module imports nothing of fairalloc, so every other module can depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "EvaluationError",
+    "FairallocError",
+    "FairnessViolation",
+    "PolicyError",
+    "PolicyIssue",
+    "PopulationError",
+    "PopulationIssue",
+    "SourceSpan",
+]
+
+#: How many offending residents an issue lists by name before it summarises the rest.
+MAX_LISTED = 5
+
+
+class FairallocError(Exception):
+    """Root of every error fairalloc raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpan:
+    """A place in a policy file.
+
+    Attributes:
+        file: The file's path as given to the loader, or ``"<policy>"`` for a policy built in
+            Python.
+        line: 1-based line, or 0 when the format keeps no positions.
+        column: 1-based column, or 0 when unknown.
+        path: The place in the document as a dotted path, e.g. ``rules.eligibility[0].when``.
+    """
+
+    file: str
+    line: int = 0
+    column: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.column}"
+        return f"{self.file}:{self.path}" if self.path else self.file
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyIssue:
+    """One problem in a policy document.
+
+    Attributes:
+        code: A stable code such as ``FA201`` (see ``docs/errors.md``).
+        message: What is wrong, in one sentence.
+        span: Where it is.
+        text: The offending text, quoted in the message output when given.
+        hint: What would be valid, or a likely intended name.
+    """
+
+    code: str
+    message: str
+    span: SourceSpan
+    text: str = ""
+    hint: str = ""
+
+    def __str__(self) -> str:
+        out = f"{self.span}: {self.code} {self.message}"
+        if self.text:
+            out += f"\n    {self.text}"
+            if self.span.column and self.text_marker_column:
+                out += "\n    " + " " * (self.text_marker_column - 1) + "^"
+        if self.hint:
+            out += f"\n    hint: {self.hint}"
+        return out
+
+    @property
+    def text_marker_column(self) -> int:
+        """Column of the caret under :attr:`text` (0 when the text is not an excerpt)."""
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class _ExprIssue(PolicyIssue):
+    """A policy issue inside an expression: the caret points into the quoted expression."""
+
+    offset: int = 0
+
+    @property
+    def text_marker_column(self) -> int:
+        return self.offset + 1
+
+
+class PolicyError(FairallocError, ValueError):
+    """A policy document is invalid; :attr:`issues` lists every problem found.
+
+    The string form is one ``file:line:col: CODE message`` block per issue, the format editors
+    and CI annotations understand.
+    """
+
+    def __init__(self, issues: Sequence[PolicyIssue]) -> None:
+        if not issues:
+            raise ValueError("PolicyError needs at least one issue")
+        self.issues: tuple[PolicyIssue, ...] = tuple(issues)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        head = "1 problem" if len(self.issues) == 1 else f"{len(self.issues)} problems"
+        return f"{head} in policy:\n" + "\n".join(str(i) for i in self.issues)
+
+    @property
+    def codes(self) -> list[str]:
+        """The codes of all issues, in order (handy in tests)."""
+        return [i.code for i in self.issues]
+
+
+class FairnessViolation(PolicyError):
+    """A policy reads a protected attribute without a justified use.
+
+    Raised at load time; each issue names the rule, the attribute and the read path.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationIssue:
+    """One problem in the residents' data.
+
+    Attributes:
+        code: A stable code such as ``FA501``.
+        column: The column concerned ('' for the table as a whole).
+        message: What is wrong.
+        ids: Resident ids (or ``row N`` labels where ids are unusable) of the offending rows.
+        values: The offending values, aligned with ``ids`` (possibly shorter).
+        valid: What would be valid.
+        count: How many rows are affected in all (``ids`` may list only the first few).
+    """
+
+    code: str
+    column: str
+    message: str
+    ids: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+    valid: str = ""
+    count: int = 0
+
+    def __str__(self) -> str:
+        where = f"column `{self.column}`" if self.column else "table"
+        out = f"{self.code} {where}: {self.message}"
+        if self.ids:
+            shown = [
+                f"{rid}={self.values[k]!s}" if k < len(self.values) else rid
+                for k, rid in enumerate(self.ids)
+            ]
+            more = self.count - len(self.ids)
+            out += "\n    residents: " + ", ".join(shown)
+            if more > 0:
+                out += f" (and {more} more)"
+        if self.valid:
+            out += f"\n    valid: {self.valid}"
+        return out
+
+
+class PopulationError(FairallocError, ValueError):
+    """The residents' data does not fit the policy's attribute schema.
+
+    :attr:`issues` lists every problem found; nothing is dropped or coerced silently.
+    """
+
+    def __init__(self, issues: Sequence[PopulationIssue], source: str = "") -> None:
+        if not issues:
+            raise ValueError("PopulationError needs at least one issue")
+        self.issues: tuple[PopulationIssue, ...] = tuple(issues)
+        self.source = source
+        where = f" in {source}" if source else ""
+        head = "1 problem" if len(issues) == 1 else f"{len(issues)} problems"
+        super().__init__(f"{head} in population{where}:\n" + "\n".join(str(i) for i in issues))
+
+
+class EvaluationError(FairallocError, ArithmeticError):
+    """A policy could not be applied to some residents.
+
+    Attributes:
+        where: The policy location of the failing expression.
+        ids: Ids of the affected residents (the first few).
+        count: Number of affected residents.
+    """
+
+    def __init__(self, message: str, where: str, ids: Iterable[str], count: int) -> None:
+        self.where = where
+        self.ids = tuple(ids)
+        self.count = count
+        listed = ", ".join(self.ids)
+        more = f" (and {count - len(self.ids)} more)" if count > len(self.ids) else ""
+        super().__init__(f"{where}: {message}; residents: {listed}{more}")
+
+
+@dataclass(slots=True)
+class IssueCollector:
+    """Accumulates policy issues so that a load reports all of them at once."""
+
+    issues: list[PolicyIssue] = field(default_factory=list)
+
+    def add(self, issue: PolicyIssue) -> None:
+        """Record one issue."""
+        self.issues.append(issue)
+
+    def raise_if_any(self, cls: type[PolicyError] = PolicyError) -> None:
+        """Raise ``cls`` with every recorded issue, if there are any."""
+        if self.issues:
+            raise cls(self.issues)

@@ -1,0 +1,67 @@
+"""Policy documents: the model, loading from files with source locations, JSON Schema export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from fairalloc.policy._load import Format, read_policy
+from fairalloc.policy._load import parse_policy as _parse
+from fairalloc.policy._model import Policy
+
+__all__ = ["Policy", "json_schema", "load_policy", "parse_policy"]
+
+
+def load_policy(
+    path: str | os.PathLike[str],
+    *,
+    format: Format | None = None,
+    as_of: dt.date | None = None,
+) -> Policy:
+    """Load a policy file (YAML, JSON or TOML) and check it completely.
+
+    The structure, every name and expression, and every read of a protected attribute are
+    checked; all problems are reported together.
+
+    Args:
+        path: The policy file.
+        format: ``yaml``, ``json`` or ``toml``; by default from the file's suffix.
+        as_of: The date whose parameter values are checked (see
+            :func:`fairalloc.compile_policy`).
+
+    Raises:
+        PolicyError: listing every problem as ``file:line:col: CODE message``.
+        FairnessViolation: if the only problems are unjustified reads of protected attributes.
+    """
+    policy = read_policy(path, format=format)
+    _check(policy, as_of)
+    return policy
+
+
+def parse_policy(
+    text: str,
+    *,
+    format: Format = "yaml",
+    filename: str = "<string>",
+    as_of: dt.date | None = None,
+) -> Policy:
+    """Parse and completely check policy text (see :func:`load_policy`)."""
+    policy = _parse(text, format=format, filename=filename)
+    _check(policy, as_of)
+    return policy
+
+
+def _check(policy: Policy, as_of: dt.date | None) -> None:
+    from fairalloc._compiler import compile_policy
+
+    compiled = compile_policy(policy, as_of=as_of)
+    policy._compiled = {as_of: compiled}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of policy files, for editors to validate and complete them."""
+    schema = Policy.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "fairalloc policy"
+    return schema

@@ -1,0 +1,547 @@
+"""The policy document: pydantic models for every section of a policy file.
+
+This module only describes and validates structure. Names and expressions are checked against
+each other, and compiled, by :mod:`fairalloc._compiler`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+__all__ = [
+    "Attribute",
+    "Band",
+    "Derived",
+    "EligibilityRule",
+    "ExclusionRule",
+    "Grade",
+    "Indicator",
+    "JustifiedUse",
+    "LocalizedText",
+    "Lottery",
+    "Parameter",
+    "Policy",
+    "PolicyMeta",
+    "PriorityRule",
+    "Ranking",
+    "Rules",
+    "Scale",
+    "Score",
+    "ScoreTerm",
+    "TieBreak",
+]
+
+#: Names of rules, scales, indicators, parameters and attributes: letters, digits, ``_`` and
+#: ``-`` (``-`` only in ids that expressions never name: rules).
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ID = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+_NAME_RE = re.compile(_NAME)
+_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+_USE_TARGETS = ("rule", "scale", "indicator", "tie_break")
+
+#: Names reserved by the expression language and the score section.
+RESERVED = frozenset(
+    {
+        "and",
+        "or",
+        "not",
+        "in",
+        "if",
+        "else",
+        "true",
+        "false",
+        "priority",
+        "min",
+        "max",
+        "clip",
+        "abs",
+        "round",
+        "floor",
+        "ceil",
+        "date",
+        "True",
+        "False",
+    }
+)
+
+Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
+RuleId = Annotated[str, Field(pattern=_ID, max_length=64)]
+
+#: Text in one language, or in several keyed by locale (``en``, ``zh-CN``).
+LocalizedText = str | dict[Literal["en", "zh-CN"], str]
+
+#: A reference to the regulation (``"§2.3.3"``) or several.
+Source = str | list[str]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class _Documented(_Model):
+    title: LocalizedText | None = None
+    description: LocalizedText | None = None
+    source: Source | None = None
+
+
+class PolicyMeta(_Documented):
+    """Identity of a policy: id, version, title, effective date and regulation source."""
+
+    id: RuleId
+    version: str = Field(min_length=1)
+    title: LocalizedText
+    effective: dt.date | None = None
+
+
+AttributeType = Literal["bool", "int", "float", "category", "ordinal", "date", "str"]
+
+
+class Attribute(_Documented):
+    """One column of the residents' data.
+
+    Attributes:
+        type: ``bool``, ``int``, ``float``, ``category`` (unordered ``levels``), ``ordinal``
+            (ordered ``levels``, lowest first), ``date`` or ``str`` (only for the id).
+        role: ``id`` for the column that identifies residents (exactly one attribute).
+        levels: The valid values of a category or ordinal.
+        min: Smallest valid value (numbers and dates).
+        max: Largest valid value (numbers and dates).
+        unit: The unit of a number, for documentation.
+        protected: A ground of §2.1.1 (age, gender, occupation, economic status, physical
+            condition, cultural background) or any other the policy protects.
+        ground: Which protected ground this attribute records, for reports.
+        missing: ``error`` (default: a missing value is a population error) or ``default``.
+        default: The value used for missing entries when ``missing: default``.
+        changeable: Whether a resident can change it (for example time on a waiting list);
+            declared for counterfactual explanations, which vary only such attributes.
+        need: ``higher`` or ``lower`` when more (less) of this attribute means more need;
+            declared for monotonicity checks of the policy.
+    """
+
+    type: AttributeType
+    role: Literal["id"] | None = None
+    levels: list[str] | None = None
+    min: float | dt.date | None = None
+    max: float | dt.date | None = None
+    unit: str | None = None
+    protected: bool = False
+    ground: str | None = None
+    missing: Literal["error", "default"] = "error"
+    default: bool | float | str | dt.date | None = None
+    changeable: bool = False
+    need: Literal["higher", "lower"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Attribute:
+        has_levels = self.type in ("category", "ordinal")
+        if has_levels and not self.levels:
+            raise ValueError(f"a {self.type} attribute needs `levels`")
+        if not has_levels and self.levels is not None:
+            raise ValueError(f"`levels` only apply to category and ordinal, not {self.type}")
+        if self.levels is not None and len(set(self.levels)) != len(self.levels):
+            raise ValueError("`levels` must be distinct")
+        if self.levels is not None:
+            bad = [lv for lv in self.levels if not _NAME_RE.match(lv)]
+            if bad:
+                raise ValueError(f"levels must be names (letters, digits, _), got {bad!r}")
+        if (self.min is not None or self.max is not None) and self.type not in (
+            "int",
+            "float",
+            "date",
+        ):
+            raise ValueError("`min`/`max` only apply to int, float and date attributes")
+        if self.type == "date":
+            for b in (self.min, self.max):
+                if b is not None and not isinstance(b, dt.date):
+                    raise ValueError("`min`/`max` of a date attribute must be dates")
+        elif self.type in ("int", "float"):
+            for b in (self.min, self.max):
+                if isinstance(b, dt.date):
+                    raise ValueError("`min`/`max` of a number must be numbers")
+        if (
+            isinstance(self.min, float | int)
+            and isinstance(self.max, float | int)
+            and self.min > self.max
+        ):
+            raise ValueError(f"`min` ({self.min}) is greater than `max` ({self.max})")
+        if self.role == "id" and self.type not in ("str", "int"):
+            raise ValueError("the id attribute must have type str or int")
+        if self.type == "str" and self.role != "id":
+            raise ValueError("type str is only for the id attribute (role: id)")
+        if self.role == "id" and self.protected:
+            raise ValueError("the id attribute cannot be protected: no rule may read it")
+        if self.missing == "default" and self.default is None:
+            raise ValueError("`missing: default` needs a `default` value")
+        if self.missing == "error" and self.default is not None:
+            raise ValueError("`default` is only used with `missing: default`")
+        return self
+
+
+class JustifiedUse(_Model):
+    """A declared, justified read of a protected attribute by one part of the policy.
+
+    Exactly one of ``rule`` (a rule id), ``scale`` (a scale, with everything in it, as a dotted
+    path such as ``need`` or ``need.family``), ``indicator`` (``need.economic``) or ``tie_break``
+    (its position in the chain, from 0) names the part allowed to read ``attribute``, directly or
+    through derived values; ``why`` and ``source`` say on what grounds.
+    """
+
+    attribute: Name
+    rule: RuleId | None = None
+    scale: str | None = Field(default=None, pattern=_PATH)
+    indicator: str | None = Field(default=None, pattern=_PATH)
+    tie_break: int | None = Field(default=None, ge=0)
+    why: str = Field(min_length=1)
+    source: Source
+
+    @model_validator(mode="after")
+    def _one_target(self) -> JustifiedUse:
+        targets = [t for t in _USE_TARGETS if getattr(self, t) is not None]
+        if len(targets) != 1:
+            raise ValueError(
+                "name exactly one of rule, scale, indicator, tie_break"
+                f" (got {', '.join(targets) or 'none'})"
+            )
+        return self
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """The kind and name of the part this use allows, e.g. ``("rule", "aged-60-plus")``."""
+        for t in _USE_TARGETS:
+            v = getattr(self, t)
+            if v is not None:
+                return t, str(v)
+        raise AssertionError("unreachable: validated to have one target")  # pragma: no cover
+
+
+ParamValue = bool | int | float | dt.date | str | list[bool | int | float | str]
+
+
+class DatedValue(_Model):
+    """A parameter value in force from a date on."""
+
+    from_: dt.date = Field(alias="from")
+    value: ParamValue
+
+
+class Parameter(_Documented):
+    """A named constant that expressions reference.
+
+    Either one ``value``, or ``values`` in force from successive dates (the value in force on
+    the evaluation date is used; before the first date, ``value`` if given).
+    """
+
+    value: ParamValue | None = None
+    values: list[DatedValue] | None = None
+
+    @model_validator(mode="after")
+    def _has_value(self) -> Parameter:
+        if self.value is None and not self.values:
+            raise ValueError("a parameter needs `value` or `values`")
+        if self.values:
+            dates = [v.from_ for v in self.values]
+            if dates != sorted(dates) or len(set(dates)) != len(dates):
+                raise ValueError("`values` must be in increasing order of `from`, without repeats")
+        return self
+
+    def at(self, when: dt.date | None) -> ParamValue:
+        """The value in force on ``when`` (the latest dated value, when ``when`` is None)."""
+        current = self.value
+        for dv in self.values or ():
+            if when is None or dv.from_ <= when:
+                current = dv.value
+        if current is None:
+            first = (self.values or [])[0].from_
+            raise ValueError(f"no value in force on {when} (the first is from {first})")
+        return current
+
+
+class _Bounded(_Model):
+    """Bounds of a band or grade: ``min`` (≥), ``max`` (≤), ``above`` (>), ``below`` (<)."""
+
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> _Bounded:
+        if self.min is not None and self.above is not None:
+            raise ValueError("give `min` or `above`, not both")
+        if self.max is not None and self.below is not None:
+            raise ValueError("give `max` or `below`, not both")
+        return self
+
+    @property
+    def unbounded(self) -> bool:
+        """Whether this matches every value (a catch-all)."""
+        return self.min is None and self.max is None and self.above is None and self.below is None
+
+
+class Band(_Bounded):
+    """A range of values and the points it gives; bands are tried in order, first match wins.
+
+    A band with no bound matches every value.
+    """
+
+    points: float
+
+
+class Indicator(_Documented):
+    """One item of a needs-assessment scale: what it reads and the points it gives.
+
+    Exactly one mapping: ``bands`` or ``lookup`` (both applied to the value of ``of``, an
+    attribute name or expression), or ``points`` (a formula). ``min_points``/``max_points``
+    cap the result; ``weight`` multiplies it.
+    """
+
+    of: str | None = None
+    bands: list[Band] | None = Field(default=None, min_length=1)
+    lookup: dict[str, float] | None = None
+    points: float | str | None = None
+    min_points: float | None = None
+    max_points: float | None = None
+    weight: float = 1.0
+
+    @field_validator("lookup", mode="before")
+    @classmethod
+    def _bool_keys(cls, v: Any) -> Any:
+        # YAML reads `true:` as a boolean key; lookups on true/false attributes write it so.
+        if isinstance(v, dict):
+            return {str(k).lower() if isinstance(k, bool) else k: p for k, p in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _one_mapping(self) -> Indicator:
+        forms = [f for f in ("bands", "lookup", "points") if getattr(self, f) is not None]
+        if len(forms) != 1:
+            raise ValueError(
+                "an indicator needs exactly one of `bands`, `lookup`, `points`"
+                f" (got {', '.join(forms) or 'none'})"
+            )
+        if forms[0] in ("bands", "lookup") and self.of is None:
+            raise ValueError(f"`{forms[0]}` needs `of`: the attribute or expression it maps")
+        if forms[0] == "points" and self.of is not None:
+            raise ValueError(
+                "`of` goes with `bands` or `lookup`; a `points` formula names its inputs"
+            )
+        if (
+            self.min_points is not None
+            and self.max_points is not None
+            and self.min_points > self.max_points
+        ):
+            raise ValueError("`min_points` is greater than `max_points`")
+        return self
+
+
+class Grade(_Bounded):
+    """A grade of a scale total (bounds as in :class:`Band`), e.g. ``{min: 60, grade: severe}``."""
+
+    grade: Name
+    title: LocalizedText | None = None
+
+
+class Scale(_Documented):
+    """A needs-assessment scale: weighted indicators and weighted sub-scales (domains).
+
+    The total is the sum of the indicators' weighted points plus the sub-scales' weighted
+    totals; ``grades`` turn the total into a named level (first match wins).
+    """
+
+    indicators: dict[Name, Indicator] = Field(default_factory=dict)
+    scales: dict[Name, Scale] = Field(default_factory=dict)
+    weight: float = 1.0
+    grades: list[Grade] | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Scale:
+        if not self.indicators and not self.scales:
+            raise ValueError("a scale needs `indicators` or sub-`scales`")
+        clash = set(self.indicators) & set(self.scales)
+        if clash:
+            raise ValueError(f"names used both as indicator and sub-scale: {sorted(clash)}")
+        return self
+
+
+class Derived(_Documented):
+    """A named intermediate value (an expression) that other expressions may reference."""
+
+    expr: str
+
+
+class EligibilityRule(_Documented):
+    """A condition every served resident must meet."""
+
+    id: RuleId
+    when: str | bool
+
+
+class ExclusionRule(_Documented):
+    """A condition that excludes a resident, with the reason shown to them."""
+
+    id: RuleId
+    when: str | bool
+    reason: LocalizedText
+
+
+class PriorityRule(_Documented):
+    """Priority points: ``points`` (a number or formula) when ``when`` holds."""
+
+    id: RuleId
+    when: str | bool = True
+    points: float | str
+
+
+class Rules(_Model):
+    """The policy's rules: eligibility (all must hold), exclusions (any excludes), priority."""
+
+    eligibility: list[EligibilityRule] = Field(default_factory=list)
+    exclusions: list[ExclusionRule] = Field(default_factory=list)
+    priority: list[PriorityRule] = Field(default_factory=list)
+
+
+class ScoreTerm(_Model):
+    """One term of the final score: a top-level scale, or ``priority`` (all priority rules)."""
+
+    of: str
+    weight: float = 1.0
+
+
+class Score(_Documented):
+    """How scale totals and priority points combine into the final priority score.
+
+    Methods (each a function of the resident's own data only; pool-relative methods such as
+    min-max normalisation or TOPSIS are deliberately not offered):
+
+    * ``sum`` (default): Σ weight × term.
+    * ``product``: Π term ^ weight, with whole-number weights computed by repeated
+      multiplication (no ``pow``) and rounded once, so it is reproducible on any platform.
+    * ``tiers``: lexicographic; the first term decides, the next breaks its ties, and so on.
+    """
+
+    method: Literal["sum", "product", "tiers"] = "sum"
+    terms: list[ScoreTerm] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> Score:
+        if self.terms is not None and not self.terms:
+            raise ValueError("`terms` may be omitted but not empty")
+        if self.method == "product":
+            for t in self.terms or ():
+                if t.weight != int(t.weight) or not 1 <= t.weight <= 8:
+                    raise ValueError(
+                        f"product weights are whole numbers from 1 to 8, got {t.weight}"
+                        f" for `{t.of}`"
+                    )
+        if self.method == "tiers":
+            for t in self.terms or ():
+                if t.weight <= 0:
+                    raise ValueError("tier weights must be positive")
+        return self
+
+
+class Lottery(_Model):
+    """A published-seed lottery: each resident's key is a keyed hash of (seed, id)."""
+
+    seed: str = Field(min_length=1, max_length=64)
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_bytes(cls, v: str) -> str:
+        # The seed keys BLAKE2b, whose key is at most 64 bytes.
+        if len(v.encode("utf-8")) > 64:
+            raise ValueError("the seed must be at most 64 bytes in UTF-8")
+        return v
+
+
+class TieBreak(_Documented):
+    """One link of the tie-break chain: ``by`` an expression in ``order``, or a ``lottery``."""
+
+    by: str | None = None
+    order: Literal["asc", "desc"] = "desc"
+    lottery: Lottery | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TieBreak:
+        if (self.by is None) == (self.lottery is None):
+            raise ValueError("a tie-break has either `by` (an expression) or `lottery`")
+        return self
+
+
+class Ranking(_Model):
+    """How eligible residents are ordered: by score (highest first), then the tie-break chain."""
+
+    tie_break: list[TieBreak] = Field(default_factory=list)
+
+    @field_validator("tie_break")
+    @classmethod
+    def _lottery_last(cls, v: list[TieBreak]) -> list[TieBreak]:
+        for i, tb in enumerate(v[:-1]):
+            if tb.lottery is not None:
+                raise ValueError(
+                    f"the lottery (tie-break {i}) must be last: nothing after it can apply"
+                )
+        return v
+
+
+class Policy(_Model):
+    """A complete allocation policy, as loaded from a file or built in Python.
+
+    Build one with :func:`fairalloc.load_policy` (files) or :meth:`Policy.model_validate`
+    (mappings); both check the structure. Cross-references and expressions are checked when the
+    policy is compiled, which :func:`fairalloc.load_policy` does at once.
+    """
+
+    fairalloc: Literal[1] = 1
+    policy: PolicyMeta
+    attributes: dict[Name, Attribute]
+    justified_uses: list[JustifiedUse] = Field(default_factory=list)
+    parameters: dict[Name, Parameter] = Field(default_factory=dict)
+    derived: dict[Name, Derived] = Field(default_factory=dict)
+    scales: dict[Name, Scale] = Field(default_factory=dict)
+    rules: Rules = Field(default_factory=Rules)
+    score: Score = Field(default_factory=Score)
+    ranking: Ranking = Field(default_factory=Ranking)
+
+    _origin: Any = PrivateAttr(default=None)
+    _compiled: Any = PrivateAttr(default=None)
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _short_parameters(cls, v: Any) -> Any:
+        # `name: 60` is short for `name: {value: 60}`.
+        if isinstance(v, dict):
+            return {k: p if isinstance(p, dict | Parameter) else {"value": p} for k, p in v.items()}
+        return v
+
+    @field_validator("derived", mode="before")
+    @classmethod
+    def _short_derived(cls, v: Any) -> Any:
+        # `name: "expr"` is short for `name: {expr: "expr"}`.
+        if isinstance(v, dict):
+            return {k: {"expr": d} if isinstance(d, str) else d for k, d in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _one_id(self) -> Policy:
+        ids = [n for n, a in self.attributes.items() if a.role == "id"]
+        if len(ids) != 1:
+            raise ValueError(
+                "exactly one attribute must have `role: id`"
+                f" (found {len(ids)}{': ' + ', '.join(ids) if ids else ''})"
+            )
+        return self
+
+    @property
+    def id_attribute(self) -> str:
+        """The name of the column identifying residents."""
+        return next(n for n, a in self.attributes.items() if a.role == "id")
+
+    @property
+    def protected_attributes(self) -> list[str]:
+        """Names of the attributes marked ``protected``."""
+        return [n for n, a in self.attributes.items() if a.protected]

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from fairalloc.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "examples" / "elderly-care" / "policy.yaml"
+DATA = ROOT / "examples" / "elderly-care" / "residents.csv"
+
+
+def test_run_prints_ranking(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(POLICY), str(DATA), "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "Community elderly-care places (elderly-care-places v2026.1)" in out
+    assert "200 residents" in out
+    assert "ranked by score (desc), waiting_days (desc), lottery" in out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "id"])
+    assert lines[header + 1].split()[0] == "1"
+    assert "more (use --out to write all)" in out
+
+
+def test_run_writes_csv_and_json_identically_twice(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["run", str(POLICY), str(DATA), "--top", "0", "--out", str(a)]) == 0
+    assert main(["run", str(POLICY), str(DATA), "--top", "0", "--out", str(b)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    with a.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["rank"] == "1"
+    assert "points.need.health.adl" in rows[0]
+    assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
+    j = tmp_path / "r.json"
+    assert main(["run", str(POLICY), str(DATA), "--top", "0", "--out", str(j)]) == 0
+    doc = json.loads(j.read_text())
+    assert doc["policy"]["id"] == "elderly-care-places"
+    assert doc["lottery_seed"] == "2026-Q1-elderly-care-published-seed"
+    assert [r["id"] for r in doc["ranking"]] == [r["id"] for r in rows]
+
+
+def test_validate_reports_all_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        POLICY.read_text()
+        .replace('when: "age >= min_age"', 'when: "agee >= min_age"')
+        .replace("lookup: {intact: 0,", "lookup: {intakt: 0,")
+    )
+    assert main(["validate", str(bad), str(POLICY)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    errors = [line for line in out if ": FA" in line]
+    assert len(errors) == 3  # unknown name; unknown level; level without points
+    assert errors[0].startswith(f"{bad}:")
+    assert "FA202 unknown name `agee`" in "\n".join(out)
+    assert any(line == f"{POLICY}: ok (elderly-care-places v2026.1)" for line in out)
+
+
+def test_validate_ok_and_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(POLICY)]) == 0
+    assert main(["validate", "nope.yaml"]) == 1
+    assert "nope.yaml: FA100 cannot read" in capsys.readouterr().out
+
+
+def test_schema(tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    assert main(["schema", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["title"] == "fairalloc policy"
+
+
+def test_bad_data_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d.csv"
+    text = DATA.read_text().splitlines()
+    text[1] = text[1].replace(",female,", ",femal,", 1).replace(",male,", ",femal,", 1)
+    data.write_text("\n".join(text) + "\n")
+    assert main(["run", str(POLICY), str(data)]) == 1
+    err = capsys.readouterr().err
+    assert "FA504" in err
+    assert "femal" in err
+
+
+def test_usage_errors() -> None:
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["run"])
+    assert info.value.code == 2
