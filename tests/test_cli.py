@@ -62,7 +62,7 @@ def test_validate_reports_all_problems(tmp_path: Path, capsys: pytest.CaptureFix
 def test_validate_ok_and_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(POLICY)]) == 0
     assert main(["validate", "nope.yaml"]) == 1
-    assert "nope.yaml: FA100 cannot read" in capsys.readouterr().out
+    assert "nope.yaml: FA104 cannot read the file" in capsys.readouterr().out
 
 
 def test_schema(tmp_path: Path) -> None:

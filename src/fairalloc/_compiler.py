@@ -535,7 +535,8 @@ class _Builder:
                     f"top-level scale `{name}` has a weight, which would have no effect",
                     ("scales", name, "weight"),
                     hint="weigh it in the score instead: score: {terms: [{of: "
-                    + name + ", weight: ...}]}",
+                    + name
+                    + ", weight: ...}]}",
                 )
             cp.scales.append(self.compile_scale(cp, name, scale, ("scales", name), counter))
         graded = 0
@@ -696,8 +697,12 @@ class _Builder:
             if tb.lottery is not None:
                 cp._tie_breaks.append(
                     _TieBreak(
-                        kernel=None, nan=False, descending=False, seed=tb.lottery.seed,
-                        label="lottery", where=cp.span(path),
+                        kernel=None,
+                        nan=False,
+                        descending=False,
+                        seed=tb.lottery.seed,
+                        label="lottery",
+                        where=cp.span(path),
                     )
                 )
                 continue
@@ -751,7 +756,9 @@ class _Builder:
                     hint=_suggest(name, self._names_of(kind)),
                 )
                 continue
-            reads_it = any(r.attribute == use.attribute for p in parts for r in self.reads.get(p, ()))
+            reads_it = any(
+                r.attribute == use.attribute for p in parts for r in self.reads.get(p, ())
+            )
             # A part with an error of its own may read it once fixed: no second complaint.
             if not reads_it and not any(p in self.failed_parts for p in parts):
                 self.issue(

@@ -194,8 +194,9 @@ def _check_total(total: npt.NDArray[np.int64], where: str, ids: np.ndarray) -> N
 
 def _scales(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> None:
     def total(node: ScaleNode) -> npt.NDArray[np.int64]:
-        where = cp.span(("scales", *node.path.replace(".", ".scales.").split(".")))
-        t = out.points[sl][:, node.indicators].sum(axis=1, dtype=np.int64)
+        doc = ("scales", *node.path.replace(".", ".scales.").split("."))
+        where = cp.span(doc)
+        t: npt.NDArray[np.int64] = out.points[sl][:, node.indicators].sum(axis=1, dtype=np.int64)
         for child in node.children:
             t = t + _weighted(total(child), child.weight, where, ids)
         _check_total(t, where, ids)
@@ -204,7 +205,7 @@ def _scales(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> 
             g = _bands(t.astype(np.float64) / MICRO, node.grade_table)
             _check_defined(
                 np.isnan(g),
-                cp.span(("scales", *node.path.split("."), "grades")),
+                cp.span((*doc, "grades")),
                 ids,
                 f"the total of `{node.path}` falls in no grade",
             )

@@ -71,7 +71,7 @@ class Evaluation:
 
     def finish(self) -> None:
         """Derive the summary columns once the engine has filled the trace."""
-        excluded = self.exclusions.any(axis=1)
+        excluded: npt.NDArray[np.bool_] = np.asarray(self.exclusions.any(axis=1), dtype=bool)
         if self.exclusions.shape[1]:
             self.exclusion = np.where(excluded, self.exclusions.argmax(axis=1), -1).astype(np.int16)
         self.eligible = self.eligibility.all(axis=1) & ~excluded
@@ -162,7 +162,9 @@ class Evaluation:
         cp = self.policy
         cols: dict[str, Any] = {"eligible": self.eligible, "score": self.score}
         cols["exclusion"] = (
-            pd.Categorical.from_codes(self.exclusion.astype(np.int64), categories=cp.exclusion_ids)
+            pd.Categorical.from_codes(
+                self.exclusion.astype(np.int64), categories=pd.Index(cp.exclusion_ids)
+            )
             if cp.exclusion_ids
             else pd.Categorical([None] * self.n)
         )
@@ -176,7 +178,7 @@ class Evaluation:
             cols[f"scale.{path}"] = self.scale_totals[:, j] / MICRO
         for s in cp.graded_scales:
             cols[f"grade.{s.path}"] = pd.Categorical.from_codes(
-                self.grades[:, s.grade_index].astype(np.int64), categories=list(s.grades)
+                self.grades[:, s.grade_index].astype(np.int64), categories=pd.Index(list(s.grades))
             )
         df = pd.DataFrame(cols, index=pd.Index(self.ids.astype(str), name="id"))
         return df

@@ -57,7 +57,7 @@ def _is_missing(v: Any) -> bool:
 class _Problems:
     """Collects offending rows per (code, column, message)."""
 
-    labels: Sequence[str]
+    labels: Sequence[str] | np.ndarray
     issues: list[PopulationIssue] = field(default_factory=list)
 
     def add(
@@ -66,7 +66,7 @@ class _Problems:
         column: str,
         message: str,
         rows: npt.NDArray[np.intp] | list[int],
-        values: Sequence[Any],
+        values: Sequence[Any] | np.ndarray,
         valid: str = "",
     ) -> None:
         rows = list(rows)
@@ -78,7 +78,7 @@ class _Problems:
                 code,
                 column,
                 message,
-                ids=tuple(self.labels[r] for r in shown),
+                ids=tuple(str(self.labels[r]) for r in shown),
                 values=tuple(_show(values[r]) for r in shown),
                 valid=valid,
                 count=len(rows),
@@ -89,6 +89,19 @@ class _Problems:
 def _show(v: Any) -> str:
     text = repr(v) if isinstance(v, str) else str(v)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _RowLabels(Sequence[str]):
+    """``row 1``, ``row 2``, ... (or ``line N`` for CSV), made only when a problem needs one."""
+
+    def __init__(self, pattern: str, base: int, n: int) -> None:
+        self.pattern, self.base, self.n = pattern, base, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return self.pattern.format(i + self.base)
 
 
 class Population:
@@ -332,7 +345,8 @@ class Population:
         attr = self.schema.attributes[column]
         col = self.columns[column]
         if attr.type in ("category", "ordinal"):
-            return np.array(attr.levels, dtype=object)[col]
+            levels: np.ndarray = np.array(attr.levels, dtype=object)
+            return levels[col]  # type: ignore[no-any-return]
         if attr.type == "date":
             return col.astype("datetime64[D]")
         if attr.type == "int":
@@ -359,13 +373,13 @@ class Population:
         """A pandas DataFrame, the id first (requires pandas)."""
         import pandas as pd
 
-        data = {self.schema.id_attribute: self.ids.astype(str)}
+        data: dict[str, Any] = {self.schema.id_attribute: self.ids.astype(str)}
         for c in self.columns:
             attr = self.schema.attributes[c]
             if attr.type in ("category", "ordinal"):
                 data[c] = pd.Categorical.from_codes(
                     self.columns[c].astype(np.int64),
-                    categories=list(attr.levels or []),
+                    categories=pd.Index(list(attr.levels or [])),
                     ordered=attr.type == "ordinal",
                 )
             else:
@@ -401,7 +415,7 @@ class _Validator:
         columns: Mapping[str, Any],
         source: str,
         n: int | None,
-        text: bool,
+        text: bool,  # noqa: FBT001 - internal, always passed by position from one place
         row_label: str,
         row_base: int,
     ) -> None:
@@ -424,7 +438,7 @@ class _Validator:
                 source=source,
             )
         self.n = n
-        self.row_labels = [row_label.format(i + row_base) for i in range(n)]
+        self.row_labels = _RowLabels(row_label, row_base, n)
 
     def run(self) -> Population:
         schema = self.schema
@@ -447,9 +461,7 @@ class _Validator:
                 )
             )
         ids = self._ids(pre)
-        labels = list(self.row_labels)
-        if ids is not None:
-            labels = [str(i) for i in ids]
+        labels: Sequence[str] | np.ndarray = self.row_labels if ids is None else ids
         probs = _Problems(labels, pre.issues)
         columns: dict[str, np.ndarray] = {}
         filled: dict[str, np.ndarray] = {}
@@ -476,47 +488,74 @@ class _Validator:
         if raw is None:
             return None
         attr = self.schema.attributes[idname]
-        vals = list(raw)
-        empty = [i for i, v in enumerate(vals) if _is_missing(v)]
+        arr = raw if isinstance(raw, np.ndarray) else np.array(raw, dtype=object)
+        kinds = _kinds(arr)
+        if kinds <= {str} and not (arr == "").any():
+            out = arr.astype(object)  # the common case, checked at C speed
+            bad_rows: list[int] = []
+            empty: list[int] = []
+        else:
+            out, empty, bad_rows = self._ids_slow(arr, attr)
+        vals = arr
         probs.add(
             "FA507", idname, "missing resident id", empty, vals, "a non-empty id for every resident"
         )
-        out = np.empty(self.n, dtype=object)
-        bad = []
-        for i, v in enumerate(vals):
-            if i in empty:
-                continue
-            if (
-                isinstance(v, bool)
-                or isinstance(v, float | np.floating)
-                and not float(v).is_integer()
-            ):
-                bad.append(i)
-                continue
-            if attr.type == "int" and not isinstance(v, str):
-                out[i] = str(int(v))
-            else:
-                out[i] = str(v).strip() if isinstance(v, str) else str(v)
-        probs.add("FA502", idname, "not a valid id", bad, vals, "text or a whole number")
-        seen: dict[str, int] = {}
-        dups: list[int] = []
-        for i, v in enumerate(out):
-            if v is None:
-                continue
-            if v in seen:
-                if seen[v] >= 0:
-                    dups.append(seen[v])
-                    seen[v] = -1
-                dups.append(i)
-            else:
-                seen[v] = i
-        dups.sort()
-        probs.add(
-            "FA506", idname, "the same id for several residents", dups, vals, "one row per resident"
-        )
-        if empty or bad or dups:
+        probs.add("FA502", idname, "not a valid id", bad_rows, vals, "text or a whole number")
+        if len(set(out.tolist())) != self.n - len(empty) - len(bad_rows):
+            dups = _duplicates(out)
+            probs.add(
+                "FA506",
+                idname,
+                "the same id for several residents",
+                dups,
+                arr,
+                "one row per resident",
+            )
+            return None
+        if empty or bad_rows:
             return None
         return out
+
+    def _ids_slow(
+        self, arr: np.ndarray, attr: Attribute
+    ) -> tuple[npt.NDArray[np.object_], list[int], list[int]]:
+        out = np.empty(self.n, dtype=object)
+        empty: list[int] = []
+        bad: list[int] = []
+        for i, v in enumerate(arr):
+            if _is_missing(v):
+                empty.append(i)
+            elif isinstance(v, bool | np.bool_) or (
+                isinstance(v, float | np.floating) and not float(v).is_integer()
+            ):
+                bad.append(i)
+            elif isinstance(v, str):
+                out[i] = v.strip()
+            else:
+                out[i] = str(int(v)) if attr.type == "int" or isinstance(v, float) else str(v)
+        return out, empty, bad
+
+
+def _duplicates(ids: npt.NDArray[np.object_]) -> list[int]:
+    """Rows whose id (not None) appears more than once, in row order."""
+    first: dict[str, int] = {}
+    dups: set[int] = set()
+    for i, v in enumerate(ids):
+        if v is None:
+            continue
+        if v in first:
+            dups.update((first[v], i))
+        else:
+            first[v] = i
+    return sorted(dups)
+
+
+def _kinds(arr: np.ndarray) -> set[type]:
+    """The Python types of an object array's values (one C-speed pass)."""
+    return set(map(type, arr)) if arr.dtype == object else {type(arr.dtype.type(0).item())}
+
+
+_PLAIN = frozenset({str, float, int, bool, type(None), dt.date, dt.datetime})
 
 
 def _valid_text(attr: Attribute) -> str:
@@ -544,6 +583,7 @@ def _encode(
     """Encode one column; problems go to ``probs``; missing values are filled or reported."""
     arr = values if isinstance(values, np.ndarray) else np.array(list(values), dtype=object)
     n = len(arr)
+    out: np.ndarray
     missing = _missing_mask(arr)
     fill = None
     if missing.any():
@@ -555,19 +595,19 @@ def _encode(
                 name,
                 "missing value",
                 np.flatnonzero(missing),
-                list(arr),
+                arr,
                 _valid_text(attr) + " (or declare `missing: default`)",
             )
     present = ~missing
     if attr.type in ("int", "float"):
         out, bad, nonint = _numbers(arr, present, attr, text=text)
-        probs.add("FA502", name, "not a number", np.flatnonzero(bad), list(arr), _valid_text(attr))
+        probs.add("FA502", name, "not a number", np.flatnonzero(bad), arr, _valid_text(attr))
         probs.add(
             "FA508",
             name,
             "not a whole number",
             np.flatnonzero(nonint),
-            list(arr),
+            arr,
             _valid_text(attr),
         )
         ok = present & ~bad & ~nonint
@@ -578,19 +618,17 @@ def _encode(
             ok,
             arr,
             probs,
-            float(attr.min) if attr.min is not None else None,  # type: ignore[arg-type]
-            float(attr.max) if attr.max is not None else None,
-        )  # type: ignore[arg-type]
+            attr.min if isinstance(attr.min, int | float) else None,
+            attr.max if isinstance(attr.max, int | float) else None,
+        )
     elif attr.type == "bool":
         out, bad = _bools(arr, present, text=text)
-        probs.add(
-            "FA502", name, "not true or false", np.flatnonzero(bad), list(arr), _valid_text(attr)
-        )
+        probs.add("FA502", name, "not true or false", np.flatnonzero(bad), arr, _valid_text(attr))
     elif attr.type in ("category", "ordinal"):
         out = _levels(name, attr, arr, present, probs)
     else:  # date
         out, bad = _dates(arr, present)
-        probs.add("FA502", name, "not a date", np.flatnonzero(bad), list(arr), _valid_text(attr))
+        probs.add("FA502", name, "not a date", np.flatnonzero(bad), arr, _valid_text(attr))
         lo = (attr.min - _EPOCH).days if isinstance(attr.min, dt.date) else None
         hi = (attr.max - _EPOCH).days if isinstance(attr.max, dt.date) else None
         _range(name, attr, out, present & ~bad, arr, probs, lo, hi)
@@ -601,13 +639,18 @@ def _encode(
 
 def _missing_mask(arr: np.ndarray) -> npt.NDArray[np.bool_]:
     if arr.dtype.kind == "f":
-        return np.isnan(arr)
+        return np.asarray(np.isnan(arr), dtype=bool)
     if arr.dtype.kind == "M":
-        return np.isnat(arr)
+        return np.asarray(np.isnat(arr), dtype=bool)
     if arr.dtype.kind in "biu":
         return np.zeros(len(arr), dtype=bool)
     if arr.dtype.kind == "U":
-        return np.char.strip(arr) == ""
+        return np.asarray(np.char.strip(arr) == "", dtype=bool)
+    if _kinds(arr) <= _PLAIN:
+        # Elementwise at C speed: None, NaN (the one value unequal to itself), empty text.
+        with np.errstate(invalid="ignore"):
+            mask = (arr == None) | (arr != arr) | (arr == "")  # noqa: E711 - elementwise
+        return np.asarray(mask, dtype=bool)
     return np.fromiter((_is_missing(v) for v in arr), dtype=bool, count=len(arr))
 
 
@@ -669,9 +712,7 @@ def _range(
 ) -> None:
     below = ok & (out < lo) if lo is not None else np.zeros(len(out), dtype=bool)
     above = ok & (out > hi) if hi is not None else np.zeros(len(out), dtype=bool)
-    probs.add(
-        "FA503", name, "out of range", np.flatnonzero(below | above), list(raw), _valid_text(attr)
-    )
+    probs.add("FA503", name, "out of range", np.flatnonzero(below | above), raw, _valid_text(attr))
 
 
 def _bools(
@@ -705,23 +746,29 @@ def _levels(
     levels = list(attr.levels or [])
     codes = np.zeros(len(arr), dtype=np.int16)
     # One vectorized comparison per level over the column as fixed-width text.
-    is_text = (
-        np.fromiter((isinstance(v, str) for v in arr), dtype=bool, count=len(arr))
-        if arr.dtype == object
-        else np.full(len(arr), arr.dtype.kind == "U")
-    )
-    text = np.char.strip(np.where(is_text, arr, "").astype(str))
+    if arr.dtype.kind == "U" or (arr.dtype == object and _kinds(arr) <= {str}):
+        text = arr.astype(str)
+    else:
+        is_text = np.fromiter((isinstance(v, str) for v in arr), dtype=bool, count=len(arr))
+        text = np.where(is_text, arr, "").astype(str)
     matched = np.zeros(len(arr), dtype=bool)
     for k, level in enumerate(levels):
         hit = text == level
         codes[hit] = k
         matched |= hit
+    loose = np.flatnonzero(present & ~matched)
+    if len(loose):  # second chance for values padded with spaces, e.g. in hand-made CSV
+        stripped = np.char.strip(text[loose])
+        for k, level in enumerate(levels):
+            hit = loose[stripped == level]
+            codes[hit] = k
+            matched[hit] = True
     bad = np.flatnonzero(present & ~matched).tolist()
     if bad:
         firsts = [str(arr[i]) for i in bad[:MAX_LISTED]]
         close = difflib.get_close_matches(firsts[0], levels, n=1)
         hint = f"; did you mean `{close[0]}`?" if close else ""
-        probs.add("FA504", name, f"unknown level{hint}", bad, list(arr), _valid_text(attr))
+        probs.add("FA504", name, f"unknown level{hint}", bad, arr, _valid_text(attr))
     return codes
 
 
@@ -759,7 +806,7 @@ def _as_date(v: Any) -> dt.date | None:
         return v
     if isinstance(v, np.datetime64):
         day = v.astype("datetime64[D]")
-        return day.astype(dt.date) if day == v else None  # type: ignore[no-any-return]
+        return day.astype(dt.date) if day == v else None
     if hasattr(v, "to_pydatetime"):  # pandas.Timestamp
         return _as_date(v.to_pydatetime())
     if isinstance(v, str):
@@ -808,20 +855,20 @@ def _check_encoded(name: str, attr: Attribute, arr: np.ndarray, probs: _Problems
         bad = ~np.isfinite(out)
         if attr.type == "int":
             bad |= out != np.floor(out)
-        probs.add("FA502", name, "not a valid number", rows[bad], list(arr), _valid_text(attr))
+        probs.add("FA502", name, "not a valid number", rows[bad], arr, _valid_text(attr))
         lo = float(attr.min) if isinstance(attr.min, int | float) else None
         hi = float(attr.max) if isinstance(attr.max, int | float) else None
         _range(name, attr, out, ~bad, arr, probs, lo, hi)
         return out
     if attr.type == "bool":
         if arr.dtype.kind != "b":
-            probs.add("FA502", name, "not true or false", rows, list(arr), "a bool array")
+            probs.add("FA502", name, "not true or false", rows, arr, "a bool array")
         return arr.astype(bool)
     if attr.type in ("category", "ordinal"):
         k = len(attr.levels or [])
         codes = arr.astype(np.int64)
         bad = (codes < 0) | (codes >= k) | (codes != arr)
-        probs.add("FA504", name, "not a level code", rows[bad], list(arr), f"codes 0 to {k - 1}")
+        probs.add("FA504", name, "not a level code", rows[bad], arr, f"codes 0 to {k - 1}")
         return codes.astype(np.int16)
     out = arr.astype(np.int64)
     lo = (attr.min - _EPOCH).days if isinstance(attr.min, dt.date) else None

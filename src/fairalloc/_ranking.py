@@ -100,7 +100,7 @@ class Ranking:
     @property
     def ids(self) -> npt.NDArray[np.object_]:
         """Resident ids in rank order."""
-        return self.evaluation.ids[self.order]  # type: ignore[no-any-return]
+        return self.evaluation.ids[self.order]
 
     def top(self, k: int) -> list[str]:
         """The ids of the ``k`` best-ranked residents."""

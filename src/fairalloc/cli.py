@@ -17,7 +17,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import fairalloc as fa
 from fairalloc.errors import FairallocError
@@ -164,7 +164,7 @@ def _validate(args: argparse.Namespace) -> int:
                 print(str(issue), file=sys.stdout)
         except OSError as e:
             status = 1
-            print(f"{path}: FA100 cannot read: {e.strerror or e}", file=sys.stdout)
+            print(f"{path}: FA104 cannot read the file: {e.strerror or e}", file=sys.stdout)
         else:
             meta = policy.policy
             print(f"{path}: ok ({meta.id} v{meta.version})", file=sys.stdout)
@@ -187,7 +187,7 @@ class _progress:
         self.total = total
         self.enabled = enabled and total >= PROGRESS_MIN and sys.stderr.isatty()
         self.done = 0
-        self.bar: object | None = None
+        self.bar: Any = None
 
     def __enter__(self) -> Callable[[int], None] | None:
         if not self.enabled:
@@ -197,7 +197,8 @@ class _progress:
         except ImportError:
             return self._plain
         self.bar = tqdm(total=self.total, unit=" residents", file=sys.stderr, leave=False)
-        return self.bar.update  # type: ignore[attr-defined, no-any-return]
+        update: Callable[[int], None] = self.bar.update
+        return update
 
     def _plain(self, k: int) -> None:
         self.done += k
@@ -205,7 +206,7 @@ class _progress:
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
-            self.bar.close()  # type: ignore[attr-defined]
+            self.bar.close()
         elif self.enabled:
             print("\r" + " " * 20 + "\r", end="", file=sys.stderr)
 

@@ -259,7 +259,11 @@ class _Checker:
             return resolver(name)
         except ExprTypeError as e:
             # The derived value's own error is reported at its own place; here, say why.
-            msg = e.message if e.code == "FA207" else f"derived value `{name}` is invalid: {e.message}"
+            msg = (
+                e.message
+                if e.code == "FA207"
+                else f"derived value `{name}` is invalid: {e.message}"
+            )
             raise self.fail(node, msg, e.hint, "FA206" if e.code == "FA206" else "FA207") from None
 
     def is_free(self, node: A.Node) -> bool:
@@ -378,7 +382,8 @@ class _Checker:
                 item = self.visit(node.item)
             if item.type.kind == "level" and not item.type.ordered:
                 raise self.fail(
-                    node.item, f"a range needs an order, but category `{item.type.attr}` has none",
+                    node.item,
+                    f"a range needs an order, but category `{item.type.attr}` has none",
                     "use `in [...]`, or declare the attribute as `ordinal`",
                 )
             self.need(node.item, item, "number", "date", "level", what="a range")

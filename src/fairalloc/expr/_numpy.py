@@ -146,7 +146,8 @@ class _Compiler:
         return self.func(ir)
 
     def arith(self, ir: IR) -> tuple[NumKernel, bool]:
-        (ka, na), (kb, nb) = self.num(ir.args[0]), self.num(ir.args[1])
+        # Whether the operands may be undefined does not matter: the result may be in any case.
+        (ka, _), (kb, _) = self.num(ir.args[0]), self.num(ir.args[1])
         if ir.op == "/":
 
             def div(f: Frame) -> NumValue:

@@ -56,12 +56,19 @@ def _check(policy: Policy, as_of: dt.date | None) -> None:
     from fairalloc._compiler import compile_policy
 
     compiled = compile_policy(policy, as_of=as_of)
-    policy._compiled = {as_of: compiled}
+    # Loaded as of a date, the policy is evaluated as of that date unless told otherwise.
+    policy._compiled = {None: compiled, as_of: compiled}
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of policy files, for editors to validate and complete them."""
     schema = Policy.model_json_schema(by_alias=True, mode="validation")
+    # The loader accepts `name: 60` for a parameter and `name: "expr"` for a derived value.
+    scalar = {"type": ["boolean", "number", "string", "array"]}
+    for section, short in (("parameters", scalar), ("derived", {"type": "string"})):
+        props = schema["properties"][section]["patternProperties"]
+        for pattern, long_form in props.items():
+            props[pattern] = {"anyOf": [long_form, short]}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "fairalloc policy"
     return schema
