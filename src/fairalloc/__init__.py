@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fairalloc._compiler import CompiledPolicy, ReadPath, compile_policy
-from fairalloc._engine import DEFAULT_CHUNK, evaluate_compiled
+from fairalloc import _engine
 from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
 from fairalloc._ranking import Ranking, lottery_key, rank
@@ -68,7 +68,7 @@ def evaluate(
     residents: Population | Any,
     *,
     as_of: dt.date | None = None,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int = _engine.DEFAULT_CHUNK,
     progress: Callable[[int], None] | None = None,
 ) -> Evaluation:
     """Apply ``policy`` to every resident: eligibility, exclusions, points, scales, score.
@@ -120,7 +120,7 @@ def evaluate(
             source=str(residents) if isinstance(residents, str | os.PathLike) else "",
         )
     )
-    return evaluate_compiled(compiled, population, chunk_size=chunk_size, progress=progress)
+    return _engine.evaluate_compiled(compiled, population, chunk_size=chunk_size, progress=progress)
 
 
 def _compiled(policy: Policy, as_of: dt.date | None) -> CompiledPolicy:

@@ -488,7 +488,7 @@ class _Validator:
         if raw is None:
             return None
         attr = self.schema.attributes[idname]
-        arr = raw if isinstance(raw, np.ndarray) else np.array(raw, dtype=object)
+        arr = _object_array(raw)
         kinds = _kinds(arr)
         if kinds <= {str} and not (arr == "").any():
             out = arr.astype(object)  # the common case, checked at C speed
@@ -501,7 +501,9 @@ class _Validator:
             "FA507", idname, "missing resident id", empty, vals, "a non-empty id for every resident"
         )
         probs.add("FA502", idname, "not a valid id", bad_rows, vals, "text or a whole number")
-        if len(set(out.tolist())) != self.n - len(empty) - len(bad_rows):
+        distinct = set(out.tolist())
+        distinct.discard(None)
+        if len(distinct) != self.n - len(empty) - len(bad_rows):
             dups = _duplicates(out)
             probs.add(
                 "FA506",
@@ -525,8 +527,10 @@ class _Validator:
         for i, v in enumerate(arr):
             if _is_missing(v):
                 empty.append(i)
-            elif isinstance(v, bool | np.bool_) or (
-                isinstance(v, float | np.floating) and not float(v).is_integer()
+            elif (
+                isinstance(v, bool | np.bool_)
+                or not isinstance(v, str | int | np.integer | float | np.floating)
+                or (isinstance(v, float | np.floating) and not float(v).is_integer())
             ):
                 bad.append(i)
             elif isinstance(v, str):
@@ -534,6 +538,14 @@ class _Validator:
             else:
                 out[i] = str(int(v)) if attr.type == "int" or isinstance(v, float) else str(v)
         return out, empty, bad
+
+
+def _object_array(values: Any) -> np.ndarray:
+    """``values`` as a 1-d array; nested lists stay values (np.array would add a dimension)."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return values
+    items = list(values)
+    return np.fromiter(items, dtype=object, count=len(items))
 
 
 def _duplicates(ids: npt.NDArray[np.object_]) -> list[int]:
@@ -581,7 +593,7 @@ def _encode(
     name: str, attr: Attribute, values: Any, probs: _Problems, *, text: bool
 ) -> tuple[np.ndarray, npt.NDArray[np.bool_] | None]:
     """Encode one column; problems go to ``probs``; missing values are filled or reported."""
-    arr = values if isinstance(values, np.ndarray) else np.array(list(values), dtype=object)
+    arr = _object_array(values)
     n = len(arr)
     out: np.ndarray
     missing = _missing_mask(arr)
