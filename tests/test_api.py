@@ -29,7 +29,7 @@ def test_all_is_complete_and_documented() -> None:
 def test_public_methods_have_docstrings() -> None:
     for cls in (fa.Evaluation, fa.Ranking, fa.Population, fa.CompiledPolicy, fa.Policy):
         for name, member in vars(cls).items():
-            if name.startswith("_") or not callable(member) and not isinstance(member, property):
+            if name.startswith("_") or (not callable(member) and not isinstance(member, property)):
                 continue
             assert inspect.getdoc(member), f"{cls.__name__}.{name} has no docstring"
 
@@ -51,7 +51,7 @@ def test_imports_point_downstream() -> None:
     }
     for path in SRC.rglob("*.py"):
         rel = path.relative_to(SRC).parts
-        mine = layers.get(rel[0].removesuffix(".py"), None)
+        mine = layers.get(rel[0].removesuffix(".py"))
         if mine is None:
             continue
         tree = ast.parse(path.read_text())
@@ -72,9 +72,12 @@ def test_imports_point_downstream() -> None:
 
 def _type_only(tree: ast.Module, imp: ast.ImportFrom) -> bool:
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            if any(child is imp for child in ast.walk(node)):
-                return True
+        if (
+            isinstance(node, ast.If)
+            and "TYPE_CHECKING" in ast.unparse(node.test)
+            and any(child is imp for child in ast.walk(node))
+        ):
+            return True
         if isinstance(node, ast.FunctionDef) and any(child is imp for child in ast.walk(node)):
             return True  # a deferred import inside a function body
     return False

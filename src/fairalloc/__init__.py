@@ -18,8 +18,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from fairalloc._compiler import CompiledPolicy, ReadPath, compile_policy
 from fairalloc import _engine
+from fairalloc._compiler import CompiledPolicy, ReadPath, compile_policy
 from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
 from fairalloc._ranking import Ranking, lottery_key, rank
