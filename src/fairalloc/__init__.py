@@ -23,6 +23,7 @@ from fairalloc._compiler import CompiledPolicy, ReadPath, compile_policy
 from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
 from fairalloc._ranking import Ranking, lottery_key, rank
+from fairalloc.allocation import Allocation, Cutoff, allocate_evaluation
 from fairalloc.errors import (
     EvaluationError,
     FairallocError,
@@ -38,7 +39,9 @@ from fairalloc.policy import Policy, json_schema, load_policy, parse_policy
 __version__ = "0.1.0"
 
 __all__ = [
+    "Allocation",
     "CompiledPolicy",
+    "Cutoff",
     "Evaluation",
     "EvaluationError",
     "FairallocError",
@@ -53,6 +56,7 @@ __all__ = [
     "ReadPath",
     "SourceSpan",
     "__version__",
+    "allocate",
     "compile_policy",
     "evaluate",
     "json_schema",
@@ -132,3 +136,48 @@ def _compiled(policy: Policy, as_of: dt.date | None) -> CompiledPolicy:
     if as_of not in cache:
         cache[as_of] = compile_policy(policy, as_of=as_of)
     return cache[as_of]
+
+
+def allocate(
+    source: Evaluation | Policy | CompiledPolicy,
+    residents: Population | Any = None,
+    *,
+    capacity: int | None = None,
+) -> Allocation:
+    """Allocate the policy's units: by priority or lottery, with its reserve categories.
+
+    Args:
+        source: An :class:`Evaluation`, or a policy (then ``residents`` is evaluated first).
+        residents: The residents, when ``source`` is a policy (see :func:`evaluate`).
+        capacity: Units to allocate; by default the policy's ``allocation.capacity``.
+
+    Returns:
+        The :class:`Allocation`: who is served, in which category, and each category's cut-off.
+
+    Raises:
+        ValueError: if the policy has no allocation section or no capacity is known.
+
+    Examples:
+        >>> import fairalloc as fa
+        >>> policy = fa.parse_policy('''
+        ... policy: {id: demo, version: "1", title: Demo}
+        ... attributes:
+        ...   id: {type: str, role: id}
+        ...   need: {type: int, min: 0, max: 10}
+        ... rules:
+        ...   priority: [{id: need-points, points: "need"}]
+        ... ranking: {tie_break: [{lottery: {seed: published}}]}
+        ... allocation: {capacity: 1}
+        ... ''')
+        >>> fa.allocate(policy, [{"id": "a", "need": 3}, {"id": "b", "need": 7}]).served_ids()
+        ['b']
+    """
+    if isinstance(source, Evaluation):
+        if residents is not None:
+            raise TypeError("residents are given with a policy, not with an evaluation")
+        evaluation = source
+    else:
+        if residents is None:
+            raise TypeError("give the residents to allocate among")
+        evaluation = evaluate(source, residents)
+    return allocate_evaluation(evaluation, capacity=capacity)

@@ -154,6 +154,18 @@ class _TieBreak:
     where: str
 
 
+@dataclass(frozen=True, slots=True)
+class _AllocExpr:
+    """The expressions of one part of the allocation section (a reserve, a resource, ...)."""
+
+    id: str
+    cond: CondKernel | None
+    cond_nan: bool
+    value: NumKernel | None
+    value_nan: bool
+    where: str
+
+
 @dataclass(eq=False)
 class CompiledPolicy:
     """A checked policy with its numpy kernels; build it with :func:`compile_policy`.
@@ -184,6 +196,10 @@ class CompiledPolicy:
     _priority: list[_Priority] = field(default_factory=list)
     _indicators: list[_IndicatorCode] = field(default_factory=list)
     _tie_breaks: list[_TieBreak] = field(default_factory=list)
+    _reserves: list[_AllocExpr] = field(default_factory=list)
+    _resources: list[_AllocExpr] = field(default_factory=list)
+    _lottery_weight: _AllocExpr | None = None
+    _rotation_band: _AllocExpr | None = None
 
     @property
     def eligibility_ids(self) -> list[str]:
@@ -311,6 +327,7 @@ class _Builder:
         self.compile_rules(cp)
         self.compile_score(cp)
         self.compile_tie_breaks(cp)
+        self.compile_allocation(cp)
         self.check_justified_uses()
         if self.issues.issues and self.fairness.issues:
             # Report everything at once; a plain PolicyError, as not only fairness is at stake.
@@ -691,6 +708,119 @@ class _Builder:
                 else:
                     cp.score_terms.append((t.of, t.weight))
 
+    def compile_allocation(self, cp: CompiledPolicy) -> None:
+        spec = self.p.allocation
+        if spec is None:
+            return
+        base: PathKey = ("allocation",)
+        for i, r in enumerate(spec.reserves):
+            cp._reserves.append(
+                self.alloc_expr(
+                    cp, f"reserve:{r.id}", r.id, (*base, "reserves", str(i)), r.eligible, r.priority
+                )
+            )
+        if spec.lottery is not None and spec.lottery.weight is not None:
+            cp._lottery_weight = self.alloc_expr(
+                cp,
+                "allocation:lottery-weight",
+                "lottery-weight",
+                (*base, "lottery"),
+                None,
+                spec.lottery.weight,
+                value_key="weight",
+            )
+        if spec.rotation is not None and spec.rotation.bands is not None:
+            cp._rotation_band = self.alloc_expr(
+                cp,
+                "allocation:rotation-band",
+                "rotation-band",
+                (*base, "rotation"),
+                None,
+                spec.rotation.bands,
+                value_key="bands",
+            )
+        if spec.matching is not None:
+            m = spec.matching
+            ids = [r.id for r in m.resources]
+            if len(set(ids)) != len(ids):
+                self.issue(
+                    "FA170", "resource ids must be distinct", (*base, "matching", "resources")
+                )
+            for i, res in enumerate(m.resources):
+                cp._resources.append(
+                    self.alloc_expr(
+                        cp,
+                        f"resource:{res.id}",
+                        res.id,
+                        (*base, "matching", "resources", str(i)),
+                        res.eligible,
+                        res.priority,
+                    )
+                )
+            for i, name in enumerate(m.preferences):
+                path: PathKey = (*base, "matching", "preferences", str(i))
+                attr = self.p.attributes.get(name)
+                if attr is None or attr.type != "category":
+                    self.issue(
+                        "FA171",
+                        f"preference `{name}` must be a category attribute whose"
+                        " levels are resource ids",
+                        path,
+                        hint=_suggest(name, self.p.attributes),
+                    )
+                elif not set(attr.levels or ()) & set(ids):
+                    self.issue(
+                        "FA172",
+                        f"no level of `{name}` is a resource id",
+                        path,
+                        hint="resources: " + ", ".join(ids),
+                    )
+                elif attr.protected:
+                    self.issue(
+                        "FA173",
+                        f"preference `{name}` is protected; preferences are the"
+                        " residents' own choices, not protected grounds",
+                        path,
+                    )
+
+    def alloc_expr(
+        self,
+        cp: CompiledPolicy,
+        part: str,
+        ident: str,
+        doc: PathKey,
+        when: str | bool | None,
+        value: str | float | None,
+        *,
+        value_key: str = "priority",
+    ) -> _AllocExpr:
+        cond = val = None
+        cond_nan = val_nan = False
+        cw = cv = None
+        if when is not None:
+            cw = self.checked(when, (*doc, "eligible"), BOOL)
+            if cw is not None:
+                cond, cond_nan = compile_cond(cw.ir, cp._derived_nan)
+        if value is not None:
+            cv = self.checked(value, (*doc, value_key), None)
+            if cv is not None and cv.type.kind == "bool":
+                self.issue(
+                    "FA174",
+                    f"`{value_key}` must be a number or an ordinal, not a condition",
+                    (*doc, value_key),
+                    hint="write `1 if CONDITION else 0`",
+                )
+            elif cv is not None and cv.type.kind == "level" and not cv.type.ordered:
+                self.issue(
+                    "FA174",
+                    f"`{value_key}` needs an order, but {cv.type} has none",
+                    (*doc, value_key),
+                )
+            elif cv is not None:
+                val, val_nan = compile_num(cv.ir, cp._derived_nan)
+        self.note_reads(part, *(c for c, given in ((cw, when), (cv, value)) if given is not None))
+        return _AllocExpr(ident, cond, cond_nan, val, val_nan, cp.span(doc))
+
     def compile_tie_breaks(self, cp: CompiledPolicy) -> None:
         for i, tb in enumerate(self.p.ranking.tie_break):
             path: PathKey = ("ranking", "tie_break", str(i))
@@ -778,7 +908,14 @@ class _Builder:
     def _violation(self, part: str, r: ReadPath) -> None:
         kind, name = part.split(":", 1)
         doc = self._doc_path(kind, name)
-        what = {"rule": "rule", "indicator": "indicator", "tie_break": "tie-break"}[kind]
+        what = {
+            "rule": "rule",
+            "indicator": "indicator",
+            "tie_break": "tie-break",
+            "reserve": "reserve",
+            "resource": "resource",
+            "allocation": "allocation",
+        }[kind]
         self.fairness.add(
             PolicyIssue(
                 "FA300",
@@ -801,6 +938,8 @@ class _Builder:
             return [f"rule:{name}"] if name in ids else None
         if kind == "tie_break":
             return [f"tie_break:{name}"] if int(name) < len(self.p.ranking.tie_break) else None
+        if kind in ("reserve", "resource", "allocation"):
+            return [f"{kind}:{name}"] if name in self._names_of(kind) else None
         indicators = list(_indicator_paths(self.p.scales))
         if kind == "indicator":
             return [f"indicator:{name}"] if name in indicators else None
@@ -820,6 +959,13 @@ class _Builder:
             return list(_indicator_paths(self.p.scales))
         if kind == "scale":
             return list(_scale_paths(self.p.scales))
+        spec = self.p.allocation
+        if kind == "reserve":
+            return [r.id for r in spec.reserves] if spec else []
+        if kind == "resource":
+            return [r.id for r in spec.matching.resources] if spec and spec.matching else []
+        if kind == "allocation":
+            return [p.split(":", 1)[1] for p in self.reads if p.startswith("allocation:")]
         return [str(i) for i in range(len(self.p.ranking.tie_break))]
 
     def _doc_path(self, kind: str, name: str) -> PathKey:
@@ -830,6 +976,17 @@ class _Builder:
                         return ("rules", sec, str(i))
         if kind == "tie_break":
             return ("ranking", "tie_break", name)
+        if kind == "reserve":
+            return ("allocation", "reserves", str(self._names_of("reserve").index(name)))
+        if kind == "resource":
+            i = self._names_of("resource").index(name)
+            return ("allocation", "matching", "resources", str(i))
+        if kind == "allocation":
+            return (
+                ("allocation", "lottery")
+                if name == "lottery-weight"
+                else ("allocation", "rotation")
+            )
         parts = name.split(".")
         doc: list[str] = ["scales", parts[0]]
         for p in parts[1:-1]:

@@ -45,6 +45,7 @@ def evaluate_compiled(
     _check_schema(cp, population)
     n = population.n
     out = Evaluation.allocate_arrays(cp, population.ids, n)
+    out.population = population
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         _evaluate_chunk(cp, population, out, start, stop)
@@ -94,6 +95,7 @@ def _evaluate_chunk(
             out.points[sl, pr.criterion] = _to_micro(pts, pr.where, ids)
         _scales(cp, out, sl, ids)
         _score(cp, out, sl, ids)
+        _allocation_inputs(cp, out, frame, sl, n, ids)
         for j, tb in enumerate(cp._tie_breaks):
             if tb.kernel is not None:
                 vals = _full(tb.kernel(frame), n)
@@ -243,3 +245,34 @@ def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> N
             for _ in range(int(weight)):
                 prod = prod * base
         out.score_micro[sl] = _to_micro(prod, where, ids, MAX_TOTAL)
+
+
+def _allocation_inputs(
+    cp: CompiledPolicy, out: Evaluation, frame: Frame, sl: slice, n: int, ids: np.ndarray
+) -> None:
+    """Evaluate the allocation section's expressions: reserve and resource eligibility and
+    priorities, lottery weights, rotation bands."""
+    for target_elig, target_prio, parts in (
+        (out.reserve_eligible, out.reserve_priority, cp._reserves),
+        (out.resource_eligible, out.resource_priority, cp._resources),
+    ):
+        for j, part in enumerate(parts):
+            if part.cond is not None:
+                target_elig[sl, j] = _condition(part.cond(frame), n, part.where, ids, part.id)
+            if part.value is not None:
+                vals = _full(part.value(frame), n)
+                _check_defined(np.isnan(vals), part.where, ids, "the priority is undefined")
+                target_prio[sl, j] = vals
+    if cp._lottery_weight is not None and cp._lottery_weight.value is not None:
+        w = _full(cp._lottery_weight.value(frame), n)
+        _check_defined(
+            ~(w > 0) | ~np.isfinite(w),
+            cp._lottery_weight.where,
+            ids,
+            "lottery weights must be positive numbers",
+        )
+        out.lottery_weight[sl] = w
+    if cp._rotation_band is not None and cp._rotation_band.value is not None:
+        b = _full(cp._rotation_band.value(frame), n)
+        _check_defined(np.isnan(b), cp._rotation_band.where, ids, "the need band is undefined")
+        out.rotation_band[sl] = b

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fairalloc._compiler import CompiledPolicy
+    from fairalloc._population import Population
     from fairalloc._ranking import Ranking
 
 __all__ = ["Evaluation"]
@@ -46,12 +47,20 @@ class Evaluation:
         terms: ``[n, score terms]``: micro-points of each (weighted) score term.
         score_micro: The final score in micro-points (for ``tiers``: the first tier).
         tie_values: ``[n, tie-breaks]``: the value of each non-lottery tie-break.
+        reserve_eligible: ``[n, reserves]``: whether each reserve category's condition holds.
+        reserve_priority: ``[n, reserves]``: each reserve's own priority value (0 if none).
+        resource_eligible: ``[n, resources]``: whether each resource's condition holds.
+        resource_priority: ``[n, resources]``: each resource's own priority value (0 if none).
+        lottery_weight: The weight of each resident in a weighted lottery (1 if unweighted).
+        rotation_band: The need band of each resident in a rotation (0 if none).
     """
 
     def __init__(self, policy: CompiledPolicy, ids: np.ndarray, n: int) -> None:
         self.policy = policy
         self.ids = ids
         self.n = n
+        #: The residents evaluated (set by the engine), for mechanisms that read their choices.
+        self.population: Population | None = None
         self.eligibility = np.zeros((n, len(policy._eligibility)), dtype=bool)
         self.exclusions = np.zeros((n, len(policy._exclusions)), dtype=bool)
         self.fired = np.zeros((n, len(policy._priority)), dtype=bool)
@@ -63,6 +72,13 @@ class Evaluation:
         self.tie_values = np.zeros((n, len(policy._tie_breaks)), dtype=np.float64)
         self.eligible = np.zeros(n, dtype=bool)
         self.exclusion = np.full(n, -1, dtype=np.int16)
+        # Inputs of the allocation mechanism, evaluated by the same engine.
+        self.reserve_eligible = np.ones((n, len(policy._reserves)), dtype=bool)
+        self.reserve_priority = np.zeros((n, len(policy._reserves)), dtype=np.float64)
+        self.resource_eligible = np.ones((n, len(policy._resources)), dtype=bool)
+        self.resource_priority = np.zeros((n, len(policy._resources)), dtype=np.float64)
+        self.lottery_weight = np.ones(n, dtype=np.float64)
+        self.rotation_band = np.zeros(n, dtype=np.float64)
 
     @classmethod
     def allocate_arrays(cls, policy: CompiledPolicy, ids: np.ndarray, n: int) -> Evaluation:

@@ -27,8 +27,14 @@ __all__ = [
     "Policy",
     "PolicyMeta",
     "PriorityRule",
+    "AllocationSpec",
+    "Matching",
     "Ranking",
+    "Reserve",
+    "Resource",
+    "Rotation",
     "Rules",
+    "WeightedLottery",
     "Scale",
     "Score",
     "ScoreTerm",
@@ -41,7 +47,7 @@ _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ID = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 _NAME_RE = re.compile(_NAME)
 _PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
-_USE_TARGETS = ("rule", "scale", "indicator", "tie_break")
+_USE_TARGETS = ("rule", "scale", "indicator", "tie_break", "reserve", "resource", "allocation")
 
 #: Names reserved by the expression language and the score section.
 RESERVED = frozenset(
@@ -185,9 +191,11 @@ class JustifiedUse(_Model):
     """A declared, justified read of a protected attribute by one part of the policy.
 
     Exactly one of ``rule`` (a rule id), ``scale`` (a scale, with everything in it, as a dotted
-    path such as ``need`` or ``need.family``), ``indicator`` (``need.economic``) or ``tie_break``
-    (its position in the chain, from 0) names the part allowed to read ``attribute``, directly or
-    through derived values; ``why`` and ``source`` say on what grounds.
+    path such as ``need`` or ``need.family``), ``indicator`` (``need.economic``), ``tie_break``
+    (its position in the chain, from 0), ``reserve`` (a reserve category's id), ``resource`` (a
+    resource's id) or ``allocation`` (``lottery-weight`` or ``rotation-band``) names the part
+    allowed to read ``attribute``, directly or through derived values; ``why`` and ``source``
+    say on what grounds.
     """
 
     attribute: Name
@@ -195,6 +203,9 @@ class JustifiedUse(_Model):
     scale: str | None = Field(default=None, pattern=_PATH)
     indicator: str | None = Field(default=None, pattern=_PATH)
     tie_break: int | None = Field(default=None, ge=0)
+    reserve: RuleId | None = None
+    resource: RuleId | None = None
+    allocation: Literal["lottery-weight", "rotation-band"] | None = None
     why: str = Field(min_length=1)
     source: Source
 
@@ -203,7 +214,7 @@ class JustifiedUse(_Model):
         targets = [t for t in _USE_TARGETS if getattr(self, t) is not None]
         if len(targets) != 1:
             raise ValueError(
-                "name exactly one of rule, scale, indicator, tie_break"
+                f"name exactly one of {', '.join(_USE_TARGETS)}"
                 f" (got {', '.join(targets) or 'none'})"
             )
         return self
@@ -488,6 +499,136 @@ class Ranking(_Model):
         return v
 
 
+class WeightedLottery(_Documented):
+    """A published-seed lottery; ``weight`` (an expression, > 0) gives extra chances."""
+
+    seed: str = Field(min_length=1, max_length=64)
+    weight: str | float | None = None
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_bytes(cls, v: str) -> str:
+        return Lottery._seed_bytes(v)
+
+
+class Reserve(_Documented):
+    """A reserve category: units set aside for residents meeting ``eligible``.
+
+    Exactly one of ``count`` (units) or ``share`` (of the capacity, rounded down). Within the
+    category, residents are ordered by ``priority`` (an expression, highest first) and then the
+    policy's ranking, or by the policy's ranking alone.
+    """
+
+    id: RuleId
+    eligible: str | bool
+    count: int | None = Field(default=None, ge=0)
+    share: float | None = Field(default=None, ge=0, le=1)
+    priority: str | None = None
+
+    @model_validator(mode="after")
+    def _size(self) -> Reserve:
+        if (self.count is None) == (self.share is None):
+            raise ValueError("a reserve needs exactly one of `count` and `share`")
+        if self.id == "open":
+            raise ValueError("`open` names the unreserved category; choose another id")
+        return self
+
+
+class Rotation(_Documented):
+    """A waiting list served over successive rounds (§2.1.1 fair rotation, 轮候).
+
+    Each round serves ``capacity`` residents (the allocation's capacity by default). Order within
+    a round: residents served fewer times first; then, with ``bands``, higher need band first;
+    then rounds waited since last served (longest first), plus ``points_per_round`` × rounds
+    waited added to the score; then the policy's score and ranking. ``max_wait`` guarantees
+    that anyone who has waited that many rounds goes first. ``accrue`` adds ``per_round`` to an
+    attribute (e.g. waiting days) of every resident not served in a round.
+    """
+
+    capacity: int | None = Field(default=None, ge=0)
+    bands: str | None = None
+    points_per_round: float = Field(default=0.0, ge=0)
+    max_wait: int | None = Field(default=None, ge=1)
+    accrue: dict[Name, float] = Field(default_factory=dict)
+    served_go_last: bool = True
+
+
+class Resource(_Documented):
+    """One resource of a matching (an activity session, a facility slot).
+
+    ``eligible`` restricts who may hold it; ``priority`` (an expression, highest first) orders
+    its applicants, before the policy's score and the shared lottery.
+    """
+
+    id: RuleId
+    capacity: int = Field(ge=0)
+    eligible: str | bool = True
+    priority: str | None = None
+
+
+class Matching(_Documented):
+    """Several resources and residents' ranked preferences (resident-proposing deferred acceptance).
+
+    ``preferences`` names category attributes (first choice first) whose levels are resource ids;
+    a level ``none`` (or any level that is not a resource) means no further choice.
+    """
+
+    resources: list[Resource] = Field(min_length=1)
+    preferences: list[Name] = Field(min_length=1)
+    units_per_resident: int = Field(default=1, ge=1)
+
+
+class AllocationSpec(_Documented):
+    """How units are allocated among the eligible residents.
+
+    ``mechanism``: ``priority`` (the top of the ranking) or ``lottery`` (a published-seed
+    lottery, optionally weighted). ``reserves`` set units aside for categories, processed in
+    ``precedence`` order (reserve ids and ``open``; by default the reserves in order, then
+    ``open``), or, with ``reserve_mode: max_beneficiaries``, so as to serve as many residents
+    through reserves as possible, whatever the order. Reserved units nobody eligible takes go to
+    the open category (``unused_reserved: open``) or stay unused (``lapse``).
+    """
+
+    mechanism: Literal["priority", "lottery"] = "priority"
+    capacity: int | None = Field(default=None, ge=0)
+    lottery: WeightedLottery | None = None
+    reserves: list[Reserve] = Field(default_factory=list)
+    reserve_mode: Literal["precedence", "max_beneficiaries"] = "precedence"
+    precedence: list[RuleId] | None = None
+    unused_reserved: Literal["open", "lapse"] = "open"
+    rotation: Rotation | None = None
+    matching: Matching | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AllocationSpec:
+        if self.mechanism == "lottery" and self.lottery is None:
+            raise ValueError("`mechanism: lottery` needs `lottery: {seed: ...}`")
+        if self.mechanism == "priority" and self.lottery is not None:
+            raise ValueError("`lottery` goes with `mechanism: lottery`")
+        if self.matching is None and self.capacity is None and self.rotation is None:
+            raise ValueError("give a `capacity` (units to allocate)")
+        if self.matching is not None and (self.reserves or self.capacity is not None):
+            raise ValueError("a matching gives capacities per resource; no `capacity`/`reserves`")
+        ids = [r.id for r in self.reserves]
+        if len(set(ids)) != len(ids):
+            raise ValueError("reserve ids must be distinct")
+        if self.precedence is not None:
+            want = {*ids, "open"}
+            if sorted(self.precedence) != sorted(want):
+                raise ValueError(
+                    "`precedence` must list every reserve id and `open` once: "
+                    + ", ".join(sorted(want))
+                )
+            if self.reserve_mode == "max_beneficiaries":
+                raise ValueError("`max_beneficiaries` does not depend on order: drop `precedence`")
+        if self.capacity is not None:
+            fixed = sum(r.count or 0 for r in self.reserves)
+            shares = sum(r.share or 0.0 for r in self.reserves)
+            if fixed + int(shares * self.capacity + 1e-9) > self.capacity:
+                raise ValueError(f"the reserves add up to more than the capacity {self.capacity}")
+        return self
+
+
 class Policy(_Model):
     """A complete allocation policy, as loaded from a file or built in Python.
 
@@ -506,6 +647,7 @@ class Policy(_Model):
     rules: Rules = Field(default_factory=Rules)
     score: Score = Field(default_factory=Score)
     ranking: Ranking = Field(default_factory=Ranking)
+    allocation: AllocationSpec | None = None
 
     _origin: Any = PrivateAttr(default=None)
     _compiled: Any = PrivateAttr(default=None)

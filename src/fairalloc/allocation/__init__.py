@@ -1,0 +1,44 @@
+"""Allocation mechanisms: priority with capacity, published-seed lotteries, reserve categories.
+
+They read the :class:`~fairalloc.Evaluation` (eligibility, scores, ranking and the allocation
+inputs the engine evaluated); they never evaluate rules themselves.
+"""
+
+from __future__ import annotations
+
+from fairalloc._evaluation import Evaluation
+from fairalloc.allocation._capacity import allocate_units, category_sizes
+from fairalloc.allocation._result import Allocation, Cutoff
+from fairalloc.policy._model import AllocationSpec
+
+__all__ = ["Allocation", "Cutoff", "allocate_evaluation"]
+
+
+def allocate_evaluation(evaluation: Evaluation, *, capacity: int | None = None) -> Allocation:
+    """Allocate units among the residents of ``evaluation`` by the policy's mechanism.
+
+    Args:
+        evaluation: The evaluation to allocate from.
+        capacity: Units to allocate; by default the policy's ``allocation.capacity`` (a
+            different capacity is the usual what-if; reserve shares follow it).
+
+    Raises:
+        ValueError: if the policy has no allocation section, if no capacity is known, or if
+            the reserves exceed it.
+    """
+    spec: AllocationSpec | None = evaluation.policy.policy.allocation
+    if spec is None:
+        raise ValueError("the policy has no `allocation` section")
+    if spec.matching is not None:
+        raise ValueError("this policy allocates by matching: use fairalloc.match()")
+    units = capacity if capacity is not None else spec.capacity
+    if units is None:
+        raise ValueError("no capacity: give capacity= or `allocation.capacity` in the policy")
+    if units < 0:
+        raise ValueError(f"capacity must be at least 0, got {units}")
+    cats = category_sizes(spec, units)
+    result = allocate_units(evaluation, spec, units)
+    return Allocation(
+        evaluation, spec.mechanism, units, cats.ids, cats.sizes, result.category,
+        result.base_order, result.lottery_key, result.lottery_draw, result.lapsed,
+    )

@@ -1,0 +1,216 @@
+"""The result of allocating units: who is served, in which category, and the cut-offs."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fairalloc._evaluation import Evaluation
+from fairalloc._numeric import MICRO
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Allocation", "Cutoff"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoff:
+    """The last resident served in a category, and what they were served on.
+
+    Attributes:
+        category: The category id (``open`` for unreserved units).
+        size: Units of the category.
+        used: Units given.
+        last_id: Id of the last resident served in it (None if nobody was).
+        score: That resident's score.
+        position: That resident's position in the category's order (1 = first).
+        tie_values: That resident's tie-break values, by label.
+        lottery_draw: That resident's lottery draw, in a lottery.
+    """
+
+    category: str
+    size: int
+    used: int
+    last_id: str | None
+    score: float | None
+    position: int | None
+    tie_values: dict[str, float]
+    lottery_draw: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain values."""
+        return {
+            "category": self.category, "size": self.size, "used": self.used,
+            "left": self.size - self.used, "last_id": self.last_id, "score": self.score,
+            "position": self.position, "tie_values": self.tie_values,
+            "lottery_draw": self.lottery_draw,
+        }
+
+
+class Allocation:
+    """Who was served, in which category, in what order, and the cut-off of each category.
+
+    Attributes:
+        evaluation: The evaluation allocated from.
+        mechanism: ``priority`` or ``lottery``.
+        capacity: Units allocated.
+        categories: Category ids (reserves, then ``open``).
+        sizes: Units of each category.
+        served: ``[n]`` whether each resident was served.
+        category: ``[n]`` index of the category that served the resident, or -1.
+        order: Rows of the eligible residents in the mechanism's base order.
+        position: ``[n]`` position in the base order (1 = first), 0 if not eligible.
+        lottery_key: ``[n]`` the published lottery key (lottery mechanism only).
+        lottery_draw: ``[n]`` the lottery draw, lowest first (lottery mechanism only).
+        lapsed: Units of each category left unused (reserved units that lapse).
+    """
+
+    def __init__(
+        self,
+        evaluation: Evaluation,
+        mechanism: str,
+        capacity: int,
+        categories: tuple[str, ...],
+        sizes: tuple[int, ...],
+        category: npt.NDArray[np.int16],
+        order: npt.NDArray[np.intp],
+        lottery_key: npt.NDArray[np.uint64] | None,
+        lottery_draw: npt.NDArray[np.float64] | None,
+        lapsed: npt.NDArray[np.int64],
+    ) -> None:
+        self.evaluation = evaluation
+        self.mechanism = mechanism
+        self.capacity = capacity
+        self.categories = categories
+        self.sizes = sizes
+        self.category = category
+        self.served = category >= 0
+        self.order = order
+        self.position = np.zeros(evaluation.n, dtype=np.int64)
+        self.position[order] = np.arange(1, len(order) + 1)
+        self.lottery_key = lottery_key
+        self.lottery_draw = lottery_draw
+        self.lapsed = lapsed
+
+    # -- summaries ---------------------------------------------------------------------
+    @property
+    def n_served(self) -> int:
+        """Number of residents served."""
+        return int(self.served.sum())
+
+    def served_ids(self) -> list[str]:
+        """Ids of the served residents, in the base order."""
+        rows = self.order[self.served[self.order]]
+        return [str(i) for i in self.evaluation.ids[rows]]
+
+    def used(self) -> list[int]:
+        """Units given in each category."""
+        return [int((self.category == c).sum()) for c in range(len(self.categories))]
+
+    def cutoffs(self) -> list[Cutoff]:
+        """The cut-off of each category: its last resident served (in the base order)."""
+        ev = self.evaluation
+        cp = ev.policy
+        labels = [(j, t.label) for j, t in enumerate(cp._tie_breaks) if t.kernel is not None]
+        out = []
+        used = self.used()
+        for c, cid in enumerate(self.categories):
+            rows = self.order[self.category[self.order] == c]
+            if len(rows) == 0:
+                out.append(Cutoff(cid, self.sizes[c], 0, None, None, None, {}, None))
+                continue
+            last = int(rows[-1])
+            out.append(Cutoff(
+                cid, self.sizes[c], used[c], str(ev.ids[last]),
+                int(ev.score_micro[last]) / MICRO, int(self.position[last]),
+                {lbl: float(ev.tie_values[last, j]) for j, lbl in labels},
+                float(self.lottery_draw[last]) if self.lottery_draw is not None else None,
+            ))
+        return out
+
+    # -- conversions -------------------------------------------------------------------
+    def record(self, row: int) -> dict[str, Any]:
+        """The allocation outcome of the resident at ``row``, as plain values."""
+        ev = self.evaluation
+        c = int(self.category[row])
+        rec: dict[str, Any] = {
+            "id": str(ev.ids[row]),
+            "eligible": bool(ev.eligible[row]),
+            "served": bool(self.served[row]),
+            "category": self.categories[c] if c >= 0 else None,
+            "position": int(self.position[row]) or None,
+            "score": int(ev.score_micro[row]) / MICRO,
+        }
+        if self.lottery_key is not None and ev.eligible[row]:
+            rec["lottery_key"] = f"{int(self.lottery_key[row]):016x}"
+            assert self.lottery_draw is not None
+            rec["lottery_draw"] = float(self.lottery_draw[row])
+        return rec
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One dict per eligible resident, in the base order, then the ineligible by id."""
+        rest = np.flatnonzero(~self.evaluation.eligible)
+        rest = rest[np.argsort(self.evaluation.ids[rest].astype(str), kind="stable")]
+        return [self.record(int(r)) for r in (*self.order, *rest)]
+
+    def summary(self) -> dict[str, Any]:
+        """The allocation's figures: capacity, units used, cut-offs per category."""
+        meta = self.evaluation.policy.policy.policy
+        return {
+            "policy": {"id": meta.id, "version": meta.version},
+            "mechanism": self.mechanism,
+            "capacity": self.capacity,
+            "served": self.n_served,
+            "eligible": int(self.evaluation.eligible.sum()),
+            "categories": [c.to_dict() for c in self.cutoffs()],
+            "lapsed": int(self.lapsed.sum()),
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The summary and every resident's outcome, as JSON."""
+        doc = self.summary()
+        doc["residents"] = self.to_dicts()
+        return json.dumps(doc, ensure_ascii=False, indent=indent)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per resident (indexed by id, population order) with outcome columns."""
+        import pandas as pd
+
+        ev = self.evaluation
+        df = pd.DataFrame(
+            {
+                "served": self.served,
+                "category": pd.Categorical.from_codes(
+                    self.category.astype(np.int64), categories=pd.Index(list(self.categories))
+                ),
+                "position": self.position,
+                "eligible": ev.eligible,
+                "score": ev.score,
+            },
+            index=pd.Index(ev.ids.astype(str), name="id"),
+        )
+        if self.lottery_draw is not None:
+            df["lottery_draw"] = self.lottery_draw
+        return df
+
+    def __repr__(self) -> str:
+        return (f"<Allocation ({self.mechanism}) of {self.capacity} units:"
+                f" {self.n_served} served of {int(self.evaluation.eligible.sum())} eligible>")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+                c.category, c.size, c.used, c.size - c.used, c.last_id or "—",
+                "—" if c.score is None else c.score)) + "</tr>"
+            for c in self.cutoffs()
+        )
+        heads = ("category", "units", "given", "left", "last served", "cut-off score")
+        return (f"<p>{html.escape(repr(self))}</p><table><thead><tr>"
+                + "".join(f"<th scope='col'>{h}</th>" for h in heads)
+                + f"</tr></thead><tbody>{rows}</tbody></table>")
