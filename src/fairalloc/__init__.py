@@ -23,7 +23,8 @@ from fairalloc._compiler import CompiledPolicy, ReadPath, compile_policy
 from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
 from fairalloc._ranking import Ranking, lottery_key, rank
-from fairalloc.allocation import Allocation, Cutoff, allocate_evaluation
+from fairalloc.allocation import Allocation, Cutoff
+from fairalloc.allocation import allocate_evaluation as _allocate_evaluation
 from fairalloc.errors import (
     EvaluationError,
     FairallocError,
@@ -180,4 +181,4 @@ def allocate(
         if residents is None:
             raise TypeError("give the residents to allocate among")
         evaluation = evaluate(source, residents)
-    return allocate_evaluation(evaluation, capacity=capacity)
+    return _allocate_evaluation(evaluation, capacity=capacity)
