@@ -13,16 +13,41 @@ POLICY = ROOT / "examples" / "elderly-care" / "policy.yaml"
 DATA = ROOT / "examples" / "elderly-care" / "residents.csv"
 
 
-def test_run_prints_ranking(capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_prints_allocation(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(POLICY), str(DATA), "--top", "5"]) == 0
     out = capsys.readouterr().out
     assert "Community elderly-care places (elderly-care-places v2026.1)" in out
     assert "200 residents" in out
     assert "ranked by score (desc), waiting_days (desc), lottery" in out
+    assert "allocation: priority, 40 units, 40 served" in out
+    assert "special-hardship: 10 of 10 units, cut-off score" in out
     lines = out.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "id"])
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["position", "id"])
     assert lines[header + 1].split()[0] == "1"
     assert "more (use --out to write all)" in out
+
+
+def test_run_without_allocation_prints_ranking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = POLICY.read_text()
+    text = text[: text.index("\nallocation:")] + "\n"
+    # Without the reserve, its justified use would name nothing: drop it too.
+    start = text.index("  - attribute: hardship\n    reserve:")
+    text = text[:start] + text[text.index("\nparameters:", start) + 1 :]
+    policy = tmp_path / "ranking-only.yaml"
+    policy.write_text(text)
+    assert main(["run", str(policy), str(DATA), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "id"])
+    assert lines[header + 1].split()[0] == "1"
+    out_csv = tmp_path / "r.csv"
+    assert main(["run", str(policy), str(DATA), "--top", "0", "--out", str(out_csv)]) == 0
+    with out_csv.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["rank"] == "1"
+    assert "points.need.health.adl" in rows[0]
+    assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
 
 
 def test_run_writes_csv_and_json_identically_twice(tmp_path: Path) -> None:
@@ -32,15 +57,18 @@ def test_run_writes_csv_and_json_identically_twice(tmp_path: Path) -> None:
     assert a.read_bytes() == b.read_bytes()
     with a.open() as fh:
         rows = list(csv.DictReader(fh))
-    assert rows[0]["rank"] == "1"
-    assert "points.need.health.adl" in rows[0]
-    assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
+    assert rows[0]["position"] == "1"
+    assert sum(r["served"] == "True" for r in rows) == 40
     j = tmp_path / "r.json"
-    assert main(["run", str(POLICY), str(DATA), "--top", "0", "--out", str(j)]) == 0
+    assert (
+        main(["run", str(POLICY), str(DATA), "--top", "0", "--out", str(j), "--capacity", "20"])
+        == 0
+    )
     doc = json.loads(j.read_text())
     assert doc["policy"]["id"] == "elderly-care-places"
-    assert doc["lottery_seed"] == "2026-Q1-elderly-care-published-seed"
-    assert [r["id"] for r in doc["ranking"]] == [r["id"] for r in rows]
+    assert doc["capacity"] == 20
+    assert [c["size"] for c in doc["categories"]] == [5, 15]
+    assert doc["served"] == 20
 
 
 def test_validate_reports_all_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -110,18 +110,18 @@ def test_duplicate_and_missing_ids() -> None:
 def test_csv_names_lines_and_parses_text(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     path.write_text(
-        "rid,age,income,alone,gender,need,since,extra\n"
-        "a,70,10.5,true,female,high,2001-01-01,x\n"
-        "b,71,,no,male,low,2002-02-02,y\n"
-        "a,72,3,maybe,femal,mid,2003-03-03,z\n"
+        "rid,age,income,alone,gender,need,since,extra,kids\n"
+        "a,70,10.5,true,female,high,2001-01-01,x,\n"
+        "b,71,,no,male,low,2002-02-02,y,\n"
+        "a,72,3,maybe,femal,mid,2003-03-03,z,\n"
     )
     found = issues(path)
     assert set(found) == {"FA505:income", "FA502:alone", "FA504:gender", "FA506:rid"}
     assert found["FA506:rid"].ids == ("line 2", "line 4")
     path.write_text(
-        "rid,age,income,alone,gender,need,since,extra\n"
-        "a,70,10.5,true,female,high,2001-01-01,x\n"
-        "b,71,0,no,male , low,2002-02-02,y\n"
+        "rid,age,income,alone,gender,need,since,extra,kids\n"
+        "a,70,10.5,true,female,high,2001-01-01,x,\n"
+        "b,71,0,no,male , low,2002-02-02,y,\n"
     )
     pop = fa.Population.load(path, SCHEMA)
     assert pop.source == str(path)
@@ -233,3 +233,32 @@ def test_ids_must_be_text_or_whole_numbers() -> None:
     assert found["FA502:rid"].ids == ("row 2", "row 3")
     data["rid"] = [1, 2, 3.0]
     assert list(fa.Population.load(data, SCHEMA).ids) == ["1", "2", "3"]
+
+
+def test_rows_are_named_by_their_own_id_when_usable(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "rid,age,income,alone,gender,need,since,kids\n"
+        ",70,1,true,female,high,2001-01-01,0\n"
+        "b,71,1,true,femal,high,2001-01-01,0\n"
+        "c,71,1,true,female,high,2001-01-01,0\n"
+        "c,72,1,true,female,hihg,2001-01-01,0\n"
+    )
+    found = issues(path)
+    assert found["FA507:rid"].ids == ("line 2",)
+    assert found["FA504:gender"].ids == ("b",)
+    assert found["FA504:need"].ids == ("line 5",)  # its id `c` is shared: it names nobody
+
+
+def test_absent_column_is_an_error_even_with_a_default() -> None:
+    data = dict(GOOD)
+    data["kidz"] = data.pop("kids")
+    found = issues(data)
+    assert found["FA501:kids"].message == "missing column; did you mean `kidz`?"
+
+
+def test_huge_integers_are_population_errors() -> None:
+    data = dict(GOOD)
+    data["income"] = [10**400, 1.0, 2.0]
+    found = issues(data)
+    assert found["FA502:income"].ids == ("a",)

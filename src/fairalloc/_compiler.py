@@ -789,7 +789,7 @@ class _Builder:
         part: str,
         ident: str,
         doc: PathKey,
-        when: str | bool | None,
+        when: str | bool | None,  # noqa: FBT001 - an expression, or a constant condition
         value: str | float | None,
         *,
         value_key: str = "priority",

@@ -250,8 +250,10 @@ def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> N
 def _allocation_inputs(
     cp: CompiledPolicy, out: Evaluation, frame: Frame, sl: slice, n: int, ids: np.ndarray
 ) -> None:
-    """Evaluate the allocation section's expressions: reserve and resource eligibility and
-    priorities, lottery weights, rotation bands."""
+    """Evaluate the allocation section's expressions, as the engine does every rule.
+
+    Reserve and resource eligibility and priorities, lottery weights, rotation bands.
+    """
     for target_elig, target_prio, parts in (
         (out.reserve_eligible, out.reserve_priority, cp._reserves),
         (out.resource_eligible, out.resource_priority, cp._resources),

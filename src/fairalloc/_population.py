@@ -94,14 +94,23 @@ def _show(v: Any) -> str:
 class _RowLabels(Sequence[str]):
     """``row 1``, ``row 2``, ... (or ``line N`` for CSV), made only when a problem needs one."""
 
-    def __init__(self, pattern: str, base: int, n: int) -> None:
-        self.pattern, self.base, self.n = pattern, base, n
+    def __init__(self, pattern: str, base: int, n: int, ids: np.ndarray | None = None) -> None:
+        self.pattern, self.base, self.n, self.ids = pattern, base, n, ids
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        if self.ids is not None and self.ids[i] is not None and not self.duplicated(i):
+            return str(self.ids[i])
         return self.pattern.format(i + self.base)
+
+    def duplicated(self, i: int) -> bool:
+        """Whether row ``i``'s id is shared with another row (then it names nobody)."""
+        assert self.ids is not None
+        if not hasattr(self, "_dups"):
+            self._dups = set(_duplicates(self.ids))
+        return i in self._dups
 
 
 class Population:
@@ -447,7 +456,9 @@ class _Validator:
         missing_cols = [
             a
             for a, attr in schema.attributes.items()
-            if a not in self.raw and not (a != idname and attr.missing == "default")
+            # An absent column is an error even with `missing: default`: the default is for
+            # missing values, and a misspelt header must not turn into all-default silently.
+            if a not in self.raw
         ]
         for a in missing_cols:
             close = difflib.get_close_matches(a, list(self.raw), n=1)
@@ -460,8 +471,13 @@ class _Validator:
                     valid=f"columns found: {found}",
                 )
             )
-        ids = self._ids(pre)
-        labels: Sequence[str] | np.ndarray = self.row_labels if ids is None else ids
+        ids, named = self._ids(pre)
+        # Name each row by its id where it has a usable one, else by its row (or CSV line).
+        labels: Sequence[str] | np.ndarray = (
+            ids
+            if ids is not None
+            else _RowLabels(self.row_labels.pattern, self.row_labels.base, self.n, named)
+        )
         probs = _Problems(labels, pre.issues)
         columns: dict[str, np.ndarray] = {}
         filled: dict[str, np.ndarray] = {}
@@ -482,11 +498,14 @@ class _Validator:
             ids, columns, schema, filled=filled, source=self.source, ignored_columns=ignored
         )
 
-    def _ids(self, probs: _Problems) -> npt.NDArray[np.object_] | None:
+    def _ids(
+        self, probs: _Problems
+    ) -> tuple[npt.NDArray[np.object_] | None, npt.NDArray[np.object_] | None]:
+        """The ids if all are usable (else None), and the ids as far as they could be read."""
         idname = self.schema.id_attribute
         raw = self.raw.get(idname)
         if raw is None:
-            return None
+            return None, None
         attr = self.schema.attributes[idname]
         arr = _object_array(raw)
         kinds = _kinds(arr)
@@ -513,10 +532,10 @@ class _Validator:
                 arr,
                 "one row per resident",
             )
-            return None
+            return None, out
         if empty or bad_rows:
-            return None
-        return out
+            return None, out
+        return out, out
 
     def _ids_slow(
         self, arr: np.ndarray, attr: Attribute
@@ -684,7 +703,7 @@ def _numbers(
                 continue
             try:
                 out[i] = float(v.strip()) if isinstance(v, str) else float(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 bad[i] = True
     finite = np.isfinite(out)
     bad |= present & ~finite
@@ -708,7 +727,7 @@ def _float_column(
         return None
     try:
         return np.asarray(arr, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

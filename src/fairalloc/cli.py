@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="write the full ranking to FILE (.csv or .json)")
     run.add_argument("--top", type=int, default=20, help="rows to print (default 20; 0 for none)")
     run.add_argument("--as-of", type=dt.date.fromisoformat, help="date of parameter values")
+    run.add_argument("--capacity", type=int, help="units to allocate (default: the policy's)")
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     run.set_defaults(handler=_run)
 
@@ -80,12 +81,50 @@ def _run(args: argparse.Namespace) -> int:
     ranking = result.ranking
     out = sys.stdout
     _summary(result, out)
+    spec = policy.allocation
+    if spec is not None and spec.matching is None and spec.rotation is None:
+        allocation = fa.allocate(result, capacity=args.capacity)
+        _print_allocation(allocation, args.top, out)
+        if args.out is not None:
+            _write(allocation, args.out)
+            print(f"wrote {len(allocation.order)} eligible residents to {args.out}", file=out)
+        return 0
     if args.top > 0:
-        _print_table(ranking, args.top, out)
+        _print_table(
+            [ranking.row(i) for i in range(min(args.top, len(ranking)))], len(ranking), out
+        )
     if args.out is not None:
         _write(ranking, args.out)
         print(f"wrote {len(ranking)} ranked residents to {args.out}", file=out)
     return 0
+
+
+def _print_allocation(allocation: fa.Allocation, top: int, out: TextIO) -> None:
+    print(
+        f"allocation: {allocation.mechanism}, {allocation.capacity} units,"
+        f" {allocation.n_served} served",
+        file=out,
+    )
+    for c in allocation.cutoffs():
+        score = "" if c.score is None else f", cut-off score {_cell(c.score)} ({c.last_id})"
+        print(f"  {c.category}: {c.used} of {c.size} units{score}", file=out)
+    if allocation.lapsed.sum():
+        print(f"  {int(allocation.lapsed.sum())} reserved units lapsed", file=out)
+    if top > 0:
+        rows = []
+        for row in allocation.order[:top]:
+            rec = allocation.record(int(row))
+            rows.append(
+                {
+                    "position": rec["position"],
+                    "id": rec["id"],
+                    "score": rec["score"],
+                    **({"lottery_draw": rec["lottery_draw"]} if "lottery_draw" in rec else {}),
+                    "served": rec["category"] or "-",
+                    "tied": False,
+                }
+            )
+        _print_table(rows, len(allocation.order), out)
 
 
 def _summary(result: fa.Evaluation, out: TextIO) -> None:
@@ -109,8 +148,7 @@ def _summary(result: fa.Evaluation, out: TextIO) -> None:
         print(f"lottery seed: {cp.lottery_seed}", file=out)
 
 
-def _print_table(ranking: fa.Ranking, top: int, out: TextIO) -> None:
-    rows = [ranking.row(i) for i in range(min(top, len(ranking)))]
+def _print_table(rows: list[dict[str, object]], total: int, out: TextIO) -> None:
     if not rows:
         print("(nobody is eligible)", file=out)
         return
@@ -118,7 +156,7 @@ def _print_table(ranking: fa.Ranking, top: int, out: TextIO) -> None:
     for r in rows:
         heads += [h for h in r if h not in heads and h != "tied"]
     cells = [
-        [_cell(r.get(h, "")) + ("=" if h == "rank" and r["tied"] else "") for h in heads]
+        [_cell(r.get(h, "")) + ("=" if h == "rank" and r.get("tied") else "") for h in heads]
         for r in rows
     ]
     widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(heads)]
@@ -131,9 +169,9 @@ def _print_table(ranking: fa.Ranking, top: int, out: TextIO) -> None:
             ),
             file=out,
         )
-    if len(ranking) > top:
-        print(f"... {len(ranking) - top} more (use --out to write all)", file=out)
-    if any(r["tied"] for r in rows):
+    if total > len(rows):
+        print(f"... {total - len(rows)} more (use --out to write all)", file=out)
+    if any(r.get("tied") for r in rows):
         print("= shares its rank: still tied after the whole tie-break chain", file=out)
 
 
@@ -143,12 +181,12 @@ def _cell(v: object) -> str:
     return str(v)
 
 
-def _write(ranking: fa.Ranking, path: Path) -> None:
+def _write(result: fa.Ranking | fa.Allocation, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix == ".json":
-        path.write_text(ranking.to_json(indent=1) + "\n", encoding="utf-8")
+        path.write_text(result.to_json(indent=1) + "\n", encoding="utf-8")
     elif suffix == ".csv":
-        ranking.to_csv(path)
+        result.to_csv(path)
     else:
         raise FairallocError(f"cannot write `{path}`: name it .csv or .json")
 

@@ -39,6 +39,15 @@ def allocate_evaluation(evaluation: Evaluation, *, capacity: int | None = None) 
     cats = category_sizes(spec, units)
     result = allocate_units(evaluation, spec, units)
     return Allocation(
-        evaluation, spec.mechanism, units, cats.ids, cats.sizes, result.category,
-        result.base_order, result.lottery_key, result.lottery_draw, result.lapsed,
+        evaluation,
+        spec.mechanism,
+        units,
+        cats.ids,
+        cats.sizes,
+        result.category,
+        result.base_order,
+        result.lottery_key,
+        result.lottery_draw,
+        result.lapsed,
+        result.reverted,
     )

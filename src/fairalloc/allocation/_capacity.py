@@ -61,9 +61,7 @@ def category_sizes(spec: AllocationSpec, capacity: int) -> Categories:
         sizes.append(size)
     if sum(sizes) > capacity:
         raise ValueError(f"the reserves ({sum(sizes)} units) exceed the capacity {capacity}")
-    return Categories(
-        tuple(r.id for r in spec.reserves) + ("open",), (*sizes, capacity - sum(sizes))
-    )
+    return Categories((*(r.id for r in spec.reserves), "open"), (*sizes, capacity - sum(sizes)))
 
 
 @dataclass(slots=True)
@@ -75,6 +73,7 @@ class UnitsResult:
     lottery_key: npt.NDArray[np.uint64] | None
     lottery_draw: npt.NDArray[np.float64] | None
     lapsed: npt.NDArray[np.int64]
+    reverted: int
 
 
 def base_order(
@@ -105,11 +104,12 @@ def allocate_units(ev: Evaluation, spec: AllocationSpec, capacity: int) -> Units
         left = _by_precedence(ev, spec, cats, order, category)
     lapsed = np.zeros(len(cats.ids), dtype=np.int64)
     spare = sum(left[:-1])
+    reverted = 0
     if spare and spec.unused_reserved == "open":
-        _take(order, category, cats.open, spare, eligible=None)
+        reverted = spare - _take(order, category, cats.open, spare, eligible=None)
     elif spare:
         lapsed[:-1] = left[:-1]
-    return UnitsResult(order, category, keys, draws, lapsed)
+    return UnitsResult(order, category, keys, draws, lapsed, reverted)
 
 
 def _take(
@@ -175,7 +175,10 @@ def _max_beneficiaries(
 
 
 def _augment(
-    row: int, cats_of: list[int], holders: list[list[int]], sizes: list[int],
+    row: int,
+    cats_of: list[int],
+    holders: list[list[int]],
+    sizes: list[int],
     elig: npt.NDArray[np.bool_],
 ) -> bool:
     """Add ``row`` to the matching of residents to reserve units, moving others if need be.
@@ -183,7 +186,7 @@ def _augment(
     A breadth-first search over categories for an augmenting path: a category with a free
     unit, reached through residents who can move to another category they are eligible for.
     """
-    parent: dict[int, tuple[int, int] | None] = {c: None for c in cats_of}
+    parent: dict[int, tuple[int, int] | None] = dict.fromkeys(cats_of)
     queue = list(cats_of)
     while queue:
         c = queue.pop(0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import html
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ class Cutoff:
 
     Attributes:
         category: The category id (``open`` for unreserved units).
-        size: Units of the category.
+        size: Units of the category (for ``open``: with the reserved units it received).
         used: Units given.
         last_id: Id of the last resident served in it (None if nobody was).
         score: That resident's score.
@@ -46,9 +48,14 @@ class Cutoff:
     def to_dict(self) -> dict[str, Any]:
         """As plain values."""
         return {
-            "category": self.category, "size": self.size, "used": self.used,
-            "left": self.size - self.used, "last_id": self.last_id, "score": self.score,
-            "position": self.position, "tie_values": self.tie_values,
+            "category": self.category,
+            "size": self.size,
+            "used": self.used,
+            "left": self.size - self.used,
+            "last_id": self.last_id,
+            "score": self.score,
+            "position": self.position,
+            "tie_values": self.tie_values,
             "lottery_draw": self.lottery_draw,
         }
 
@@ -69,6 +76,7 @@ class Allocation:
         lottery_key: ``[n]`` the published lottery key (lottery mechanism only).
         lottery_draw: ``[n]`` the lottery draw, lowest first (lottery mechanism only).
         lapsed: Units of each category left unused (reserved units that lapse).
+        reverted: Reserved units that nobody eligible took, given in the open category.
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class Allocation:
         lottery_key: npt.NDArray[np.uint64] | None,
         lottery_draw: npt.NDArray[np.float64] | None,
         lapsed: npt.NDArray[np.int64],
+        reverted: int = 0,
     ) -> None:
         self.evaluation = evaluation
         self.mechanism = mechanism
@@ -97,6 +106,7 @@ class Allocation:
         self.lottery_key = lottery_key
         self.lottery_draw = lottery_draw
         self.lapsed = lapsed
+        self.reverted = reverted
 
     # -- summaries ---------------------------------------------------------------------
     @property
@@ -121,17 +131,24 @@ class Allocation:
         out = []
         used = self.used()
         for c, cid in enumerate(self.categories):
+            size = self.sizes[c] + (self.reverted if cid == "open" else 0)
             rows = self.order[self.category[self.order] == c]
             if len(rows) == 0:
-                out.append(Cutoff(cid, self.sizes[c], 0, None, None, None, {}, None))
+                out.append(Cutoff(cid, size, 0, None, None, None, {}, None))
                 continue
             last = int(rows[-1])
-            out.append(Cutoff(
-                cid, self.sizes[c], used[c], str(ev.ids[last]),
-                int(ev.score_micro[last]) / MICRO, int(self.position[last]),
-                {lbl: float(ev.tie_values[last, j]) for j, lbl in labels},
-                float(self.lottery_draw[last]) if self.lottery_draw is not None else None,
-            ))
+            out.append(
+                Cutoff(
+                    cid,
+                    size,
+                    used[c],
+                    str(ev.ids[last]),
+                    int(ev.score_micro[last]) / MICRO,
+                    int(self.position[last]),
+                    {lbl: float(ev.tie_values[last, j]) for j, lbl in labels},
+                    float(self.lottery_draw[last]) if self.lottery_draw is not None else None,
+                )
+            )
         return out
 
     # -- conversions -------------------------------------------------------------------
@@ -159,6 +176,17 @@ class Allocation:
         rest = rest[np.argsort(self.evaluation.ids[rest].astype(str), kind="stable")]
         return [self.record(int(r)) for r in (*self.order, *rest)]
 
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write every resident's outcome (see :meth:`to_dicts`) as CSV."""
+        heads = ["id", "eligible", "served", "category", "position", "score"]
+        if self.lottery_key is not None:
+            heads += ["lottery_key", "lottery_draw"]
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(heads)
+            for rec in self.to_dicts():
+                w.writerow(["" if rec.get(h) is None else rec.get(h) for h in heads])
+
     def summary(self) -> dict[str, Any]:
         """The allocation's figures: capacity, units used, cut-offs per category."""
         meta = self.evaluation.policy.policy.policy
@@ -170,6 +198,7 @@ class Allocation:
             "eligible": int(self.evaluation.eligible.sum()),
             "categories": [c.to_dict() for c in self.cutoffs()],
             "lapsed": int(self.lapsed.sum()),
+            "reverted_to_open": self.reverted,
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -200,17 +229,31 @@ class Allocation:
         return df
 
     def __repr__(self) -> str:
-        return (f"<Allocation ({self.mechanism}) of {self.capacity} units:"
-                f" {self.n_served} served of {int(self.evaluation.eligible.sum())} eligible>")
+        return (
+            f"<Allocation ({self.mechanism}) of {self.capacity} units:"
+            f" {self.n_served} served of {int(self.evaluation.eligible.sum())} eligible>"
+        )
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                c.category, c.size, c.used, c.size - c.used, c.last_id or "—",
-                "—" if c.score is None else c.score)) + "</tr>"
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    c.category,
+                    c.size,
+                    c.used,
+                    c.size - c.used,
+                    c.last_id or "—",
+                    "—" if c.score is None else c.score,
+                )
+            )
+            + "</tr>"
             for c in self.cutoffs()
         )
         heads = ("category", "units", "given", "left", "last served", "cut-off score")
-        return (f"<p>{html.escape(repr(self))}</p><table><thead><tr>"
-                + "".join(f"<th scope='col'>{h}</th>" for h in heads)
-                + f"</tr></thead><tbody>{rows}</tbody></table>")
+        return (
+            f"<p>{html.escape(repr(self))}</p><table><thead><tr>"
+            + "".join(f"<th scope='col'>{h}</th>" for h in heads)
+            + f"</tr></thead><tbody>{rows}</tbody></table>"
+        )

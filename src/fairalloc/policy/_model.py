@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 __all__ = [
+    "AllocationSpec",
     "Attribute",
     "Band",
     "Derived",
@@ -23,22 +24,21 @@ __all__ = [
     "JustifiedUse",
     "LocalizedText",
     "Lottery",
+    "Matching",
     "Parameter",
     "Policy",
     "PolicyMeta",
     "PriorityRule",
-    "AllocationSpec",
-    "Matching",
     "Ranking",
     "Reserve",
     "Resource",
     "Rotation",
     "Rules",
-    "WeightedLottery",
     "Scale",
     "Score",
     "ScoreTerm",
     "TieBreak",
+    "WeightedLottery",
 ]
 
 #: Names of rules, scales, indicators, parameters and attributes: letters, digits, ``_`` and
