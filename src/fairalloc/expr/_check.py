@@ -419,15 +419,7 @@ class _Checker:
                 raise self.fail(sub, f"list item is {ir.type}, but the value is {item.type}")
             assert isinstance(ir.value, float)
             values.add(ir.value)
-        return IR(
-            "in",
-            BOOL,
-            (item,),
-            value=frozenset(values),
-            negated=node.negated,
-            start=node.start,
-            end=node.end,
-        )
+        return _member(node, item, values)
 
     def in_param(self, node: A.InOp, item: IR | None, c: A.Name) -> IR:
         raw = self.scope.parameters[c.id]
@@ -454,15 +446,7 @@ class _Checker:
                 values.add(float(v))
             else:
                 raise self.fail(c, f"parameter `{c.id}` holds {v!r}, which is not a {item.type}")
-        return IR(
-            "in",
-            BOOL,
-            (item,),
-            value=frozenset(values),
-            negated=node.negated,
-            start=node.start,
-            end=node.end,
-        )
+        return _member(node, item, values)
 
     def ifexp(self, node: A.IfExp, want_level: Type | None) -> IR:
         cond = self.visit(node.cond)
@@ -514,3 +498,16 @@ def _iso_date(text: str) -> dt.date | None:
         return dt.date.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _member(node: A.InOp, item: IR, values: set[float]) -> IR:
+    """``item in values`` (values as level codes or numbers)."""
+    return IR(
+        "in",
+        BOOL,
+        (item,),
+        value=frozenset(values),
+        negated=node.negated,
+        start=node.start,
+        end=node.end,
+    )
