@@ -162,8 +162,15 @@ class Allocation:
             "served": bool(self.served[row]),
             "category": self.categories[c] if c >= 0 else None,
             "position": int(self.position[row]) or None,
+            "rank": int(ev.ranking.rank[row]) or None,
             "score": int(ev.score_micro[row]) / MICRO,
         }
+        cp = ev.policy
+        for j, tb in enumerate(cp._tie_breaks):
+            if tb.kernel is not None:
+                rec[tb.label] = float(ev.tie_values[row, j])
+        if ev.ranking.lottery_used[row]:
+            rec["ranking_lottery_key"] = f"{int(ev.ranking.lottery[row]):016x}"
         if self.lottery_key is not None and ev.eligible[row]:
             rec["lottery_key"] = f"{int(self.lottery_key[row]):016x}"
             assert self.lottery_draw is not None
