@@ -378,7 +378,7 @@ def evaluate_one(
     method = policy.score.method
     terms = []
     for name, w in term_spec:
-        value = prio_total if name == "priority" else scales[name]
+        value = _total(prio_total) if name == "priority" else scales[name]
         terms.append(value if method == "product" else _weighted(value, w))
     if method == "sum":
         score = _total(sum(terms))

@@ -115,3 +115,20 @@ def test_usage_errors() -> None:
     with pytest.raises(SystemExit) as info:
         main(["run"])
     assert info.value.code == 2
+
+
+def test_non_utf8_files_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad_policy = tmp_path / "p.yaml"
+    bad_policy.write_bytes("policy: {id: t, title: '\u00e9'}\n".encode("latin-1"))
+    assert main(["validate", str(bad_policy)]) == 1
+    assert "FA104 the file is not UTF-8 text" in capsys.readouterr().out
+    data = tmp_path / "d.csv"
+    data.write_bytes(DATA.read_bytes().replace(b"female", "f\u00e9male".encode("latin-1"), 1))
+    assert main(["run", str(POLICY), str(data)]) == 1
+    assert "not UTF-8 text" in capsys.readouterr().err
+
+
+def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
+    data = tmp_path / "bom.csv"
+    data.write_bytes(b"\xef\xbb\xbf" + DATA.read_bytes())
+    assert main(["run", str(POLICY), str(data), "--top", "0"]) == 0

@@ -229,6 +229,7 @@ def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> N
         else:
             value = out.scale_totals[sl, scale_col[name]]
         # In a product, weights are exponents (applied below), not multipliers.
+        _check_total(value, where, ids)
         out.terms[sl, j] = value if method == "product" else _weighted(value, weight, where, ids)
     if method == "sum":
         total = out.terms[sl].sum(axis=1, dtype=np.int64)

@@ -238,14 +238,14 @@ class Population:
         schema: Policy,
         *,
         source: str | None = None,
-        encoding: str = "utf-8",
+        encoding: str = "utf-8-sig",
     ) -> Population:
         """From a CSV file with a header row; an empty cell is a missing value.
 
         Problems name residents by id, or by ``line N`` (the header is line 1) where the id
         itself is missing or repeated.
         """
-        with open(path, newline="", encoding=encoding) as fh:
+        with open(path, newline="", encoding=encoding, errors="strict") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:
@@ -308,8 +308,14 @@ class Population:
         return (self.schema.id_attribute, *self.columns)
 
     def take(self, indices: npt.ArrayLike) -> Population:
-        """The residents at ``indices`` (positions), in that order."""
+        """The residents at ``indices`` (positions), in that order.
+
+        Raises:
+            ValueError: if a position repeats (a resident cannot appear twice).
+        """
         idx = np.asarray(indices, dtype=np.intp)
+        if len(np.unique(idx)) != len(idx):
+            raise ValueError("take() positions must be distinct: a resident cannot appear twice")
         return Population(
             self.ids[idx],
             {k: v[idx] for k, v in self.columns.items()},

@@ -2,6 +2,8 @@
 
 Commands:
     run POLICY DATA       rank the residents in DATA under POLICY (``--out`` CSV or JSON)
+    simulate POLICY DATA  serve POLICY's rotation to DATA for ``--rounds`` rounds (``--out`` CSV
+                          or JSON)
     validate POLICY...    check policy files; every problem as ``file:line:col: CODE message``
     schema                print the JSON Schema of policy files
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import fairalloc as fa
+from fairalloc.allocation._rotation import Simulation, simulate
 from fairalloc.errors import FairallocError
 
 __all__ = ["main"]
@@ -43,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
+    except UnicodeDecodeError as e:
+        print(
+            f"error: the data is not UTF-8 text (byte {e.start}); save it as UTF-8", file=sys.stderr
+        )
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--capacity", type=int, help="units to allocate (default: the policy's)")
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     run.set_defaults(handler=_run)
+
+    sim = sub.add_parser("simulate", help="serve a policy's rotation (轮候) over rounds")
+    sim.add_argument("policy", type=Path, help="policy file with `allocation.rotation`")
+    sim.add_argument("data", type=Path, help="residents at the start (.csv)")
+    sim.add_argument("--rounds", type=int, required=True, help="rounds to run (weeks, months)")
+    sim.add_argument("--capacity", type=int, help="served per round (default: the policy's)")
+    sim.add_argument("--out", type=Path, help="write every resident's history (.csv or .json)")
+    sim.set_defaults(handler=_simulate)
 
     val = sub.add_parser("validate", help="check policy files and report every problem")
     val.add_argument("policies", type=Path, nargs="+", help="policy files")
@@ -189,6 +205,76 @@ def _write(result: fa.Ranking | fa.Allocation, path: Path) -> None:
         result.to_csv(path)
     else:
         raise FairallocError(f"cannot write `{path}`: name it .csv or .json")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    policy = fa.load_policy(args.policy)
+    population = fa.Population.from_csv(args.data, policy)
+    try:
+        result = simulate(policy, population, rounds=args.rounds, capacity=args.capacity)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    out = sys.stdout
+    _print_simulation(result, population.n, out)
+    if args.out is not None:
+        suffix = args.out.suffix.lower()
+        if suffix == ".json":
+            args.out.write_text(result.to_json(indent=1) + "\n", encoding="utf-8")
+        elif suffix == ".csv":
+            result.to_csv(args.out)
+        else:
+            raise FairallocError(f"cannot write `{args.out}`: name it .csv or .json")
+        print(f"wrote {len(result)} residents to {args.out}", file=out)
+    return 0
+
+
+def _print_simulation(result: Simulation, n: int, out: TextIO) -> None:
+    cp = result.policy
+    meta = cp.policy.policy
+    title = meta.title if isinstance(meta.title, str) else meta.title.get("en", meta.id)
+    print(f"{title} ({meta.id} v{meta.version})", file=out)
+    print(f"{n} residents; rotation: {result.rounds} rounds, {result.capacity} per round", file=out)
+    rot = result.rotation
+    order = [f"waited {rot.max_wait}+ rounds first"] if rot.max_wait is not None else []
+    order += ["served fewer times first"] if rot.served_go_last else []
+    order += [f"band `{rot.bands}` (desc)"] if rot.bands is not None else []
+    bonus = f" + {_cell(rot.points_per_round)} per round waited" if rot.points_per_round else ""
+    order += [f"score{bonus} (desc)", "rounds waited (desc)"]
+    order += [f"the ranking's {', '.join(cp.tie_break_labels)}"] if cp.tie_break_labels else []
+    print("order: " + ", ".join(order), file=out)
+    if result.lottery_seed is not None:
+        print(f"lottery seed: {result.lottery_seed}", file=out)
+    s = result.summary()
+    runs: list[list[int]] = []  # [count, first round, last round]
+    for r, k in enumerate(s["served_per_round"], start=1):
+        if runs and runs[-1][0] == k:
+            runs[-1][2] = r
+        else:
+            runs.append([k, r, r])
+    print(
+        "served per round: "
+        + ", ".join(f"{k} (round{f's {a}-{b}' if b > a else f' {a}'})" for k, a, b in runs),
+        file=out,
+    )
+    print(
+        f"served at least once: {s['served_at_least_once']} of {s['residents']};"
+        f" never served: {s['never_served']}"
+        f" (never served while eligible: {s['never_served_while_eligible']})",
+        file=out,
+    )
+    print(f"longest wait: {s['longest_wait']} rounds", file=out)
+    w = s["waiting_before_first_service"]
+    if w["mean"] is None:
+        return
+    print(
+        f"wait before first service: mean {w['mean']:.2f}, median {_cell(w['median'])},"
+        f" max {w['max']} rounds",
+        file=out,
+    )
+    print(f"  {'rounds':>6}  {'residents':>9}", file=out)
+    for row in w["distribution"]:
+        print(f"  {row['rounds']:>6}  {row['residents']:>9}", file=out)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -123,7 +123,19 @@ def read_policy(path: str | os.PathLike[str], *, format: Format | None = None) -
     """
     p = Path(path)
     fmt = format or _format_of(p)
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise PolicyError(
+            [
+                PolicyIssue(
+                    "FA104",
+                    f"the file is not UTF-8 text (byte {e.start})",
+                    SourceSpan(str(path)),
+                    hint="save the policy as UTF-8",
+                )
+            ]
+        ) from None
     return parse_policy(text, format=fmt, filename=str(path))
 
 
