@@ -25,6 +25,7 @@ from fairalloc._population import Population
 from fairalloc._ranking import Ranking, lottery_key, rank
 from fairalloc.allocation import Allocation, Cutoff
 from fairalloc.allocation import allocate_evaluation as _allocate_evaluation
+from fairalloc.allocation._rotation import Simulation, simulate
 from fairalloc.errors import (
     EvaluationError,
     FairallocError,
@@ -55,6 +56,7 @@ __all__ = [
     "PopulationIssue",
     "Ranking",
     "ReadPath",
+    "Simulation",
     "SourceSpan",
     "__version__",
     "allocate",
@@ -65,6 +67,7 @@ __all__ = [
     "lottery_key",
     "parse_policy",
     "rank",
+    "simulate",
 ]
 
 

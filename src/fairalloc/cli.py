@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import fairalloc as fa
-from fairalloc.allocation._rotation import Simulation, simulate
+from fairalloc import Simulation, simulate
 from fairalloc.errors import FairallocError
 
 __all__ = ["main"]
