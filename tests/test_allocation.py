@@ -344,3 +344,31 @@ def test_protected_reads_in_reserves_need_justification() -> None:
         fa.compile_policy(policy)
     doc["justified_uses"] = [{"attribute": "sex", "reserve": "women", "why": "w", "source": "s"}]
     fa.compile_policy(fa.Policy.model_validate(doc))
+
+
+def test_a_tie_at_the_cutoff_without_lottery_is_refused() -> None:
+    doc = {**BASE, "ranking": {"tie_break": []}, "allocation": {"capacity": 1}}
+    policy = fa.Policy.model_validate(doc)
+    records = [
+        {"id": rid, "need": 2, "poor": False, "carer": False, "district": "n", "tries": 0}
+        for rid in ("aa", "zz")
+    ]
+    with pytest.raises(ValueError, match="tied at the cut-off of `open`"):
+        fa.allocate(policy, records)
+    # A tie that does not straddle the cut-off is fine.
+    records[1]["need"] = 1
+    assert fa.allocate(policy, records).served_ids() == ["aa"]
+
+
+def test_policy_copies_do_not_reuse_compiled_rules() -> None:
+    policy = fa.Policy.model_validate({**BASE, "allocation": {"capacity": 1}})
+    records = [{"id": "a", "need": 3, "poor": False, "carer": False, "district": "n", "tries": 0}]
+    assert fa.evaluate(policy, records).score[0] == 3
+    changed = policy.model_copy(
+        update={
+            "rules": fa.Policy.model_validate(
+                {**BASE, "rules": {"priority": [{"id": "need", "points": "need * 100"}]}}
+            ).rules
+        }
+    )
+    assert fa.evaluate(changed, records).score[0] == 300

@@ -69,8 +69,15 @@ def test_rotation_serves_everyone_before_anyone_twice() -> None:
     sim = simulate(policy, _people(("a", 3), ("b", 7), ("c", 5)), rounds=5)
     assert sim.served == [["b"], ["c"], ["a"], ["b"], ["c"]]
     assert sim.record("a") == {
-        "id": "a", "arrived": 0, "departed": None, "eligible_rounds": 5, "times_served": 1,
-        "rounds_served": [3], "first_served": 3, "waited_before_first": 2, "longest_wait": 2,
+        "id": "a",
+        "arrived": 0,
+        "departed": None,
+        "eligible_rounds": 5,
+        "times_served": 1,
+        "rounds_served": [3],
+        "first_served": 3,
+        "waited_before_first": 2,
+        "longest_wait": 2,
         "current_wait": 2,
     }
     assert sim.record("b")["longest_wait"] == 2  # between rounds 1 and 4
@@ -119,8 +126,9 @@ def test_equal_residents_go_by_the_published_lottery() -> None:
 
 def test_max_wait_guarantees_a_place() -> None:
     people = _people(("a", 10), ("b", 1))
-    sim = simulate(_policy({"capacity": 1, "served_go_last": False, "max_wait": 2}), people,
-                   rounds=7)
+    sim = simulate(
+        _policy({"capacity": 1, "served_go_last": False, "max_wait": 2}), people, rounds=7
+    )
     assert sim.served == [["a"], ["a"], ["b"], ["a"], ["a"], ["b"], ["a"]]
     assert max(r["longest_wait"] for r in sim.to_dicts()) == 2
 
@@ -147,16 +155,18 @@ def test_accrual_changes_the_next_rounds_evaluation() -> None:
     rotation = {"capacity": 1, "served_go_last": False}
     fixed = simulate(_policy(rotation, points="wait"), people, rounds=3)
     assert fixed.served == [["a"], ["a"], ["a"]]
-    growing = simulate(_policy({**rotation, "accrue": {"wait": 5}}, points="wait"), people,
-                       rounds=3)
+    growing = simulate(
+        _policy({**rotation, "accrue": {"wait": 5}}, points="wait"), people, rounds=3
+    )
     # b: 7 -> 12 after round 1, beating a's 10; a then grows 10 -> 15 and goes in round 3.
     assert growing.served == [["a"], ["b"], ["a"]]
     final = growing.population
     waits = dict(zip(final.ids.tolist(), final.decode("wait").tolist(), strict=True))
     assert waits == {"a": 15, "b": 17}
     # Clipped to the attribute's declared max.
-    longer = simulate(_policy({**rotation, "accrue": {"wait": 5}}, points="wait"), people,
-                      rounds=20)
+    longer = simulate(
+        _policy({**rotation, "accrue": {"wait": 5}}, points="wait"), people, rounds=20
+    )
     assert longer.population.columns["wait"].max() == 40.0
     assert longer.population.columns["wait"].dtype == np.float64
 
@@ -186,9 +196,16 @@ def test_arrivals_and_departures() -> None:
     assert sim.served == [["a"], ["c"], ["c"], ["d"], ["a"]]
     assert sim.present == [2, 3, 2, 3, 3]
     assert sim.record("b") == {
-        "id": "b", "arrived": 0, "departed": 3, "eligible_rounds": 2, "times_served": 0,
-        "rounds_served": [], "first_served": None, "waited_before_first": None,
-        "longest_wait": 2, "current_wait": 2,
+        "id": "b",
+        "arrived": 0,
+        "departed": 3,
+        "eligible_rounds": 2,
+        "times_served": 0,
+        "rounds_served": [],
+        "first_served": None,
+        "waited_before_first": None,
+        "longest_wait": 2,
+        "current_wait": 2,
     }
     assert sim.record("d")["arrived"] == 4
     assert sim.ids == ["a", "b", "c", "d"]
@@ -200,8 +217,9 @@ def test_ties_on_the_whole_order_need_a_published_seed() -> None:
     with pytest.raises(ValueError, match=r"round 1: residents '(a|b)' and '(a|b)' are tied"):
         simulate(policy, _people(("a", 3), ("b", 3)), rounds=1)
     # Ties inside the served group, or outside it, decide nothing and are allowed.
-    sim = simulate(_policy({"capacity": 2}, seed=None), _people(("a", 3), ("b", 3), ("c", 1)),
-                   rounds=1)
+    sim = simulate(
+        _policy({"capacity": 2}, seed=None), _people(("a", 3), ("b", 3), ("c", 1)), rounds=1
+    )
     assert sim.served == [["a", "b"]]
 
 
@@ -427,14 +445,26 @@ def test_cli_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert doc["summary"]["served_per_round"] == [12] * 11
     assert doc["summary"]["waiting_before_first_service"]["max"] == 10
     out_csv = tmp_path / "sim.csv"
-    assert main(["simulate", policy, data, "--rounds", "2", "--capacity", "5",
-                 "--out", str(out_csv)]) == 0
+    assert (
+        main(["simulate", policy, data, "--rounds", "2", "--capacity", "5", "--out", str(out_csv)])
+        == 0
+    )
     with out_csv.open() as fh:
         assert sum(1 for r in csv.DictReader(fh) if r["times_served"] == "1") == 10
     no_rotation = tmp_path / "no-rotation.yaml"
     no_rotation.write_text((ROOT / "examples" / "elderly-care" / "policy.yaml").read_text())
-    assert main(["simulate", str(no_rotation),
-                 str(ROOT / "examples" / "elderly-care" / "residents.csv"), "--rounds", "2"]) == 1
+    assert (
+        main(
+            [
+                "simulate",
+                str(no_rotation),
+                str(ROOT / "examples" / "elderly-care" / "residents.csv"),
+                "--rounds",
+                "2",
+            ]
+        )
+        == 1
+    )
     assert "allocation.rotation" in capsys.readouterr().err
 
 
@@ -449,8 +479,12 @@ def test_errors_name_what_is_wrong() -> None:
         simulate(_policy(None, allocation={"capacity": 2}), people, rounds=1)
     with pytest.raises(ValueError, match=r"no capacity"):
         simulate(_policy({"bands": "level"}), people, rounds=1)
-    assert simulate(_policy(None, allocation={"capacity": 1, "rotation": {}}), people,
-                    rounds=1).capacity == 1
+    assert (
+        simulate(
+            _policy(None, allocation={"capacity": 1, "rotation": {}}), people, rounds=1
+        ).capacity
+        == 1
+    )
     with pytest.raises(ValueError, match="capacity must be at least 0"):
         simulate(_policy({"capacity": 1}), people, rounds=1, capacity=-1)
     with pytest.raises(ValueError, match="rounds must be at least 1"):
@@ -466,11 +500,17 @@ def test_errors_name_what_is_wrong() -> None:
     with pytest.raises(ValueError, match=r"arrivals\[2\]: resident 'b' is not new"):
         simulate(_policy({"capacity": 1}), people, rounds=2, arrivals={2: _people(("b", 5))})
     with pytest.raises(ValueError, match=r"arrivals\[2\]: resident 'a' is not new"):
-        simulate(_policy({"capacity": 1}), people, rounds=2, departures={1: ["a"]},
-                 arrivals={2: _people(("a", 5))})
+        simulate(
+            _policy({"capacity": 1}),
+            people,
+            rounds=2,
+            departures={1: ["a"]},
+            arrivals={2: _people(("a", 5))},
+        )
     with pytest.raises(fa.PopulationError, match="the same id"):
-        simulate(_policy({"capacity": 1}), people, rounds=2,
-                 arrivals={2: _people(("c", 5), ("c", 6))})
+        simulate(
+            _policy({"capacity": 1}), people, rounds=2, arrivals={2: _people(("c", 5), ("c", 6))}
+        )
     with pytest.raises(ValueError, match=r"accrue` names unknown attribute `weight`"):
         simulate(_policy({"capacity": 1, "accrue": {"weight": 1}}), people, rounds=1)
     with pytest.raises(ValueError, match=r"adds to `level`, whose type is ordinal"):
@@ -479,13 +519,50 @@ def test_errors_name_what_is_wrong() -> None:
         simulate(_policy({"capacity": 1, "accrue": {"wait": 0.5}}), people, rounds=1)
     with pytest.raises(ValueError, match="reserves"):
         simulate(
-            _policy(None, allocation={"capacity": 2, "rotation": {},
-                                      "reserves": [{"id": "r", "eligible": "flag", "count": 1}]}),
-            people, rounds=1,
+            _policy(
+                None,
+                allocation={
+                    "capacity": 2,
+                    "rotation": {},
+                    "reserves": [{"id": "r", "eligible": "flag", "count": 1}],
+                },
+            ),
+            people,
+            rounds=1,
         )
     with pytest.raises(ValueError, match="mechanism: lottery"):
         simulate(
-            _policy(None, allocation={"capacity": 2, "rotation": {}, "mechanism": "lottery",
-                                      "lottery": {"seed": "s"}}),
-            people, rounds=1,
+            _policy(
+                None,
+                allocation={
+                    "capacity": 2,
+                    "rotation": {},
+                    "mechanism": "lottery",
+                    "lottery": {"seed": "s"},
+                },
+            ),
+            people,
+            rounds=1,
         )
+
+
+def test_accrue_is_checked_when_the_policy_loads() -> None:
+    import fairalloc as fa_
+
+    text = """
+policy: {id: r, version: "1", title: R}
+attributes:
+  id: {type: str, role: id}
+  weeks: {type: int, min: 0}
+  level: {type: ordinal, levels: [a, b]}
+allocation:
+  capacity: 1
+  rotation: {accrue: {weeks: 0.5, level: 1, wekks: 1}}
+"""
+    with pytest.raises(fa_.PolicyError) as info:
+        fa_.parse_policy(text, filename="r.yaml")
+    messages = [i.message for i in info.value.issues]
+    assert all(i.code == "FA175" for i in info.value.issues)
+    assert any("cannot accrue 0.5" in m for m in messages)
+    assert any("`level` is an ordinal" in m for m in messages)
+    assert any("`wekks` is not an attribute" in m for m in messages)

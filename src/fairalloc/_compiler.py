@@ -729,6 +729,28 @@ class _Builder:
                 spec.lottery.weight,
                 value_key="weight",
             )
+        if spec.rotation is not None:
+            for name, per_round in spec.rotation.accrue.items():
+                where: PathKey = (*base, "rotation", "accrue", name)
+                attr = self.p.attributes.get(name)
+                if attr is None or attr.type not in ("int", "float"):
+                    self.issue(
+                        "FA175",
+                        f"`accrue` needs a number attribute, and `{name}` is "
+                        + ("not an attribute" if attr is None else _a(attr.type)),
+                        where,
+                        hint=_suggest(name, self.p.attributes),
+                    )
+                elif attr.type == "int" and not float(per_round).is_integer():
+                    self.issue(
+                        "FA175",
+                        f"`{name}` is a whole number; it cannot accrue {per_round} per round",
+                        where,
+                    )
+                elif attr.protected:
+                    self.issue(
+                        "FA175", f"`{name}` is protected; a rotation cannot change it", where
+                    )
         if spec.rotation is not None and spec.rotation.bands is not None:
             cp._rotation_band = self.alloc_expr(
                 cp,

@@ -109,7 +109,39 @@ def allocate_units(ev: Evaluation, spec: AllocationSpec, capacity: int) -> Units
         reverted = spare - _take(order, category, cats.open, spare, eligible=None)
     elif spare:
         lapsed[:-1] = left[:-1]
+    if spec.mechanism == "priority" and ev.policy.lottery_seed is None:
+        _refuse_ties_at_cutoffs(ev, spec, cats, order, category)
     return UnitsResult(order, category, keys, draws, lapsed, reverted)
+
+
+def _refuse_ties_at_cutoffs(
+    ev: Evaluation,
+    spec: AllocationSpec,
+    cats: Categories,
+    order: npt.NDArray[np.intp],
+    category: npt.NDArray[np.int16],
+) -> None:
+    """Without a lottery, residents still tied after the whole chain share a rank; if such a
+    tie straddles a category's cut-off, only row order or ids could decide, which they never
+    may. Say so instead of deciding."""
+    rank = ev.ranking.rank
+    for c, cid in enumerate(cats.ids):
+        served = category[order] == c
+        if not served.any():
+            continue
+        elig = ev.eligible if c == cats.open else ev.reserve_eligible[:, c]
+        last = order[np.flatnonzero(served)[-1]]
+        waiting = order[(category[order] < 0) & elig[order]]
+        same = rank[waiting] == rank[last]
+        if c != cats.open and spec.reserves[c].priority is not None:
+            same &= ev.reserve_priority[waiting, c] == ev.reserve_priority[last, c]
+        if same.any():
+            other = waiting[np.flatnonzero(same)[0]]
+            raise ValueError(
+                f"residents {ev.ids[last]} and {ev.ids[other]} are tied at the cut-off of"
+                f" `{cid}` (same score and tie-break values), and the ranking has no lottery"
+                " to decide between them: add {lottery: {seed: ...}} to ranking.tie_break"
+            )
 
 
 def _take(

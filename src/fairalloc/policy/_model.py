@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -538,11 +539,12 @@ class Rotation(_Documented):
     """A waiting list served over successive rounds (§2.1.1 fair rotation, 轮候).
 
     Each round serves ``capacity`` residents (the allocation's capacity by default). Order within
-    a round: residents served fewer times first; then, with ``bands``, higher need band first;
-    then rounds waited since last served (longest first), plus ``points_per_round`` × rounds
-    waited added to the score; then the policy's score and ranking. ``max_wait`` guarantees
-    that anyone who has waited that many rounds goes first. ``accrue`` adds ``per_round`` to an
-    attribute (e.g. waiting days) of every resident not served in a round.
+    a round: anyone who has waited ``max_wait`` rounds first (a guaranteed maximum wait); then
+    residents served fewer times (with ``served_go_last``); then, with ``bands``, higher need
+    band; then the score plus ``points_per_round`` × rounds waited (highest first); then rounds
+    waited (longest first); then the policy's ranking and published lottery. ``accrue`` adds
+    ``per_round`` to a number attribute (e.g. waiting weeks) of every resident not served in a
+    round.
     """
 
     capacity: int | None = Field(default=None, ge=0)
@@ -651,6 +653,13 @@ class Policy(_Model):
 
     _origin: Any = PrivateAttr(default=None)
     _compiled: Any = PrivateAttr(default=None)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
+        """A copy; with ``update``, compiled kernels of the original are not carried over."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._compiled = None
+        return copy
 
     @field_validator("parameters", mode="before")
     @classmethod
