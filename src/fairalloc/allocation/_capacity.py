@@ -121,9 +121,11 @@ def _refuse_ties_at_cutoffs(
     order: npt.NDArray[np.intp],
     category: npt.NDArray[np.int16],
 ) -> None:
-    """Without a lottery, residents still tied after the whole chain share a rank; if such a
-    tie straddles a category's cut-off, only row order or ids could decide, which they never
-    may. Say so instead of deciding."""
+    """Refuse to decide a tie that straddles a category's cut-off.
+
+    Without a lottery, residents still tied after the whole chain share a rank; across a
+    cut-off only row order or ids could decide between them, which they never may.
+    """
     rank = ev.ranking.rank
     for c, cid in enumerate(cats.ids):
         served = category[order] == c
