@@ -64,8 +64,7 @@ def variant(**allocation: Any) -> fa.Policy:
 
 def hand_lottery(seed: str, ids: np.ndarray, capacity: int) -> list[str]:
     key = seed.encode()
-    blob = b"".join(hashlib.blake2b(str(r).encode(), key=key, digest_size=8).digest()
-                    for r in ids)
+    blob = b"".join(hashlib.blake2b(str(r).encode(), key=key, digest_size=8).digest() for r in ids)
     keys = np.frombuffer(blob, dtype=">u8").astype(np.uint64)
     return [str(r) for r in ids[np.argsort(keys, kind="stable")[:capacity]]]
 
@@ -90,8 +89,11 @@ def main() -> None:
 
     seed = "2026-Q1-published-lottery"
     plain = variant(mechanism="lottery", lottery={"seed": seed}, reserves=[])
-    weighted = variant(mechanism="lottery", reserves=[],
-                       lottery={"seed": seed, "weight": "1 + min(waiting_days / 365, 3)"})
+    weighted = variant(
+        mechanism="lottery",
+        reserves=[],
+        lottery={"seed": seed, "weight": "1 + min(waiting_days / 365, 3)"},
+    )
     ev_plain = fa.evaluate(plain, population)
     ev_weighted = fa.evaluate(weighted, population)
     t_plain, lot = timed(lambda: fa.allocate(ev_plain, capacity=cap), rep)
@@ -101,18 +103,24 @@ def main() -> None:
     assert lot.served_ids() == hand, "the lottery must serve exactly the lowest published keys"
 
     elig = int(ev.eligible.sum())
-    print(f"elderly-care example: {n:,} residents, {elig:,} eligible, {cap:,} places;"
-          f" median of {rep} runs")
+    print(
+        f"elderly-care example: {n:,} residents, {elig:,} eligible, {cap:,} places;"
+        f" median of {rep} runs"
+    )
     print(f"{'':44}{'seconds':>10}")
     print(f"{'evaluate + rank (baseline)':44}{t_eval:10.3f}")
-    print(f"{'priority allocation with reserve':44}{t_alloc:10.3f}"
-          f"   ({alloc.n_served:,} served; reserve cut-off {alloc.cutoffs()[0].score})")
+    print(
+        f"{'priority allocation with reserve':44}{t_alloc:10.3f}"
+        f"   ({alloc.n_served:,} served; reserve cut-off {alloc.cutoffs()[0].score})"
+    )
     print(f"{'  same, max_beneficiaries':44}{t_smart:10.3f}   ({alloc_smart.n_served:,} served)")
     print(f"{'plain lottery over all eligible':44}{t_plain:10.3f}")
     print(f"{'weighted lottery over all eligible':44}{t_weighted:10.3f}")
     print(f"{'hand-written hashlib + numpy lottery':44}{t_hand:10.3f}")
-    print(f"allocation adds {t_alloc / t_eval:.2f}x of evaluate+rank;"
-          f" plain lottery / hand-written: {t_plain / t_hand:.2f}x")
+    print(
+        f"allocation adds {t_alloc / t_eval:.2f}x of evaluate+rank;"
+        f" plain lottery / hand-written: {t_plain / t_hand:.2f}x"
+    )
 
 
 def _ranked(policy: fa.Policy, population: fa.Population) -> fa.Evaluation:

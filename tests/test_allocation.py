@@ -305,7 +305,7 @@ def test_weighted_lottery_draws_are_recomputable_and_favour_weight() -> None:
     ev = a.evaluation
     for i in (0, 17, 2999):
         w = 1 + records[i]["tries"]
-        draw = -math.log((key("w", records[i]["id"]) + 0.5) / 2**64) / w
+        draw = -math.log(((key("w", records[i]["id"]) >> 12) + 0.5) / 2**52) / w
         assert a.lottery_draw is not None
         assert a.lottery_draw[i] == pytest.approx(draw, rel=1e-12)
     tries = np.array([r["tries"] for r in records])
@@ -372,3 +372,12 @@ def test_policy_copies_do_not_reuse_compiled_rules() -> None:
         }
     )
     assert fa.evaluate(changed, records).score[0] == 300
+
+
+def test_weighted_draws_never_reach_zero_at_the_top_key() -> None:
+    from fairalloc.allocation._lottery import weighted_draws
+
+    keys = np.array([2**64 - 1, 0], dtype=np.uint64)
+    draws = weighted_draws(keys, np.array([1.0, 1.0]))
+    assert (draws > 0).all()
+    assert draws[0] < draws[1]

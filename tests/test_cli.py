@@ -132,3 +132,21 @@ def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
     data = tmp_path / "bom.csv"
     data.write_bytes(b"\xef\xbb\xbf" + DATA.read_bytes())
     assert main(["run", str(POLICY), str(data), "--top", "0"]) == 0
+
+
+def test_run_prints_a_matching(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    slots = ROOT / "examples" / "facility-slots"
+    args = ["run", str(slots / "policy.yaml"), str(slots / "residents.csv"), "--top", "3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "matching: deferred acceptance, 104 served of 137 eligible" in out
+    assert "seniors_gym_fri: 10 of 10 units" in out
+    assert main([*args, "--out", str(tmp_path / "m.csv")]) == 1
+    assert main([*args, "--out", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["served"] == 104
+
+
+def test_run_points_rotation_policies_to_simulate(capsys: pytest.CaptureFixture[str]) -> None:
+    places = ROOT / "examples" / "activity-places"
+    assert main(["run", str(places / "policy.yaml"), str(places / "residents.csv")]) == 0
+    assert "`fairalloc simulate` runs them" in capsys.readouterr().out

@@ -25,6 +25,7 @@ from fairalloc._population import Population
 from fairalloc._ranking import Ranking, lottery_key, rank
 from fairalloc.allocation import Allocation, Cutoff
 from fairalloc.allocation import allocate_evaluation as _allocate_evaluation
+from fairalloc.allocation._matching import MatchingResult, ResourceCutoff, match
 from fairalloc.allocation._rotation import Simulation, simulate
 from fairalloc.errors import (
     EvaluationError,
@@ -48,6 +49,7 @@ __all__ = [
     "EvaluationError",
     "FairallocError",
     "FairnessViolation",
+    "MatchingResult",
     "Policy",
     "PolicyError",
     "PolicyIssue",
@@ -56,6 +58,7 @@ __all__ = [
     "PopulationIssue",
     "Ranking",
     "ReadPath",
+    "ResourceCutoff",
     "Simulation",
     "SourceSpan",
     "__version__",
@@ -65,6 +68,7 @@ __all__ = [
     "json_schema",
     "load_policy",
     "lottery_key",
+    "match",
     "parse_policy",
     "rank",
     "simulate",

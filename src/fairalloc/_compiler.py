@@ -790,19 +790,43 @@ class _Builder:
                         path,
                         hint=_suggest(name, self.p.attributes),
                     )
-                elif not set(attr.levels or ()) & set(ids):
-                    self.issue(
-                        "FA172",
-                        f"no level of `{name}` is a resource id",
-                        path,
-                        hint="resources: " + ", ".join(ids),
-                    )
+                elif stray := [lv for lv in attr.levels or () if lv not in ids and lv != "none"]:
+                    for lv in stray:
+                        # A misspelt resource would silently end a resident's list.
+                        close = difflib.get_close_matches(lv, ids, n=1)
+                        self.issue(
+                            "FA172",
+                            f"level `{lv}` of preference `{name}` is neither a resource id nor"
+                            " `none`",
+                            ("attributes", name, "levels", str((attr.levels or []).index(lv))),
+                            hint=f"did you mean `{close[0]}`?"
+                            if close
+                            else "resources: " + ", ".join(ids),
+                        )
                 elif attr.protected:
                     self.issue(
                         "FA173",
                         f"preference `{name}` is protected; preferences are the"
                         " residents' own choices, not protected grounds",
                         path,
+                    )
+            self.check_choices_unread(m.preferences)
+
+    def check_choices_unread(self, choices: list[str]) -> None:
+        """Residents' choices may only rank resources: a rule that reads them (a bonus for a
+        first choice, say) would reward misreporting and break strategy-proofness.
+        """
+        for part, paths in self.reads.items():
+            for r in paths:
+                if r.attribute in choices:
+                    kind, name = part.split(":", 1)
+                    self.issue(
+                        "FA176",
+                        f"{kind.replace('_', '-')} `{name}` reads the choice `{r.attribute}`"
+                        f" (read path: {r}); choices may only rank resources",
+                        self._doc_path(kind, name),
+                        hint="priorities that depend on how a resident ranks resources reward"
+                        " misreporting them",
                     )
 
     def alloc_expr(

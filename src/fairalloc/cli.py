@@ -98,6 +98,21 @@ def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
     _summary(result, out)
     spec = policy.allocation
+    if spec is not None and spec.matching is not None:
+        matching = fa.match(result)
+        _print_matching(matching, args.top, out)
+        if args.out is not None:
+            if args.out.suffix.lower() != ".json":
+                raise FairallocError(f"cannot write `{args.out}`: a matching is written as .json")
+            args.out.write_text(matching.to_json(indent=1) + "\n", encoding="utf-8")
+            print(f"wrote the matching of {result.n} residents to {args.out}", file=out)
+        return 0
+    if spec is not None and spec.rotation is not None:
+        print(
+            "this policy serves a waiting list over rounds: `fairalloc simulate` runs them;"
+            " the ranking of the first round follows",
+            file=out,
+        )
     if spec is not None and spec.matching is None and spec.rotation is None:
         allocation = fa.allocate(result, capacity=args.capacity)
         _print_allocation(allocation, args.top, out)
@@ -113,6 +128,32 @@ def _run(args: argparse.Namespace) -> int:
         _write(ranking, args.out)
         print(f"wrote {len(ranking)} ranked residents to {args.out}", file=out)
     return 0
+
+
+def _print_matching(result: fa.MatchingResult, top: int, out: TextIO) -> None:
+    s = result.summary()
+    print(
+        f"matching: deferred acceptance, {s['served']} served of {s['eligible']} eligible,"
+        f" {s['proposals']} proposals",
+        file=out,
+    )
+    for c in result.cutoffs():
+        last = f", last admitted {c.last_id} (priority rank {c.last_rank})" if c.last_id else ""
+        print(
+            f"  {c.resource}: {c.used} of {c.capacity} units, {c.demand} applicants{last}", file=out
+        )
+    rows = [r for r in result.to_dicts() if r["eligible"]][: max(top, 0)]
+    table: list[dict[str, object]] = [
+        {
+            "id": r["id"],
+            "score": r["score"],
+            "holds": ", ".join(r["resources"]) or "-",
+            "choice": ", ".join(str(c) for c in r["choices"]) or "-",
+        }
+        for r in rows
+    ]
+    if table:
+        _print_table(table, int(s["eligible"]), out)
 
 
 def _print_allocation(allocation: fa.Allocation, top: int, out: TextIO) -> None:
@@ -180,7 +221,7 @@ def _print_table(rows: list[dict[str, object]], total: int, out: TextIO) -> None
     for c in cells:
         print(
             "  ".join(
-                v.rjust(w) if k != 1 else v.ljust(w)
+                v.ljust(w) if heads[k] in ("id", "holds") else v.rjust(w)
                 for k, (v, w) in enumerate(zip(c, widths, strict=True))
             ),
             file=out,

@@ -5,7 +5,7 @@ BLAKE2b (see :func:`fairalloc.lottery_key`), so it depends on neither row positi
 process. A plain lottery serves the lowest keys first. A weighted lottery (weight ``w > 0``,
 e.g. extra chances after repeated failures) orders residents by::
 
-    u = (key + 0.5) / 2**64           # uniform on (0, 1), from the published key
+    u = ((key >> 12) + 0.5) / 2**52   # uniform on (0, 1), from the top 52 bits of the key
     draw = -log(u) / w                # exponential with rate w; lowest draw first
 
 which is the Efraimidis-Spirakis method: the resident drawn first is resident ``i`` with
@@ -15,7 +15,7 @@ can recompute every draw with ``hashlib`` and ``math``::
     import hashlib, math
     key = int.from_bytes(hashlib.blake2b(resident_id.encode(), key=seed.encode(),
                                          digest_size=8).digest(), "big")
-    draw = -math.log((key + 0.5) / 2**64) / weight
+    draw = -math.log(((key >> 12) + 0.5) / 2**52) / weight
 """
 
 from __future__ import annotations
@@ -32,8 +32,12 @@ def weighted_draws(
     keys: npt.NDArray[np.uint64], weights: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """The draw of each resident (lowest first) from its key and weight."""
-    u = (keys.astype(np.float64) + 0.5) / 2.0**64
-    return -np.log(u) / weights
+    return -np.log(_uniform(keys)) / weights
+
+
+def _uniform(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
+    # The top 52 bits fit a float64 exactly, so u never rounds to 1 (whose log would be 0).
+    return ((keys >> np.uint64(12)).astype(np.float64) + 0.5) / 2.0**52
 
 
 def lottery_order(
@@ -46,7 +50,7 @@ def lottery_order(
     """
     keys = lottery_keys(seed, ids)
     if weights is None:
-        draws = (keys.astype(np.float64) + 0.5) / 2.0**64
+        draws = _uniform(keys)
         # Sorting by key itself is exact; the draw is shown for explanation only.
         return np.argsort(keys, kind="stable"), keys, draws
     draws = weighted_draws(keys, weights)

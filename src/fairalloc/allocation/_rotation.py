@@ -126,8 +126,7 @@ def simulate(
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     joining = _schedule("arrivals", arrivals, rounds)
     leaving = {
-        r: _departing_ids(r, ids)
-        for r, ids in _schedule("departures", departures, rounds).items()
+        r: _departing_ids(r, ids) for r, ids in _schedule("departures", departures, rounds).items()
     }
     accrue = _accruals(model, rotation)
     bonus = micro_scalar(rotation.points_per_round)
@@ -418,8 +417,10 @@ class _Ledger:
         for rid in new:
             if rid in self.index:
                 e = self.index[rid]
-                when = "present from the start" if self.arrived[e] == 0 else (
-                    f"arrived in round {int(self.arrived[e])}"
+                when = (
+                    "present from the start"
+                    if self.arrived[e] == 0
+                    else (f"arrived in round {int(self.arrived[e])}")
                 )
                 raise ValueError(
                     f"arrivals[{r}]: resident {rid!r} is not new ({when}); ids are unique for the"
@@ -627,8 +628,8 @@ class Simulation:
             "policy": self.summary()["policy"],
             "as_of": cp.as_of.isoformat() if cp.as_of else None,
             "rotation": self.rotation.model_dump(
-                mode="json", include={"bands", "points_per_round", "max_wait", "accrue",
-                                      "served_go_last"}
+                mode="json",
+                include={"bands", "points_per_round", "max_wait", "accrue", "served_go_last"},
             ),
             "capacity": self.capacity,
             "tie_break": cp.tie_break_labels,
@@ -645,8 +646,16 @@ class Simulation:
     def to_csv(self, path: str | os.PathLike[str]) -> None:
         """Write one row per resident (sorted by id); rounds served are separated by spaces."""
         heads = [
-            "id", "arrived", "departed", "eligible_rounds", "times_served", "rounds_served",
-            "first_served", "waited_before_first", "longest_wait", "current_wait",
+            "id",
+            "arrived",
+            "departed",
+            "eligible_rounds",
+            "times_served",
+            "rounds_served",
+            "first_served",
+            "waited_before_first",
+            "longest_wait",
+            "current_wait",
         ]
         with open(path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh, lineterminator="\n")
@@ -707,10 +716,14 @@ class Simulation:
             ("median wait before first service", "—" if w["median"] is None else w["median"]),
         ]
         head = f"<p>{html.escape(repr(self))}</p>"
-        table = "<table><tbody>" + "".join(
-            f"<tr><th scope='row'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-            for k, v in facts
-        ) + "</tbody></table>"
+        table = (
+            "<table><tbody>"
+            + "".join(
+                f"<tr><th scope='row'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                for k, v in facts
+            )
+            + "</tbody></table>"
+        )
         rows = "".join(
             "<tr>"
             + "".join(

@@ -605,12 +605,21 @@ class AllocationSpec(_Documented):
     def _consistent(self) -> AllocationSpec:
         if self.mechanism == "lottery" and self.lottery is None:
             raise ValueError("`mechanism: lottery` needs `lottery: {seed: ...}`")
-        if self.mechanism == "priority" and self.lottery is not None:
+        if self.mechanism == "priority" and self.lottery is not None and self.matching is None:
             raise ValueError("`lottery` goes with `mechanism: lottery`")
         if self.matching is None and self.capacity is None and self.rotation is None:
             raise ValueError("give a `capacity` (units to allocate)")
-        if self.matching is not None and (self.reserves or self.capacity is not None):
-            raise ValueError("a matching gives capacities per resource; no `capacity`/`reserves`")
+        if self.matching is not None and (
+            self.reserves
+            or self.capacity is not None
+            or self.rotation is not None
+            or self.lottery is not None
+            or self.mechanism != "priority"
+        ):
+            raise ValueError(
+                "a matching stands alone: capacities are per resource and its lottery is the"
+                " ranking's; drop `capacity`, `reserves`, `rotation`, `mechanism` and `lottery`"
+            )
         ids = [r.id for r in self.reserves]
         if len(set(ids)) != len(ids):
             raise ValueError("reserve ids must be distinct")
