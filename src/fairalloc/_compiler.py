@@ -813,8 +813,10 @@ class _Builder:
             self.check_choices_unread(m.preferences)
 
     def check_choices_unread(self, choices: list[str]) -> None:
-        """Residents' choices may only rank resources: a rule that reads them (a bonus for a
-        first choice, say) would reward misreporting and break strategy-proofness.
+        """Refuse any part of the policy that reads the residents' choices.
+
+        Choices may only rank resources: a rule that reads them (a bonus for a first choice,
+        say) would reward misreporting them and break strategy-proofness.
         """
         for part, paths in self.reads.items():
             for r in paths:
