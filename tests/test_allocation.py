@@ -381,3 +381,38 @@ def test_weighted_draws_never_reach_zero_at_the_top_key() -> None:
     draws = weighted_draws(keys, np.array([1.0, 1.0]))
     assert (draws > 0).all()
     assert draws[0] < draws[1]
+
+
+def test_a_policy_loaded_for_audit_only_evaluates_but_never_allocates() -> None:
+    doc = {**BASE, "allocation": {"capacity": 1}}
+    doc["attributes"] = {
+        **BASE["attributes"],
+        "sex": {"type": "category", "levels": ["f", "m"], "protected": True},
+    }
+    doc["rules"] = {
+        **BASE["rules"],
+        "priority": [
+            {"id": "need", "points": "need"},
+            {"id": "men", "when": "sex == m", "points": 5},
+        ],
+    }
+    unfair = fa.Policy.model_validate(doc)
+    with pytest.raises(fa.FairnessViolation):
+        fa.compile_policy(unfair)
+    cp = fa.compile_policy(unfair, audit=True)
+    assert [v.code for v in cp.violations] == ["FA300"]
+    records = [
+        {
+            "id": "a",
+            "need": 2,
+            "poor": False,
+            "carer": False,
+            "district": "n",
+            "tries": 0,
+            "sex": "m",
+        }
+    ]
+    ev = fa.evaluate(cp, records)
+    assert ev.score[0] == 7
+    with pytest.raises(fa.FairnessViolation, match="loaded for audit only, so it cannot allocate"):
+        fa.allocate(ev)

@@ -177,8 +177,11 @@ class CompiledPolicy:
         criteria: The columns of the points matrix.
         scales: The top-level scales, as trees.
         score_terms: The names of the score's terms (top-level scales or ``priority``).
-        reads: For each part (``rule:<id>``, ``indicator:<path>``, ``tie_break:<i>``), every
-            attribute it reads with the path through derived values.
+        reads: For each part (``rule:<id>``, ``indicator:<path>``, ``tie_break:<i>``,
+            ``reserve:<id>``, ...), every attribute it reads with the path through derived
+            values.
+        violations: Unjustified reads of protected attributes, when compiled for audit only
+            (empty otherwise: such a policy does not compile).
     """
 
     policy: M.Policy
@@ -189,6 +192,7 @@ class CompiledPolicy:
     score_terms: list[tuple[str, float]]
     reads: dict[str, list[ReadPath]]
     source_map: SourceMap
+    violations: tuple[PolicyIssue, ...] = ()
     _derived: dict[str, tuple[str, object]] = field(default_factory=dict)
     _derived_nan: dict[str, bool] = field(default_factory=dict)
     _eligibility: list[_Rule] = field(default_factory=list)
@@ -236,6 +240,26 @@ class CompiledPolicy:
         """The published lottery seed, if the chain ends with a lottery."""
         return self._tie_breaks[-1].seed if self._tie_breaks else None
 
+    def refuse_if_audit_only(self, action: str) -> None:
+        """Raise :class:`FairnessViolation` if this policy was compiled for audit only.
+
+        Args:
+            action: What was attempted, for the message (e.g. ``allocate``).
+        """
+        if self.violations:
+            raise FairnessViolation(
+                [
+                    PolicyIssue(
+                        i.code,
+                        f"loaded for audit only, so it cannot {action}: {i.message}",
+                        i.span,
+                        i.text,
+                        i.hint,
+                    )
+                    for i in self.violations
+                ]
+            )
+
     def dependencies(self) -> dict[str, set[str]]:
         """For each part of the policy, the attributes it reads (directly or via derived values).
 
@@ -260,7 +284,9 @@ class CompiledPolicy:
 # -- compiling --------------------------------------------------------------------------------
 
 
-def compile_policy(policy: M.Policy, *, as_of: dt.date | None = None) -> CompiledPolicy:
+def compile_policy(
+    policy: M.Policy, *, as_of: dt.date | None = None, audit: bool = False
+) -> CompiledPolicy:
     """Check ``policy`` as a whole and compile it into numpy kernels.
 
     Args:
@@ -268,17 +294,21 @@ def compile_policy(policy: M.Policy, *, as_of: dt.date | None = None) -> Compile
         as_of: The date whose parameter values apply; by default the policy's ``effective``
             date, or, without one, each parameter's latest value. Never today's date: the same
             policy must give the same results whenever it is run.
+        audit: Compile a policy that reads protected attributes without justified uses, for
+            audit only: the violations are recorded in :attr:`CompiledPolicy.violations`
+            instead of raised, and every allocation mechanism refuses the result.
 
     Raises:
         PolicyError: listing every name, type and cross-reference problem, located.
         FairnessViolation: when the only problems are reads of protected attributes without a
             justified use (each issue names the part, the attribute and the read path).
     """
-    return _Builder(policy, as_of).build()
+    return _Builder(policy, as_of, audit=audit).build()
 
 
 class _Builder:
-    def __init__(self, policy: M.Policy, as_of: dt.date | None) -> None:
+    def __init__(self, policy: M.Policy, as_of: dt.date | None, *, audit: bool = False) -> None:
+        self.audit = audit
         self.p = policy
         self.as_of = as_of if as_of is not None else policy.policy.effective
         origin = policy._origin
@@ -329,6 +359,9 @@ class _Builder:
         self.compile_tie_breaks(cp)
         self.compile_allocation(cp)
         self.check_justified_uses()
+        if self.audit and not self.issues.issues:
+            cp.violations = tuple(self.fairness.issues)
+            return cp
         if self.issues.issues and self.fairness.issues:
             # Report everything at once; a plain PolicyError, as not only fairness is at stake.
             merged = [*self.issues.issues, *self.fairness.issues]

@@ -26,6 +26,7 @@ def allocate_evaluation(evaluation: Evaluation, *, capacity: int | None = None) 
         ValueError: if the policy has no allocation section, if no capacity is known, or if
             the reserves exceed it.
     """
+    evaluation.policy.refuse_if_audit_only("allocate")
     spec: AllocationSpec | None = evaluation.policy.policy.allocation
     if spec is None:
         raise ValueError("the policy has no `allocation` section")

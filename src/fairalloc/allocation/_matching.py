@@ -138,6 +138,7 @@ def match(
             f"cannot match from {type(source).__name__}: give an Evaluation or a policy"
         )
     cp = evaluation.policy
+    cp.refuse_if_audit_only("match")
     spec = _matching_of(cp.policy)
     seed = cp.lottery_seed
     if seed is None:

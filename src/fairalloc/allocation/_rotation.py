@@ -151,6 +151,7 @@ def simulate(
             rows = np.concatenate([rows, ledger.add(newcomers.ids, r)])
             population = _concat(population, newcomers)
         ev = evaluate(policy, population)
+        ev.policy.refuse_if_audit_only("simulate rounds")
         eligible = np.flatnonzero(ev.eligible)
         order = _order(ev, eligible, ledger, rows, rotation, bonus, units, r)
         served_rows = eligible[order[:units]]

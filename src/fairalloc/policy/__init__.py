@@ -18,6 +18,7 @@ def load_policy(
     *,
     format: Format | None = None,
     as_of: dt.date | None = None,
+    audit: bool = False,
 ) -> Policy:
     """Load a policy file (YAML, JSON or TOML) and check it completely.
 
@@ -29,13 +30,15 @@ def load_policy(
         format: ``yaml``, ``json`` or ``toml``; by default from the file's suffix.
         as_of: The date whose parameter values are checked (see
             :func:`fairalloc.compile_policy`).
+        audit: Load a policy that reads protected attributes without justified uses, for
+            audit only: it can be evaluated and audited, never allocated with.
 
     Raises:
         PolicyError: listing every problem as ``file:line:col: CODE message``.
         FairnessViolation: if the only problems are unjustified reads of protected attributes.
     """
     policy = read_policy(path, format=format)
-    _check(policy, as_of)
+    _check(policy, as_of, audit=audit)
     return policy
 
 
@@ -45,17 +48,18 @@ def parse_policy(
     format: Format = "yaml",
     filename: str = "<string>",
     as_of: dt.date | None = None,
+    audit: bool = False,
 ) -> Policy:
     """Parse and completely check policy text (see :func:`load_policy`)."""
     policy = _parse(text, format=format, filename=filename)
-    _check(policy, as_of)
+    _check(policy, as_of, audit=audit)
     return policy
 
 
-def _check(policy: Policy, as_of: dt.date | None) -> None:
+def _check(policy: Policy, as_of: dt.date | None, *, audit: bool) -> None:
     from fairalloc._compiler import compile_policy
 
-    compiled = compile_policy(policy, as_of=as_of)
+    compiled = compile_policy(policy, as_of=as_of, audit=audit)
     # Loaded as of a date, the policy is evaluated as of that date unless told otherwise.
     policy._compiled = {None: compiled, as_of: compiled}
 
