@@ -632,6 +632,11 @@ class AllocationSpec(_Documented):
                 )
             if self.reserve_mode == "max_beneficiaries":
                 raise ValueError("`max_beneficiaries` does not depend on order: drop `precedence`")
+        if self.reserve_mode == "max_beneficiaries" and any(r.priority for r in self.reserves):
+            raise ValueError(
+                "`max_beneficiaries` fills reserves in the ranking's order; a reserve's own"
+                " `priority` would be ignored: drop it or use `reserve_mode: precedence`"
+            )
         if self.capacity is not None:
             fixed = sum(r.count or 0 for r in self.reserves)
             shares = sum(r.share or 0.0 for r in self.reserves)
