@@ -14,19 +14,24 @@ from fairalloc.policy._model import AllocationSpec
 __all__ = ["Allocation", "Cutoff", "allocate_evaluation"]
 
 
-def allocate_evaluation(evaluation: Evaluation, *, capacity: int | None = None) -> Allocation:
+def allocate_evaluation(
+    evaluation: Evaluation, *, capacity: int | None = None, measure_only: bool = False
+) -> Allocation:
     """Allocate units among the residents of ``evaluation`` by the policy's mechanism.
 
     Args:
         evaluation: The evaluation to allocate from.
         capacity: Units to allocate; by default the policy's ``allocation.capacity`` (a
             different capacity is the usual what-if; reserve shares follow it).
+        measure_only: For audits: allocate even with a policy loaded for audit only, to
+            measure what it would do (the result must never be used as a decision).
 
     Raises:
         ValueError: if the policy has no allocation section, if no capacity is known, or if
             the reserves exceed it.
     """
-    evaluation.policy.refuse_if_audit_only("allocate")
+    if not measure_only:
+        evaluation.policy.refuse_if_audit_only("allocate")
     spec: AllocationSpec | None = evaluation.policy.policy.allocation
     if spec is None:
         raise ValueError("the policy has no `allocation` section")
