@@ -5,6 +5,8 @@ Commands:
     simulate POLICY DATA  serve POLICY's rotation to DATA for ``--rounds`` rounds (``--out`` CSV
                           or JSON)
     validate POLICY...    check policy files; every problem as ``file:line:col: CODE message``
+    check POLICY...       prove which protected attributes each policy reads, and why
+    audit POLICY DATA     fairness audit on a population (Markdown, HTML or JSON report)
     schema                print the JSON Schema of policy files
 
 Exit status: 0 success, 1 invalid policy or data (messages on stderr), 2 wrong usage.
@@ -82,6 +84,22 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check policy files and report every problem")
     val.add_argument("policies", type=Path, nargs="+", help="policy files")
     val.set_defaults(handler=_validate)
+
+    chk = sub.add_parser("check", help="static proof: which protected attributes are read, why")
+    chk.add_argument("policies", type=Path, nargs="+", help="policy files")
+    chk.set_defaults(handler=_check)
+
+    aud = sub.add_parser("audit", help="fairness audit of a policy on a population")
+    aud.add_argument("policy", type=Path, help="policy file")
+    aud.add_argument("data", type=Path, help="residents (.csv)")
+    aud.add_argument("--capacity", type=int, help="units to allocate (default: the policy's)")
+    aud.add_argument("--strata", help="graded scale whose grades are the need strata")
+    aud.add_argument("--format", choices=("md", "html", "json"), default="md")
+    aud.add_argument("--out", type=Path, help="write the report to FILE")
+    aud.add_argument(
+        "--publication", action="store_true", help="suppress small cells, as for a published report"
+    )
+    aud.set_defaults(handler=_audit)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of policy files")
     sch.add_argument("--out", type=Path, help="write to FILE instead of stdout")
@@ -334,6 +352,44 @@ def _validate(args: argparse.Namespace) -> int:
             meta = policy.policy
             print(f"{path}: ok ({meta.id} v{meta.version})", file=sys.stdout)
     return status
+
+
+def _check(args: argparse.Namespace) -> int:
+    from fairalloc.audit import static_proof
+
+    status = 0
+    for path in args.policies:
+        proof = static_proof(fa.load_policy(path, audit=True))
+        print(f"{path}:", file=sys.stdout)
+        print(proof.to_markdown(), file=sys.stdout)
+        if not proof.ok:
+            status = 1
+    return status
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from fairalloc.audit import audit
+
+    policy = fa.load_policy(args.policy, audit=True)
+    report = audit(
+        policy,
+        fa.Population.from_csv(args.data, policy),
+        capacity=args.capacity,
+        strata=args.strata,
+        publication=args.publication,
+    )
+    if args.format == "md":
+        text = report.to_markdown()
+    elif args.format == "html":
+        text = report.to_html()
+    else:
+        text = report.to_json(indent=1) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote the audit report to {args.out}", file=sys.stdout)
+    return 0 if report.ok else 1
 
 
 def _schema(args: argparse.Namespace) -> int:

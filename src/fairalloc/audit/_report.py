@@ -1,0 +1,207 @@
+"""The audit report: one document a third party can read and re-run (§4.2).
+
+It gathers the static proof, the counterfactual flip audit, proxy detection, group statistics
+with intervals and the scale audit, with what is needed to reproduce them: the policy's id,
+version and content hash, the residents' data hash, the lottery seed and the capacity.
+Renderers: Markdown, accessible HTML (semantic headings and tables, no meaning in colour) and
+JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from fairalloc._evaluation import Evaluation
+
+__all__ = ["AuditReport", "data_hash", "markdown_to_html", "policy_hash"]
+
+#: Version of the report's JSON layout.
+REPORT_SCHEMA = "fairalloc.audit/1"
+
+
+class _Section(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def to_markdown(self) -> str: ...
+
+
+def policy_hash(evaluation: Evaluation) -> str:
+    """SHA-256 of the policy document's canonical JSON (what it says, not how it is spelt)."""
+    doc = evaluation.policy.policy.model_dump(mode="json", by_alias=True)
+    text = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def data_hash(evaluation: Evaluation) -> str:
+    """SHA-256 of the residents' encoded columns in id order (independent of row order)."""
+    pop = evaluation.population
+    if pop is None:
+        return ""
+    order = np.argsort(pop.ids.astype(str), kind="stable")
+    h = hashlib.sha256()
+    h.update("\x1f".join(str(i) for i in pop.ids[order]).encode("utf-8"))
+    for name in sorted(pop.columns):
+        h.update(name.encode("utf-8"))
+        h.update(np.ascontiguousarray(pop.columns[name][order]).tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class AuditReport:
+    """Every layer of a fairness audit of one policy on one population.
+
+    Attributes:
+        evaluation: The evaluation audited.
+        sections: Titled parts, in order (static proof, flip audit, proxies, groups, scales).
+        meta: Policy id, version and hash, data hash, residents, capacity, lottery seed.
+        violations: Unjustified reads of protected attributes (the policy was loaded for
+            audit only if any).
+    """
+
+    evaluation: Evaluation
+    sections: list[tuple[str, _Section]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether no layer found a problem (no violation, flip, flagged proxy or disparity)."""
+        for _, section in self.sections:
+            if getattr(section, "ok", True) is False:
+                return False
+        return not self.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain values (the JSON layout)."""
+        return {
+            "schema": REPORT_SCHEMA,
+            "meta": self.meta,
+            "ok": self.ok,
+            "violations": self.violations,
+            "sections": {title: section.to_dict() for title, section in self.sections},
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The report as JSON."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, default=_plain)
+
+    def to_markdown(self) -> str:
+        """The report as Markdown, for a third party to read."""
+        m = self.meta
+        lines = [
+            f"# Fairness audit: {m.get('policy_title', m.get('policy_id'))}",
+            "",
+            f"Policy `{m.get('policy_id')}` version {m.get('policy_version')}"
+            f" (content SHA-256 `{m.get('policy_hash', '')[:16]}…`), {m.get('residents')}"
+            f" residents (data SHA-256 `{m.get('data_hash', '')[:16]}…`).",
+            "",
+            f"Capacity: {m.get('capacity') if m.get('capacity') is not None else 'none'};"
+            f" lottery seed: {m.get('lottery_seed') or 'none'}. Re-run with"
+            " `fairalloc audit POLICY DATA` on the same files.",
+            "",
+            "**Overall: no problem found.**" if self.ok else "**Overall: problems found.**",
+            "",
+        ]
+        if self.violations:
+            lines += ["## Violations", "", *[f"- {v}" for v in self.violations], ""]
+        for _, section in self.sections:
+            lines += [section.to_markdown().rstrip(), ""]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_html(self) -> str:
+        """The report as a standalone, accessible HTML page."""
+        body = markdown_to_html(self.to_markdown())
+        title = html.escape(str(self.meta.get("policy_id", "policy")))
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>Fairness audit: {title}</title>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<style>body{font:1.1rem/1.6 system-ui,sans-serif;max-width:60rem;margin:auto;"
+            "padding:1rem}table{border-collapse:collapse;margin:1rem 0}"
+            "th,td{border:1px solid #444;padding:.3rem .6rem;text-align:left}"
+            "caption{font-weight:bold;text-align:left}</style></head>\n<body><main>\n"
+            f"{body}</main></body></html>\n"
+        )
+
+    def _repr_html_(self) -> str:
+        return markdown_to_html(self.to_markdown())
+
+    def __repr__(self) -> str:
+        state = "ok" if self.ok else "problems found"
+        return f"<AuditReport of {self.meta.get('policy_id')}: {state}>"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}")
+
+
+def markdown_to_html(text: str) -> str:
+    """Render the report's own Markdown (headings, paragraphs, lists, pipe tables) as HTML.
+
+    Only the constructs the report writes are supported; all text is escaped.
+    """
+    out: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+            continue
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 6)
+            out.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+            i += 1
+        elif line.lstrip().startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                rows.append(lines[i])
+                i += 1
+            out.append(_table(rows))
+        elif line.lstrip().startswith(("- ", "* ")):
+            items = []
+            while i < len(lines) and lines[i].lstrip().startswith(("- ", "* ")):
+                items.append(f"<li>{_inline(lines[i].lstrip()[2:])}</li>")
+                i += 1
+            out.append("<ul>" + "".join(items) + "</ul>")
+        else:
+            para = []
+            while i < len(lines) and lines[i].strip() and not lines[i].startswith(("#", "|")):
+                para.append(lines[i].strip())
+                i += 1
+            out.append(f"<p>{_inline(' '.join(para))}</p>")
+    return "\n".join(out) + "\n"
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _table(rows: list[str]) -> str:
+    head = _cells(rows[0])
+    body = [r for r in rows[1:] if not _TABLE_RULE.match(r.strip())]
+    ths = "".join(f'<th scope="col">{_inline(c)}</th>' for c in head)
+    trs = "".join(
+        "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(r)) + "</tr>" for r in body
+    )
+    return f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)

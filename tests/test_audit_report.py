@@ -1,0 +1,104 @@
+"""The audit as one report, from Python and the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import fairalloc as fa
+from fairalloc.audit import audit
+from fairalloc.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "examples" / "elderly-care" / "policy.yaml"
+DATA = ROOT / "examples" / "elderly-care" / "residents.csv"
+
+
+def _unfair(tmp_path: Path) -> Path:
+    text = POLICY.read_text().replace(
+        "  priority:\n",
+        "  priority:\n"
+        '    - {id: civil-servant-bonus, when: "occupation == civil_servant", points: 10}\n',
+        1,
+    )
+    path = tmp_path / "unfair.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_fair_example_passes_every_verdict() -> None:
+    report = audit(fa.load_policy(POLICY), DATA)
+    assert report.ok
+    doc = json.loads(report.to_json())
+    assert doc["schema"] == "fairalloc.audit/1"
+    assert doc["meta"]["capacity"] == 40
+    assert len(doc["meta"]["data_hash"]) == 64
+    assert set(doc["sections"]) == {
+        "static proof",
+        "flip audit",
+        "proxies",
+        "group statistics",
+        "scale audit",
+    }
+    assert doc["sections"]["group statistics"]["for_review"] is True
+    md = report.to_markdown()
+    assert "**Overall: no problem found.**" in md
+    assert "proven independent: nothing reads it" in md
+    page = report.to_html()
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<th scope="col">attribute</th>' in page
+    assert "<script" not in page
+
+
+def test_data_hash_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    lines = DATA.read_text().splitlines()
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    policy = fa.load_policy(POLICY)
+    a, b = audit(policy, DATA), audit(policy, shuffled)
+    assert a.meta["data_hash"] == b.meta["data_hash"]
+    assert a.to_json() == b.to_json()
+
+
+def test_unfair_policy_is_caught_by_static_and_flip_layers(tmp_path: Path) -> None:
+    path = _unfair(tmp_path)
+    with pytest.raises(fa.FairnessViolation):
+        fa.load_policy(path)
+    report = audit(fa.load_policy(path, audit=True), DATA)
+    assert not report.ok
+    assert any("civil-servant-bonus" in v and "`occupation`" in v for v in report.violations)
+    flips = dict(report.sections)["flip audit"]
+    assert flips.attribute("occupation").affected
+    assert "rule:civil-servant-bonus" in flips.attribute("occupation").unjustified_parts
+
+
+def test_cli_check_and_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(POLICY)]) == 0
+    out = capsys.readouterr().out
+    assert "`gender` (gender) | independent" in out
+    unfair = _unfair(tmp_path)
+    assert main(["check", str(unfair)]) == 1
+    assert "violation" in capsys.readouterr().out
+    report = tmp_path / "audit.html"
+    assert (
+        main(
+            [
+                "audit",
+                str(POLICY),
+                str(DATA),
+                "--format",
+                "html",
+                "--out",
+                str(report),
+                "--publication",
+            ]
+        )
+        == 0
+    )
+    assert "<h1>Fairness audit: Community elderly-care places</h1>" in report.read_text()
+    capsys.readouterr()
+    assert main(["audit", str(unfair), str(DATA), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False
