@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import re
@@ -350,6 +351,13 @@ def _served(ev: fa.Evaluation, row: int, capacity: int) -> bool:
     return listed
 
 
+def _score(ev: fa.Evaluation, row: int) -> tuple[int, ...]:
+    """The score; for ``tiers``, every tier's value."""
+    if ev.policy.policy.score.method == "tiers":
+        return tuple(int(t) for t in ev.terms[row])
+    return (int(ev.score_micro[row]),)
+
+
 def _brute_force(
     policy: fa.Policy, pop: fa.Population, audit: FlipAudit, capacity: int | None
 ) -> int:
@@ -363,6 +371,8 @@ def _brute_force(
             code = (attr.levels or []).index(result.value)
         elif attr.type == "bool":
             code = result.value == "true"
+        elif attr.type == "date":
+            code = (dt.date.fromisoformat(result.value) - dt.date(1970, 1, 1)).days
         else:
             code = float(result.value)
         column = pop.columns[result.attribute]
@@ -371,7 +381,7 @@ def _brute_force(
         for row in np.flatnonzero(column != code):
             ev2 = fa.evaluate(policy, _changed_alone(pop, result.attribute, int(row), code))
             e = (bool(ev.eligible[row]), bool(ev2.eligible[row]))
-            s = (int(ev.score_micro[row]), int(ev2.score_micro[row]))
+            s = (_score(ev, int(row)), _score(ev2, int(row)))
             r = (int(ev.ranking.rank[row]), int(ev2.ranking.rank[row]))
             served = None
             if capacity is not None:
@@ -627,3 +637,61 @@ def test_types_are_exported_for_the_report() -> None:
     assert isinstance(static_proof(fa.load_policy(EXAMPLE / "policy.yaml")), StaticProof)
     assert FlipResult("x", "1", 0).affected_rate == 0.0
     assert FlipResult("x", "1", 0).served_rate is None
+
+
+METHODS = """
+policy: {id: methods, version: "1", title: Methods}
+attributes:
+  id: {type: str, role: id}
+  need: {type: int, min: 0, max: 3}
+  band: {type: ordinal, levels: [a, b, c], protected: true}
+  member: {type: bool, protected: true}
+  born: {type: date, min: 1920-01-01, max: 2020-12-31, protected: true}
+  weight: {type: float, min: 0, max: 5, protected: true}
+parameters:
+  cut: 1950-01-01
+justified_uses:
+  - {attribute: band, scale: s, why: test, source: test}
+  - {attribute: member, rule: member-only, why: test, source: test}
+  - {attribute: born, rule: born-points, why: test, source: test}
+  - {attribute: weight, tie_break: 0, why: test, source: test}
+scales:
+  s: {indicators: {b: {of: band, lookup: {a: 1, b: 2, c: 3}}}}
+  r: {indicators: {n: {points: "need + 1"}}}
+rules:
+  eligibility:
+    - {id: member-only, when: "member or need >= 2"}
+  priority:
+    - {id: born-points, when: "born < cut", points: 1}
+    - {id: base, points: 1}
+ranking: {tie_break: [{by: weight, order: asc}, {lottery: {seed: methods}}]}
+allocation: {capacity: 7}
+"""
+
+
+@pytest.mark.parametrize("method", ["sum", "product", "tiers"])
+def test_score_methods_dates_and_floats_equal_brute_force(method: str) -> None:
+    text = (
+        METHODS + f"score: {{method: {method}, terms: [{{of: s}}, {{of: r}}, {{of: priority}}]}}\n"
+    )
+    policy = fa.parse_policy(text)
+    rng = np.random.default_rng(9)
+    records = [
+        {
+            "id": f"X{i:02d}",
+            "need": int(rng.integers(0, 4)),
+            "band": "abc"[int(rng.integers(0, 3))],
+            "member": bool(rng.integers(0, 2)),
+            "born": f"{int(rng.integers(1930, 1970))}-01-01",
+            "weight": float(rng.integers(0, 3)),
+        }
+        for i in range(25)
+    ]
+    pop = fa.Population.from_records(records, policy)
+    audit = flip_audit(policy, pop, max_listed=30)
+    assert audit.attribute("born").values[:1] == ("1920-01-01",)
+    assert audit.attribute("weight").values[-1] == "5.0"
+    assert audit.attribute("weight").parts == ("tie_break:0",)
+    assert audit.attribute("born").parts == ("rule:born-points",)
+    assert audit.ok
+    assert _brute_force(policy, pop, audit, 7) > 200

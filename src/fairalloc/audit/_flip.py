@@ -521,7 +521,9 @@ def flip_audit(
     attribute; for a number or date, its declared ``min`` and ``max`` (the population's
     smallest and largest values where none is declared) and the population's quartiles (each
     the lower middle value, so a value some resident has). See the module documentation for
-    why one evaluation per (attribute, value) gives the exact per-resident answer.
+    why one evaluation per (attribute, value) gives the exact per-resident answer. Attributes
+    the static proof shows nothing reads are reported as independent without evaluation. Score
+    changes count for every compared resident, eligible or not; rank 0 means not eligible.
 
     Args:
         source: An :class:`~fairalloc.Evaluation` (which holds its residents), or a policy or
@@ -786,6 +788,7 @@ class _Baseline:
             (self.pos >= 0) & (self.pos < units) if units is not None else np.zeros(n, dtype=bool)
         )
         self.tiers = cp.policy.score.method == "tiers"
+        self.tie_columns = [j for j, t in enumerate(cp._tie_breaks) if t.kernel is not None]
         self.trace = _trace_columns(cp)
         self.parts = list(dict.fromkeys(t.part for t in self.trace))
         self.seed = cp.lottery_seed
@@ -865,7 +868,11 @@ class _Baseline:
         score_changed = s0 != s1
         if self.tiers:
             score_changed |= (ev.terms[rows] != ev2.terms[rows]).any(axis=1)
-        rank1, pos1 = self._new_positions(ev2, rows, e0, e1)
+        # The sort key is the score (for tiers: every tier), then each tie-break value.
+        key_changed = score_changed.copy()
+        for j in self.tie_columns:
+            key_changed |= (ev.tie_values[:, j] != ev2.tie_values[:, j])[rows]
+        rank1, pos1 = self._new_positions(ev2, rows, e0 & e1 & ~key_changed, e1)
         rank0 = self.rank[rows]
         rank_changed = rank0 != rank1
         served0 = self.served[rows]
@@ -918,17 +925,14 @@ class _Baseline:
         self,
         ev2: Evaluation,
         rows: npt.NDArray[np.intp],
-        e0: npt.NDArray[np.bool_],
+        same: npt.NDArray[np.bool_],
         e1: npt.NDArray[np.bool_],
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Rank (0: not eligible) and 0-based listing position (-1) of each of ``rows``.
 
-        Each resident is changed alone: everybody else keeps their original key.
+        Each resident is changed alone: everybody else keeps their original key. ``same``:
+        eligible before and after, with the same key; ``e1``: eligible after.
         """
-        k0, k1 = _sort_keys(self.ev, rows), _sort_keys(ev2, rows)
-        same = e0 & e1
-        for a, b in zip(k0, k1, strict=True):
-            same &= a == b
         rank = np.zeros(len(rows), dtype=np.int64)
         pos = np.full(len(rows), -1, dtype=np.int64)
         # Same key, same others: same rank and position.
@@ -939,7 +943,7 @@ class _Baseline:
             return rank, pos
         q = rows[need]
         last = self._lottery_codes(q) if self.seed is not None else None
-        codes = self.index.encode([k[need] for k in k1], last)
+        codes = self.index.encode(_sort_keys(ev2, q), last)
         sorted_codes = self.index.codes
         lo = _searchsorted(sorted_codes, codes, "left")
         hi = lo.copy()
