@@ -89,11 +89,12 @@ def audit(
     import fairalloc as fa
     from fairalloc.allocation import allocate_evaluation
 
-    compiled = (
-        policy
-        if isinstance(policy, fa.CompiledPolicy)
-        else fa.compile_policy(policy, as_of=as_of, audit=True)
-    )
+    if isinstance(policy, fa.CompiledPolicy):
+        compiled = policy
+    elif as_of is None and policy._compiled and None in policy._compiled:
+        compiled = policy._compiled[None]  # as loaded, with the date it was loaded for
+    else:
+        compiled = fa.compile_policy(policy, as_of=as_of, audit=True)
     population = fa.Population.load(residents, compiled.policy)
     # In id order, so that every statistic (sums of floats included) is the same, to the bit,
     # whatever order the residents came in.
