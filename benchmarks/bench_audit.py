@@ -1,0 +1,90 @@
+"""The fairness audit on a large population, layer by layer, beside one evaluation.
+
+Prints the seconds of one evaluation (the baseline), of evaluation + ranking, and of each audit
+layer on the elderly-care example: the static proof, the counterfactual flip audit of every
+protected attribute and value, proxy detection, group statistics (every protected attribute
+and pairwise intersection, within need strata) and the scale audit; then the full audit as a
+multiple of one evaluation.
+
+Usage::
+
+    python benchmarks/bench_audit.py               # 1,000,000 residents
+    python benchmarks/bench_audit.py --n 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fairalloc as fa
+from fairalloc.audit import flip_audit, group_statistics, proxy_check, scale_audit, static_proof
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "elderly-care"
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("generate", EXAMPLE / "generate.py")
+    if spec is None or spec.loader is None:
+        raise ImportError("examples/elderly-care/generate.py not found")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Median seconds of ``repeat`` runs, and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--capacity", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    policy = fa.load_policy(EXAMPLE / "policy.yaml")
+    population = fa.Population.from_columns(_generator().generate(args.n, seed=1), policy)
+
+    t_eval, ev = timed(lambda: fa.evaluate(policy, population), args.repeat)
+
+    def ranked() -> fa.Evaluation:
+        e = fa.evaluate(policy, population)
+        _ = e.ranking
+        return e
+
+    t_rank, ev = timed(ranked, args.repeat)
+    alloc = fa.allocate(ev, capacity=args.capacity)
+    rows = [
+        ("static proof", lambda: static_proof(policy)),
+        ("flip audit (every protected value)", lambda: flip_audit(ev, capacity=args.capacity)),
+        ("proxy detection", lambda: proxy_check(ev)),
+        ("group statistics, strata + pairs", lambda: group_statistics(alloc, strata="need")),
+        ("scale audit", lambda: scale_audit(ev, strata="need")),
+    ]
+    print(f"elderly-care example: {args.n:,} residents, {int(ev.eligible.sum()):,} eligible,"
+          f" {args.capacity:,} places; median of {args.repeat} runs")
+    print(f"{'':40}{'seconds':>10}{'x evaluate':>12}")
+    print(f"{'one evaluate (baseline)':40}{t_eval:10.3f}{1:12.1f}")
+    print(f"{'evaluate + rank':40}{t_rank:10.3f}{t_rank / t_eval:12.1f}")
+    total = t_rank
+    for label, fn in rows:
+        t, _ = timed(fn, args.repeat)
+        total += t
+        print(f"{label:40}{t:10.3f}{t / t_eval:12.1f}")
+    print(f"{'full audit (evaluate + rank + layers)':40}{total:10.3f}{total / t_eval:12.1f}")
+
+
+if __name__ == "__main__":
+    main()
