@@ -102,3 +102,40 @@ def test_cli_check_and_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["audit", str(unfair), str(DATA), "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False
+
+
+def _population_with_districts(n: int = 4000) -> dict[str, object]:
+    """The example's generated residents, with districts that follow ethnicity."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("gen", POLICY.parent / "generate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    cols: dict[str, object] = gen.generate(n, seed=3)
+    rng = np.random.default_rng(4)
+    minority = cols["ethnicity"] != "han"  # type: ignore[operator]
+    north = np.where(minority, rng.random(n) < 0.9, rng.random(n) < 0.05)
+    others = np.array(["south", "east", "west"], dtype=object)[rng.integers(0, 3, n)]
+    cols["district"] = np.where(north, "north", others).astype(object)
+    return cols
+
+
+def test_unfair_variant_is_caught_by_every_layer_that_can_see_it() -> None:
+    unfair = fa.load_policy(POLICY.parent / "unfair-policy.yaml", audit=True)
+    report = audit(unfair, _population_with_districts())
+    assert not report.ok
+    sections = dict(report.sections)
+    proof = sections["static proof"]
+    assert proof.attribute("occupation").status == "violation"
+    flips = sections["flip audit"]
+    assert "rule:civil-servant-bonus" in flips.attribute("occupation").unjustified_parts
+    proxies = sections["proxies"]
+    assert any(f.startswith("district acts as a proxy for ethnicity") for f in proxies.flags)
+    # The fair policy on the same residents (district unread) flags nothing.
+    fair = audit(fa.load_policy(POLICY), _population_with_districts())
+    assert fair.ok
+    assert not dict(fair.sections)["proxies"].flags
