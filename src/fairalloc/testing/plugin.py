@@ -396,7 +396,7 @@ class LoadItem(pytest.Item):
             return f"{self.label}: {error}"
         return f"{self.label}: cannot be loaded: {type(error).__name__}: {error}"
 
-    def reportinfo(self) -> tuple[os.PathLike[str] | str, int | None, str]:
+    def reportinfo(self) -> tuple[os.PathLike[str] | str, int, str]:
         """The policy file, and what is tested."""
         # Free text: pytest rewrites a domain that ends the node id as a dotted Python name.
         return self.path, 0, f"{self.label}: load and static checks"
@@ -431,7 +431,7 @@ class PropertyItem(pytest.Item):
             return f"{self.label}: property '{self.name}': {type(error).__name__}: {error}"
         return super().repr_failure(excinfo, style=style)
 
-    def reportinfo(self) -> tuple[os.PathLike[str] | str, int | None, str]:
+    def reportinfo(self) -> tuple[os.PathLike[str] | str, int, str]:
         """The policy file, the line of what is tested, and the property."""
-        line = self.check.line - 1 if self.check.line else None
+        line = max(self.check.line - 1, 0)  # 0-based; the first line when unknown
         return self.path, line, f"{self.label}: property '{self.name}'"
