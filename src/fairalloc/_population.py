@@ -338,7 +338,7 @@ class Population:
         arr = np.asarray(values)
         if arr.shape != (self.n,):
             raise ValueError(f"`{column}` needs {self.n} values, got shape {arr.shape}")
-        probs = _Problems([str(i) for i in self.ids])
+        probs = _Problems(self.ids)  # ids are text already; labels are made only on a problem
         encoded = _check_encoded(column, attr, arr, probs)
         if probs.issues:
             raise PopulationError(probs.issues, source=self.source)
