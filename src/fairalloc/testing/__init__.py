@@ -27,7 +27,6 @@ The fairalloc library itself never imports this package.
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -104,33 +103,10 @@ _HOME = {
 }
 
 
-def _imported_for_plugin() -> bool:
-    """Whether this package is being imported as the parent of its pytest plugin.
-
-    pytest loads the plugin (an entry point) in every run of every project where fairalloc is
-    installed, with or without the ``testing`` extra; the plugin must then load without
-    hypothesis, and only complain if it is asked to check policies.
-    """
-    frame = sys._getframe(1)
-    target = f"{__name__}.plugin"
-    while frame is not None:
-        if frame.f_code.co_name.startswith("_find_and_load") and (
-            frame.f_locals.get("name") == target
-        ):
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
-
-
-if not _imported_for_plugin():
-    try:
-        import hypothesis  # noqa: F401 - only checks that the extra is installed
-    except ImportError as _missing:
-        raise ImportError(MISSING) from _missing
-
-
 def __getattr__(name: str) -> Any:
-    # The names load on first use, so that loading the pytest plugin stays cheap.
+    # The names load on first use: pytest loads the plugin (an entry point) in every run of
+    # every project where fairalloc is installed, with or without the `testing` extra, so this
+    # package must import without hypothesis; using any of its names then says what to install.
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
