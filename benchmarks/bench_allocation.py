@@ -18,39 +18,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from _common import load_generator, timed
 
 import fairalloc as fa
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "elderly-care"
-
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("generate", EXAMPLE / "generate.py")
-    if spec is None or spec.loader is None:
-        raise ImportError("examples/elderly-care/generate.py not found")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Median seconds of ``repeat`` runs, and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), result
 
 
 def variant(**allocation: Any) -> fa.Policy:
@@ -78,7 +56,9 @@ def main() -> None:
     n, cap, rep = args.n, args.capacity, args.repeat
 
     policy = fa.load_policy(EXAMPLE / "policy.yaml")
-    population = fa.Population.from_columns(_generator().generate(n, seed=1), policy)
+    population = fa.Population.from_columns(
+        load_generator("elderly-care").generate(n, seed=1), policy
+    )
 
     t_eval, ev = timed(lambda: _ranked(policy, population), rep)
     t_alloc, alloc = timed(lambda: fa.allocate(ev, capacity=cap), rep)

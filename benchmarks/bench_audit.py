@@ -15,37 +15,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from _common import load_generator, timed
 
 import fairalloc as fa
 from fairalloc.audit import flip_audit, group_statistics, proxy_check, scale_audit, static_proof
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "elderly-care"
-
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("generate", EXAMPLE / "generate.py")
-    if spec is None or spec.loader is None:
-        raise ImportError("examples/elderly-care/generate.py not found")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Median seconds of ``repeat`` runs, and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), result
 
 
 def main() -> None:
@@ -55,7 +33,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     policy = fa.load_policy(EXAMPLE / "policy.yaml")
-    population = fa.Population.from_columns(_generator().generate(args.n, seed=1), policy)
+    population = fa.Population.from_columns(
+        load_generator("elderly-care").generate(args.n, seed=1), policy
+    )
 
     t_eval, ev = timed(lambda: fa.evaluate(policy, population), args.repeat)
 
@@ -73,8 +53,10 @@ def main() -> None:
         ("group statistics, strata + pairs", lambda: group_statistics(alloc, strata="need")),
         ("scale audit", lambda: scale_audit(ev, strata="need")),
     ]
-    print(f"elderly-care example: {args.n:,} residents, {int(ev.eligible.sum()):,} eligible,"
-          f" {args.capacity:,} places; median of {args.repeat} runs")
+    print(
+        f"elderly-care example: {args.n:,} residents, {int(ev.eligible.sum()):,} eligible,"
+        f" {args.capacity:,} places; median of {args.repeat} runs"
+    )
     print(f"{'':40}{'seconds':>10}{'x evaluate':>12}")
     print(f"{'one evaluate (baseline)':40}{t_eval:10.3f}{1:12.1f}")
     print(f"{'evaluate + rank':40}{t_rank:10.3f}{t_rank / t_eval:12.1f}")

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import gc
 import hashlib
-import importlib.util
 import math
 import statistics
 import time
@@ -31,21 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import load_generator
 
 import fairalloc as fa
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "elderly-care"
 SEED = "2026-Q1-elderly-care-published-seed"
-
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("generate", EXAMPLE / "generate.py")
-    if spec is None or spec.loader is None:
-        raise ImportError("examples/elderly-care/generate.py not found")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # -- the baseline: the example policy written by hand in numpy ------------------------------
@@ -164,7 +155,7 @@ def main() -> None:
     args = ap.parse_args()
 
     policy = fa.load_policy(EXAMPLE / "policy.yaml")
-    raw = _generator().generate(args.n, seed=1)
+    raw = load_generator("elderly-care").generate(args.n, seed=1)
     t = time.perf_counter()
     population = fa.Population.from_columns(raw, policy)
     t_load = time.perf_counter() - t

@@ -15,26 +15,17 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+
+from _common import load_generator
 
 import fairalloc as fa
 from fairalloc import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "activity-places"
-
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("generate", EXAMPLE / "generate.py")
-    if spec is None or spec.loader is None:
-        raise ImportError("examples/activity-places/generate.py not found")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main() -> None:
@@ -46,7 +37,9 @@ def main() -> None:
     args = ap.parse_args()
 
     policy = fa.load_policy(EXAMPLE / "policy.yaml")
-    population = fa.Population.from_columns(_generator().generate(args.n, seed=1), policy)
+    population = fa.Population.from_columns(
+        load_generator("activity-places").generate(args.n, seed=1), policy
+    )
 
     def one_round() -> int:
         ev = fa.evaluate(policy, population)
