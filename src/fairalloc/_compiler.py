@@ -12,7 +12,7 @@ import datetime as dt
 import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,6 +29,7 @@ __all__ = [
     "Criterion",
     "ReadPath",
     "ScaleNode",
+    "TraceColumn",
     "compile_policy",
 ]
 
@@ -155,6 +156,37 @@ class _TieBreak:
 
 
 @dataclass(frozen=True, slots=True)
+class TraceColumn:
+    """One column of an evaluation's trace and the part of the policy that produces it.
+
+    Attributes:
+        part: The part, as in :attr:`CompiledPolicy.reads` (``rule:<id>``, ``indicator:<path>``,
+            ``tie_break:<i>``, ``reserve:<id>``, ``resource:<id>``, ``allocation:<what>``).
+        kind: ``eligibility``, ``exclusion``, ``fires``, ``points``, ``value``, ``eligible``,
+            ``priority``, ``weight`` or ``band``.
+        array: The name of the :class:`~fairalloc.Evaluation` array holding it.
+        column: Its column in that array, or -1 for a one-dimensional array.
+        doc_path: Where the part is defined in the policy document.
+    """
+
+    part: str
+    kind: str
+    array: str
+    column: int
+    doc_path: PathKey
+
+    @property
+    def allocation(self) -> bool:
+        """Whether this is an input of the allocation mechanism (not of eligibility or score)."""
+        return self.part.split(":", 1)[0] in ("reserve", "resource", "allocation")
+
+    def values(self, evaluation: Any) -> np.ndarray:
+        """This column of ``evaluation``'s trace."""
+        arr: np.ndarray = getattr(evaluation, self.array)
+        return arr if self.column < 0 else arr[:, self.column]
+
+
+@dataclass(frozen=True, slots=True)
 class _AllocExpr:
     """The expressions of one part of the allocation section (a reserve, a resource, ...)."""
 
@@ -239,6 +271,81 @@ class CompiledPolicy:
     def lottery_seed(self) -> str | None:
         """The published lottery seed, if the chain ends with a lottery."""
         return self._tie_breaks[-1].seed if self._tie_breaks else None
+
+    def trace_columns(self) -> list[TraceColumn]:
+        """Every column of an evaluation's trace with the part producing it, in document order.
+
+        Audits and the test kit compare two evaluations column by column through this list, so
+        that a difference is named by the part responsible without evaluating anything again.
+        """
+        doc = self.policy
+        out = [
+            TraceColumn(
+                f"rule:{r.id}", "eligibility", "eligibility", j, ("rules", "eligibility", str(j))
+            )
+            for j, r in enumerate(doc.rules.eligibility)
+        ]
+        out += [
+            TraceColumn(
+                f"rule:{r.id}", "exclusion", "exclusions", j, ("rules", "exclusions", str(j))
+            )
+            for j, r in enumerate(doc.rules.exclusions)
+        ]
+        for j, pr in enumerate(self._priority):
+            crit = self.criteria[pr.criterion]
+            part = f"rule:{crit.key.removeprefix('priority.')}"
+            out.append(TraceColumn(part, "fires", "fired", j, crit.doc_path))
+            out.append(TraceColumn(part, "points", "points", pr.criterion, crit.doc_path))
+        out += [
+            TraceColumn(f"indicator:{c.key}", "points", "points", k, c.doc_path)
+            for k, c in enumerate(self.criteria)
+            if c.kind == "indicator"
+        ]
+        out += [
+            TraceColumn(
+                f"tie_break:{j}", "value", "tie_values", j, ("ranking", "tie_break", str(j))
+            )
+            for j, tb in enumerate(self._tie_breaks)
+            if tb.kernel is not None
+        ]
+        spec = doc.allocation
+        if spec is None:
+            return out
+        for j, res in enumerate(spec.reserves):
+            where: PathKey = ("allocation", "reserves", str(j))
+            out.append(TraceColumn(f"reserve:{res.id}", "eligible", "reserve_eligible", j, where))
+            if res.priority is not None:
+                out.append(
+                    TraceColumn(f"reserve:{res.id}", "priority", "reserve_priority", j, where)
+                )
+        for j, rsc in enumerate(spec.matching.resources if spec.matching else ()):
+            where = ("allocation", "matching", "resources", str(j))
+            out.append(TraceColumn(f"resource:{rsc.id}", "eligible", "resource_eligible", j, where))
+            if rsc.priority is not None:
+                out.append(
+                    TraceColumn(f"resource:{rsc.id}", "priority", "resource_priority", j, where)
+                )
+        if self._lottery_weight is not None:
+            out.append(
+                TraceColumn(
+                    "allocation:lottery-weight",
+                    "weight",
+                    "lottery_weight",
+                    -1,
+                    ("allocation", "lottery"),
+                )
+            )
+        if self._rotation_band is not None:
+            out.append(
+                TraceColumn(
+                    "allocation:rotation-band",
+                    "band",
+                    "rotation_band",
+                    -1,
+                    ("allocation", "rotation"),
+                )
+            )
+        return out
 
     def refuse_if_audit_only(self, action: str) -> None:
         """Raise :class:`FairnessViolation` if this policy was compiled for audit only.

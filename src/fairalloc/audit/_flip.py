@@ -83,7 +83,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc._compiler import CompiledPolicy
+from fairalloc._compiler import CompiledPolicy, TraceColumn
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
@@ -725,50 +725,10 @@ def _summary(
 # -- comparing with the original --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Trace:
-    """One column of the evaluation's trace and the part that produces it."""
-
-    part: str
-    array: str
-    column: int  # -1 for a one-dimensional array
-    allocation: bool  # an input of the allocation mechanism
-
-
-def _trace_columns(cp: CompiledPolicy) -> list[_Trace]:
-    out = [
-        _Trace(f"rule:{r}", "eligibility", j, allocation=False)
-        for j, r in enumerate(cp.eligibility_ids)
-    ]
-    out += [
-        _Trace(f"rule:{r}", "exclusions", j, allocation=False)
-        for j, r in enumerate(cp.exclusion_ids)
-    ]
-    for j, c in enumerate(cp.criteria):
-        part = f"indicator:{c.key}" if c.kind == "indicator" else f"rule:{c.key[9:]}"
-        out.append(_Trace(part, "points", j, allocation=False))
-    for j, pr in enumerate(cp._priority):
-        out.append(
-            _Trace(f"rule:{cp.criteria[pr.criterion].key[9:]}", "fired", j, allocation=False)
-        )
-    out += [
-        _Trace(f"tie_break:{j}", "tie_values", j, allocation=False)
-        for j, tb in enumerate(cp._tie_breaks)
-        if tb.kernel is not None
-    ]
-    for j, r in enumerate(cp._reserves):
-        out.append(_Trace(f"reserve:{r.id}", "reserve_eligible", j, allocation=True))
-        out.append(_Trace(f"reserve:{r.id}", "reserve_priority", j, allocation=True))
-    for j, r in enumerate(cp._resources):
-        out.append(_Trace(f"resource:{r.id}", "resource_eligible", j, allocation=True))
-        out.append(_Trace(f"resource:{r.id}", "resource_priority", j, allocation=True))
-    if cp._lottery_weight is not None:
-        out.append(_Trace("allocation:lottery-weight", "lottery_weight", -1, allocation=True))
-    if cp._rotation_band is not None:
-        out.append(_Trace("allocation:rotation-band", "rotation_band", -1, allocation=True))
+def _trace_columns(cp: CompiledPolicy) -> list[TraceColumn]:
     # In the order of the policy's parts, as the static proof lists them.
     place = {part: i for i, part in enumerate(cp.reads)}
-    return sorted(out, key=lambda t: place.get(t.part, len(place)))
+    return sorted(cp.trace_columns(), key=lambda t: place.get(t.part, len(place)))
 
 
 class _Baseline:
@@ -882,9 +842,7 @@ class _Baseline:
         by_part = {p: np.zeros(len(rows), dtype=bool) for p in self.parts}
         alloc = np.zeros(len(rows), dtype=bool)
         for t in self.trace:
-            a0, a1 = getattr(ev, t.array), getattr(ev2, t.array)
-            if t.column >= 0:
-                a0, a1 = a0[:, t.column], a1[:, t.column]
+            a0, a1 = t.values(ev), t.values(ev2)
             # Compare whole columns (contiguous reads), then pick the compared rows.
             diff = (a0 != a1)[rows]
             by_part[t.part] |= diff

@@ -27,7 +27,7 @@ from hypothesis import settings as Settings
 from hypothesis import strategies as st
 
 import fairalloc as fa
-from fairalloc._compiler import CompiledPolicy
+from fairalloc._compiler import CompiledPolicy, TraceColumn
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
@@ -152,6 +152,31 @@ def _grade_names(grades: tuple[str, ...]) -> Callable[[Any], str]:
 def show_number(v: Any) -> str:
     """Show a number with up to 12 significant digits."""
     return f"{float(v):.12g}"
+
+
+#: What each kind of trace column shows in a message, and how its values read.
+_ASPECT = {
+    "eligibility": "",
+    "exclusion": "",
+    "fires": "",
+    "points": "points",
+    "value": "value",
+    "eligible": "",
+    "priority": "priority",
+    "weight": "",
+    "band": "",
+}
+_SHOW: dict[str, Callable[[Any], str]] = {
+    "eligibility": words("holds", "fails"),
+    "exclusion": words("applies", "does not apply"),
+    "fires": words("fires", "does not fire"),
+    "points": show_points,
+    "value": show_number,
+    "eligible": words("eligible", "not eligible"),
+    "priority": show_number,
+    "weight": show_number,
+    "band": show_number,
+}
 
 
 class Subject:
@@ -293,143 +318,25 @@ class Subject:
     # -- traces ------------------------------------------------------------------------
     def outputs(self, ev: Evaluation) -> list[Output]:
         """Every traced output of every part of the policy, one column each."""
-        cp, doc = self.cp, self.doc
-        outs: list[Output] = []
-        for j, rule in enumerate(doc.rules.eligibility):
-            outs.append(
-                Output(
-                    f"rule:{rule.id}",
-                    f"eligibility rule `{rule.id}`",
-                    cp.span(("rules", "eligibility", str(j))),
-                    "",
-                    ev.eligibility[:, j],
-                    words("holds", "fails"),
-                )
-            )
-        for j, excl in enumerate(doc.rules.exclusions):
-            outs.append(
-                Output(
-                    f"rule:{excl.id}",
-                    f"exclusion `{excl.id}`",
-                    cp.span(("rules", "exclusions", str(j))),
-                    "",
-                    ev.exclusions[:, j],
-                    words("applies", "does not apply"),
-                )
-            )
-        column = {c.key: k for k, c in enumerate(cp.criteria)}
-        for j, prule in enumerate(doc.rules.priority):
-            where = cp.span(("rules", "priority", str(j)))
-            label = f"priority rule `{prule.id}`"
-            part = f"rule:{prule.id}"
-            outs.append(
-                Output(part, label, where, "", ev.fired[:, j], words("fires", "does not fire"))
-            )
-            k = column[f"priority.{prule.id}"]
-            outs.append(Output(part, label, where, "points", ev.points[:, k], show_points))
-        for k, c in enumerate(cp.criteria):
-            if c.kind == "indicator":
-                outs.append(
-                    Output(
-                        f"indicator:{c.key}",
-                        f"indicator `{c.key}`",
-                        cp.span(c.doc_path),
-                        "points",
-                        ev.points[:, k],
-                        show_points,
-                    )
-                )
-        for j, tb in enumerate(doc.ranking.tie_break):
-            if tb.lottery is None:
-                outs.append(
-                    Output(
-                        f"tie_break:{j}",
-                        f"tie-break {j} (`{tb.by}`)",
-                        cp.span(("ranking", "tie_break", str(j))),
-                        "value",
-                        ev.tie_values[:, j],
-                        show_number,
-                    )
-                )
-        outs.extend(self._allocation_outputs(ev))
-        return outs
+        cp = self.cp
+        return [
+            Output(col.part, label, cp.span(col.doc_path), aspect, col.values(ev), _SHOW[col.kind])
+            for col in cp.trace_columns()
+            for label, aspect in [self._describe(col)]
+        ]
 
-    def _allocation_outputs(self, ev: Evaluation) -> list[Output]:
-        cp, spec = self.cp, self.doc.allocation
-        outs: list[Output] = []
-        if spec is None:
-            return outs
-        for j, res in enumerate(spec.reserves):
-            where = cp.span(("allocation", "reserves", str(j)))
-            label = f"reserve `{res.id}`"
-            outs.append(
-                Output(
-                    f"reserve:{res.id}",
-                    label,
-                    where,
-                    "",
-                    ev.reserve_eligible[:, j],
-                    words("eligible", "not eligible"),
-                )
-            )
-            if res.priority is not None:
-                outs.append(
-                    Output(
-                        f"reserve:{res.id}",
-                        label,
-                        where,
-                        "priority",
-                        ev.reserve_priority[:, j],
-                        show_number,
-                    )
-                )
-        for j, rsc in enumerate(spec.matching.resources if spec.matching else ()):
-            where = cp.span(("allocation", "matching", "resources", str(j)))
-            label = f"resource `{rsc.id}`"
-            outs.append(
-                Output(
-                    f"resource:{rsc.id}",
-                    label,
-                    where,
-                    "",
-                    ev.resource_eligible[:, j],
-                    words("may hold it", "may not hold it"),
-                )
-            )
-            if rsc.priority is not None:
-                outs.append(
-                    Output(
-                        f"resource:{rsc.id}",
-                        label,
-                        where,
-                        "priority",
-                        ev.resource_priority[:, j],
-                        show_number,
-                    )
-                )
-        if spec.lottery is not None and spec.lottery.weight is not None:
-            outs.append(
-                Output(
-                    "allocation:lottery-weight",
-                    "lottery weight",
-                    cp.span(("allocation", "lottery")),
-                    "",
-                    ev.lottery_weight,
-                    show_number,
-                )
-            )
-        if spec.rotation is not None and spec.rotation.bands is not None:
-            outs.append(
-                Output(
-                    "allocation:rotation-band",
-                    "rotation band",
-                    cp.span(("allocation", "rotation")),
-                    "",
-                    ev.rotation_band,
-                    show_number,
-                )
-            )
-        return outs
+    def _describe(self, col: TraceColumn) -> tuple[str, str]:
+        """The label of a trace column's part, and the aspect it shows."""
+        kind, name = col.part.split(":", 1)
+        if kind == "rule":
+            what = {"eligibility": "eligibility rule", "exclusion": "exclusion"}
+            return f"{what.get(col.kind, 'priority rule')} `{name}`", _ASPECT[col.kind]
+        if kind == "tie_break":
+            by = self.doc.ranking.tie_break[int(name)].by
+            return f"tie-break {name} (`{by}`)", _ASPECT[col.kind]
+        if kind == "allocation":
+            return name.replace("-", " "), _ASPECT[col.kind]
+        return f"{kind} `{name}`", _ASPECT[col.kind]
 
     def totals(self, ev: Evaluation) -> list[Output]:
         """What the parts add up to: eligibility, score, grades, score terms, scale totals."""
