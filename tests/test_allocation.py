@@ -322,8 +322,13 @@ def test_invalid_allocation_sections() -> None:
     with pytest.raises(ValueError, match="every reserve id and `open`"):
         make({"capacity": 2, "reserves": [RESERVES[0]], "precedence": ["poor"]})
     with pytest.raises(ValueError, match="own `priority` would be ignored"):
-        make({"capacity": 2, "reserve_mode": "max_beneficiaries", "reserves": [
-            {"id": "poor", "eligible": "poor", "count": 1, "priority": "tries"}]})
+        make(
+            {
+                "capacity": 2,
+                "reserve_mode": "max_beneficiaries",
+                "reserves": [{"id": "poor", "eligible": "poor", "count": 1, "priority": "tries"}],
+            }
+        )
     with pytest.raises(ValueError, match="exactly one of `count` and `share`"):
         make({"capacity": 2, "reserves": [{"id": "x", "eligible": "poor"}]})
     with pytest.raises(ValueError, match="no `allocation` section"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
-import html
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from fairalloc._html import table as html_table
 from fairalloc.errors import MAX_LISTED, PopulationError, PopulationIssue
 from fairalloc.policy._model import Attribute, Policy
 
@@ -408,16 +408,9 @@ class Population:
     def _repr_html_(self) -> str:
         heads = list(self.schema_attributes)
         decoded = {c: self.decode(c) for c in heads}
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(decoded[c][i]))}</td>" for c in heads) + "</tr>"
-            for i in range(min(10, self.n))
-        )
+        rows = ([decoded[c][i] for c in heads] for i in range(min(10, self.n)))
         more = f"<p>… {self.n - 10} more residents</p>" if self.n > 10 else ""
-        return (
-            "<table><thead><tr>"
-            + "".join(f"<th scope='col'>{html.escape(h)}</th>" for h in heads)
-            + f"</tr></thead><tbody>{rows}</tbody></table>{more}"
-        )
+        return html_table(heads, rows) + more
 
 
 # -- validation -------------------------------------------------------------------------------

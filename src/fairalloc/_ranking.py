@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import json
 import os
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
 
 if TYPE_CHECKING:
@@ -198,24 +198,10 @@ class Ranking:
         ]
         if cp.lottery_seed is not None:
             heads.append("lottery")
-        rows = []
-        for i in range(min(limit, len(self.order))):
-            rec = self.row(i)
-            rows.append(
-                "<tr>"
-                + "".join(f"<td>{html.escape(str(rec.get(h, '')))}</td>" for h in heads)
-                + "</tr>"
-            )
+        records = (self.row(i) for i in range(min(limit, len(self.order))))
         more = len(self.order) - limit
         foot = f"<p>… and {more} more</p>" if more > 0 else ""
-        return (
-            "<table><thead><tr>"
-            + "".join(f"<th scope='col'>{html.escape(h)}</th>" for h in heads)
-            + "</tr></thead><tbody>"
-            + "".join(rows)
-            + "</tbody></table>"
-            + foot
-        )
+        return html_table(heads, ([rec.get(h, "") for h in heads] for rec in records)) + foot
 
     def _repr_html_(self) -> str:
         return self._table_html(limit=20)

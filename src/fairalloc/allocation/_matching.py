@@ -54,6 +54,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._evaluation import Evaluation
+from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
 from fairalloc._ranking import lottery_keys
 from fairalloc.policy._model import Matching, Policy
@@ -616,25 +617,16 @@ class MatchingResult:
 
     def _repr_html_(self) -> str:
         heads = ("resource", "units", "given", "left", "demand", "cut-off rank", "last admitted")
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(v))}</td>"
-                for v in (
-                    c.resource,
-                    c.capacity,
-                    c.used,
-                    c.left,
-                    c.demand,
-                    "—" if c.last_rank is None else c.last_rank,
-                    c.last_id or "—",
-                )
+        rows = (
+            (
+                c.resource,
+                c.capacity,
+                c.used,
+                c.left,
+                c.demand,
+                "—" if c.last_rank is None else c.last_rank,
+                c.last_id or "—",
             )
-            + "</tr>"
             for c in self.cutoffs()
         )
-        return (
-            f"<p>{html.escape(repr(self))}</p><table><thead><tr>"
-            + "".join(f"<th scope='col'>{h}</th>" for h in heads)
-            + f"</tr></thead><tbody>{rows}</tbody></table>"
-        )
+        return f"<p>{html.escape(repr(self))}</p>" + html_table(heads, rows)

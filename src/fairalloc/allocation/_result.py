@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._evaluation import Evaluation
+from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
 
 if TYPE_CHECKING:
@@ -242,25 +243,16 @@ class Allocation:
         )
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(v))}</td>"
-                for v in (
-                    c.category,
-                    c.size,
-                    c.used,
-                    c.size - c.used,
-                    c.last_id or "—",
-                    "—" if c.score is None else c.score,
-                )
+        rows = (
+            (
+                c.category,
+                c.size,
+                c.used,
+                c.size - c.used,
+                c.last_id or "—",
+                "—" if c.score is None else c.score,
             )
-            + "</tr>"
             for c in self.cutoffs()
         )
         heads = ("category", "units", "given", "left", "last served", "cut-off score")
-        return (
-            f"<p>{html.escape(repr(self))}</p><table><thead><tr>"
-            + "".join(f"<th scope='col'>{h}</th>" for h in heads)
-            + f"</tr></thead><tbody>{rows}</tbody></table>"
-        )
+        return f"<p>{html.escape(repr(self))}</p>" + html_table(heads, rows)

@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
+from fairalloc._html import table as html_table
 from fairalloc._numeric import micro_scalar
 from fairalloc._population import Population
 from fairalloc._ranking import lottery_keys
@@ -725,22 +726,13 @@ class Simulation:
             )
             + "</tbody></table>"
         )
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(v))}</td>"
-                for v in (r + 1, self.eligible[r], len(self.served[r]), _shorten(self.served[r]))
-            )
-            + "</tr>"
+        rows = (
+            (r + 1, self.eligible[r], len(self.served[r]), _shorten(self.served[r]))
             for r in range(min(limit, self.rounds))
         )
         more = self.rounds - limit
         foot = f"<p>… and {more} more rounds</p>" if more > 0 else ""
-        per_round = (
-            "<table><thead><tr>"
-            + "".join(f"<th scope='col'>{h}</th>" for h in ("round", "eligible", "served", "ids"))
-            + f"</tr></thead><tbody>{rows}</tbody></table>{foot}"
-        )
+        per_round = html_table(("round", "eligible", "served", "ids"), rows) + foot
         return head + table + per_round
 
 
