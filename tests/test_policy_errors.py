@@ -339,3 +339,129 @@ def test_json_schema_exports() -> None:
     assert schema["title"] == "fairalloc policy"
     assert "attributes" in schema["properties"]
     assert "Attribute" in schema["$defs"]
+
+
+MATCHING = """
+        allocation:
+          matching:
+            resources: [{id: gym, capacity: 1}, {id: gym, capacity: 2}]
+            preferences: [district]
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "fragment"),
+    [
+        ("parameters: {and: 1}\n", "FA120", "`and` is a reserved word"),
+        (
+            """
+        scales:
+          s:
+            grades: [{min: 1, grade: hi}, {grade: hi}]
+            indicators: {a: {points: "1"}}
+        """,
+            "FA140",
+            "repeats a grade name",
+        ),
+        (
+            """
+        scales:
+          s: {indicators: {a: {of: health_score, lookup: {x: 1}}}}
+        """,
+            "FA143",
+            "`lookup` needs a category",
+        ),
+        (
+            """
+        scales:
+          s: {indicators: {a: {points: "1"}}}
+        score: {terms: [{of: s}, {of: s}]}
+        """,
+            "FA151",
+            "appears twice",
+        ),
+        (
+            """
+        ranking:
+          tie_break: [{by: district}]
+        """,
+            "FA160",
+            "a tie-break needs an order",
+        ),
+        (MATCHING.replace("[district]", "[hardship]"), "FA170", "resource ids must be distinct"),
+        (
+            MATCHING.replace("{id: gym, capacity: 2}", "{id: pool, capacity: 2}").replace(
+                "[district]", "[health_score]"
+            ),
+            "FA171",
+            "must be a category attribute",
+        ),
+        (
+            """
+        allocation:
+          capacity: 1
+          lottery: {seed: s, weight: "alone"}
+          mechanism: lottery
+        """,
+            "FA174",
+            "must be a number or an ordinal",
+        ),
+        (
+            """
+        justified_uses: [{attribute: agee, rule: r, why: w, source: s}]
+        rules:
+          eligibility: [{id: r, when: "alone"}]
+        """,
+            "FA301",
+            "unknown attribute `agee`",
+        ),
+        (
+            """
+        justified_uses: [{attribute: alone, rule: r, why: w, source: s}]
+        rules:
+          eligibility: [{id: r, when: "alone"}]
+        """,
+            "FA302",
+            "`alone` is not protected",
+        ),
+    ],
+)
+def test_cross_reference_errors(body: str, code: str, fragment: str) -> None:
+    issues = issues_of(body)
+    found = [i for i in issues if i.code == code]
+    assert found, [str(i) for i in issues]
+    assert fragment in found[0].message
+    assert found[0].span.line > 0
+
+
+def test_protected_preferences_are_refused() -> None:
+    text = HEAD.replace(
+        "district: {type: category, levels: [north, south]}",
+        "district: {type: category, levels: [gym, none], protected: true}",
+    )
+    with pytest.raises(PolicyError) as info:
+        fa.parse_policy(
+            text
+            + textwrap.dedent("""
+            allocation:
+              matching:
+                resources: [{id: gym, capacity: 1}]
+                preferences: [district]
+            ranking: {tie_break: [{lottery: {seed: s}}]}
+        """),
+            filename="p.yaml",
+        )
+    assert "FA173" in info.value.codes
+
+
+def test_not_a_mapping_and_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as info:
+        fa.parse_policy("- just\n- a list\n", filename="l.yaml")
+    assert info.value.codes == ["FA103"]
+    with pytest.raises(PolicyError) as info:
+        fa.load_policy(tmp_path / "policy.txt")
+    assert info.value.codes == ["FA100"]
+    with pytest.raises(PolicyError) as info:
+        fa.parse_policy(HEAD.replace("max: 130", "max: lots"), filename="t.yaml")
+    assert info.value.codes == ["FA112"]
+    assert "age.max" in info.value.issues[0].message
