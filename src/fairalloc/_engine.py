@@ -23,7 +23,7 @@ from fairalloc.expr._numpy import Frame
 if TYPE_CHECKING:
     from fairalloc._population import Population
 
-__all__ = ["DEFAULT_CHUNK", "evaluate_compiled"]
+__all__ = ["DEFAULT_CHUNK", "band_index", "evaluate_compiled", "indicator_inputs"]
 
 #: Residents per chunk: large enough that numpy's per-call overhead vanishes, small enough
 #: that a chunk's temporaries stay in cache-friendly, bounded memory.
@@ -145,15 +145,46 @@ def _to_micro(
     return micro(pts)
 
 
-def _bands(x: npt.NDArray[np.float64], table: BandTable) -> npt.NDArray[np.float64]:
-    """The value of the first band that holds for each x; NaN where none does."""
-    out = np.full(x.shape, np.nan)
+def band_index(x: npt.NDArray[np.float64], table: BandTable) -> npt.NDArray[np.int64]:
+    """The index of the first band (or grade) whose bounds hold for each x; -1 where none does."""
+    out = np.full(x.shape, -1, dtype=np.int64)
     for k in range(len(table) - 1, -1, -1):
         lo, hi = table.lower[k], table.upper[k]
         ok = (x > lo) if table.lower_strict[k] else (x >= lo)
         ok &= (x < hi) if table.upper_strict[k] else (x <= hi)
-        out[ok] = table.values[k]
+        out[ok] = k
     return out
+
+
+def _bands(x: npt.NDArray[np.float64], table: BandTable) -> npt.NDArray[np.float64]:
+    """The value of the first band that holds for each x; NaN where none does."""
+    k = band_index(x, table)
+    return np.where(k >= 0, table.values[np.maximum(k, 0)], np.nan)
+
+
+def indicator_inputs(
+    cp: CompiledPolicy, population: Population, rows: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """What each indicator read for ``rows``: its value and the band (or level) it fell in.
+
+    Returns:
+        ``values[k, i]``: the value of indicator ``i`` (in ``cp._indicators`` order) for the
+        ``k``-th row (for a formula indicator: the formula's points before any cap);
+        ``bands[k, i]``: the index of its band, the level code for a lookup, or -1.
+    """
+    k = len(rows)
+    frame = Frame(k, {c: v[rows] for c, v in population.columns.items()}, cp._derived)  # type: ignore[arg-type]
+    values = np.zeros((k, len(cp._indicators)), dtype=np.float64)
+    bands = np.full((k, len(cp._indicators)), -1, dtype=np.int64)
+    with np.errstate(all="ignore"):
+        for i, ind in enumerate(cp._indicators):
+            x = _full(ind.source(frame), k)
+            values[:, i] = x
+            if ind.bands is not None:
+                bands[:, i] = band_index(x, ind.bands)
+            elif ind.lookup is not None:
+                bands[:, i] = np.where(np.isnan(x), -1, x).astype(np.int64)
+    return values, bands
 
 
 def _indicator_points(
