@@ -32,7 +32,7 @@ from fairalloc._evaluation import Evaluation
 from fairalloc.allocation._lottery import lottery_order
 from fairalloc.policy._model import AllocationSpec
 
-__all__ = ["Categories", "allocate_units", "category_sizes"]
+__all__ = ["Categories", "allocate_units", "assign_categories", "base_order", "category_sizes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,24 @@ def allocate_units(ev: Evaluation, spec: AllocationSpec, capacity: int) -> Units
     """Decide who is served, and in which category; see the module's documentation."""
     cats = category_sizes(spec, capacity)
     order, keys, draws = base_order(ev, spec)
+    category, lapsed, reverted = assign_categories(ev, spec, cats, order)
+    if spec.mechanism == "priority" and ev.policy.lottery_seed is None:
+        _refuse_ties_at_cutoffs(ev, spec, cats, order, category)
+    return UnitsResult(order, category, keys, draws, lapsed, reverted)
+
+
+def assign_categories(
+    ev: Evaluation, spec: AllocationSpec, cats: Categories, order: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int64], int]:
+    """Serve the residents of ``order`` (the base order) category by category.
+
+    Reads only the reserve eligibility and priorities of ``ev``; what-if studies pass another
+    base order (one resident moved) to see what the same mechanism would have done.
+
+    Returns:
+        Each resident's category (-1: not served), the units lapsed per category, and the
+        reserved units given in the open category.
+    """
     category = np.full(ev.n, -1, dtype=np.int16)
     if spec.reserve_mode == "max_beneficiaries" and spec.reserves:
         left = _max_beneficiaries(ev, cats, order, category)
@@ -109,9 +127,7 @@ def allocate_units(ev: Evaluation, spec: AllocationSpec, capacity: int) -> Units
         reverted = spare - _take(order, category, cats.open, spare, eligible=None)
     elif spare:
         lapsed[:-1] = left[:-1]
-    if spec.mechanism == "priority" and ev.policy.lottery_seed is None:
-        _refuse_ties_at_cutoffs(ev, spec, cats, order, category)
-    return UnitsResult(order, category, keys, draws, lapsed, reverted)
+    return category, lapsed, reverted
 
 
 def _refuse_ties_at_cutoffs(
