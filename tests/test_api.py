@@ -49,6 +49,7 @@ def test_imports_point_downstream() -> None:
         "_engine": 4,
         "allocation": 5,
         "__init__": 6,
+        "explain": 6,
         "audit": 7,
         "testing": 8,
         "cli": 9,

@@ -7,6 +7,7 @@ A notebook session needs only a few names::
     policy = fa.load_policy("examples/elderly-care/policy.yaml")
     result = fa.evaluate(policy, "examples/elderly-care/residents.csv")
     result.ranking.to_pandas()
+    fa.allocate(result).explain("R0000003").to_text("zh-CN")
 
 Everything public is listed in ``__all__``; modules whose names start with ``_`` are internal.
 """
@@ -37,6 +38,7 @@ from fairalloc.errors import (
     PopulationIssue,
     SourceSpan,
 )
+from fairalloc.explain import Contrast, Explanation, contrast, explain, export_explanations
 from fairalloc.policy import Policy, json_schema, load_policy, parse_policy
 
 __version__ = "0.1.0"
@@ -44,9 +46,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Allocation",
     "CompiledPolicy",
+    "Contrast",
     "Cutoff",
     "Evaluation",
     "EvaluationError",
+    "Explanation",
     "FairallocError",
     "FairnessViolation",
     "MatchingResult",
@@ -64,7 +68,10 @@ __all__ = [
     "__version__",
     "allocate",
     "compile_policy",
+    "contrast",
     "evaluate",
+    "explain",
+    "export_explanations",
     "json_schema",
     "load_policy",
     "lottery_key",

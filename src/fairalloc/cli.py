@@ -26,6 +26,7 @@ from typing import Any, TextIO
 import fairalloc as fa
 from fairalloc import Simulation, simulate
 from fairalloc.errors import FairallocError
+from fairalloc.explain import LOCALES
 
 __all__ = ["main"]
 
@@ -101,10 +102,91 @@ def _parser() -> argparse.ArgumentParser:
     )
     aud.set_defaults(handler=_audit)
 
+    exp = sub.add_parser(
+        "explain", help="explain residents' outcomes: rules, points, cut-offs, what would change"
+    )
+    exp.add_argument("policy", type=Path, help="policy file")
+    exp.add_argument("data", type=Path, help="residents (.csv)")
+    who = exp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--id", dest="ids", action="append", help="resident id (repeatable)")
+    who.add_argument(
+        "--all", action="store_true", help="every resident, as JSON Lines or CSV (with --out)"
+    )
+    exp.add_argument("--lang", choices=LOCALES, default="en", help="language (default en)")
+    exp.add_argument("--format", choices=("text", "md", "html", "json"), default="text")
+    exp.add_argument("--contrast", metavar="OTHER", help="compare the resident with OTHER")
+    exp.add_argument("--capacity", type=int, help="units to allocate (default: the policy's)")
+    exp.add_argument("--rounds", type=int, help="rounds to run, for a rotation")
+    exp.add_argument("--as-of", type=dt.date.fromisoformat, help="date of parameter values")
+    exp.add_argument(
+        "--target-rank", type=int, help="without an allocation: the rank counterfactuals aim at"
+    )
+    exp.add_argument(
+        "--no-counterfactuals", action="store_true", help="skip the search for changes"
+    )
+    exp.add_argument("--out", type=Path, help="write to FILE (.jsonl or .csv with --all)")
+    exp.set_defaults(handler=_explain)
+
     sch = sub.add_parser("schema", help="print the JSON Schema of policy files")
     sch.add_argument("--out", type=Path, help="write to FILE instead of stdout")
     sch.set_defaults(handler=_schema)
     return p
+
+
+def _explain(args: argparse.Namespace) -> int:
+    policy = fa.load_policy(args.policy, as_of=args.as_of)
+    population = fa.Population.from_csv(args.data, policy)
+    with _progress(population.n, enabled=args.all) as tick:
+        result = fa.evaluate(policy, population, as_of=args.as_of, progress=tick)
+    spec = policy.allocation
+    source: Any = result
+    if spec is not None and spec.matching is not None:
+        source = fa.match(result)
+    elif spec is not None and spec.rotation is not None:
+        if args.rounds is None:
+            raise FairallocError("this policy serves a waiting list over rounds: give --rounds N")
+        source = fa.simulate(policy, population, rounds=args.rounds, capacity=args.capacity)
+    elif spec is not None:
+        source = fa.allocate(result, capacity=args.capacity)
+    if args.all:
+        if args.out is None or args.out.suffix.lower() not in (".jsonl", ".csv"):
+            raise FairallocError("--all writes a file: give --out FILE.jsonl or --out FILE.csv")
+        if not isinstance(source, fa.Evaluation | fa.Allocation):
+            raise FairallocError(
+                "--all exports evaluations and capacity allocations; for a matching or a"
+                " rotation, explain residents one by one with --id"
+            )
+        csv_out = args.out.suffix.lower() == ".csv"
+        n = fa.export_explanations(source, args.out, format="csv" if csv_out else "jsonl")
+        print(f"wrote the explanations of {n} residents to {args.out}")
+        return 0
+    parts = []
+    for rid in args.ids:
+        try:
+            item: Any = (
+                fa.contrast(source, rid, args.contrast, lang=args.lang)
+                if args.contrast
+                else fa.explain(
+                    source,
+                    rid,
+                    lang=args.lang,
+                    counterfactuals=not args.no_counterfactuals,
+                    target_rank=args.target_rank,
+                )
+            )
+        except KeyError as e:
+            raise FairallocError(str(e.args[0]) if e.args else str(e)) from None
+        if args.format == "json" and len(args.ids) > 1:
+            parts.append(item.to_json() + "\n")  # several: one JSON document per line
+        else:
+            parts.append(item.render(args.format, args.lang))
+    text = ("\n" if args.format in ("text", "md") else "").join(parts)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {len(parts)} explanation(s) to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fairalloc._evaluation import Evaluation
+    from fairalloc.explain import Contrast, Explanation
 
 __all__ = ["Simulation", "simulate"]
 
@@ -693,6 +694,37 @@ class Simulation:
             index=pd.Index(self.ids, name="id", dtype=object),
         )
         return df
+
+    # -- explanations --------------------------------------------------------------------
+    def explain(
+        self,
+        resident_id: str,
+        *,
+        lang: str = "en",
+        counterfactuals: bool = True,
+        **options: Any,
+    ) -> Explanation:
+        """Why ``resident_id`` got its outcome; see :func:`fairalloc.explain.explain`.
+
+        Args:
+            resident_id: The resident's id.
+            lang: The default language of renderings: ``en`` or ``zh-CN``.
+            counterfactuals: Search for the smallest changes that would change the outcome.
+            **options: ``target_rank``, ``attributes``, ``limit``
+                (see :func:`fairalloc.explain.explain`).
+        """
+        from fairalloc.explain import explain
+
+        return explain(self, resident_id, lang=lang, counterfactuals=counterfactuals, **options)
+
+    def contrast(self, a: str, b: str, *, lang: str = "en") -> Contrast:
+        """Why resident ``a`` ranked where it did relative to ``b``, part by part.
+
+        See :func:`fairalloc.explain.contrast`.
+        """
+        from fairalloc.explain import contrast
+
+        return contrast(self, a, b, lang=lang)
 
     # -- display ---------------------------------------------------------------------------
     def __repr__(self) -> str:

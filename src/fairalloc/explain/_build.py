@@ -1,0 +1,599 @@
+"""Build the facts of one resident's explanation from what the engine and mechanism recorded.
+
+Nothing here decides anything: every verdict, point, total, rank and category is read from the
+:class:`~fairalloc.Evaluation` and the allocation result. The only values computed are the
+inputs the engine read (re-read from the resident's data, or reported by
+:func:`fairalloc._engine.indicator_inputs`) and comparisons of recorded keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fairalloc import _engine
+from fairalloc._numeric import MICRO
+from fairalloc._ranking import lottery_key
+from fairalloc.explain._counterfactual import search, written_value
+from fairalloc.explain._facts import (
+    Check,
+    CutoffFact,
+    Decision,
+    Facts,
+    IndicatorLine,
+    LotteryFact,
+    MatchChoice,
+    Outcome,
+    PriorityLine,
+    ScaleLine,
+    TermLine,
+    Text,
+    Value,
+)
+
+if TYPE_CHECKING:
+    from fairalloc._compiler import CompiledPolicy, ReadPath
+    from fairalloc._evaluation import Evaluation
+    from fairalloc.allocation import Allocation
+    from fairalloc.allocation._matching import MatchingResult
+    from fairalloc.allocation._rotation import Simulation
+    from fairalloc.policy._model import Band
+
+__all__ = ["build_facts", "lottery_recipe"]
+
+
+def lottery_recipe(seed: str, resident_id: str, weight: float | None = None) -> str:
+    """Python (standard library only) that recomputes a resident's lottery key and draw."""
+    lines = [
+        "import hashlib, math",
+        f"seed, resident = {seed!r}, {resident_id!r}",
+        "key = int.from_bytes(hashlib.blake2b(resident.encode('utf-8'),"
+        " key=seed.encode('utf-8'), digest_size=8).digest(), 'big')",
+        "print(f'{key:016x}')",
+    ]
+    if weight is not None:
+        lines.append(f"print(-math.log(((key >> 12) + 0.5) / 2**52) / {weight!r})")
+    return "\n".join(lines)
+
+
+def build_facts(
+    source: Evaluation | Allocation | MatchingResult | Simulation,
+    resident_id: str,
+    *,
+    counterfactuals: bool = True,
+    target_rank: int | None = None,
+    attributes: Sequence[str] | None = None,
+    limit: int = 5,
+) -> Facts:
+    """The facts of ``resident_id``'s explanation; see :func:`fairalloc.explain.explain`."""
+    from fairalloc._evaluation import Evaluation
+    from fairalloc.allocation import Allocation
+    from fairalloc.allocation._matching import MatchingResult
+    from fairalloc.allocation._rotation import Simulation
+
+    notes: list[tuple[str, dict[str, Any]]] = []
+    alloc: Allocation | None = None
+    matching: MatchingResult | None = None
+    sim: Simulation | None = None
+    if isinstance(source, Allocation):
+        alloc = source
+        ev = source.evaluation
+    elif isinstance(source, MatchingResult):
+        matching = source
+        ev = source.evaluation
+    elif isinstance(source, Simulation):
+        sim = source
+        ev = _rotation_evaluation(source)
+    elif isinstance(source, Evaluation):
+        ev = source
+    else:
+        raise TypeError(
+            "explain an Evaluation, Allocation, MatchingResult or Simulation,"
+            f" not {type(source).__name__}"
+        )
+    row = ev.index_of(resident_id)
+    cp = ev.policy
+    doc = cp.policy
+    ranking = ev.ranking
+    rank = int(ranking.rank[row])
+    n_eligible = int(ev.eligible.sum())
+    outcome = Outcome(
+        kind="ranking",
+        eligible=bool(ev.eligible[row]),
+        rank=rank or None,
+        n_eligible=n_eligible,
+        tied=bool(ranking.tied[row]),
+    )
+    cutoffs: tuple[CutoffFact, ...] = ()
+    decision: Decision | None = None
+    lottery: LotteryFact | None = None
+    choices: tuple[MatchChoice, ...] = ()
+    if cp.lottery_seed is not None:
+        used = bool(ranking.lottery_used[row])
+        key = int(ranking.lottery[row]) if used else lottery_key(cp.lottery_seed, resident_id)
+        lottery = LotteryFact(
+            seed=cp.lottery_seed,
+            key=f"{key:016x}",
+            role="tie_break",
+            drawn=used,
+            weight=None,
+            draw=None,
+            recipe=lottery_recipe(cp.lottery_seed, resident_id),
+        )
+    if alloc is not None:
+        outcome, cutoffs, decision, mech_lottery = _allocation_facts(alloc, row, outcome)
+        lottery = mech_lottery or lottery
+    elif matching is not None:
+        outcome, choices = _matching_facts(matching, row, outcome)
+    elif sim is not None:
+        outcome = _rotation_outcome(sim, resident_id, outcome)
+    cfs: tuple[Any, ...] = ()
+    target = None
+    if counterfactuals:
+        if matching is not None or sim is not None:
+            notes.append(("cf_mechanism", {"mechanism": outcome.kind}))
+        else:
+            target, found, more = search(
+                ev, row, alloc, target_rank=target_rank, attributes=attributes, limit=limit
+            )
+            cfs = tuple(found)
+            notes.extend(more)
+    return Facts(
+        resident=str(resident_id),
+        policy_id=doc.policy.id,
+        policy_version=doc.policy.version,
+        policy_title=doc.policy.title,
+        as_of=cp.as_of,
+        method=doc.score.method,
+        checks=_checks(ev, row),
+        indicators=_indicators(ev, row),
+        priority=_priority(ev, row),
+        scales=_scales(ev, row),
+        terms=_terms(ev, row),
+        score_micro=int(ev.score_micro[row]),
+        tie_values={
+            t.label: float(ev.tie_values[row, j])
+            for j, t in enumerate(cp._tie_breaks)
+            if t.kernel is not None
+        },
+        outcome=outcome,
+        cutoffs=cutoffs,
+        decision=decision,
+        lottery=lottery,
+        choices=choices,
+        counterfactuals=cfs,
+        target=target,
+        notes=tuple(notes),
+    )
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def _reads(ev: Evaluation, row: int, part: str) -> tuple[dict[str, Value], dict[str, list[str]]]:
+    pop = ev.population
+    paths: list[ReadPath] = ev.policy.reads.get(part, [])
+    values: dict[str, Value] = {}
+    via: dict[str, list[str]] = {}
+    for p in paths:
+        if pop is not None and p.attribute in pop.columns:
+            attr = pop.schema.attributes[p.attribute]
+            values[p.attribute] = written_value(attr, pop.columns[p.attribute][row])
+        if p.via:
+            via[p.attribute] = list(p.via)
+    return values, via
+
+
+def _doc_at(cp: CompiledPolicy, path: Sequence[str]) -> Any:
+    node: Any = cp.policy
+    for step in path:
+        if isinstance(node, dict):
+            node = node[step]
+        elif isinstance(node, list):
+            node = node[int(step)]
+        else:
+            node = getattr(node, step)
+    return node
+
+
+def _source(obj: Any) -> str | None:
+    src = getattr(obj, "source", None)
+    if src is None:
+        return None
+    return src if isinstance(src, str) else ", ".join(src)
+
+
+def _checks(ev: Evaluation, row: int) -> tuple[Check, ...]:
+    cp = ev.policy
+    doc = cp.policy
+    out = []
+    for j, rule in enumerate(doc.rules.eligibility):
+        held = bool(ev.eligibility[row, j])
+        reads, _ = _reads(ev, row, f"rule:{rule.id}")
+        out.append(
+            Check(
+                rule=rule.id,
+                kind="eligibility",
+                title=rule.title,
+                held=held,
+                deciding=not held,
+                reads=reads,
+                source=_source(rule),
+                where=cp.span(("rules", "eligibility", str(j))),
+            )
+        )
+    for j, ex in enumerate(doc.rules.exclusions):
+        applied = bool(ev.exclusions[row, j])
+        reads, _ = _reads(ev, row, f"rule:{ex.id}")
+        out.append(
+            Check(
+                rule=ex.id,
+                kind="exclusion",
+                title=ex.title,
+                held=applied,
+                deciding=applied,
+                reads=reads,
+                reason=ex.reason,
+                source=_source(ex),
+                where=cp.span(("rules", "exclusions", str(j))),
+            )
+        )
+    return tuple(out)
+
+
+def _bounds_text(band: Band) -> str:
+    parts = []
+    if band.min is not None:
+        parts.append(f"≥ {_num(band.min)}")
+    if band.above is not None:
+        parts.append(f"> {_num(band.above)}")
+    if band.max is not None:
+        parts.append(f"≤ {_num(band.max)}")
+    if band.below is not None:
+        parts.append(f"< {_num(band.below)}")
+    return ", ".join(parts) if parts else "*"
+
+
+def _num(x: float) -> str:
+    f = float(x)
+    return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+
+
+def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
+    cp = ev.policy
+    pop = ev.population
+    if not cp._indicators:
+        return ()
+    if pop is not None:
+        values, bands = _engine.indicator_inputs(cp, pop, np.array([row], dtype=np.intp))
+    else:  # pragma: no cover - evaluations made by the engine always hold their population
+        values = np.full((1, len(cp._indicators)), np.nan)
+        bands = np.full((1, len(cp._indicators)), -1)
+    out = []
+    for i, code in enumerate(cp._indicators):
+        crit = cp.criteria[code.criterion]
+        ind = _doc_at(cp, crit.doc_path)
+        reads, _ = _reads(ev, row, f"indicator:{crit.key}")
+        x = float(values[0, i])
+        k = int(bands[0, i])
+        of = ind.of if isinstance(ind.of, str) and ind.of in cp.policy.attributes else None
+        value: Value
+        if of is not None and pop is not None and of in pop.columns:
+            value = written_value(cp.policy.attributes[of], pop.columns[of][row])
+        else:
+            value = int(x) if x.is_integer() else x
+        raw: float
+        if ind.bands is not None:
+            band = _bounds_text(ind.bands[k]) if k >= 0 else "-"
+            raw = float(ind.bands[k].points) if k >= 0 else float("nan")
+        elif ind.lookup is not None:
+            assert code.lookup is not None
+            level = _level_name(cp, ind.of, k)
+            band = level
+            raw = float(code.lookup[k]) if k >= 0 else float("nan")
+        else:
+            band = "formula"
+            raw = x
+        capped = (ind.min_points is not None and raw < ind.min_points) or (
+            ind.max_points is not None and raw > ind.max_points
+        )
+        out.append(
+            IndicatorLine(
+                path=crit.key,
+                scale=crit.scale,
+                title=ind.title,
+                attribute=of,
+                value=value,
+                band=band,
+                band_index=k,
+                kind="bands" if ind.bands is not None else ("lookup" if ind.lookup else "formula"),
+                weight=crit.weight,
+                capped=bool(capped),
+                points_micro=int(ev.points[row, code.criterion]),
+                reads=reads,
+            )
+        )
+    return tuple(out)
+
+
+def _level_name(cp: CompiledPolicy, of: str | None, code: int) -> str:
+    attr = cp.policy.attributes.get(of or "")
+    if attr is not None and attr.levels:
+        return str(attr.levels[code]) if 0 <= code < len(attr.levels) else str(code)
+    if attr is not None and attr.type == "bool":
+        return "true" if code == 1 else "false"
+    return str(code)
+
+
+def _priority(ev: Evaluation, row: int) -> tuple[PriorityLine, ...]:
+    cp = ev.policy
+    out = []
+    for j, (code, rule) in enumerate(zip(cp._priority, cp.policy.rules.priority, strict=True)):
+        reads, via = _reads(ev, row, f"rule:{rule.id}")
+        out.append(
+            PriorityLine(
+                rule=rule.id,
+                title=rule.title,
+                fired=bool(ev.fired[row, j]),
+                points_micro=int(ev.points[row, code.criterion]),
+                reads=reads,
+                via=via,
+                source=_source(rule),
+                where=cp.span(("rules", "priority", str(j))),
+            )
+        )
+    return tuple(out)
+
+
+def _scales(ev: Evaluation, row: int) -> tuple[ScaleLine, ...]:
+    cp = ev.policy
+    out = []
+    for top in cp.scales:
+        for node in top.walk():
+            doc_path = ("scales", *node.path.replace(".", ".scales.").split("."))
+            scale = _doc_at(cp, doc_path)
+            where = cp.span(doc_path)
+            parts: dict[str, int] = {
+                cp.criteria[c].key: int(ev.points[row, c]) for c in node.indicators
+            }
+            for child in node.children:
+                total = ev.scale_totals[row : row + 1, child.index]
+                # The child's total weighted exactly as the engine weighted it.
+                weighted = _engine._weighted(total, child.weight, where, ev.ids[row : row + 1])
+                parts[child.path] = int(weighted[0])
+            total_micro = int(ev.scale_totals[row, node.index])
+            if sum(parts.values()) != total_micro:  # pragma: no cover - an engine invariant
+                raise AssertionError(f"the parts of `{node.path}` do not add up to its total")
+            grade = grade_title = None
+            if node.grade_index >= 0:
+                g = int(ev.grades[row, node.grade_index])
+                grade = node.grades[g]
+                grade_title = scale.grades[g].title if scale.grades else None
+            out.append(
+                ScaleLine(
+                    path=node.path,
+                    title=scale.title,
+                    weight=node.weight,
+                    total_micro=total_micro,
+                    parts_micro=parts,
+                    grade=grade,
+                    grade_title=grade_title,
+                )
+            )
+    return tuple(out)
+
+
+def _terms(ev: Evaluation, row: int) -> tuple[TermLine, ...]:
+    cp = ev.policy
+    out = []
+    for j, (name, weight) in enumerate(cp.score_terms):
+        title: Text = None
+        if name != "priority":
+            title = _doc_at(cp, ("scales", *name.replace(".", ".scales.").split("."))).title
+        out.append(TermLine(name, title, weight, int(ev.terms[row, j])))
+    return tuple(out)
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+
+def _allocation_facts(
+    alloc: Allocation, row: int, base: Outcome
+) -> tuple[Outcome, tuple[CutoffFact, ...], Decision | None, LotteryFact | None]:
+    ev = alloc.evaluation
+    cp = ev.policy
+    spec = cp.policy.allocation
+    assert spec is not None
+    c = int(alloc.category[row])
+    outcome = Outcome(
+        kind="allocation",
+        eligible=base.eligible,
+        rank=base.rank,
+        n_eligible=base.n_eligible,
+        tied=base.tied,
+        served=bool(alloc.served[row]),
+        category=alloc.categories[c] if c >= 0 else None,
+        position=int(alloc.position[row]) or None,
+        capacity=alloc.capacity,
+    )
+    score = int(ev.score_micro[row])
+    cutoffs = []
+    for k, cut in enumerate(alloc.cutoffs()):
+        is_open = k == len(alloc.categories) - 1
+        eligible = bool(ev.eligible[row]) and (is_open or bool(ev.reserve_eligible[row, k]))
+        cut_micro = None if cut.score is None else _cutoff_micro(alloc, cut.last_id)
+        cutoffs.append(
+            CutoffFact(
+                category=cut.category,
+                title=None if is_open else spec.reserves[k].title,
+                size=cut.size,
+                used=cut.used,
+                score_micro=cut_micro,
+                position=cut.position,
+                eligible=eligible,
+                margin_micro=None if cut_micro is None else score - cut_micro,
+            )
+        )
+    decision = _decision(alloc, row)
+    lottery = None
+    if alloc.lottery_key is not None and ev.eligible[row]:
+        assert spec.lottery is not None
+        assert alloc.lottery_draw is not None
+        weighted = spec.lottery.weight is not None
+        weight = float(ev.lottery_weight[row]) if weighted else None
+        lottery = LotteryFact(
+            seed=spec.lottery.seed,
+            key=f"{int(alloc.lottery_key[row]):016x}",
+            role="mechanism",
+            drawn=True,
+            weight=weight,
+            draw=float(alloc.lottery_draw[row]) if weighted else None,
+            recipe=lottery_recipe(spec.lottery.seed, str(ev.ids[row]), weight),
+        )
+    return outcome, tuple(cutoffs), decision, lottery
+
+
+def _cutoff_micro(alloc: Allocation, last_id: str | None) -> int | None:
+    if last_id is None:
+        return None
+    ev = alloc.evaluation
+    return int(ev.score_micro[ev.index_of(last_id)])
+
+
+def _decision(alloc: Allocation, row: int) -> Decision | None:
+    """Compare the resident with its neighbour across the cut-off in the base order.
+
+    Served: the first eligible resident not served after it; not served: the last resident
+    served in the open category before it. Keys are compared in the mechanism's order.
+    """
+    ev = alloc.evaluation
+    if not ev.eligible[row]:
+        return None
+    order = alloc.order
+    served = alloc.served[order]
+    pos = int(alloc.position[row]) - 1
+    neighbour: int
+    if alloc.served[row]:
+        later = np.flatnonzero(~served[pos + 1 :])
+        if not len(later):
+            return None
+        neighbour = int(order[pos + 1 + later[0]])
+        kind = "first_waiting"
+    else:
+        open_c = len(alloc.categories) - 1
+        earlier = np.flatnonzero(alloc.category[order[:pos]] == open_c)
+        if not len(earlier):
+            earlier = np.flatnonzero(served[:pos])
+        if not len(earlier):
+            return None
+        neighbour = int(order[earlier[-1]])
+        kind = "last_served"
+    return _first_difference(alloc, row, neighbour, kind)
+
+
+def _first_difference(alloc: Allocation, row: int, other: int, kind: str) -> Decision:
+    ev = alloc.evaluation
+    cp = ev.policy
+    names: list[str] = []
+    mine: list[Value] = []
+    theirs: list[Value] = []
+    if alloc.mechanism == "priority":
+        if cp.policy.score.method == "tiers":
+            names += [f"score: {name}" for name, _ in cp.score_terms]
+            for j in range(len(cp.score_terms)):
+                mine.append(int(ev.terms[row, j]) / MICRO)
+                theirs.append(int(ev.terms[other, j]) / MICRO)
+        else:
+            names.append("score")
+            mine.append(int(ev.score_micro[row]) / MICRO)
+            theirs.append(int(ev.score_micro[other]) / MICRO)
+        for j, t in enumerate(cp._tie_breaks):
+            if t.kernel is not None:
+                names.append(t.label)
+                mine.append(float(ev.tie_values[row, j]))
+                theirs.append(float(ev.tie_values[other, j]))
+        if cp.lottery_seed is not None:
+            names.append("lottery")
+            mine.append(f"{lottery_key(cp.lottery_seed, str(ev.ids[row])):016x}")
+            theirs.append(f"{lottery_key(cp.lottery_seed, str(ev.ids[other])):016x}")
+    else:
+        assert alloc.lottery_key is not None
+        assert alloc.lottery_draw is not None
+        names.append("lottery")
+        mine.append(f"{int(alloc.lottery_key[row]):016x}")
+        theirs.append(f"{int(alloc.lottery_key[other]):016x}")
+        spec = cp.policy.allocation
+        if spec is not None and spec.lottery is not None and spec.lottery.weight is not None:
+            names.insert(0, "lottery draw")
+            mine.insert(0, float(alloc.lottery_draw[row]))
+            theirs.insert(0, float(alloc.lottery_draw[other]))
+    equal: list[str] = []
+    for name, a, b in zip(names, mine, theirs, strict=True):
+        if a != b:
+            return Decision(kind, name, a, b, tuple(equal))  # type: ignore[arg-type]
+        equal.append(name)
+    return Decision(kind, "none", None, None, tuple(equal))  # type: ignore[arg-type]
+
+
+def _matching_facts(
+    m: MatchingResult, row: int, base: Outcome
+) -> tuple[Outcome, tuple[MatchChoice, ...]]:
+    rec = m.record(row)
+    cuts = {c.resource: c for c in m.cutoffs()}
+    spec = m.evaluation.policy.policy.allocation
+    titles: dict[str, Text] = {}
+    if spec is not None and spec.matching is not None:
+        titles = {r.id: r.title for r in spec.matching.resources}
+    choices = []
+    for j, name in enumerate(rec["preferences"]):
+        cut = cuts[name]
+        choices.append(
+            MatchChoice(
+                choice=j + 1,
+                resource=name,
+                title=titles.get(name),
+                held=name in rec["resources"],
+                rank=rec["priority_ranks"].get(name),
+                last_rank=cut.last_rank,
+                capacity=cut.capacity,
+                used=cut.used,
+            )
+        )
+    outcome = Outcome(
+        kind="matching",
+        eligible=base.eligible,
+        rank=base.rank,
+        n_eligible=base.n_eligible,
+        tied=base.tied,
+        served=bool(rec["served"]),
+        resources=tuple(rec["resources"]),
+    )
+    return outcome, tuple(choices)
+
+
+def _rotation_evaluation(sim: Simulation) -> Evaluation:
+    cached: Evaluation | None = getattr(sim, "_explained", None)
+    if cached is None:
+        cached = _engine.evaluate_compiled(sim.policy, sim.population)
+        sim._explained = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _rotation_outcome(sim: Simulation, resident_id: str, base: Outcome) -> Outcome:
+    rec = sim.record(resident_id)
+    waited = rec["waited_before_first"]
+    return Outcome(
+        kind="rotation",
+        eligible=base.eligible,
+        rank=base.rank,
+        n_eligible=base.n_eligible,
+        tied=base.tied,
+        served=rec["times_served"] > 0,
+        capacity=sim.capacity,
+        rounds=sim.rounds,
+        rounds_served=tuple(rec["rounds_served"]),
+        waited=waited if waited is not None else rec["current_wait"],
+        longest_wait=rec["longest_wait"],
+    )
