@@ -87,17 +87,27 @@ def _write(cols: _Columns, fh: IO[str], format: str, progress: Callable[[int], N
 
 
 def _points(micro: npt.NDArray[np.int64]) -> list[str]:
-    """Micro-points as exact decimal text (``12.5``, ``40``, ``-0.000001``)."""
-    neg = micro < 0
-    a = np.abs(micro)
-    whole = (a // MICRO).astype(str)
-    frac = a % MICRO
-    out = np.where(neg, np.char.add("-", whole), whole)
-    has = frac != 0
-    if has.any():
-        digits = np.char.rstrip(np.char.zfill(frac[has].astype(str), 6), "0")
-        out[has] = np.char.add(np.char.add(out[has], "."), digits)
-    return out.tolist()  # type: ignore[no-any-return]
+    """Micro-points as exact decimal text (``12.5``, ``40``, ``-0.000001``).
+
+    Points take few distinct values (bands, lookups), so each distinct value is written once.
+    The shortest text that reads back as the same float is the exact decimal for every total
+    the engine allows (below 10**15 micro-points); tiny values that would be written in
+    exponent form are written out in full.
+    """
+    values, inverse = np.unique(micro, return_inverse=True)
+    text = (values / MICRO).astype(str)
+    whole = values % MICRO == 0
+    if whole.any():
+        text[whole] = (values[whole] // MICRO).astype(str)
+    for i in np.flatnonzero((values != 0) & (np.abs(values) < 1000)).tolist():
+        text[i] = _exact(int(values[i]))
+    return text.astype(object)[inverse.reshape(-1)].tolist()  # type: ignore[no-any-return]
+
+
+def _exact(m: int) -> str:
+    whole, frac = divmod(abs(m), MICRO)
+    text = str(whole) + (f".{frac:06d}".rstrip("0") if frac else "")
+    return "-" + text if m < 0 else text
 
 
 def _floats(x: npt.NDArray[np.float64]) -> list[str]:
@@ -151,17 +161,22 @@ class _Columns:
             self.categories = list(alloc.categories)
 
     # -- one chunk ---------------------------------------------------------------------------
-    def _failed(self, rows: npt.NDArray[np.intp]) -> list[list[str]]:
+    def _failed(self, rows: npt.NDArray[np.intp], *, json_form: bool) -> list[str]:
+        """The failed eligibility rules of each row, as a JSON list or ``;``-joined."""
         ids = self.eligibility_ids
+
+        def written(failed: list[str]) -> str:
+            return json.dumps(failed, ensure_ascii=False) if json_form else ";".join(failed)
+
         if self.failed_code is not None:
             codes = self.failed_code[rows]
             table = {
-                int(c): [ids[j] for j in range(len(ids)) if int(c) >> j & 1]
+                int(c): written([ids[j] for j in range(len(ids)) if int(c) >> j & 1])
                 for c in np.unique(codes)
             }
             return [table[c] for c in codes.tolist()]
         elig = self.ev.eligibility[rows]  # pragma: no cover
-        return [[ids[j] for j in np.flatnonzero(~r)] for r in elig]  # pragma: no cover
+        return [written([ids[j] for j in np.flatnonzero(~r)]) for r in elig]  # pragma: no cover
 
     def fields(self, rows: npt.NDArray[np.intp], *, json_form: bool) -> list[tuple[str, list[str]]]:
         """The fields of ``rows`` as (name, text column); JSON literals or CSV cells."""
@@ -174,7 +189,15 @@ class _Columns:
         def text(values: Sequence[str | None]) -> list[str]:
             if not json_form:
                 return ["" if v is None else v for v in values]
-            return [null if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+            # Few distinct values (levels, rule ids): quote each once.
+            quoted: dict[str | None, str] = {None: null}
+            out = []
+            for v in values:
+                q = quoted.get(v)
+                if q is None:
+                    q = quoted[v] = json.dumps(v, ensure_ascii=False)
+                out.append(q)
+            return out
 
         def integer(a: npt.NDArray[np.int64], missing: npt.NDArray[np.bool_]) -> list[str]:
             out = a.astype(str)
@@ -185,11 +208,7 @@ class _Columns:
         if json_form:
             blob = "".join(ids)
             ids = [f'"{i}"' for i in ids] if _PLAIN.match(blob) else text(list(ids))
-        failed = self._failed(rows)
-        if json_form:
-            failed_text = [json.dumps(f, ensure_ascii=False) for f in failed]
-        else:
-            failed_text = [";".join(f) for f in failed]
+        failed_text = self._failed(rows, json_form=json_form)
         ex = ev.exclusion[rows].astype(np.int64)
         exclusion = text([self.exclusion_ids[e] if e >= 0 else None for e in ex.tolist()])
         out: list[tuple[str, list[str]]] = [
