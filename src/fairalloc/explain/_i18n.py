@@ -105,11 +105,9 @@ _EN: dict[str, str] = {
     "may_not": "may not hold it",
     # counterfactuals
     "h_cf": "What would have changed the outcome",
-    "cf_more": "With {amount} more of {attribute} ({before} → {after}) the outcome would have"
-    " been: {outcome}.",
-    "cf_less": "With {amount} less of {attribute} ({before} → {after}) the outcome would have"
-    " been: {outcome}.",
-    "cf_level": "With {attribute} {after} instead of {before} the outcome would have been:"
+    "cf_number": "With {attribute} at {after} instead of {before} ({change}), the outcome would"
+    " have been: {outcome}.",
+    "cf_level": "With {attribute} at {after} instead of {before}, the outcome would have been:"
     " {outcome}.",
     "cf_rank": "{outcome} (rank {rank}, score {score})",
     "cf_score": "{outcome} (score {score})",
@@ -227,8 +225,7 @@ _ZH: dict[str, str] = {
     "col_last_rank": "最后录取的顺位",
     "may_not": "不可获得",
     "h_cf": "怎样的变化会改变结果",
-    "cf_more": "如果 {attribute} 多 {amount}（{before} → {after}），结果将是：{outcome}。",
-    "cf_less": "如果 {attribute} 少 {amount}（{before} → {after}），结果将是：{outcome}。",
+    "cf_number": "如果 {attribute} 为 {after} 而不是 {before}（{change}），结果将是：{outcome}。",
     "cf_level": "如果 {attribute} 为 {after} 而不是 {before}，结果将是：{outcome}。",
     "cf_rank": "{outcome}（排名第 {rank}，总分 {score}）",
     "cf_score": "{outcome}（总分 {score}）",

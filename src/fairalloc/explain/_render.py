@@ -417,14 +417,13 @@ def _counterfactuals(f: Facts, lang: str) -> list[Block]:
                 outcome=outcome,
             )
         else:
-            amount = fmt(abs(c.delta)) + (f" {c.unit}" if c.unit else "")
-            key = "cf_more" if c.delta > 0 else "cf_less"
+            change = _signed(c.delta) + (f" {c.unit}" if c.unit else "")
             text = m(
-                key,
-                amount=amount,
+                "cf_number",
                 attribute=attribute,
-                before=fmt(c.before),
                 after=fmt(c.after),
+                before=fmt(c.before),
+                change=change,
                 outcome=outcome,
             )
         out.append(Block("p", text))
