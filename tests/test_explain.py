@@ -523,3 +523,15 @@ def test_cli_explain(capsys: Any, tmp_path: Any) -> None:
     rot = EXAMPLE.parent / "activity-places"
     assert main(["explain", str(rot / "policy.yaml"), str(rot / "residents.csv"), "--id", "x"]) == 1
     assert "--rounds" in capsys.readouterr().err
+
+
+def test_rotation_explains_only_residents_present_at_the_end() -> None:
+    root = EXAMPLE.parent / "activity-places"
+    policy = fa.load_policy(root / "policy.yaml")
+    pop = fa.Population.from_csv(root / "residents.csv", policy)
+    gone = str(pop.ids[0])
+    sim = fa.simulate(policy, pop, rounds=3, departures={2: [gone]})
+    with pytest.raises(KeyError, match="left before round 2"):
+        sim.explain(gone)
+    with pytest.raises(KeyError, match="no resident"):
+        sim.explain("nobody")

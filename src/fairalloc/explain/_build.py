@@ -93,6 +93,12 @@ def build_facts(
             "explain an Evaluation, Allocation, MatchingResult or Simulation,"
             f" not {type(source).__name__}"
         )
+    if sim is not None and resident_id not in ev._index:
+        rec = sim.record(resident_id)  # KeyError if the resident never took part
+        raise KeyError(
+            f"resident {resident_id!r} left before round {rec['departed']}; its history is"
+            " in simulation.record(), and only residents present at the end are explained"
+        )
     row = ev.index_of(resident_id)
     cp = ev.policy
     doc = cp.policy
