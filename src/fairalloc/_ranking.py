@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from fairalloc._evaluation import Evaluation
 
-__all__ = ["Ranking", "lottery_key", "lottery_keys", "rank"]
+__all__ = ["LotteryKeys", "Ranking", "lottery_key", "lottery_keys", "rank"]
 
 
 def lottery_key(seed: str, resident_id: str) -> int:
@@ -207,14 +207,46 @@ class Ranking:
         return self._table_html(limit=20)
 
 
-def rank(evaluation: Evaluation) -> Ranking:
-    """Rank the eligible residents of ``evaluation`` (see the module's documentation)."""
+class LotteryKeys:
+    """The lottery keys of a population's residents, each computed at most once.
+
+    What-if studies rank the same residents many times (a sweep's grid points, a sensitivity's
+    samples); a resident's key depends only on the published seed and its id, so it is the same
+    every time and is hashed once.
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids
+        self.seed: str | None = None
+        self.keys = np.zeros(len(ids), dtype=np.uint64)
+        self.known = np.zeros(len(ids), dtype=bool)
+
+    def of(self, seed: str, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
+        """The keys of the residents at ``rows`` under ``seed``."""
+        if seed != self.seed:
+            self.seed = seed
+            self.known[:] = False
+        todo = rows[~self.known[rows]]
+        if len(todo):
+            self.keys[todo] = lottery_keys(seed, self.ids[todo])
+            self.known[todo] = True
+        return self.keys[rows]
+
+
+def rank(evaluation: Evaluation, *, keys: LotteryKeys | None = None) -> Ranking:
+    """Rank the eligible residents of ``evaluation`` (see the module's documentation).
+
+    Args:
+        evaluation: The evaluation to rank.
+        keys: Lottery keys already drawn for these residents (for repeated rankings); by
+            default the keys needed are drawn now.
+    """
     ev = evaluation
     cp = ev.policy
     idx = np.flatnonzero(ev.eligible)
-    keys = _sort_keys(ev, idx)  # most significant first
-    order = _lexsort(keys)
-    same = _same_as_previous(keys, order)
+    sort_keys = _sort_keys(ev, idx)  # most significant first
+    order = _lexsort(sort_keys)
+    same = _same_as_previous(sort_keys, order)
     lottery = np.zeros(ev.n, dtype=np.uint64)
     used = np.zeros(ev.n, dtype=bool)
     seed = cp.lottery_seed
@@ -222,19 +254,28 @@ def rank(evaluation: Evaluation) -> Ranking:
         in_tie = np.zeros(len(order), dtype=bool)
         in_tie[1:] |= same
         in_tie[:-1] |= same
-        draw = order[in_tie]
-        rows = idx[draw]
-        lottery[rows] = lottery_keys(seed, ev.ids[rows])
+        rows = idx[order[in_tie]]
+        drawn = keys.of(seed, rows) if keys is not None else lottery_keys(seed, ev.ids[rows])
+        lottery[rows] = drawn
         used[rows] = True
-        keys.append(lottery[idx])
-        order = _lexsort(keys)
-        same = _same_as_previous(keys, order)
+        # Groups of residents tied so far are runs of `order`; a stable sort by (group, key)
+        # of the tied positions is what sorting everyone by all keys and the lottery gives.
+        group = np.cumsum(np.concatenate(([True], ~same)))
+        tied_at = np.flatnonzero(in_tie)
+        within = np.lexsort((drawn, group[tied_at]))
+        order = order.copy()
+        order[tied_at] = order[tied_at][within]
+        drawn_sorted = drawn[within]
+        after = np.ones(len(order), dtype=bool)  # equal lottery key to the one before
+        after[tied_at[1:]] = drawn_sorted[1:] == drawn_sorted[:-1]
+        same = same & after[1:]
+        sort_keys.append(lottery[idx])
     if same.any():
         # Still tied after the whole chain: shared rank; listed by id only for stable output.
-        keys.append(ev.ids[idx].astype(str))
-        order = _lexsort(keys)
-        keys.pop()
-        same = _same_as_previous(keys, order)
+        sort_keys.append(ev.ids[idx].astype(str))
+        order = _lexsort(sort_keys)
+        sort_keys.pop()
+        same = _same_as_previous(sort_keys, order)
     m = len(order)
     positions = np.arange(1, m + 1, dtype=np.int64)
     group_start = np.where(np.concatenate(([False], same)), 0, positions)
