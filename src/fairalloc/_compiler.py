@@ -25,6 +25,7 @@ from fairalloc.policy._load import PathKey, SourceMap, dotted
 
 __all__ = [
     "BandTable",
+    "Changes",
     "CompiledPolicy",
     "Criterion",
     "ReadPath",
@@ -198,6 +199,40 @@ class _AllocExpr:
     where: str
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What differs between two compilations of one policy that differ in values only.
+
+    Two compilations differ in values only when their documents are the same but for parameter
+    values and weights (of indicators, sub-scales and score terms). Then only the parts that read
+    a changed parameter, directly or through derived values, and the indicators whose weight
+    changed compute anything new; see :meth:`CompiledPolicy.changes_from`.
+
+    Attributes:
+        parameters: The parameters whose values differ.
+        weights: The weights that differ: an indicator's path (``need.health.adl``), a
+            sub-scale's path (``need.health``) or a score term (``need``, ``priority``).
+        parts: The parts whose kernels must run again, named as in :attr:`CompiledPolicy.reads`
+            (``rule:<id>``, ``indicator:<path>``, ``tie_break:<i>``, ``reserve:<id>``, ...),
+            and the derived values they recompute (``derived:<name>``).
+        scales: Whether scale totals and grades must be computed again (an indicator's points
+            or a sub-scale's weight changed).
+        score: Whether the score terms and the score must be computed again (some points or
+            weights changed).
+    """
+
+    parameters: frozenset[str]
+    weights: frozenset[str]
+    parts: frozenset[str]
+    scales: bool
+    score: bool
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing differs."""
+        return not (self.parameters or self.weights)
+
+
 @dataclass(eq=False)
 class CompiledPolicy:
     """A checked policy with its numpy kernels; build it with :func:`compile_policy`.
@@ -214,6 +249,8 @@ class CompiledPolicy:
             values.
         violations: Unjustified reads of protected attributes, when compiled for audit only
             (empty otherwise: such a policy does not compile).
+        parameter_reads: For each part (named as in ``reads``) and each derived value
+            (``derived:<name>``), the parameters it reads, directly or through derived values.
     """
 
     policy: M.Policy
@@ -225,6 +262,7 @@ class CompiledPolicy:
     reads: dict[str, list[ReadPath]]
     source_map: SourceMap
     violations: tuple[PolicyIssue, ...] = ()
+    parameter_reads: dict[str, frozenset[str]] = field(default_factory=dict)
     _derived: dict[str, tuple[str, object]] = field(default_factory=dict)
     _derived_nan: dict[str, bool] = field(default_factory=dict)
     _eligibility: list[_Rule] = field(default_factory=list)
@@ -236,6 +274,7 @@ class CompiledPolicy:
     _resources: list[_AllocExpr] = field(default_factory=list)
     _lottery_weight: _AllocExpr | None = None
     _rotation_band: _AllocExpr | None = None
+    _shape: object = None
 
     @property
     def eligibility_ids(self) -> list[str]:
@@ -383,6 +422,69 @@ class CompiledPolicy:
             if any(r.attribute == attribute for r in paths)
         }
 
+    def parameter_readers(self, name: str) -> list[str]:
+        """Every part and derived value that reads parameter ``name``, directly or not.
+
+        Examples:
+            ``["rule:aged-60-plus"]`` for ``min_age`` in the elderly-care example.
+        """
+        return [part for part, names in self.parameter_reads.items() if name in names]
+
+    def weights(self) -> dict[str, float]:
+        """Every weight of the policy, by the path that names it.
+
+        An indicator's weight by its path (``need.health.adl``), a sub-scale's weight in its
+        parent by its path (``need.health``), and a score term's weight by the term (``need``,
+        ``priority``): a top-level scale's own weight is always 1, so its name stands for its
+        weight in the score.
+        """
+        out: dict[str, float] = {}
+        for top in self.scales:
+            for node in top.walk():
+                if node is not top:
+                    out[node.path] = node.weight
+                for k in node.indicators:
+                    out[self.criteria[k].key] = self.criteria[k].weight
+        for name, weight in self.score_terms:
+            out[name] = weight
+        return out
+
+    def changes_from(self, base: CompiledPolicy) -> Changes | None:
+        """What must be computed again to evaluate this policy, given an evaluation of ``base``.
+
+        Returns:
+            The :class:`Changes`, when the two documents differ in parameter values and weights
+            only (a policy compiled again with other values); None when they differ in anything
+            else, and an evaluation must start afresh.
+        """
+        if self._structure() != base._structure():
+            return None
+        names = set(self.parameters) | set(base.parameters)
+        params = frozenset(
+            n
+            for n in names
+            if not _same_value(self.parameters.get(n, _MISSING), base.parameters.get(n, _MISSING))
+        )
+        mine, theirs = self.weights(), base.weights()
+        weights = frozenset(k for k in mine if mine[k] != theirs.get(k))
+        parts = {part for part, read in self.parameter_reads.items() if read & params}
+        indicators = {c.key for c in self.criteria if c.kind == "indicator"}
+        parts |= {f"indicator:{w}" for w in weights if w in indicators}
+        sub_scales = {s.path for top in self.scales for s in top.walk() if s is not top}
+        scales = any(p.startswith("indicator:") for p in parts) or bool(weights & sub_scales)
+        priority = any(p.removeprefix("rule:") in self.priority_ids for p in parts)
+        return Changes(
+            params, weights, frozenset(parts), scales, scales or priority or bool(weights)
+        )
+
+    def _structure(self) -> object:
+        """The document without parameter values and weights, to tell value-only changes."""
+        if self._shape is None:
+            doc = self.policy.model_dump(exclude={"parameters": True, "score": {"terms"}})
+            _drop_weights(doc["scales"])
+            self._shape = (doc, [name for name, _ in self.score_terms])
+        return self._shape
+
     def span(self, doc_path: PathKey) -> str:
         """The location of a document path in the policy file, for messages."""
         return str(self.source_map.span(doc_path))
@@ -429,6 +531,7 @@ class _Builder:
         self.failed_parts: set[str] = set()
         self._resolving: list[str] = []
         self.reads: dict[str, list[ReadPath]] = {}
+        self.param_reads: dict[str, set[str]] = {}
         self.scope: Scope
 
     # -- issues ------------------------------------------------------------------------
@@ -466,6 +569,9 @@ class _Builder:
         self.compile_tie_breaks(cp)
         self.compile_allocation(cp)
         self.check_justified_uses()
+        for name, c in self.checked_derived.items():
+            self.param_reads[f"derived:{name}"] = self.params_of(c)
+        cp.parameter_reads = {part: frozenset(ps) for part, ps in self.param_reads.items()}
         if self.audit and not self.issues.issues:
             cp.violations = tuple(self.fairness.issues)
             return cp
@@ -622,7 +728,20 @@ class _Builder:
                 out.extend(ReadPath(r.attribute, (d, *r.via)) for r in self.reads_of(inner))
         return out
 
+    def params_of(self, c: Checked) -> set[str]:
+        """Every parameter ``c`` reads, directly or through derived values."""
+        out = set(c.parameters)
+        for d in c.derived:
+            inner = self.checked_derived.get(d)
+            if inner is not None:
+                out |= self.params_of(inner)
+        return out
+
     def note_reads(self, part: str, *checks: Checked | None) -> None:
+        params = self.param_reads.setdefault(part, set())
+        for c in checks:
+            if c is not None:
+                params |= self.params_of(c)
         paths = self.reads.setdefault(part, [])
         if any(c is None for c in checks):
             self.failed_parts.add(part)
@@ -1184,6 +1303,25 @@ class _Builder:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _same_value(a: object, b: object) -> bool:
+    """Whether two parameter values are the same, type included (``1`` is not ``True``)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    return a is b or a == b
+
+
+def _drop_weights(scales: dict[str, Any]) -> None:
+    for scale in scales.values():
+        scale.pop("weight", None)
+        for ind in scale["indicators"].values():
+            ind.pop("weight", None)
+        _drop_weights(scale["scales"])
 
 
 def _a(noun: str) -> str:

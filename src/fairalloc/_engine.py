@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc._compiler import BandTable, CompiledPolicy, ScaleNode
+from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro
 from fairalloc.errors import MAX_LISTED, EvaluationError
@@ -23,13 +23,39 @@ from fairalloc.expr._numpy import Frame
 if TYPE_CHECKING:
     from fairalloc._population import Population
 
-__all__ = ["DEFAULT_CHUNK", "band_index", "evaluate_compiled", "indicator_inputs"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "TRACE_ARRAYS",
+    "band_index",
+    "evaluate_compiled",
+    "indicator_inputs",
+    "reevaluate",
+]
 
 #: Residents per chunk: large enough that numpy's per-call overhead vanishes, small enough
 #: that a chunk's temporaries stay in cache-friendly, bounded memory.
 DEFAULT_CHUNK = 1 << 16
 
 Progress = Callable[[int], None]
+
+#: The arrays of an evaluation's trace that the engine fills (the rest derive from them).
+TRACE_ARRAYS = (
+    "eligibility",
+    "exclusions",
+    "fired",
+    "points",
+    "scale_totals",
+    "grades",
+    "terms",
+    "score_micro",
+    "tie_values",
+    "reserve_eligible",
+    "reserve_priority",
+    "resource_eligible",
+    "resource_priority",
+    "lottery_weight",
+    "rotation_band",
+)
 
 
 def evaluate_compiled(
@@ -55,6 +81,90 @@ def evaluate_compiled(
     return out
 
 
+def reevaluate(
+    base: Evaluation,
+    cp: CompiledPolicy,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """Evaluate ``cp`` over the residents of ``base``, computing again only what changed.
+
+    ``cp`` is typically ``base.policy`` compiled again with other parameter values or weights
+    (see :meth:`CompiledPolicy.changes_from`). Then only the parts that read a changed
+    parameter, directly or through derived values, and the indicators whose weight changed run
+    their kernels again, with the same code as a full evaluation; every other column of the
+    trace is taken from ``base``; scale totals and grades are computed again when an indicator's
+    points or a sub-scale's weight changed, score terms and the score when any points or
+    weights changed. The result is the same, array for array and error for error, as
+    ``evaluate_compiled(cp, base.population)``, which is what runs when ``cp`` differs from
+    ``base.policy`` in anything else.
+
+    The arrays nothing changed are read-only views of ``base``'s, not copies.
+
+    Raises:
+        ValueError: if ``base`` does not hold its residents.
+        EvaluationError: if a part computed again cannot be applied to some residents.
+    """
+    population = base.population
+    if population is None:
+        raise ValueError("the evaluation does not hold its residents (population is None)")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    changes = cp.changes_from(base.policy)
+    if changes is None:
+        return evaluate_compiled(cp, population, chunk_size=chunk_size, progress=progress)
+    n = population.n
+    out = Evaluation.allocate_arrays(cp, population.ids, n)
+    out.population = population
+    written = _written(cp, changes)
+    for name in TRACE_ARRAYS:
+        if name in written:
+            setattr(out, name, getattr(base, name).copy())
+        else:
+            shared = getattr(base, name).view()
+            shared.flags.writeable = False
+            setattr(out, name, shared)
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        if written:
+            _evaluate_chunk(cp, population, out, start, stop, changes)
+        if progress is not None:
+            progress(stop - start)
+    out.finish()
+    return out
+
+
+def _written(cp: CompiledPolicy, changes: Changes) -> set[str]:
+    """The arrays of the trace that the parts in ``changes`` write."""
+    out: set[str] = set()
+    exclusions = set(cp.exclusion_ids)
+    priority = set(cp.priority_ids)
+    for part in changes.parts:
+        kind, name = part.split(":", 1)
+        if kind == "rule":
+            out |= (
+                {"fired", "points"}
+                if name in priority
+                else {"exclusions"}
+                if name in exclusions
+                else {"eligibility"}
+            )
+        elif kind == "indicator":
+            out.add("points")
+        elif kind == "tie_break":
+            out.add("tie_values")
+        elif kind in ("reserve", "resource"):
+            out |= {f"{kind}_eligible", f"{kind}_priority"}
+        elif kind == "allocation":
+            out.add("lottery_weight" if name == "lottery-weight" else "rotation_band")
+    if changes.scales:
+        out |= {"scale_totals", "grades"}
+    if changes.score:
+        out |= {"terms", "score_micro"}
+    return out
+
+
 def _check_schema(cp: CompiledPolicy, population: Population) -> None:
     missing = [
         a
@@ -70,37 +180,58 @@ def _check_schema(cp: CompiledPolicy, population: Population) -> None:
 
 
 def _evaluate_chunk(
-    cp: CompiledPolicy, pop: Population, out: Evaluation, start: int, stop: int
+    cp: CompiledPolicy,
+    pop: Population,
+    out: Evaluation,
+    start: int,
+    stop: int,
+    changes: Changes | None = None,
 ) -> None:
+    """Evaluate one chunk: every part, or with ``changes`` only the parts that changed."""
     sl = slice(start, stop)
     n = stop - start
     frame = Frame(n, {k: v[sl] for k, v in pop.columns.items()}, cp._derived)  # type: ignore[arg-type]
     ids = pop.ids[sl]
+    redo = None if changes is None else changes.parts
     with np.errstate(all="ignore"):
         for j, rule in enumerate(cp._eligibility):
-            out.eligibility[sl, j] = _condition(rule.cond(frame), n, rule.where, ids, rule.id)
+            if redo is None or f"rule:{rule.id}" in redo:
+                out.eligibility[sl, j] = _condition(rule.cond(frame), n, rule.where, ids, rule.id)
         for j, rule in enumerate(cp._exclusions):
-            out.exclusions[sl, j] = _condition(rule.cond(frame), n, rule.where, ids, rule.id)
+            if redo is None or f"rule:{rule.id}" in redo:
+                out.exclusions[sl, j] = _condition(rule.cond(frame), n, rule.where, ids, rule.id)
         for ind in cp._indicators:
             crit = cp.criteria[ind.criterion]
+            if redo is not None and f"indicator:{crit.key}" not in redo:
+                continue
             pts = _indicator_points(ind, frame, n, ids)
             out.points[sl, ind.criterion] = _to_micro(
                 pts * crit.weight if crit.weight != 1.0 else pts, ind.where, ids
             )
         for j, pr in enumerate(cp._priority):
+            if redo is not None and _priority_part(cp, pr.criterion) not in redo:
+                continue
             fired = _condition(pr.when(frame), n, pr.where, ids, "when")
             out.fired[sl, j] = fired
             pts = _full(pr.points(frame), n)
             pts = np.where(fired, pts, 0.0)
             out.points[sl, pr.criterion] = _to_micro(pts, pr.where, ids)
-        _scales(cp, out, sl, ids)
-        _score(cp, out, sl, ids)
-        _allocation_inputs(cp, out, frame, sl, n, ids)
+        if changes is None or changes.scales:
+            _scales(cp, out, sl, ids)
+        if changes is None or changes.score:
+            _score(cp, out, sl, ids)
+        _allocation_inputs(cp, out, frame, sl, n, ids, redo)
         for j, tb in enumerate(cp._tie_breaks):
+            if redo is not None and f"tie_break:{j}" not in redo:
+                continue
             if tb.kernel is not None:
                 vals = _full(tb.kernel(frame), n)
                 _check_defined(np.isnan(vals), tb.where, ids, "the tie-break value is undefined")
                 out.tie_values[sl, j] = vals
+
+
+def _priority_part(cp: CompiledPolicy, criterion: int) -> str:
+    return "rule:" + cp.criteria[criterion].key.removeprefix("priority.")
 
 
 def _full(v: npt.NDArray[np.float64] | float, n: int) -> npt.NDArray[np.float64]:
@@ -280,33 +411,46 @@ def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> N
 
 
 def _allocation_inputs(
-    cp: CompiledPolicy, out: Evaluation, frame: Frame, sl: slice, n: int, ids: np.ndarray
+    cp: CompiledPolicy,
+    out: Evaluation,
+    frame: Frame,
+    sl: slice,
+    n: int,
+    ids: np.ndarray,
+    redo: frozenset[str] | None = None,
 ) -> None:
     """Evaluate the allocation section's expressions, as the engine does every rule.
 
-    Reserve and resource eligibility and priorities, lottery weights, rotation bands.
+    Reserve and resource eligibility and priorities, lottery weights, rotation bands; with
+    ``redo``, only the parts it names.
     """
-    for target_elig, target_prio, parts in (
-        (out.reserve_eligible, out.reserve_priority, cp._reserves),
-        (out.resource_eligible, out.resource_priority, cp._resources),
+    for target_elig, target_prio, parts, kind in (
+        (out.reserve_eligible, out.reserve_priority, cp._reserves, "reserve"),
+        (out.resource_eligible, out.resource_priority, cp._resources, "resource"),
     ):
         for j, part in enumerate(parts):
+            if redo is not None and f"{kind}:{part.id}" not in redo:
+                continue
             if part.cond is not None:
                 target_elig[sl, j] = _condition(part.cond(frame), n, part.where, ids, part.id)
             if part.value is not None:
                 vals = _full(part.value(frame), n)
                 _check_defined(np.isnan(vals), part.where, ids, "the priority is undefined")
                 target_prio[sl, j] = vals
-    if cp._lottery_weight is not None and cp._lottery_weight.value is not None:
-        w = _full(cp._lottery_weight.value(frame), n)
+    weight, band = cp._lottery_weight, cp._rotation_band
+    if redo is not None:
+        weight = weight if "allocation:lottery-weight" in redo else None
+        band = band if "allocation:rotation-band" in redo else None
+    if weight is not None and weight.value is not None:
+        w = _full(weight.value(frame), n)
         _check_defined(
             ~(w > 0) | ~np.isfinite(w),
-            cp._lottery_weight.where,
+            weight.where,
             ids,
             "lottery weights must be positive numbers",
         )
         out.lottery_weight[sl] = w
-    if cp._rotation_band is not None and cp._rotation_band.value is not None:
-        b = _full(cp._rotation_band.value(frame), n)
-        _check_defined(np.isnan(b), cp._rotation_band.where, ids, "the need band is undefined")
+    if band is not None and band.value is not None:
+        b = _full(band.value(frame), n)
+        _check_defined(np.isnan(b), band.where, ids, "the need band is undefined")
         out.rotation_band[sl] = b

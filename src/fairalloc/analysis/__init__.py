@@ -3,9 +3,13 @@
 * :func:`policy_diff`: the structural difference of two policy documents, item by item.
 * :func:`compare`: both policies applied to the same residents: eligibility, served status,
   ranks, scores by criterion and selection rates by group, before and after.
+* :func:`sweep`: outcomes and group statistics over a grid of one or two parameters (or the
+  capacity), re-evaluating only the parts that read them.
+* :func:`sensitivity`: how often each resident is served when weights vary within ranges, and
+  :func:`weight_margin`: the smallest weight change that moves a resident across the cut-off.
 
-The ``diff`` command of the command line is built from :func:`add_diff_parser` and
-:func:`run_diff`.
+The ``diff`` and ``sweep`` commands of the command line are built from :func:`add_diff_parser`,
+:func:`run_diff`, :func:`add_sweep_parser` and :func:`run_sweep`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,22 @@ from fairalloc.analysis._compare import (
     spearman_rho,
 )
 from fairalloc.analysis._diff import Change, Document, PolicyDiff, policy_diff
+from fairalloc.analysis._sensitivity import (
+    Margin,
+    Sensitivity,
+    policy_weights,
+    sensitivity,
+    weight_margin,
+    with_weights,
+)
+from fairalloc.analysis._sweep import (
+    Sweep,
+    SweepPoint,
+    add_sweep_parser,
+    run_sweep,
+    sweep,
+    with_parameters,
+)
 
 __all__ = [
     "Change",
@@ -31,12 +51,24 @@ __all__ = [
     "CriterionChange",
     "CutoffChange",
     "Document",
+    "Margin",
     "Mover",
     "PolicyDiff",
+    "Sensitivity",
+    "Sweep",
+    "SweepPoint",
     "add_diff_parser",
+    "add_sweep_parser",
     "compare",
     "kendall_tau_b",
     "policy_diff",
+    "policy_weights",
     "run_diff",
+    "run_sweep",
+    "sensitivity",
     "spearman_rho",
+    "sweep",
+    "weight_margin",
+    "with_parameters",
+    "with_weights",
 ]
