@@ -48,11 +48,13 @@ def test_imports_point_downstream() -> None:
         "_ranking": 3,
         "_engine": 4,
         "allocation": 5,
-        "__init__": 6,
         "explain": 6,
         "audit": 7,
+        "analysis": 8,
         "testing": 8,
-        "cli": 9,
+        "plot": 9,
+        "__init__": 9,
+        "cli": 10,
     }
     for path in SRC.rglob("*.py"):
         rel = path.relative_to(SRC).parts

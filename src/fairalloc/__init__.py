@@ -28,6 +28,16 @@ from fairalloc.allocation import Allocation, Cutoff
 from fairalloc.allocation import allocate_evaluation as _allocate_evaluation
 from fairalloc.allocation._matching import MatchingResult, ResourceCutoff, match
 from fairalloc.allocation._rotation import Simulation, simulate
+from fairalloc.analysis import (
+    Comparison,
+    PolicyDiff,
+    Sensitivity,
+    Sweep,
+    compare,
+    policy_diff,
+    sensitivity,
+    sweep,
+)
 from fairalloc.errors import (
     EvaluationError,
     FairallocError,
@@ -45,6 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Allocation",
+    "Comparison",
     "CompiledPolicy",
     "Contrast",
     "Cutoff",
@@ -55,6 +66,7 @@ __all__ = [
     "FairnessViolation",
     "MatchingResult",
     "Policy",
+    "PolicyDiff",
     "PolicyError",
     "PolicyIssue",
     "Population",
@@ -63,10 +75,13 @@ __all__ = [
     "Ranking",
     "ReadPath",
     "ResourceCutoff",
+    "Sensitivity",
     "Simulation",
     "SourceSpan",
+    "Sweep",
     "__version__",
     "allocate",
+    "compare",
     "compile_policy",
     "contrast",
     "evaluate",
@@ -77,8 +92,11 @@ __all__ = [
     "lottery_key",
     "match",
     "parse_policy",
+    "policy_diff",
     "rank",
+    "sensitivity",
     "simulate",
+    "sweep",
 ]
 
 

@@ -7,6 +7,9 @@ Commands:
     validate POLICY...    check policy files; every problem as ``file:line:col: CODE message``
     check POLICY...       prove which protected attributes each policy reads, and why
     audit POLICY DATA     fairness audit on a population (Markdown, HTML or JSON report)
+    explain POLICY DATA   why residents got their outcome, what would change it (en, zh-CN)
+    diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
+    sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
     schema                print the JSON Schema of policy files
 
 Exit status: 0 success, 1 invalid policy or data (messages on stderr), 2 wrong usage.
@@ -25,6 +28,7 @@ from typing import Any, TextIO
 
 import fairalloc as fa
 from fairalloc import Simulation, simulate
+from fairalloc.analysis import add_diff_parser, add_sweep_parser
 from fairalloc.errors import FairallocError
 from fairalloc.explain import LOCALES
 
@@ -101,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
         "--publication", action="store_true", help="suppress small cells, as for a published report"
     )
     aud.set_defaults(handler=_audit)
+
+    add_diff_parser(sub)
+    add_sweep_parser(sub)
 
     exp = sub.add_parser(
         "explain", help="explain residents' outcomes: rules, points, cut-offs, what would change"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fairalloc import _engine
+import fairalloc._engine as _engine
 from fairalloc._numeric import MICRO
 from fairalloc._ranking import lottery_key
 from fairalloc.explain._counterfactual import search, written_value

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc import _engine
+import fairalloc._engine as _engine
 from fairalloc._population import Population
 from fairalloc._ranking import _sort_keys, lottery_key
 from fairalloc.allocation._capacity import assign_categories, category_sizes
