@@ -45,6 +45,7 @@ def test_imports_point_downstream() -> None:
         "_compiler": 2,
         "_population": 2,
         "_evaluation": 3,
+        "_explainable": 3,
         "_ranking": 3,
         "_engine": 4,
         "allocation": 5,

@@ -15,7 +15,6 @@ Everything public is listed in ``__all__``; modules whose names start with ``_``
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -148,15 +147,7 @@ def evaluate(
         compiled = policy
     else:
         compiled = _compiled(policy, as_of)
-    population = (
-        residents
-        if isinstance(residents, Population)
-        else Population.load(
-            residents,
-            compiled.policy,
-            source=str(residents) if isinstance(residents, str | os.PathLike) else "",
-        )
-    )
+    population = Population.of(residents, compiled.policy)
     return _engine.evaluate_compiled(compiled, population, chunk_size=chunk_size, progress=progress)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._explainable import Explainable
 from fairalloc._numeric import MICRO
 
 if TYPE_CHECKING:
@@ -23,12 +24,11 @@ if TYPE_CHECKING:
     from fairalloc._compiler import CompiledPolicy
     from fairalloc._population import Population
     from fairalloc._ranking import Ranking
-    from fairalloc.explain import Contrast, Explanation
 
 __all__ = ["Evaluation"]
 
 
-class Evaluation:
+class Evaluation(Explainable):
     """Per-resident results of :func:`fairalloc.evaluate`, with the full trace.
 
     Rows follow the population's order; every export sorts by resident id, so that the same
@@ -199,37 +199,6 @@ class Evaluation:
             )
         df = pd.DataFrame(cols, index=pd.Index(self.ids.astype(str), name="id"))
         return df
-
-    # -- explanations --------------------------------------------------------------------
-    def explain(
-        self,
-        resident_id: str,
-        *,
-        lang: str = "en",
-        counterfactuals: bool = True,
-        **options: Any,
-    ) -> Explanation:
-        """Why ``resident_id`` got its outcome; see :func:`fairalloc.explain.explain`.
-
-        Args:
-            resident_id: The resident's id.
-            lang: The default language of renderings: ``en`` or ``zh-CN``.
-            counterfactuals: Search for the smallest changes that would change the outcome.
-            **options: ``target_rank``, ``attributes``, ``limit``
-                (see :func:`fairalloc.explain.explain`).
-        """
-        from fairalloc.explain import explain
-
-        return explain(self, resident_id, lang=lang, counterfactuals=counterfactuals, **options)
-
-    def contrast(self, a: str, b: str, *, lang: str = "en") -> Contrast:
-        """Why resident ``a`` ranked where it did relative to ``b``, part by part.
-
-        See :func:`fairalloc.explain.contrast`.
-        """
-        from fairalloc.explain import contrast
-
-        return contrast(self, a, b, lang=lang)
 
     # -- display -----------------------------------------------------------------------
     def __repr__(self) -> str:

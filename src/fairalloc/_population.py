@@ -185,6 +185,20 @@ class Population:
         )
 
     @classmethod
+    def of(cls, residents: Any, schema: Policy) -> Population:
+        """``residents`` as a population: a :class:`Population` as it is, anything else loaded.
+
+        Args:
+            residents: A population, or anything :meth:`load` accepts; a path names the source
+                in messages.
+            schema: The policy whose attribute schema the data must fit.
+        """
+        if isinstance(residents, Population):
+            return residents
+        source = str(residents) if isinstance(residents, str | os.PathLike) else ""
+        return cls.load(residents, schema, source=source)
+
+    @classmethod
     def from_records(
         cls, records: Iterable[Mapping[str, Any]], schema: Policy, *, source: str = ""
     ) -> Population:

@@ -54,6 +54,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._evaluation import Evaluation
+from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
 from fairalloc._ranking import lottery_keys
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fairalloc._population import Population
-    from fairalloc.explain import Contrast, Explanation
 
 __all__ = ["MatchingResult", "ResourceCutoff", "match"]
 
@@ -397,7 +397,7 @@ class ResourceCutoff:
         }
 
 
-class MatchingResult:
+class MatchingResult(Explainable):
     """What each resident holds after deferred acceptance, and each resource's cut-off.
 
     Arrays have one row per resident, in the population's order; exports sort residents by id,
@@ -608,37 +608,6 @@ class MatchingResult:
             cols_out[f"holds.{rid}"] = holds[:, j]
         df = pd.DataFrame(cols_out, index=pd.Index(ev.ids.astype(str), name="id"))
         return df
-
-    # -- explanations --------------------------------------------------------------------
-    def explain(
-        self,
-        resident_id: str,
-        *,
-        lang: str = "en",
-        counterfactuals: bool = True,
-        **options: Any,
-    ) -> Explanation:
-        """Why ``resident_id`` got its outcome; see :func:`fairalloc.explain.explain`.
-
-        Args:
-            resident_id: The resident's id.
-            lang: The default language of renderings: ``en`` or ``zh-CN``.
-            counterfactuals: Search for the smallest changes that would change the outcome.
-            **options: ``target_rank``, ``attributes``, ``limit``
-                (see :func:`fairalloc.explain.explain`).
-        """
-        from fairalloc.explain import explain
-
-        return explain(self, resident_id, lang=lang, counterfactuals=counterfactuals, **options)
-
-    def contrast(self, a: str, b: str, *, lang: str = "en") -> Contrast:
-        """Why resident ``a`` ranked where it did relative to ``b``, part by part.
-
-        See :func:`fairalloc.explain.contrast`.
-        """
-        from fairalloc.explain import contrast
-
-        return contrast(self, a, b, lang=lang)
 
     def __repr__(self) -> str:
         return (

@@ -13,13 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._evaluation import Evaluation
+from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairalloc.explain import Contrast, Explanation
 
 __all__ = ["Allocation", "Cutoff"]
 
@@ -63,7 +63,7 @@ class Cutoff:
         }
 
 
-class Allocation:
+class Allocation(Explainable):
     """Who was served, in which category, in what order, and the cut-off of each category.
 
     Attributes:
@@ -237,37 +237,6 @@ class Allocation:
         if self.lottery_draw is not None:
             df["lottery_draw"] = self.lottery_draw
         return df
-
-    # -- explanations --------------------------------------------------------------------
-    def explain(
-        self,
-        resident_id: str,
-        *,
-        lang: str = "en",
-        counterfactuals: bool = True,
-        **options: Any,
-    ) -> Explanation:
-        """Why ``resident_id`` got its outcome; see :func:`fairalloc.explain.explain`.
-
-        Args:
-            resident_id: The resident's id.
-            lang: The default language of renderings: ``en`` or ``zh-CN``.
-            counterfactuals: Search for the smallest changes that would change the outcome.
-            **options: ``target_rank``, ``attributes``, ``limit``
-                (see :func:`fairalloc.explain.explain`).
-        """
-        from fairalloc.explain import explain
-
-        return explain(self, resident_id, lang=lang, counterfactuals=counterfactuals, **options)
-
-    def contrast(self, a: str, b: str, *, lang: str = "en") -> Contrast:
-        """Why resident ``a`` ranked where it did relative to ``b``, part by part.
-
-        See :func:`fairalloc.explain.contrast`.
-        """
-        from fairalloc.explain import contrast
-
-        return contrast(self, a, b, lang=lang)
 
     def __repr__(self) -> str:
         return (

@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
+from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._numeric import micro_scalar
 from fairalloc._population import Population
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fairalloc._evaluation import Evaluation
-    from fairalloc.explain import Contrast, Explanation
 
 __all__ = ["Simulation", "simulate"]
 
@@ -474,7 +474,7 @@ class _Ledger:
 # -- the result ---------------------------------------------------------------------------------
 
 
-class Simulation:
+class Simulation(Explainable):
     """The outcome of :func:`simulate`: who was served in each round, and every resident's waits.
 
     A *wait* counts rounds in which a resident was eligible and not served. Per-resident arrays
@@ -694,37 +694,6 @@ class Simulation:
             index=pd.Index(self.ids, name="id", dtype=object),
         )
         return df
-
-    # -- explanations --------------------------------------------------------------------
-    def explain(
-        self,
-        resident_id: str,
-        *,
-        lang: str = "en",
-        counterfactuals: bool = True,
-        **options: Any,
-    ) -> Explanation:
-        """Why ``resident_id`` got its outcome; see :func:`fairalloc.explain.explain`.
-
-        Args:
-            resident_id: The resident's id.
-            lang: The default language of renderings: ``en`` or ``zh-CN``.
-            counterfactuals: Search for the smallest changes that would change the outcome.
-            **options: ``target_rank``, ``attributes``, ``limit``
-                (see :func:`fairalloc.explain.explain`).
-        """
-        from fairalloc.explain import explain
-
-        return explain(self, resident_id, lang=lang, counterfactuals=counterfactuals, **options)
-
-    def contrast(self, a: str, b: str, *, lang: str = "en") -> Contrast:
-        """Why resident ``a`` ranked where it did relative to ``b``, part by part.
-
-        See :func:`fairalloc.explain.contrast`.
-        """
-        from fairalloc.explain import contrast
-
-        return contrast(self, a, b, lang=lang)
 
     # -- display ---------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -24,7 +24,6 @@ import difflib
 import itertools
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -299,15 +298,7 @@ def _runner(
             "sensitivity counts who is served: the policy needs an `allocation` section with a"
             " capacity (priority or lottery, not matching or rotation)"
         )
-    population = (
-        residents
-        if isinstance(residents, Population)
-        else Population.load(
-            residents,
-            cp.policy,
-            source=str(residents) if isinstance(residents, str | os.PathLike) else "",
-        )
-    )
+    population = Population.of(residents, cp.policy)
     return _Runner(cp, population, units, chunk_size)
 
 

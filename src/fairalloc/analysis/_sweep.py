@@ -712,15 +712,7 @@ def sweep(
         {'min_age': ['rule:old-enough']}
     """
     cp0 = compiled_as_loaded(policy, as_of)
-    population = (
-        residents
-        if isinstance(residents, Population)
-        else Population.load(
-            residents,
-            cp0.policy,
-            source=str(residents) if isinstance(residents, str | os.PathLike) else "",
-        )
-    )
+    population = Population.of(residents, cp0.policy)
     keys, axes = _resolve_keys(cp0, grid)
     cap = capacity_key(cp0)
     params = [k for k in keys if k != cap]
