@@ -211,11 +211,13 @@ def _max_beneficiaries(
     elig = ev.reserve_eligible
     holders: list[list[int]] = [[] for _ in range(reserves)]  # rows matched to each reserve
     free = sum(sizes)
-    for row in order:
+    # Only residents eligible for some reserve can take a reserved unit: walk just those.
+    candidates = order[elig[order, :reserves].any(axis=1)] if reserves else order[:0]
+    for row in candidates:
         if free == 0:
             break
         cats_of = [c for c in range(reserves) if elig[row, c]]
-        if cats_of and _augment(int(row), cats_of, holders, sizes, elig):
+        if _augment(int(row), cats_of, holders, sizes, elig):
             free -= 1
     for c, rows in enumerate(holders):
         category[rows] = c
