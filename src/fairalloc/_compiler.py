@@ -93,6 +93,7 @@ class _IndicatorCode:
     source_nan: bool
     bands: BandTable | None
     lookup: np.ndarray | None  # points by level code
+    levels: tuple[str, ...] | None  # the level names of a lookup, by code
     min_points: float | None
     max_points: float | None
     where: str
@@ -855,6 +856,7 @@ class _Builder:
                 return None
             kernel, nan = compile_num(c.ir, cp._derived_nan)
             bands = lookup = None
+            levels = None
         else:
             assert ind.of is not None
             c = self.checked(ind.of, (*doc, "of"), None)
@@ -867,6 +869,7 @@ class _Builder:
                 else _bool_as_number(c, cp._derived_nan)
             )
             bands, lookup = None, None
+            levels = None
             if ind.bands is not None:
                 if c.type.kind not in ("number", "date"):
                     self.issue(
@@ -882,11 +885,20 @@ class _Builder:
                 lookup = self.lookup_table(ind, c.type, doc)
                 if lookup is None:
                     return None
+                levels = ("false", "true") if c.type.kind == "bool" else c.type.levels
         crit = len(cp.criteria)
         cp.criteria.append(Criterion(ipath, "indicator", ipath.rsplit(".", 1)[0], ind.weight, doc))
         cp._indicators.append(
             _IndicatorCode(
-                crit, kernel, nan, bands, lookup, ind.min_points, ind.max_points, cp.span(doc)
+                crit,
+                kernel,
+                nan,
+                bands,
+                lookup,
+                levels,
+                ind.min_points,
+                ind.max_points,
+                cp.span(doc),
             )
         )
         return crit

@@ -3,9 +3,11 @@
 One line per resident, sorted by id (so the file is byte-identical whatever the input's row
 order): eligibility (the rules that failed, the exclusion that applied), the points of every
 indicator and priority rule, scale totals and grades, the score, rank, tie-break values, the
-outcome (served, category, position) and the margin to the cut-off of the category that served
-the resident (for others: the open category's). These are the facts of :func:`explain` without
-the prose and without counterfactual searches, which are made one resident at a time.
+outcome (served, category, position) and, under priority allocation, the margin to the cut-off
+score of the category that served the resident (for others: the open category's); under a
+lottery allocation, the resident's lottery key and draw instead (scores do not decide there).
+These are the facts of :func:`explain` without the prose and without counterfactual searches,
+which are made one resident at a time.
 
 Values are formatted a column at a time with numpy and written in chunks, so a million residents
 take seconds.
@@ -157,7 +159,7 @@ class _Columns:
             has = np.array([c.last_id is not None for c in cuts], dtype=bool)
             cat = np.where(alloc.category >= 0, alloc.category, len(cuts) - 1).astype(np.int64)
             self.margin = ev.score_micro - cut[cat]
-            self.margin_ok = has[cat] & ev.eligible
+            self.margin_ok = has[cat] & ev.eligible & (alloc.mechanism == "priority")
             self.categories = list(alloc.categories)
 
     # -- one chunk ---------------------------------------------------------------------------
@@ -229,6 +231,7 @@ class _Columns:
             out.append((f"grade.{s.path}", text(grades)))
         for j, label in self.ties:
             out.append((f"tie.{label}", _floats(ev.tie_values[rows, j])))
+        quote = '"' if json_form else ""
         used = self.lottery_used[rows]
         keys = [f"{int(k):016x}" for k in self.lottery[rows].tolist()]
         out.append(
@@ -248,6 +251,15 @@ class _Columns:
             margin = _points(self.margin[rows])
             ok = self.margin_ok[rows].tolist()
             out.append(("margin", [m if o else null for m, o in zip(margin, ok, strict=True)]))
+            if a.lottery_key is not None and a.lottery_draw is not None:
+                elig = a.evaluation.eligible[rows].tolist()
+                drawn = [
+                    f"{quote}{k:016x}{quote}" if e else null
+                    for k, e in zip(a.lottery_key[rows].tolist(), elig, strict=True)
+                ]
+                draws = _floats(a.lottery_draw[rows])
+                out.append(("draw_key", drawn))
+                out.append(("draw", [d if e else null for d, e in zip(draws, elig, strict=True)]))
         return out
 
     def jsonl(self, rows: npt.NDArray[np.intp]) -> str:

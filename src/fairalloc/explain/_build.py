@@ -8,10 +8,12 @@ inputs the engine read (re-read from the resident's data, or reported by
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 import fairalloc._engine as _engine
 from fairalloc._numeric import MICRO
@@ -135,6 +137,7 @@ def build_facts(
         outcome, choices = _matching_facts(matching, row, outcome)
     elif sim is not None:
         outcome = _rotation_outcome(sim, resident_id, outcome)
+        notes.append(("rotation_end", {"rounds": sim.rounds}))
     cfs: tuple[Any, ...] = ()
     target = None
     if counterfactuals:
@@ -179,8 +182,10 @@ def build_facts(
 
 
 def _reads(ev: Evaluation, row: int, part: str) -> tuple[dict[str, Value], dict[str, list[str]]]:
+    """The attributes (as the resident's data has them) and parameters a part reads."""
+    cp = ev.policy
     pop = ev.population
-    paths: list[ReadPath] = ev.policy.reads.get(part, [])
+    paths: list[ReadPath] = cp.reads.get(part, [])
     values: dict[str, Value] = {}
     via: dict[str, list[str]] = {}
     for p in paths:
@@ -189,7 +194,40 @@ def _reads(ev: Evaluation, row: int, part: str) -> tuple[dict[str, Value], dict[
             values[p.attribute] = written_value(attr, pop.columns[p.attribute][row])
         if p.via:
             via[p.attribute] = list(p.via)
+    for name in sorted(cp.parameter_reads.get(part, ())):
+        values[name] = _parameter(cp.parameters.get(name))
     return values, via
+
+
+def _parameter(v: object) -> Value:
+    if isinstance(v, bool | int | float | str) or v is None:
+        return v
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, list | tuple):
+        return ", ".join(str(x) for x in v)
+    return str(v)
+
+
+def _reach(cp: CompiledPolicy) -> tuple[dict[str, bool], bool]:
+    """Which indicators' points reach the score, and whether priority points do.
+
+    Points reach the score when their scale's top-level scale is a term of the score and no
+    weight on the way (the indicator's, each sub-scale's, the term's) is 0.
+    """
+    terms = dict(cp.score_terms)
+    nodes = {n.path: n for top in cp.scales for n in top.walk()}
+    out: dict[str, bool] = {}
+    for crit in cp.criteria:
+        if crit.kind != "indicator":
+            continue
+        ok = crit.weight != 0
+        path = crit.scale
+        while "." in path:
+            ok &= nodes[path].weight != 0
+            path = path.rsplit(".", 1)[0]
+        out[crit.key] = ok and terms.get(path, 0) != 0
+    return out, terms.get("priority", 0) != 0
 
 
 def _doc_at(cp: CompiledPolicy, path: Sequence[str]) -> Any:
@@ -259,7 +297,7 @@ def _bounds_text(band: Band) -> str:
         parts.append(f"≤ {_num(band.max)}")
     if band.below is not None:
         parts.append(f"< {_num(band.below)}")
-    return ", ".join(parts) if parts else "*"
+    return ", ".join(parts)  # empty: the catch-all band
 
 
 def _num(x: float) -> str:
@@ -277,6 +315,7 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
     else:  # pragma: no cover - evaluations made by the engine always hold their population
         values = np.full((1, len(cp._indicators)), np.nan)
         bands = np.full((1, len(cp._indicators)), -1)
+    reach, _ = _reach(cp)
     out = []
     for i, code in enumerate(cp._indicators):
         crit = cp.criteria[code.criterion]
@@ -296,8 +335,10 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
             raw = float(ind.bands[k].points) if k >= 0 else float("nan")
         elif ind.lookup is not None:
             assert code.lookup is not None
-            level = _level_name(cp, ind.of, k)
-            band = level
+            levels = code.levels or ()
+            band = levels[k] if 0 <= k < len(levels) else str(k)
+            if of is None:  # an expression: show its level, not the code behind it
+                value = band
             raw = float(code.lookup[k]) if k >= 0 else float("nan")
         else:
             band = "formula"
@@ -319,22 +360,15 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
                 capped=bool(capped),
                 points_micro=int(ev.points[row, code.criterion]),
                 reads=reads,
+                counts=reach[crit.key],
             )
         )
     return tuple(out)
 
 
-def _level_name(cp: CompiledPolicy, of: str | None, code: int) -> str:
-    attr = cp.policy.attributes.get(of or "")
-    if attr is not None and attr.levels:
-        return str(attr.levels[code]) if 0 <= code < len(attr.levels) else str(code)
-    if attr is not None and attr.type == "bool":
-        return "true" if code == 1 else "false"
-    return str(code)
-
-
 def _priority(ev: Evaluation, row: int) -> tuple[PriorityLine, ...]:
     cp = ev.policy
+    _, counts = _reach(cp)
     out = []
     for j, (code, rule) in enumerate(zip(cp._priority, cp.policy.rules.priority, strict=True)):
         reads, via = _reads(ev, row, f"rule:{rule.id}")
@@ -348,6 +382,7 @@ def _priority(ev: Evaluation, row: int) -> tuple[PriorityLine, ...]:
                 via=via,
                 source=_source(rule),
                 where=cp.span(("rules", "priority", str(j))),
+                counts=counts,
             )
         )
     return tuple(out)
@@ -393,12 +428,17 @@ def _scales(ev: Evaluation, row: int) -> tuple[ScaleLine, ...]:
 
 def _terms(ev: Evaluation, row: int) -> tuple[TermLine, ...]:
     cp = ev.policy
+    prio = [p.criterion for p in cp._priority]
+    index = {n.path: n.index for top in cp.scales for n in top.walk()}
     out = []
     for j, (name, weight) in enumerate(cp.score_terms):
         title: Text = None
-        if name != "priority":
+        if name == "priority":
+            raw = int(ev.points[row, prio].sum())
+        else:
             title = _doc_at(cp, ("scales", *name.replace(".", ".scales.").split("."))).title
-        out.append(TermLine(name, title, weight, int(ev.terms[row, j])))
+            raw = int(ev.scale_totals[row, index[name]])
+        out.append(TermLine(name, title, weight, int(ev.terms[row, j]), raw))
     return tuple(out)
 
 
@@ -424,12 +464,14 @@ def _allocation_facts(
         position=int(alloc.position[row]) or None,
         capacity=alloc.capacity,
     )
+    by_score = alloc.mechanism == "priority"
     score = int(ev.score_micro[row])
     cutoffs = []
     for k, cut in enumerate(alloc.cutoffs()):
         is_open = k == len(alloc.categories) - 1
         eligible = bool(ev.eligible[row]) and (is_open or bool(ev.reserve_eligible[row, k]))
-        cut_micro = None if cut.score is None else _cutoff_micro(alloc, cut.last_id)
+        # In a lottery the draw decides, not the score: the cut-off is a place in the draw.
+        cut_micro = _cutoff_micro(alloc, cut.last_id) if by_score else None
         cutoffs.append(
             CutoffFact(
                 category=cut.category,
@@ -439,7 +481,7 @@ def _allocation_facts(
                 score_micro=cut_micro,
                 position=cut.position,
                 eligible=eligible,
-                margin_micro=None if cut_micro is None else score - cut_micro,
+                margin_micro=score - cut_micro if cut_micro is not None and eligible else None,
             )
         )
     decision = _decision(alloc, row)
@@ -468,43 +510,60 @@ def _cutoff_micro(alloc: Allocation, last_id: str | None) -> int | None:
     return int(ev.score_micro[ev.index_of(last_id)])
 
 
-def _decision(alloc: Allocation, row: int) -> Decision | None:
-    """Compare the resident with its neighbour across the cut-off in the base order.
+def _category_order(alloc: Allocation, c: int) -> npt.NDArray[np.intp]:
+    """The residents eligible for category ``c`` in the order it takes them."""
+    ev = alloc.evaluation
+    order = alloc.order
+    if c == len(alloc.categories) - 1:
+        return order
+    spec = ev.policy.policy.allocation
+    assert spec is not None
+    rows: npt.NDArray[np.intp] = order[ev.reserve_eligible[order, c]]
+    if spec.reserves[c].priority is not None:
+        rows = rows[np.lexsort((np.arange(len(rows)), -ev.reserve_priority[rows, c]))]
+    return rows
 
-    Served: the first eligible resident not served after it; not served: the last resident
-    served in the open category before it. Keys are compared in the mechanism's order.
+
+def _decision(alloc: Allocation, row: int) -> Decision | None:
+    """Compare the resident with its neighbour across the cut-off of the category that decided.
+
+    Served: the first resident eligible for the resident's category, after it in that
+    category's order, who was not served. Not served: the last resident the open category
+    served. Keys are compared in that category's order.
     """
     ev = alloc.evaluation
     if not ev.eligible[row]:
         return None
-    order = alloc.order
-    served = alloc.served[order]
-    pos = int(alloc.position[row]) - 1
-    neighbour: int
+    open_c = len(alloc.categories) - 1
     if alloc.served[row]:
-        later = np.flatnonzero(~served[pos + 1 :])
-        if not len(later):
+        c = int(alloc.category[row])
+        rows = _category_order(alloc, c)
+        at = int(np.flatnonzero(rows == row)[0])
+        later = rows[at + 1 :]
+        waiting = later[~alloc.served[later]]
+        if not len(waiting):
             return None
-        neighbour = int(order[pos + 1 + later[0]])
-        kind = "first_waiting"
-    else:
-        open_c = len(alloc.categories) - 1
-        earlier = np.flatnonzero(alloc.category[order[:pos]] == open_c)
-        if not len(earlier):
-            earlier = np.flatnonzero(served[:pos])
-        if not len(earlier):
-            return None
-        neighbour = int(order[earlier[-1]])
-        kind = "last_served"
-    return _first_difference(alloc, row, neighbour, kind)
+        return _first_difference(alloc, row, int(waiting[0]), "first_waiting", c)
+    rows = alloc.order
+    served = rows[alloc.category[rows] == open_c]
+    if not len(served):
+        return None
+    return _first_difference(alloc, row, int(served[-1]), "last_served", open_c)
 
 
-def _first_difference(alloc: Allocation, row: int, other: int, kind: str) -> Decision:
+def _first_difference(alloc: Allocation, row: int, other: int, kind: str, c: int) -> Decision:
     ev = alloc.evaluation
     cp = ev.policy
+    spec = cp.policy.allocation
+    assert spec is not None
     names: list[str] = []
     mine: list[Value] = []
     theirs: list[Value] = []
+    reserve = spec.reserves[c] if c < len(alloc.categories) - 1 else None
+    if reserve is not None and reserve.priority is not None:
+        names.append(f"priority: {reserve.id}")
+        mine.append(float(ev.reserve_priority[row, c]))
+        theirs.append(float(ev.reserve_priority[other, c]))
     if alloc.mechanism == "priority":
         if cp.policy.score.method == "tiers":
             names += [f"score: {name}" for name, _ in cp.score_terms]
@@ -527,20 +586,21 @@ def _first_difference(alloc: Allocation, row: int, other: int, kind: str) -> Dec
     else:
         assert alloc.lottery_key is not None
         assert alloc.lottery_draw is not None
+        if spec.lottery is not None and spec.lottery.weight is not None:
+            names.append("lottery draw")
+            mine.append(float(alloc.lottery_draw[row]))
+            theirs.append(float(alloc.lottery_draw[other]))
         names.append("lottery")
         mine.append(f"{int(alloc.lottery_key[row]):016x}")
         theirs.append(f"{int(alloc.lottery_key[other]):016x}")
-        spec = cp.policy.allocation
-        if spec is not None and spec.lottery is not None and spec.lottery.weight is not None:
-            names.insert(0, "lottery draw")
-            mine.insert(0, float(alloc.lottery_draw[row]))
-            theirs.insert(0, float(alloc.lottery_draw[other]))
+    title = reserve.title if reserve is not None else None
+    category = alloc.categories[c]
     equal: list[str] = []
     for name, a, b in zip(names, mine, theirs, strict=True):
         if a != b:
-            return Decision(kind, name, a, b, tuple(equal))  # type: ignore[arg-type]
+            return Decision(kind, name, a, b, tuple(equal), category, title)  # type: ignore[arg-type]
         equal.append(name)
-    return Decision(kind, "none", None, None, tuple(equal))  # type: ignore[arg-type]
+    return Decision(kind, "none", None, None, tuple(equal), category, title)  # type: ignore[arg-type]
 
 
 def _matching_facts(

@@ -12,12 +12,20 @@ others' allocation (the "world without the resident", allocated once):
 * in ``precedence`` reserve mode, categories take residents in turn; a resident added to the
   others is served in the first category (in processing order) it is eligible for and either
   finds a free unit in or precedes that category's last served resident in the category's
-  order; categories before it are unchanged, since it displaced nobody there;
-* in ``max_beneficiaries`` mode, the same allocation is re-run with the resident inserted at
-  its place in the base order.
+  order; categories before it are unchanged, since it displaced nobody there. When the resident
+  would tie with a category's last served resident on every key, the mechanism is re-run;
+* in ``max_beneficiaries`` mode, reserved units go greedily in base order along a transversal
+  matroid: a resident placed at p gets one if and only if it can join the residents the others'
+  allocation matched before p, and otherwise is served if fewer residents without a reserved
+  unit come before it than there are open units. Being served only improves with a better
+  place, so for each pattern of reserve eligibility the last place still served is found by
+  bisection.
 
 Every reported counterfactual is then re-run through the mechanism on the whole population with
-the resident's changed data, and reported only if the outcome holds (``verified``).
+the resident's changed data, including the refusal to decide a tie at a cut-off that a ranking
+without a lottery may meet, and reported only if the outcome holds (``verified``). Without an
+allocation, a rank is verified by counting, over everybody else, who ranks before the changed
+resident.
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -35,7 +44,12 @@ import numpy.typing as npt
 import fairalloc._engine as _engine
 from fairalloc._population import Population
 from fairalloc._ranking import _sort_keys, lottery_key
-from fairalloc.allocation._capacity import assign_categories, category_sizes
+from fairalloc.allocation._capacity import (
+    _augment,
+    _refuse_ties_at_cutoffs,
+    assign_categories,
+    category_sizes,
+)
 from fairalloc.allocation._lottery import weighted_draws
 from fairalloc.errors import EvaluationError
 from fairalloc.explain._facts import Counterfactual, Value
@@ -45,13 +59,18 @@ if TYPE_CHECKING:
     from fairalloc.allocation import Allocation
     from fairalloc.policy._model import Attribute
 
-__all__ = ["DEFAULT_MAX_CANDIDATES", "search"]
+__all__ = ["DEFAULT_MAX_CANDIDATES", "changeable_attributes", "search", "written_value"]
 
 #: The most values tried per attribute and direction (numbers with a wider range are sampled:
-#: every value near the resident's, then wider and wider steps).
+#: every value near the resident's, then wider and wider steps, and the gap before the first
+#: value that changes the outcome is searched value by value).
 DEFAULT_MAX_CANDIDATES = 4096
 
+#: Steps of the grid tried for decimal attributes, before the boundary is narrowed down.
+FLOAT_STEPS = 1024
+
 Key = tuple[Any, ...]
+Notes = list[tuple[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +106,7 @@ def search(
     attributes: Sequence[str] | None = None,
     limit: int = 5,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
-) -> tuple[str | None, list[Counterfactual], list[tuple[str, dict[str, Any]]]]:
+) -> tuple[str | None, list[Counterfactual], Notes]:
     """The smallest changes of changeable attributes that change ``row``'s outcome.
 
     Args:
@@ -96,22 +115,31 @@ def search(
         allocation: The allocation, whose served status is the outcome; without one the outcome
             is eligibility, or being ranked within ``target_rank``.
         target_rank: Without an allocation: the rank to reach (or to fall beyond).
-        attributes: The attributes to vary (default: every changeable one); protected
-            attributes are refused.
+        attributes: The attributes to vary (default: every changeable one); only changeable,
+            unprotected attributes are accepted.
         limit: The most counterfactuals returned (nearest first; one per attribute and
             direction).
-        max_candidates: The most values tried per attribute and direction.
+        max_candidates: The most values tried per attribute and direction before sampling.
 
     Returns:
-        The target (``served``, ``not_served``, ``eligible``, ``rank <= N``, ``rank > N``),
-        the counterfactuals, and notes (message code, parameters) for the renderers.
+        The target (``served``, ``not_served``, ``eligible``, ``ineligible``, ``rank <= N``,
+        ``rank > N``), the counterfactuals, and notes (message code, parameters).
+
+    Raises:
+        ValueError: for an unknown, protected or unchangeable attribute, or ``target_rank``
+            with an allocation.
     """
     pop = ev.population
-    notes: list[tuple[str, dict[str, Any]]] = []
+    notes: Notes = []
+    if allocation is not None and target_rank is not None:
+        raise ValueError(
+            "target_rank applies to a ranking alone; with an allocation the outcome is being served"
+        )
     if pop is None:
         return None, [], [("cf_no_population", {})]
     doc = ev.policy.policy
-    names = changeable_attributes(ev) if attributes is None else list(attributes)
+    allowed = changeable_attributes(ev)
+    names = allowed if attributes is None else list(attributes)
     for name in names:
         attr = doc.attributes.get(name)
         if attr is None or name == doc.id_attribute:
@@ -123,25 +151,30 @@ def search(
                 f"`{name}` is protected: counterfactuals never suggest changing a protected"
                 " attribute"
             )
+        if name not in allowed:
+            raise ValueError(
+                f"`{name}` is not marked `changeable: true` in the policy (or nothing reads"
+                f" it); attributes that may vary: {', '.join(allowed) or 'none'}"
+            )
     if not names:
-        notes.append(("cf_none_changeable", {}))
+        notes.append(("cf_none_given" if attributes is not None else "cf_none_changeable", {}))
         return None, [], notes
     world = _World(ev, row, allocation, target_rank)
-    if world.target is None:
-        notes.append(("cf_no_target", {}))
-        return None, [], notes
     found: list[tuple[_Candidate, Counterfactual]] = []
+    sampled = False
     for name in names:
         attr = doc.attributes[name]
         for direction in (-1, 1):
-            cands = _candidates(pop, row, name, attr, direction, max_candidates)
-            hit = world.first_change(cands)
+            cands, was_sampled = _candidates(pop, row, name, attr, direction, max_candidates)
+            sampled |= was_sampled
+            hit = world.first_change(cands, attr, max_candidates)
             if hit is not None:
                 found.append(hit)
     found.sort(key=lambda h: (h[0].distance, h[0].attribute, str(h[0].value)))
     out = [cf for _, cf in found[:limit]]
     if not out:
-        notes.append(("cf_none_found", {"attributes": names}))
+        code = "cf_none_found_sampled" if sampled else "cf_none_found"
+        notes.append((code, {"attributes": names}))
     return world.target, out, notes
 
 
@@ -161,8 +194,9 @@ class _World:
         self.order = ranking.order
         self.pos = int(np.flatnonzero(self.order == row)[0]) if ev.eligible[row] else -1
         self.target_rank = target_rank
-        self.target: str | None
+        self.target: str
         self.before: str
+        self._all: list[np.ndarray] | None = None
         if allocation is not None:
             served = bool(allocation.served[row])
             self.before = "served" if served else ("waiting" if ev.eligible[row] else "ineligible")
@@ -177,168 +211,262 @@ class _World:
             self.before = "eligible" if ev.eligible[row] else "ineligible"
             self.target = "ineligible" if ev.eligible[row] else "eligible"
 
-    # -- keys ------------------------------------------------------------------------------
+    # -- the ranking's keys -------------------------------------------------------------------
     def rank_key(self, e: Evaluation, r: int) -> Key:
-        """The ranking's sort key of row ``r`` of ``e`` (lower sorts first)."""
+        """The ranking's sort key of row ``r`` of ``e`` (lower sorts first; equal: tied)."""
         keys = tuple(k[0].item() for k in _sort_keys(e, np.array([r], dtype=np.intp)))
         if self.seed is not None:
             keys = (*keys, lottery_key(self.seed, str(e.ids[r])))
         return keys
 
-    def _others_before(
-        self, key: Key, order: npt.NDArray[np.intp], key_of: Callable[[int], Key]
-    ) -> int:
-        """How many residents of ``order`` other than the resident sort strictly before ``key``."""
-        # bisect over the order (sorted by key_of), skipping nothing: subtract the resident after.
-        n = bisect.bisect_left(range(len(order)), key, key=lambda p: key_of(int(order[p])))
-        if 0 <= self.pos < n and order is self.order:
-            n -= 1
-        return n
+    def order_key(self, e: Evaluation, r: int) -> Key:
+        """:meth:`rank_key` then the id: the ranking's listing order, ties included."""
+        return (*self.rank_key(e, r), str(e.ids[r]))
 
     def new_rank(self, evc: Evaluation, k: int) -> int:
-        """The rank the changed resident would have among everybody else."""
+        """The rank the changed resident would have among everybody else (by bisection)."""
         key = self.rank_key(evc, k)
-        return 1 + self._others_before(key, self.order, lambda r: self.rank_key(self.ev, r))
+        order = self.order
+        before = bisect.bisect_left(
+            range(len(order)), key, key=lambda p: self.rank_key(self.ev, int(order[p]))
+        )
+        if 0 <= self.pos < before:
+            before -= 1  # the resident's own original entry
+        return 1 + before
 
-    # -- allocation ------------------------------------------------------------------------
+    def counted_rank(self, evc: Evaluation, k: int) -> int:
+        """The same rank counted over everybody else at once (an independent check)."""
+        ev = self.ev
+        idx = np.flatnonzero(ev.eligible)
+        idx = idx[idx != self.row]
+        if self._all is None:
+            self._all = _sort_keys(ev, idx)
+        mine = [c[0] for c in _sort_keys(evc, np.array([k], dtype=np.intp))]
+        less = np.zeros(len(idx), dtype=bool)
+        equal = np.ones(len(idx), dtype=bool)
+        for column, v in zip(self._all, mine, strict=True):
+            less |= equal & (column < v)
+            equal &= column == v
+        before = int(less.sum())
+        if self.seed is not None and equal.any():
+            own = lottery_key(self.seed, self.rid)
+            before += sum(lottery_key(self.seed, str(i)) < own for i in ev.ids[idx[equal]].tolist())
+        return 1 + before
+
+    # -- the mechanism ------------------------------------------------------------------------
     def _prepare_allocation(self, alloc: Allocation) -> None:
         ev = self.ev
         spec = ev.policy.policy.allocation
         assert spec is not None
         self.spec = spec
         self.cats = category_sizes(spec, alloc.capacity)
+        self.refuses_ties = spec.mechanism == "priority" and self.seed is None
         # The base order of everybody else, and the others' allocation without the resident.
         self.base = alloc.order[alloc.order != self.row]
         self.base_pos = np.full(ev.n, -1, dtype=np.int64)
         self.base_pos[self.base] = np.arange(len(self.base))
-        self.category_wo, _, self.reverted_wo = assign_categories(ev, spec, self.cats, self.base)
-        self.exact_only = spec.reserve_mode == "max_beneficiaries" and bool(spec.reserves)
-        if not self.exact_only:
+        self.category_wo, _, _ = assign_categories(ev, spec, self.cats, self.base)
+        self.by_threshold = spec.reserve_mode == "max_beneficiaries" and bool(spec.reserves)
+        self._thresholds: dict[bytes, int] = {}
+        if self.by_threshold:
+            self._prepare_thresholds()
+        else:
             self._marginals()
 
-    def base_key(self, r: int, weight: float | None = None) -> Key:
-        """Row ``r``'s key in the mechanism's base order (lower first)."""
-        ev = self.ev
-        alloc = self.alloc
-        assert alloc is not None
+    def base_key(self, e: Evaluation, r: int) -> Key:
+        """Row ``r`` of ``e``'s key in the mechanism's base order (lower first)."""
         if self.spec.mechanism == "priority":
-            return self.rank_key(ev, r)
+            return self.order_key(e, r)
         assert self.spec.lottery is not None
-        seed = self.spec.lottery.seed
-        key = lottery_key(seed, str(ev.ids[r]))
+        key = lottery_key(self.spec.lottery.seed, str(e.ids[r]))
         if self.spec.lottery.weight is None:
             return (key,)
-        w = float(ev.lottery_weight[r]) if weight is None else weight
-        draw = float(weighted_draws(np.array([key], dtype=np.uint64), np.array([w]))[0])
+        w = np.array([float(e.lottery_weight[r])])
+        draw = float(weighted_draws(np.array([key], dtype=np.uint64), w)[0])
         return (draw, key)
+
+    def _insert_at(self, key: Key) -> int:
+        base = self.base
+        return bisect.bisect_left(
+            range(len(base)), key, key=lambda p: self.base_key(self.ev, int(base[p]))
+        )
 
     def _marginals(self) -> None:
         """Per category, in processing order: free units, and the last served's key."""
-        ev = self.ev
         spec = self.spec
         cats = self.cats
-        sequence = list(spec.precedence or cats.ids)
-        self.steps: list[tuple[int, int, Key | None]] = []  # (category, free, marginal key)
         category = self.category_wo
-        for cid in sequence:
+        in_base = category[self.base]
+        self.steps: list[tuple[int, int, Key | None]] = []  # (category, free, marginal key)
+        for cid in spec.precedence or cats.ids:
             c = cats.ids.index(cid)
-            rows = self.base[category[self.base] == c]
+            rows = self.base[in_base == c]
             if c == cats.open:
                 # Open-phase rows come first in the base order; reverted units follow.
-                size = cats.sizes[c]
-                rows = rows[:size]
-            free = cats.sizes[c] - len(rows)
-            last = self._last_in_own_order(c, rows)
-            self.steps.append((c, free, last))
+                rows = rows[: cats.sizes[c]]
+            self.steps.append((c, cats.sizes[c] - len(rows), self._last_in_own_order(c, rows)))
         if spec.unused_reserved == "open":
-            spare = sum(
-                cats.sizes[c] - int((category[self.base] == c).sum()) for c in range(cats.open)
-            )
-            open_rows = self.base[category[self.base] == cats.open]
-            revert_rows = open_rows[cats.sizes[cats.open] :]
+            spare = sum(cats.sizes[c] - int((in_base == c).sum()) for c in range(cats.open))
+            revert_rows = self.base[in_base == cats.open][cats.sizes[cats.open] :]
             last = self._last_in_own_order(cats.open, revert_rows)
             # -1 marks the step that gives unused reserved units to the open category.
             self.steps.append((-1, spare - len(revert_rows), last))
-        del ev
 
-    def _own_key(self, c: int, r: int, prio: float | None = None, base: Key | None = None) -> Key:
+    def _own_key(self, c: int, prio: float, base: Key) -> Key:
         reserve = self.spec.reserves[c] if 0 <= c < self.cats.open else None
-        b = self.base_key(r) if base is None else base
         if reserve is not None and reserve.priority is not None:
-            p = float(self.ev.reserve_priority[r, c]) if prio is None else prio
-            return (-p, *b)
-        return b
+            return (-prio, *base)
+        return base
 
     def _last_in_own_order(self, c: int, rows: npt.NDArray[np.intp]) -> Key | None:
         if not len(rows):
             return None
-        if 0 <= c < self.cats.open and self.spec.reserves[c].priority is not None:
-            prio = self.ev.reserve_priority[rows, c]
-            pos = self.base_pos[rows]
-            last = rows[np.lexsort((pos, -prio))[-1]]
+        ev = self.ev
+        is_reserve = 0 <= c < self.cats.open
+        if is_reserve and self.spec.reserves[c].priority is not None:
+            prio = ev.reserve_priority[rows, c]
+            last = int(rows[np.lexsort((self.base_pos[rows], -prio))[-1]])
         else:
-            last = rows[np.argmax(self.base_pos[rows])]
-        return self._own_key(c if c >= 0 else self.cats.open, int(last))
+            last = int(rows[np.argmax(self.base_pos[rows])])
+        p = float(ev.reserve_priority[last, c]) if is_reserve else 0.0
+        return self._own_key(c, p, self.base_key(ev, last))
 
-    def predict_served(self, evc: Evaluation, k: int) -> bool | None:
-        """Whether the changed resident (row ``k`` of ``evc``) would be served; None: a tie."""
-        if not evc.eligible[k]:
-            return False
-        if self.exact_only:
-            return self.exact_served(evc, k)
-        w = float(evc.lottery_weight[k]) if self.spec.mechanism == "lottery" else None
-        base = self._candidate_base_key(evc, k, w)
+    def _predict(self, evc: Evaluation, k: int) -> bool | None:
+        """Served, from the others' cut-offs; None when a tie needs the mechanism re-run."""
+        base = self.base_key(evc, k)
+        tie = self.refuses_ties
         for c, free, last in self.steps:
-            if c >= 0 and c != self.cats.open and not evc.reserve_eligible[k, c]:
+            is_reserve = 0 <= c < self.cats.open
+            if is_reserve and not evc.reserve_eligible[k, c]:
                 continue
             if free > 0:
                 return True
             if last is None:
                 continue
             cc = c if c >= 0 else self.cats.open
-            prio = float(evc.reserve_priority[k, cc]) if cc != self.cats.open else None
-            mine = self._own_key(cc, self.row, prio, base)
+            prio = float(evc.reserve_priority[k, cc]) if is_reserve else 0.0
+            mine = self._own_key(cc, prio, base)
+            # Without a lottery, equal keys (the id aside) are a tie the mechanism may refuse
+            # to decide: leave it to a re-run.
+            if tie and mine[:-1] == last[:-1]:
+                return None
             if mine < last:
                 return True
-            if mine == last:
-                return None
         return False
 
-    def _candidate_base_key(self, evc: Evaluation, k: int, weight: float | None) -> Key:
-        if self.spec.mechanism == "priority":
-            return self.rank_key(evc, k)
-        return self.base_key(self.row, weight)
+    def _decide(self, evc: Evaluation, k: int, at: int) -> bool | None:
+        """Re-run the mechanism with the changed resident at place ``at`` of the base order.
 
-    def exact_served(self, evc: Evaluation, k: int) -> bool:
-        """Re-run the mechanism with the changed resident at its place in the base order."""
-        ev = self.ev
-        if not evc.eligible[k]:
-            return False
-        w = float(evc.lottery_weight[k]) if self.spec.mechanism == "lottery" else None
-        key = self._candidate_base_key(evc, k, w)
-        at = bisect.bisect_left(
-            range(len(self.base)), key, key=lambda p: self.base_key(int(self.base[p]))
-        )
+        Returns whether it is served, or None if the mechanism refuses to decide a tie.
+        """
         order = np.insert(self.base, at, self.row)
-        patched = _Patched(ev, self.row, evc, k)
-        category, _, _ = assign_categories(cast("Evaluation", patched), self.spec, self.cats, order)
+        patched = _Patched(self.ev, self.row, evc, k)
+        view = cast("Evaluation", patched)
+        category, _, _ = assign_categories(view, self.spec, self.cats, order)
+        if self.refuses_ties:
+            rank = self.ev.ranking.rank.copy()
+            rank[self.row] = -1  # tied with nobody, unless its key equals a neighbour's
+            key = self.rank_key(evc, k)
+            for p in (at, at - 1):
+                if 0 <= p < len(self.base) and self.rank_key(self.ev, int(self.base[p])) == key:
+                    rank[self.row] = rank[self.base[p]]
+            patched.ranking = SimpleNamespace(rank=rank)
+            try:
+                _refuse_ties_at_cutoffs(view, self.spec, self.cats, order, category)
+            except ValueError:
+                return None
         return bool(category[self.row] >= 0)
 
-    # -- outcomes --------------------------------------------------------------------------
+    def _prepare_thresholds(self) -> None:
+        """The others' reserve matching, in base order, and the open units' last place."""
+        cats = self.cats
+        reserves = cats.open
+        cat = self.category_wo[self.base]
+        matched = (cat >= 0) & (cat < reserves)
+        self.matched_pos = np.flatnonzero(matched)
+        self.matched_rows = self.base[matched]
+        spare = sum(cats.sizes[:reserves]) - len(self.matched_rows)
+        open_units = cats.sizes[reserves] + (spare if self.spec.unused_reserved == "open" else 0)
+        places = np.arange(len(self.base) + 1)
+        # Residents before place p who hold no reserved unit: open units go to them first.
+        unreserved_before = places - np.searchsorted(self.matched_pos, places)
+        self.open_last = int(np.searchsorted(unreserved_before, open_units, side="left")) - 1
+
+    def _reserve_at(self, p: int, eligible: npt.NDArray[np.bool_]) -> bool:
+        """Whether the resident, placed at ``p``, gets a reserved unit.
+
+        Reserved units go greedily in base order along a transversal matroid: a resident gets
+        one if and only if it can join the residents matched before it, whatever units they
+        hold; residents not matched there were independent of the resident's arrival.
+        """
+        reserves = self.cats.open
+        sizes = list(self.cats.sizes[:reserves])
+        holders: list[list[int]] = [[] for _ in range(reserves)]
+        elig = self.ev.reserve_eligible
+        before = self.matched_rows[: int(np.searchsorted(self.matched_pos, p))]
+        for r in before.tolist():
+            _augment(r, [c for c in range(reserves) if elig[r, c]], holders, sizes, elig)
+        mine = [c for c in range(reserves) if eligible[c]]
+        return bool(mine) and _augment(self.row, mine, holders, sizes, elig)
+
+    def _threshold(self, evc: Evaluation, k: int) -> int:
+        """The last place in the base order at which this reserve eligibility is served.
+
+        Returns -1 if it is served nowhere; being served only improves with a better place.
+        """
+        pattern = evc.reserve_eligible[k].tobytes()
+        cached = self._thresholds.get(pattern)
+        if cached is not None:
+            return cached
+        eligible = evc.reserve_eligible[k].copy()
+        last = self.open_last
+        lo, hi = last + 1, len(self.base)  # is some place after the open units' last served?
+        if lo <= hi and self._reserve_at(lo, eligible):
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if self._reserve_at(mid, eligible):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            last = lo
+        self._thresholds[pattern] = last
+        return last
+
+    def served(self, evc: Evaluation, k: int, *, exact: bool = False) -> bool | None:
+        """Whether the changed resident (row ``k`` of ``evc``) would be served.
+
+        Returns None when the mechanism would refuse to decide a tie.
+        """
+        if not evc.eligible[k]:
+            return False
+        at = -1
+        if exact or self.by_threshold:
+            at = self._insert_at(self.base_key(evc, k))
+        if exact:
+            return self._decide(evc, k, at)
+        if self.by_threshold:
+            served = at <= self._threshold(evc, k)
+            # Places beyond bisection's reach (a tie refused) are settled by a re-run.
+            return self._decide(evc, k, at) if self.refuses_ties else served
+        predicted = self._predict(evc, k)
+        if predicted is None:
+            return self._decide(evc, k, self._insert_at(self.base_key(evc, k)))
+        return predicted
+
+    # -- outcomes -----------------------------------------------------------------------------
     def outcome(self, evc: Evaluation, k: int, *, exact: bool = False) -> str | None:
         """The changed resident's outcome, in the vocabulary of :attr:`before`."""
+        if not evc.eligible[k]:
+            return "ineligible"
         if self.alloc is not None:
-            if not evc.eligible[k]:
-                return "ineligible"
-            served = self.exact_served(evc, k) if exact else self.predict_served(evc, k)
+            served = self.served(evc, k, exact=exact)
             if served is None:
                 return None
             return "served" if served else "waiting"
         if self.target_rank is not None:
-            if not evc.eligible[k]:
-                return "ineligible"
-            return "within" if self.new_rank(evc, k) <= self.target_rank else "beyond"
-        return "eligible" if evc.eligible[k] else "ineligible"
+            rank = self.counted_rank(evc, k) if exact else self.new_rank(evc, k)
+            return "within" if rank <= self.target_rank else "beyond"
+        return "eligible"
 
     def changed(self, after: str | None) -> bool:
         """Whether ``after`` is the outcome the target asks for."""
@@ -350,72 +478,145 @@ class _World:
             return (after == "within") != (self.before == "within")
         return after != self.before
 
-    def first_change(self, cands: list[_Candidate]) -> tuple[_Candidate, Counterfactual] | None:
+    def first_change(
+        self, cands: list[_Candidate], attr: Attribute, limit: int
+    ) -> tuple[_Candidate, Counterfactual] | None:
         """The nearest candidate whose outcome differs (verified by an exact re-run)."""
         if not cands:
             return None
-        evc = self._evaluate(cands)
-        if evc is None:
+        got = self._evaluate(cands)
+        if got is None:
             return None
-        evc_ev, kept = evc
+        evc, kept = got
         # Candidates with the same trace give the same outcome: decide each distinct one once.
         seen: dict[bytes, str | None] = {}
-        signature = _signatures(evc_ev)
-        for k, cand in zip(kept, (cands[i] for i in kept), strict=True):
+        signature = _signatures(evc)
+        previous: _Candidate | None = None
+        for k, i in enumerate(kept):
+            cand = cands[i]
             sig = signature[k]
             if sig not in seen:
-                seen[sig] = self.outcome(evc_ev, k)
-            after = seen[sig]
-            if not self.changed(after):
+                seen[sig] = self.outcome(evc, k)
+            if not self.changed(seen[sig]):
+                previous = cand
                 continue
-            assert after is not None
-            verified = self._verify(evc_ev, k, after)
-            if not verified:
-                continue
-            rank = self.new_rank(evc_ev, k) if evc_ev.eligible[k] else None
-            attr = self.ev.policy.policy.attributes[cand.attribute]
-            return cand, Counterfactual(
-                attribute=cand.attribute,
-                title=attr.title,
-                unit=attr.unit,
-                before=_written(self.ev.population, cand.attribute, self.row),
-                after=cand.value,
-                delta=cand.delta,
-                outcome_before=self.before,
-                outcome_after=after,
-                rank_after=rank,
-                score_after_micro=int(evc_ev.score_micro[k]),
-                verified=True,
-            )
+            # Values skipped between the last one tried and this one may change it sooner.
+            nearer = self._between(previous, cand, attr, limit)
+            if nearer is not None:
+                return nearer
+            hit = self._counterfactual(evc, k, cand)
+            if hit is not None:
+                return hit
+            previous = cand
         return None
 
-    def _verify(self, evc: Evaluation, k: int, after: str) -> bool:
-        if self.alloc is None:
-            return self.outcome(evc, k) == after
-        return self.outcome(evc, k, exact=True) == after
+    def _between(
+        self, previous: _Candidate | None, cand: _Candidate, attr: Attribute, limit: int
+    ) -> tuple[_Candidate, Counterfactual] | None:
+        pop = self.ev.population
+        assert pop is not None
+        column = pop.columns[cand.attribute]
+        here = float(column[self.row])
+        lo, hi = _bounds(attr, column)
+        span = hi - lo
+        start = here if previous is None else float(previous.code)
+        end = float(cand.code)
+        if attr.type in ("int", "date"):
+            between = _whole_between(start, end)
+            gap = [_candidate(attr, cand.attribute, here, v, span) for v in between]
+            if not gap:
+                return None
+            if len(gap) > limit:
+                step = len(gap) / limit
+                picked = sorted({min(len(gap) - 1, math.floor(j * step)) for j in range(limit)})
+                picked = sorted(set(picked) | {len(gap) - 1})
+                sampled = [gap[j] for j in picked]
+                return self.first_change(sampled, attr, limit)  # refines its own gaps
+            return self.first_change(gap, attr, limit)
+        if attr.type == "float":
+            return self._narrow(start, end, attr, cand.attribute, here, span)
+        return None
+
+    def _narrow(
+        self, start: float, end: float, attr: Attribute, name: str, here: float, span: float
+    ) -> tuple[_Candidate, Counterfactual] | None:
+        """Bisect between a decimal value that keeps the outcome and one that changes it."""
+        keep, change = start, end
+        for _ in range(48):
+            mid = (keep + change) / 2
+            if mid in (keep, change):
+                break
+            got = self._evaluate([_candidate(attr, name, here, mid, span)])
+            if got is None:
+                break
+            if self.changed(self.outcome(got[0], 0)):
+                change = mid
+            else:
+                keep = mid
+        # The shortest decimal past the boundary that still changes the outcome.
+        side = 1.0 if change > keep else -1.0
+        tried: list[float] = []
+        for digits in range(7):
+            v = round(change, digits)
+            if (v - keep) * side > 0 and (change - v) * side >= 0 and v not in tried:
+                tried.append(v)
+        tried.append(change)
+        for v in tried:
+            cand = _candidate(attr, name, here, v, span)
+            got = self._evaluate([cand])
+            if got is not None and self.changed(self.outcome(got[0], 0)):
+                hit = self._counterfactual(got[0], 0, cand)
+                if hit is not None:
+                    return hit
+        return None
+
+    def _counterfactual(
+        self, evc: Evaluation, k: int, cand: _Candidate
+    ) -> tuple[_Candidate, Counterfactual] | None:
+        after = self.outcome(evc, k, exact=True)  # the re-run that verifies it
+        if not self.changed(after):
+            return None
+        assert after is not None
+        rank = self.counted_rank(evc, k) if evc.eligible[k] else None
+        attr = self.ev.policy.policy.attributes[cand.attribute]
+        pop = self.ev.population
+        assert pop is not None
+        return cand, Counterfactual(
+            attribute=cand.attribute,
+            title=attr.title,
+            unit=attr.unit,
+            before=written_value(attr, pop.columns[cand.attribute][self.row]),
+            after=cand.value,
+            delta=cand.delta,
+            outcome_before=self.before,
+            outcome_after=after,
+            rank_after=rank,
+            score_after_micro=int(evc.score_micro[k]),
+            verified=True,
+        )
 
     def _evaluate(self, cands: list[_Candidate]) -> tuple[Evaluation, list[int]] | None:
+        """The engine's evaluation of the candidates that can be evaluated, and their indexes."""
         pop = self.ev.population
         assert pop is not None
         name = cands[0].attribute
-        small = _repeat(pop, self.row, name, [c.code for c in cands])
+        cp = self.ev.policy
         try:
-            return _engine.evaluate_compiled(self.ev.policy, small), list(range(len(cands)))
+            small = _repeat(pop, self.row, name, [c.code for c in cands])
+            return _engine.evaluate_compiled(cp, small), list(range(len(cands)))
         except EvaluationError:
             # Some values make a rule undefined: leave those out, one by one.
             kept = []
             for i, c in enumerate(cands):
                 try:
-                    _engine.evaluate_compiled(
-                        self.ev.policy, _repeat(pop, self.row, name, [c.code])
-                    )
+                    _engine.evaluate_compiled(cp, _repeat(pop, self.row, name, [c.code]))
                     kept.append(i)
                 except EvaluationError:
                     continue
             if not kept:
                 return None
             small = _repeat(pop, self.row, name, [cands[i].code for i in kept])
-            return _engine.evaluate_compiled(self.ev.policy, small), list(range(len(kept)))
+            return _engine.evaluate_compiled(cp, small), kept
 
 
 class _Patched:
@@ -431,6 +632,7 @@ class _Patched:
         self.reserve_eligible[row] = evc.reserve_eligible[k]
         self.reserve_priority = ev.reserve_priority.copy()
         self.reserve_priority[row] = evc.reserve_priority[k]
+        self.ranking: Any = None
 
 
 def _signatures(evc: Evaluation) -> list[bytes]:
@@ -439,10 +641,10 @@ def _signatures(evc: Evaluation) -> list[bytes]:
         evc.eligible[:, None].astype(np.int64),
         evc.score_micro[:, None],
         evc.terms,
-        evc.tie_values.view(np.int64),
+        np.ascontiguousarray(evc.tie_values).view(np.int64),
         evc.reserve_eligible.astype(np.int64),
-        evc.reserve_priority.view(np.int64),
-        evc.lottery_weight[:, None].view(np.int64),
+        np.ascontiguousarray(evc.reserve_priority).view(np.int64),
+        np.ascontiguousarray(evc.lottery_weight[:, None]).view(np.int64),
     ]
     blob = np.ascontiguousarray(np.concatenate(parts, axis=1))
     return [bytes(r) for r in blob]
@@ -455,11 +657,6 @@ def _repeat(pop: Population, row: int, name: str, codes: list[Any]) -> Populatio
     cols[name] = np.asarray(codes, dtype=pop.columns[name].dtype)
     ids = np.repeat(pop.ids[row : row + 1], k)
     return Population(ids, cols, pop.schema, source=pop.source)
-
-
-def _written(pop: Population | None, name: str, row: int) -> Value:
-    assert pop is not None
-    return written_value(pop.schema.attributes[name], pop.columns[name][row])
 
 
 def written_value(attr: Attribute, code: Any) -> Value:
@@ -478,17 +675,32 @@ def written_value(attr: Attribute, code: Any) -> Value:
     return str(code)
 
 
+def _candidate(attr: Attribute, name: str, here: float, v: float, span: float) -> _Candidate:
+    """A number or date ``v`` of ``name`` as a candidate.
+
+    ``here`` is the resident's value and ``span`` the width of the attribute's range: distances
+    are fractions of it.
+    """
+    code: Any = int(v) if attr.type in ("int", "date") else float(v)
+    distance = abs(v - here) / max(span, 1e-12)
+    return _Candidate(name, code, written_value(attr, code), float(v - here), distance)
+
+
 def _candidates(
     pop: Population, row: int, name: str, attr: Attribute, direction: int, limit: int
-) -> list[_Candidate]:
-    """Values of ``name`` to try, nearest first, above (``direction`` 1) or below the current."""
+) -> tuple[list[_Candidate], bool]:
+    """Values of ``name`` to try, nearest first, above (``direction`` 1) or below the current.
+
+    Returns:
+        The candidates, and whether they are a sample of the values in range.
+    """
     col = pop.columns[name]
     cur = col[row]
     if attr.type == "bool":
         if (direction > 0) != bool(cur):
             other = not bool(cur)
-            return [_Candidate(name, other, other, None, 1.0)]
-        return []
+            return [_Candidate(name, other, other, None, 1.0)], False
+        return [], False
     if attr.type in ("category", "ordinal"):
         levels = attr.levels or []
         here = int(cur)
@@ -496,37 +708,33 @@ def _candidates(
         return [
             _Candidate(name, code, levels[code], None, abs(code - here) / max(len(levels) - 1, 1))
             for code in steps
-        ]
+        ], False
     lo, hi = _bounds(attr, col)
     c = float(cur)
-    span = max(hi - lo, 1e-12)
+    end = hi if direction > 0 else lo
     if attr.type in ("int", "date"):
-        end = hi if direction > 0 else lo
         count = int(abs(end - c))
         if count <= 0:
-            return []
+            return [], False
         offsets = _offsets(count, limit)
         values = [c + direction * o for o in offsets]
+        sampled = len(offsets) < count
     else:
-        end = hi if direction > 0 else lo
         width = abs(end - c)
         if width <= 0:
-            return []
-        grid = np.linspace(0.0, width, min(limit, 1024) + 1)[1:]
+            return [], False
+        grid = np.linspace(0.0, width, min(limit, FLOAT_STEPS) + 1)[1:]
         values = [c + direction * float(s) for s in grid]
-    out = []
-    for v in values:
-        if attr.type == "int":
-            code: Any = int(v)
-            value: Value = int(v)
-        elif attr.type == "date":
-            code = int(v)
-            value = written_value(attr, code)
-        else:
-            code = float(v)
-            value = written_value(attr, code)
-        out.append(_Candidate(name, code, value, float(v - c), abs(v - c) / span))
-    return out
+        sampled = True
+    span = hi - lo
+    return [_candidate(attr, name, c, v, span) for v in values], sampled
+
+
+def _whole_between(start: float, end: float) -> list[float]:
+    """Whole numbers strictly between ``start`` and ``end``, nearest ``start`` first."""
+    if end > start:
+        return [float(v) for v in range(int(start) + 1, int(end))]
+    return [float(v) for v in range(int(start) - 1, int(end), -1)]
 
 
 def _offsets(count: int, limit: int) -> list[int]:
@@ -548,17 +756,21 @@ def _offsets(count: int, limit: int) -> list[int]:
     return out
 
 
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, dt.date):
+        return float((v - dt.date(1970, 1, 1)).days)
+    return float(v)
+
+
+def _declared(attr: Attribute) -> tuple[float | None, float | None]:
+    return _num(attr.min), _num(attr.max)
+
+
 def _bounds(attr: Attribute, col: np.ndarray) -> tuple[float, float]:
     """The declared range of a number or date (the population's where none is declared)."""
-
-    def num(v: Any) -> float | None:
-        if v is None:
-            return None
-        if isinstance(v, dt.date):
-            return float((v - dt.date(1970, 1, 1)).days)
-        return float(v)
-
-    lo, hi = num(attr.min), num(attr.max)
+    lo, hi = _declared(attr)
     if lo is None or hi is None:
         finite = col[np.isfinite(col)] if col.dtype.kind == "f" else col
         if lo is None:

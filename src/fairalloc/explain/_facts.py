@@ -106,7 +106,9 @@ class IndicatorLine:
         weight: The indicator's weight.
         capped: Whether ``min_points``/``max_points`` changed the points.
         points_micro: Its points (weighted) in micro-points, as the engine summed them.
-        reads: The attributes it read, by name.
+        reads: The attributes and parameters it read, by name.
+        counts: Whether its points reach the score (its scale is a term of the score and no
+            weight on the way is 0).
     """
 
     path: str
@@ -121,6 +123,7 @@ class IndicatorLine:
     capped: bool
     points_micro: int
     reads: dict[str, Value]
+    counts: bool = True
 
     @property
     def points(self) -> float:
@@ -129,8 +132,8 @@ class IndicatorLine:
 
     @property
     def deciding(self) -> bool:
-        """Whether it changed the score (gave points other than 0)."""
-        return self.points_micro != 0
+        """Whether it changed the score: points other than 0 that reach the score."""
+        return self.points_micro != 0 and self.counts
 
     def to_dict(self) -> dict[str, Any]:
         """As plain values."""
@@ -148,6 +151,7 @@ class IndicatorLine:
             "points": self.points,
             "points_micro": self.points_micro,
             "deciding": self.deciding,
+            "counts": self.counts,
             "reads": self.reads,
         }
 
@@ -161,10 +165,11 @@ class PriorityLine:
         title: Its title.
         fired: Whether its ``when`` held.
         points_micro: Its points in micro-points (0 when it did not fire).
-        reads: The values it read, by attribute.
+        reads: The values it read, by attribute or parameter.
         via: Derived values it read them through, by attribute.
         source: The regulation article it implements.
         where: Its place in the policy file.
+        counts: Whether priority points reach the score (``priority`` is a term of it).
     """
 
     rule: str
@@ -175,6 +180,7 @@ class PriorityLine:
     via: dict[str, list[str]]
     source: str | None = None
     where: str = ""
+    counts: bool = True
 
     @property
     def points(self) -> float:
@@ -183,8 +189,8 @@ class PriorityLine:
 
     @property
     def deciding(self) -> bool:
-        """Whether it changed the score."""
-        return self.points_micro != 0
+        """Whether it changed the score: points other than 0 that reach the score."""
+        return self.points_micro != 0 and self.counts
 
     def to_dict(self) -> dict[str, Any]:
         """As plain values."""
@@ -195,6 +201,7 @@ class PriorityLine:
             "points": self.points,
             "points_micro": self.points_micro,
             "deciding": self.deciding,
+            "counts": self.counts,
             "reads": self.reads,
             "via": self.via,
             "source": self.source,
@@ -252,12 +259,14 @@ class TermLine:
         title: Its title.
         weight: Its weight (an exponent in a ``product`` score).
         value_micro: The term as the score uses it (weighted in a ``sum``).
+        raw_micro: The term before its weight: the scale's total, or the priority points.
     """
 
     name: str
     title: Text
     weight: float
     value_micro: int
+    raw_micro: int
 
     def to_dict(self) -> dict[str, Any]:
         """As plain values."""
@@ -267,6 +276,7 @@ class TermLine:
             "weight": self.weight,
             "value": points(self.value_micro),
             "value_micro": self.value_micro,
+            "raw": points(self.raw_micro),
         }
 
 
@@ -281,6 +291,8 @@ class Decision:
         mine: The resident's value of that key.
         theirs: The neighbour's value of that key.
         equal_before: The keys on which the two were equal before it, in chain order.
+        category: The category whose order compared them.
+        category_title: Its title.
     """
 
     neighbour: Literal["last_served", "first_waiting"]
@@ -288,6 +300,8 @@ class Decision:
     mine: Value
     theirs: Value
     equal_before: tuple[str, ...]
+    category: str = "open"
+    category_title: Text = None
 
     def to_dict(self) -> dict[str, Any]:
         """As plain values."""
@@ -297,6 +311,7 @@ class Decision:
             "mine": self.mine,
             "theirs": self.theirs,
             "equal_before": list(self.equal_before),
+            "category": self.category,
         }
 
 
@@ -309,10 +324,12 @@ class CutoffFact:
         title: The category's title.
         size: Its units.
         used: Units given.
-        score_micro: The score of the last resident served in it (None: nobody served).
-        position: That resident's position in the category's order.
+        score_micro: The score of the last resident served in it (None: nobody served, or a
+            lottery, where scores do not decide).
+        position: That resident's position in the mechanism's order.
         eligible: Whether this resident was eligible for the category.
-        margin_micro: This resident's score less the cut-off score.
+        margin_micro: This resident's score less the cut-off score, for a category the resident
+            is eligible for, under priority allocation.
     """
 
     category: str
@@ -492,7 +509,7 @@ class Counterfactual:
 
     attribute: str
     title: Text
-    unit: str | None
+    unit: Text
     before: Value
     after: Value
     delta: float | None

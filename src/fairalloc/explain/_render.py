@@ -15,6 +15,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from fairalloc._numeric import MICRO
 from fairalloc.explain._facts import Facts, Value
 from fairalloc.explain._i18n import localized, message
 
@@ -32,11 +33,16 @@ class Block:
     strong: tuple[bool, ...] = ()  # per table row: a deciding row
 
 
-def fmt(v: Value | float) -> str:
-    """A value as explanations print it: numbers without float noise, true/false in words."""
+def fmt(v: Value | float, lang: str | None = None) -> str:
+    """A value as explanations print it: numbers without float noise, true/false in words.
+
+    With ``lang``, true and false are written in that language.
+    """
     if v is None:
         return "-"
     if isinstance(v, bool):
+        if lang is not None:
+            return message(lang, "true" if v else "false")
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
@@ -50,8 +56,22 @@ def fmt(v: Value | float) -> str:
     return str(v)
 
 
-def _reads(values: dict[str, Value]) -> str:
-    return ", ".join(f"{k} = {fmt(v)}" for k, v in values.items())
+def _reads(values: dict[str, Value], lang: str, via: dict[str, list[str]] | None = None) -> str:
+    parts = []
+    for k, v in values.items():
+        text = f"{k} = {fmt(v, lang)}"
+        if via and k in via:
+            text += " " + message(lang, "via", names=", ".join(via[k]))
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _category(lang: str, category: str | None, title: Any) -> str:
+    if category is None:
+        return "-"
+    if category == "open" and title is None:
+        title = message(lang, "open_category")
+    return _name(title, category, lang)
 
 
 def _name(title: Any, ident: str, lang: str) -> str:
@@ -108,13 +128,14 @@ def _outcome(f: Facts, lang: str) -> list[Block]:
     o = f.outcome
     out = [Block("h", message(lang, "h_outcome"))]
     p: list[str] = []
+    titles = {c.category: c.title for c in f.cutoffs}
     if o.kind == "allocation":
         if o.served:
             p.append(
                 message(
                     lang,
                     "out_served",
-                    category=o.category,
+                    category=_category(lang, o.category, titles.get(o.category or "")),
                     position=o.position,
                     n=o.n_eligible,
                     capacity=o.capacity,
@@ -180,7 +201,7 @@ def _checks(f: Facts, lang: str) -> list[Block]:
             (
                 name,
                 result,
-                _reads(c.reads),
+                _reads(c.reads, lang),
                 m("yes") if c.deciding else m("no"),
                 c.source or "",
             )
@@ -204,20 +225,40 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
             if i.kind == "formula":
                 band = m("formula")
             elif i.kind == "bands":
-                band = m("band", n=i.band_index + 1, bounds=i.band)
+                band = m("band", n=i.band_index + 1, bounds=i.band or m("any_value"))
             else:
-                band = m("level", level=i.band)
+                band = m(
+                    "level",
+                    level=fmt(i.band == "true", lang) if i.band in ("true", "false") else i.band,
+                )
             pts = fmt(i.points)
             if i.capped:
                 pts = m("capped", points=pts)
             if i.weight != 1.0:
                 pts = m("weighted", points=pts, weight=fmt(i.weight))
-            rows.append((_name(i.title, i.path, lang), fmt(i.value), band, pts))
+            value = fmt(i.value, lang) if not isinstance(i.value, str) else i.value
+            if isinstance(i.value, str) and i.value in ("true", "false"):
+                value = fmt(i.value == "true", lang)
+            rows.append(
+                (
+                    _name(i.title, i.path, lang),
+                    value,
+                    band,
+                    pts,
+                    m("yes") if i.deciding else m("no"),
+                )
+            )
         out += [
             Block("h", m("h_indicators")),
             Block(
                 "table",
-                heads=(m("col_indicator"), m("col_value"), m("col_band"), m("col_points")),
+                heads=(
+                    m("col_indicator"),
+                    m("col_value"),
+                    m("col_band"),
+                    m("col_points"),
+                    m("col_deciding"),
+                ),
                 rows=tuple(rows),
                 strong=tuple(i.deciding for i in f.indicators),
             ),
@@ -227,8 +268,9 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
             (
                 _name(p.title, p.rule, lang),
                 m("yes") if p.fired else m("no"),
-                _reads(p.reads),
+                _reads(p.reads, lang, p.via),
                 fmt(p.points),
+                m("yes") if p.deciding else m("no"),
             )
             for p in f.priority
         ]
@@ -236,25 +278,41 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
             Block("h", m("h_priority")),
             Block(
                 "table",
-                heads=(m("col_rule"), m("col_fired"), m("col_values"), m("col_points")),
+                heads=(
+                    m("col_rule"),
+                    m("col_fired"),
+                    m("col_values"),
+                    m("col_points"),
+                    m("col_deciding"),
+                ),
                 rows=tuple(rows),
                 strong=tuple(p.deciding for p in f.priority),
             ),
         ]
     if f.scales:
-        rows = []
+        totals = {s.path: s for s in f.scales}
+        scale_rows: list[tuple[str, ...]] = []
         for s in f.scales:
-            parts = " + ".join(fmt(v / 1_000_000) for v in s.parts_micro.values())
+            parts = []
+            for key, v in s.parts_micro.items():
+                child = totals.get(key)
+                if child is not None and child.weight != 1.0:
+                    # A weighted sub-scale: its total, its weight, and what it adds.
+                    parts.append(f"{fmt(child.total)} × {fmt(child.weight)} = {fmt(v / MICRO)}")
+                else:
+                    parts.append(fmt(v / MICRO))
             grade = ""
             if s.grade is not None:
                 grade = _name(s.grade_title, s.grade, lang)
-            rows.append((_name(s.title, s.path, lang), fmt(s.total), parts, grade))
+            scale_rows.append(
+                (_name(s.title, s.path, lang), fmt(s.total), " + ".join(parts), grade)
+            )
         out += [
             Block("h", m("h_scales")),
             Block(
                 "table",
                 heads=(m("col_scale"), m("col_total"), m("col_parts"), m("col_grade")),
-                rows=tuple(rows),
+                rows=tuple(scale_rows),
             ),
         ]
     return out
@@ -267,9 +325,16 @@ def _score(f: Facts, lang: str) -> list[Block]:
     terms = []
     for t in f.terms:
         name = m("term_priority") if t.name == "priority" else _name(t.title, t.name, lang)
-        terms.append(f"{name} {fmt(t.value_micro / 1_000_000)}")
+        raw = fmt(t.raw_micro / MICRO)
+        if f.method == "product":
+            power = "" if t.weight == 1.0 else "^" + fmt(t.weight)
+            terms.append(f"{name} {raw}{power}")
+        elif f.method == "sum" and t.weight != 1.0:
+            terms.append(f"{name} {raw} × {fmt(t.weight)} = {fmt(t.value_micro / MICRO)}")
+        else:
+            terms.append(f"{name} {fmt(t.value_micro / MICRO)}")
     key = {"sum": "score_sum", "product": "score_product"}.get(f.method, "score_tiers")
-    sep = " + " if f.method == "sum" else ", "
+    sep = {"sum": " + ", "product": " × "}.get(f.method, ", ")
     out = [Block("h", m("h_score")), Block("p", m(key, score=fmt(f.score), parts=sep.join(terms)))]
     if f.tie_values:
         values = ", ".join(f"{k} = {fmt(v)}" for k, v in f.tie_values.items())
@@ -309,13 +374,18 @@ def _cutoffs(f: Facts, lang: str) -> list[Block]:
 
     rows = []
     for c in f.cutoffs:
-        title = c.title if c.category != "open" or c.title else message(lang, "open_category")
+        if c.used == 0:
+            cut = m("nobody")
+        elif c.score_micro is None:  # a lottery: the last place served in the draw
+            cut = m("cut_position", position=c.position)
+        else:
+            cut = fmt(c.score_micro / MICRO)
         rows.append(
             (
-                _name(title, c.category, lang),
+                _category(lang, c.category, c.title),
                 str(c.size),
                 str(c.used),
-                m("nobody") if c.score_micro is None else fmt(c.score_micro / 1_000_000),
+                cut,
                 "-" if c.margin_micro is None else _signed(c.margin_micro / 1_000_000),
                 m("yes") if c.eligible else m("no"),
             )
@@ -338,7 +408,8 @@ def _cutoffs(f: Facts, lang: str) -> list[Block]:
             if d.equal_before:
                 keys = ", ".join(_key(lang, k) for k in d.equal_before)
                 how = m("equal_on", keys=keys, rest=how)
-        out.append(Block("p", m(f"decision_{d.neighbour}", how=how)))
+        category = _category(lang, d.category, d.category_title)
+        out.append(Block("p", m(f"decision_{d.neighbour}", how=how, category=category)))
     return out
 
 
@@ -348,6 +419,8 @@ def _key(lang: str, name: str) -> str:
         return message(lang, "k_" + name.replace(" ", "_"))
     if name.startswith("score: "):
         return message(lang, "k_score") + ": " + name.removeprefix("score: ")
+    if name.startswith("priority: "):
+        return message(lang, "k_priority", category=name.removeprefix("priority: "))
     return name
 
 
@@ -412,12 +485,14 @@ def _counterfactuals(f: Facts, lang: str) -> list[Block]:
             text = m(
                 "cf_level",
                 attribute=attribute,
-                after=fmt(c.after),
-                before=fmt(c.before),
+                after=fmt(c.after, lang),
+                before=fmt(c.before, lang),
                 outcome=outcome,
             )
         else:
-            change = _signed(c.delta) + (f" {c.unit}" if c.unit else "")
+            # Dates change by days; other numbers in the policy's unit, if it gives one.
+            unit = m("unit_days") if isinstance(c.before, str) else localized(c.unit, lang, "")
+            change = _signed(c.delta) + (f" {unit}" if unit else "")
             text = m(
                 "cf_number",
                 attribute=attribute,

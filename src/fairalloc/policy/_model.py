@@ -117,7 +117,8 @@ class Attribute(_Documented):
         levels: The valid values of a category or ordinal.
         min: Smallest valid value (numbers and dates).
         max: Largest valid value (numbers and dates).
-        unit: The unit of a number, for documentation.
+        unit: The unit of a number, for documentation and explanations (one text, or one per
+            locale: ``{en: days, zh-CN: 天}``).
         protected: A ground of §2.1.1 (age, gender, occupation, economic status, physical
             condition, cultural background) or any other the policy protects.
         ground: Which protected ground this attribute records, for reports.
@@ -134,7 +135,7 @@ class Attribute(_Documented):
     levels: list[str] | None = None
     min: float | dt.date | None = None
     max: float | dt.date | None = None
-    unit: str | None = None
+    unit: LocalizedText | None = None
     protected: bool = False
     ground: str | None = None
     missing: Literal["error", "default"] = "error"
