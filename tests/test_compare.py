@@ -571,3 +571,49 @@ def test_command_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "do not fit the attributes of the before policy" in err
     assert run([policy, policy, str(EXAMPLE / "residents.csv"), "--group-by", "shoe_size"]) == 2
     assert "cannot group by `shoe_size`" in capsys.readouterr().err
+
+
+def test_review_only_ids_sorted_and_rotation_refused() -> None:
+    import random
+
+    text = """
+policy: {id: demo, version: "1", title: Demo}
+attributes:
+  id: {type: str, role: id}
+  age: {type: int, min: 0, max: 130}
+  need: {type: int, min: 0, max: 10}
+parameters: {min_age: 60}
+rules:
+  eligibility: [{id: old-enough, when: "age >= min_age"}]
+  priority: [{id: need-points, points: "need"}]
+ranking: {tie_break: [{lottery: {seed: published}}]}
+allocation: {capacity: 3}
+"""
+    a = fa.parse_policy(text)
+    b = fa.parse_policy(text.replace("{min_age: 60}", "{min_age: 65}"))
+    rng = random.Random(5)
+    recs = [
+        {"id": f"r{i:03d}", "age": rng.randint(50, 90), "need": rng.randint(0, 10)}
+        for i in range(40)
+    ]
+    first, second = recs[:30], recs[10:]
+    c1 = fa.compare(fa.evaluate(a, first), fa.evaluate(b, second), group_by="age")
+    shuffled1, shuffled2 = first[:], second[:]
+    rng.shuffle(shuffled1)
+    rng.shuffle(shuffled2)
+    c2 = fa.compare(fa.evaluate(a, shuffled1), fa.evaluate(b, shuffled2), group_by="age")
+    assert c1.only_before == sorted(c1.only_before)
+    assert c1.to_json() == c2.to_json()
+    assert any("Group statistics count each population as a whole" in n for n in c1.notes)
+    rot_a = fa.parse_policy(
+        text.replace(
+            "allocation: {capacity: 3}", "allocation: {capacity: 3, rotation: {capacity: 2}}"
+        )
+    )
+    rot_b = fa.parse_policy(
+        text.replace(
+            "allocation: {capacity: 3}", "allocation: {capacity: 3, rotation: {capacity: 2}}"
+        ).replace("{min_age: 60}", "{min_age: 65}")
+    )
+    c3 = fa.compare(rot_a, rot_b, recs)
+    assert not c3.served_compared

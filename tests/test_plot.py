@@ -513,3 +513,17 @@ def test_comparison_groups_defaults_and_errors(comparison: Any) -> None:
     unserved = compare(policy, policy, EXAMPLE / "residents.csv", served=False)
     with pytest.raises(ValueError, match="did not compare who is served"):
         plot.comparison_groups(unserved)
+
+
+def test_sweep_curves_run_in_value_order_and_match_numbers_by_value() -> None:
+    from fairalloc.analysis._sweep import sweep
+
+    policy = fa.load_policy(EXAMPLE / "policy.yaml")
+    s = sweep(policy, EXAMPLE / "residents.csv", {"min_age": [75, 60, 70], "capacity": [30, 40]})
+    (only,) = plot.sweep_curves(s, metric="eligible").axes
+    line = _line(only, "capacity=30")
+    assert list(line.get_xdata()) == [60, 70, 75]
+    by_age = {p.values["min_age"]: p.eligible for p in s.points if p.values["capacity"] == 30}
+    assert list(line.get_ydata()) == [by_age[60], by_age[70], by_age[75]]
+    top, _ = plot.sweep_curves(s, at={"capacity": 40.0}).axes  # 40.0 is the grid's 40
+    assert "(capacity=40)" in top.get_title(loc="left")

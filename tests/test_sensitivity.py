@@ -477,3 +477,26 @@ def test_the_documented_example(policy: fa.Policy, population: fa.Population) ->
     row = int(np.flatnonzero(population.ids == "R0000001")[0])
     assert not _served(policy, population, row, {"need.health": 1.705})
     assert _served(policy, population, row, {"need.health": 1.7049})
+
+
+def test_relative_ranges_keep_tier_weights_positive() -> None:
+    from fairalloc.analysis._sensitivity import _ranges
+
+    policy = fa.parse_policy(
+        """
+policy: {id: t, version: "1", title: T}
+attributes:
+  id: {type: str, role: id}
+  a: {type: int, min: 0, max: 10}
+  b: {type: int, min: 0, max: 10}
+scales:
+  one: {indicators: {x: {points: a}}}
+  two: {indicators: {y: {points: b}}}
+score: {method: tiers, terms: [{of: one, weight: 0.001}, {of: two}]}
+allocation: {capacity: 1}
+"""
+    )
+    ranges = _ranges(fa.compile_policy(policy), None, 1.0)
+    assert ranges["one"][0] > 0
+    assert ranges["two"][0] > 0
+    assert all(lo <= hi for lo, hi in ranges.values())

@@ -685,3 +685,14 @@ def test_the_documented_example_is_what_the_command_prints(
     assert _cli([rel_policy, rel_data, *argv]) == 0
     table = capsys.readouterr().out.splitlines()[3:]
     assert "\n".join(table) in doc
+
+
+def test_dates_from_numpy_and_pandas_are_days() -> None:
+    import datetime as dt
+
+    from fairalloc.analysis._sweep import plain_value
+
+    assert plain_value(np.datetime64("2000-01-01T00:00:00.000000000")) == dt.date(2000, 1, 1)
+    assert plain_value(np.array(["2000-01-01"], dtype="datetime64[ns]")) == [dt.date(2000, 1, 1)]
+    assert plain_value(dt.datetime(2000, 1, 1)) == dt.date(2000, 1, 1)
+    assert plain_value(np.int64(3)) == 3

@@ -547,6 +547,14 @@ class _Curves:
     numeric: bool
     lines: list[tuple[str, list[SweepPoint | None]]]  # (label, one point per value)
     base: float | None
+    fixed: dict[str, Any]  # keys held, at their values in the grid
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Grid values are the same: numbers by value (60 is 60.0), anything else as shown."""
+    if _is_number(a) and _is_number(b):
+        return float(a) == float(b)
+    return _shown(a) == _shown(b)
 
 
 def _curves(sweep: Sweep, at: Mapping[str, Any] | None) -> _Curves:
@@ -554,14 +562,18 @@ def _curves(sweep: Sweep, at: Mapping[str, Any] | None) -> _Curves:
     for key, value in fixed.items():
         if key not in sweep.keys:
             raise ValueError(f"`{key}` is not swept; swept: {', '.join(sweep.keys)}")
-        if _shown(value) not in {_shown(v) for v in sweep.grid[key]}:
+        match = next((v for v in sweep.grid[key] if _same(v, value)), None)
+        if match is None:
             raise ValueError(f"{key}={_shown(value)} is not a value of the sweep")
+        fixed[key] = match
     free = [k for k in sweep.keys if k not in fixed]
     if not free:
         raise ValueError("`at` fixes every swept key: leave one to draw along")
     key, other = free[0], (free[1] if len(free) > 1 else None)
     values = list(sweep.grid[key])
     numeric = all(_is_number(v) for v in values)
+    if numeric:  # a line drawn in grid order would double back on itself
+        values.sort(key=float)
     positions = [float(v) for v in values] if numeric else [float(i) for i in range(len(values))]
 
     def point(where: dict[str, Any]) -> SweepPoint | None:
@@ -586,7 +598,7 @@ def _curves(sweep: Sweep, at: Mapping[str, Any] | None) -> _Curves:
         shown = [_shown(v) for v in values]
         if _shown(base_value) in shown:
             base = float(shown.index(_shown(base_value)))
-    return _Curves(key, values, positions, numeric, lines, base)
+    return _Curves(key, values, positions, numeric, lines, base, fixed)
 
 
 def _sweep_axes(ax: Axes | Sequence[Axes] | None, *, panels: int) -> tuple[Figure, list[Axes]]:
@@ -799,7 +811,7 @@ def sweep_curves(
     if metric is not None:
         _metric_panel(axes[0], curves, metric)
         _x_axis(axes[0], curves, label=not rates)
-        held = ", ".join(f"{k}={_shown(v)}" for k, v in (at or {}).items())
+        held = ", ".join(f"{k}={_shown(v)}" for k, v in curves.fixed.items())
         axes[0].set_title(
             f"{sweep.policy_id} v{sweep.policy_version}: {SWEEP_METRICS[metric]} by {curves.key}"
             + (f" ({held})" if held else ""),

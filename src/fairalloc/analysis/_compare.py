@@ -914,6 +914,12 @@ def compare(
     groups = _groups(
         side_a, side_b, group_by=group_by, strata=strata, intersections=intersections, notes=notes
     )
+    if groups[0] is not None and (only_a or only_b):
+        notes.append(
+            f"Group statistics count each population as a whole: {len(only_a)} resident(s) only"
+            f" before and {len(only_b)} only after are in them, so their changes mix a change"
+            " of residents with the change of policy."
+        )
     diff = policy_diff(side_a.compiled.policy, side_b.compiled.policy)
     return Comparison(
         (side_a, side_b), diff, (rows_a, rows_b), (only_a, only_b), top, groups, notes
@@ -1055,6 +1061,11 @@ def _cannot_allocate(s: _Side, capacity: int | None) -> str:
         )
     if spec.matching is not None:
         return "allocates by matching, which compare() does not compare (use fairalloc.match)"
+    if spec.rotation is not None:
+        return (
+            "serves a waiting list over rounds, which compare() does not compare as one"
+            " allocation (use fairalloc.simulate)"
+        )
     if capacity is None and spec.capacity is None:
         return "has no `allocation.capacity` (give capacity=)"
     return ""
@@ -1076,8 +1087,9 @@ def _match(
             f" before has {ev_a.n} (ids such as {_examples(ids_a)}), after has {ev_b.n}"
             f" (ids such as {_examples(ids_b)})"
         )
-    only_a = np.setdiff1d(ids_a, common, assume_unique=True)
-    only_b = np.setdiff1d(ids_b, common, assume_unique=True)
+    # Sorted, so that reports do not depend on the order residents came in.
+    only_a = np.sort(np.setdiff1d(ids_a, common, assume_unique=True))
+    only_b = np.sort(np.setdiff1d(ids_b, common, assume_unique=True))
     return (
         rows_a.astype(np.intp),
         rows_b.astype(np.intp),

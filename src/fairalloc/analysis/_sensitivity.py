@@ -615,10 +615,17 @@ def _ranges(
     if relative is not None:
         if not (isinstance(relative, int | float) and 0 <= relative < 1e6):
             raise ValueError(f"relative must be a number of at least 0, got {relative!r}")
-        fixed = {n for n, _ in cp.score_terms} if cp.policy.score.method == "product" else set()
+        method = cp.policy.score.method
+        fixed = {n for n, _ in cp.score_terms} if method == "product" else set()
+        terms = {n for n, _ in cp.score_terms}
         for name, w in weights.items():
-            if name not in fixed:
-                out[name] = (w * (1 - relative), w * (1 + relative))
+            if name in fixed:
+                continue
+            lo, hi = sorted((w * (1 - relative), w * (1 + relative)))
+            if method == "tiers" and name in terms and lo <= 0:
+                # Tier weights must stay positive: vary them down to a tenth at the least.
+                lo = min(hi, w / 10) if w > 0 else lo
+            out[name] = (lo, hi)
     for name, bounds in (ranges or {}).items():
         pair = [plain_value(b) for b in bounds]
         check_weights(cp, {name: pair[0] if pair else 0})

@@ -83,7 +83,14 @@ def compiled_as_loaded(policy: M.Policy | CompiledPolicy, as_of: dt.date | None)
 
 
 def plain_value(value: Any) -> Any:
-    """A parameter value as a policy document holds it: numpy scalars and tuples unwrapped."""
+    """A parameter value as a policy document holds it: numpy scalars and tuples unwrapped.
+
+    Dates from numpy or pandas (any unit) become days; a date-time at midnight becomes its day.
+    """
+    if isinstance(value, np.datetime64):
+        return value.astype("datetime64[D]").item()
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
+        return value.date()
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, tuple | list | np.ndarray):
