@@ -1745,18 +1745,19 @@ def run_diff(args: argparse.Namespace) -> int:
     import fairalloc as fa
 
     try:
-        old = fa.load_policy(args.old, as_of=args.as_of)
-        new = fa.load_policy(args.new, as_of=args.as_of)
+        # Loaded for audit: a proposal that reads a protected attribute without a justified
+        # use is still compared (what it would do), but never allocates; the diff names the read.
+        old = fa.load_policy(args.old, as_of=args.as_of, audit=True)
+        new = fa.load_policy(args.new, as_of=args.as_of, audit=True)
         diff = policy_diff(old, new)
         comparison = None
         if args.data is not None:
             comparison = compare(
-                old,
-                new,
+                fa.compile_policy(old, as_of=args.as_of, audit=True),
+                fa.compile_policy(new, as_of=args.as_of, audit=True),
                 args.data,
                 capacity=args.capacity,
                 group_by=args.group_by,
-                as_of=args.as_of,
                 top=args.top,
             )
     except FairallocError as e:

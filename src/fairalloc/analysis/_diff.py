@@ -394,7 +394,9 @@ def _policy_of(p: Policy | CompiledPolicy | str | os.PathLike[str]) -> Policy:
     if isinstance(p, str | os.PathLike):
         from fairalloc.policy import load_policy
 
-        return load_policy(p)
+        # A document diff: a policy that reads a protected attribute without a justified use is
+        # still read (the diff shows the new read), as an audit reads it.
+        return load_policy(p, audit=True)
     raise TypeError(
         f"cannot compare a {type(p).__name__}: give a Policy, a CompiledPolicy or a policy file"
     )
