@@ -43,6 +43,7 @@ def test_a_policy_and_itself_say_the_same() -> None:
         "after": "elderly-care-places v2026.1",
         "changes": [],
         "affects_outcomes": False,
+        "unjustified_reads": [],
     }
 
 
@@ -366,3 +367,9 @@ def test_a_proposal_that_reads_a_protected_attribute_can_still_be_diffed(capsys:
     assert run_diff(args) == 1  # they differ
     out = capsys.readouterr().out
     assert "priority rule `civil-servant-bonus`: added" in out
+    assert "New reads of protected attributes without a justified use" in out
+    assert "rule `civil-servant-bonus` reads protected attribute `occupation`" in out
+    fair = fa.load_policy(root / "policy.yaml")
+    unfair = fa.load_policy(root / "unfair-policy.yaml", audit=True)
+    assert policy_diff(unfair, fair).unjustified == ()  # removing the read is no new read
+    assert len(policy_diff(fair, unfair).to_dict()["unjustified_reads"]) == 1

@@ -161,10 +161,14 @@ class PolicyDiff:
         reads_before: Mapping[str, frozenset[str]],
         reads_after: Mapping[str, frozenset[str]],
         priority_rules: Iterable[str],
+        unjustified: Sequence[str] = (),
     ) -> None:
         self.before = before
         self.after = after
         self.changes = tuple(changes)
+        #: Reads of protected attributes without a justified use that the second policy makes
+        #: and the first does not (each as the compiler states it).
+        self.unjustified = tuple(unjustified)
         self._reads = (dict(reads_before), dict(reads_after))
         self._priority_rules = frozenset(priority_rules)
 
@@ -273,6 +277,7 @@ class PolicyDiff:
             "after": self.after,
             "changes": [c.to_dict() for c in self.changes],
             "affects_outcomes": self.affects_outcomes,
+            "unjustified_reads": list(self.unjustified),
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -293,6 +298,9 @@ class PolicyDiff:
             f"{len(self.changes)} change(s), of which {outcome} can change a resident's"
             " eligibility, score, rank or allocation; the others are documentation only."
         )
+        if self.unjustified:
+            doc.heading(level + 1, "New reads of protected attributes without a justified use")
+            doc.items(self.unjustified)
         protection = self.protection_changes
         if protection:
             doc.heading(level + 1, "Protected attributes")
@@ -383,7 +391,20 @@ def policy_diff(
     diff.ranking(da["ranking"]["tie_break"], db["ranking"]["tie_break"])
     diff.allocation(da["allocation"], db["allocation"], sa.get("allocation"), sb.get("allocation"))
     priority = [r.id for r in (*pa.rules.priority, *pb.rules.priority)]
-    return PolicyDiff(_label(pa), _label(pb), diff.out, reads_a, reads_b, priority)
+    new_reads = sorted(set(_unjustified(pb)) - set(_unjustified(pa)))
+    return PolicyDiff(_label(pa), _label(pb), diff.out, reads_a, reads_b, priority, new_reads)
+
+
+def _unjustified(p: Policy) -> list[str]:
+    """The compiler's statements of each read of a protected attribute without a justified use."""
+    from fairalloc._compiler import compile_policy
+    from fairalloc.errors import PolicyError
+
+    try:
+        cp = compile_policy(p, audit=True)
+    except PolicyError:
+        return []  # a policy with other problems: its document is still diffed
+    return [i.message for i in cp.violations]
 
 
 def _policy_of(p: Policy | CompiledPolicy | str | os.PathLike[str]) -> Policy:
