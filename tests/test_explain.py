@@ -740,3 +740,25 @@ scales:
     assert "band 2 (any value)" in text_en
     assert "第 2 档（任何值）" in text_zh
     assert "等级 是" in text_zh
+
+
+def test_caps_are_reported_as_the_engine_applied_them() -> None:
+    policy = fa.parse_policy(
+        SMALL
+        + """
+scales:
+  s:
+    indicators:
+      wait: {points: "days / 10", max_points: 12}
+      n: {of: need, bands: [{max: 3, points: 1}, {points: 5}], min_points: 2}
+"""
+    )
+    people = [
+        {"id": "a", "need": 1, "days": 500, "poor": False, "level": "a"},
+        {"id": "b", "need": 5, "days": 30, "poor": False, "level": "a"},
+    ]
+    ev = fa.evaluate(policy, people)
+    a, b = (ev.explain(r, counterfactuals=False).facts.indicators for r in ("a", "b"))
+    assert [(i.capped, i.points) for i in a] == [(True, 12.0), (True, 2.0)]
+    assert [(i.capped, i.points) for i in b] == [(False, 3.0), (False, 5.0)]
+    assert "12 (capped)" in ev.explain("a").to_text()

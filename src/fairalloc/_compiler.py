@@ -312,6 +312,31 @@ class CompiledPolicy:
         """The published lottery seed, if the chain ends with a lottery."""
         return self._tie_breaks[-1].seed if self._tie_breaks else None
 
+    def criterion_weights(self) -> list[float]:
+        """Each criterion's weight in the score, for the columns of the points matrix.
+
+        The product of the weights of the sub-scales above it and of its score term; 0 for a
+        criterion whose scale (or ``priority``) is no term of the score. An indicator's own
+        weight is already in its points. In a ``sum`` score the score is the criteria's points
+        times these weights (up to rounding once per weighted total); in a ``product`` or
+        ``tiers`` score they say only which criteria reach the score at all (not 0).
+        """
+        terms = dict(self.score_terms)
+        weights = [0.0] * len(self.criteria)
+
+        def walk(node: ScaleNode, w: float) -> None:
+            for k in node.indicators:
+                weights[k] = w
+            for child in node.children:
+                walk(child, w * child.weight)
+
+        for top in self.scales:
+            walk(top, terms.get(top.path, 0.0))
+        for k, c in enumerate(self.criteria):
+            if c.kind == "priority":
+                weights[k] = terms.get("priority", 0.0)
+        return weights
+
     def trace_columns(self) -> list[TraceColumn]:
         """Every column of an evaluation's trace with the part producing it, in document order.
 

@@ -9,7 +9,7 @@ audits. It is the only evaluator of rule semantics in the library.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -293,34 +293,56 @@ def _bands(x: npt.NDArray[np.float64], table: BandTable) -> npt.NDArray[np.float
     return np.where(k >= 0, table.values[np.maximum(k, 0)], np.nan)
 
 
+class IndicatorInputs(NamedTuple):
+    """What each indicator read for some residents (one row each, one column per indicator).
+
+    Attributes:
+        values: The value read (for a formula indicator: the formula's points).
+        bands: The index of its band, the level code for a lookup, or -1 for a formula.
+        capped: Whether ``min_points``/``max_points`` changed its points.
+    """
+
+    values: npt.NDArray[np.float64]
+    bands: npt.NDArray[np.int64]
+    capped: npt.NDArray[np.bool_]
+
+
 def indicator_inputs(
     cp: CompiledPolicy, population: Population, rows: npt.NDArray[np.intp]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """What each indicator read for ``rows``: its value and the band (or level) it fell in.
+) -> IndicatorInputs:
+    """What each indicator (in ``cp._indicators`` order) read for ``rows``, as the engine read it.
 
-    Returns:
-        ``values[k, i]``: the value of indicator ``i`` (in ``cp._indicators`` order) for the
-        ``k``-th row (for a formula indicator: the formula's points before any cap);
-        ``bands[k, i]``: the index of its band, the level code for a lookup, or -1.
+    For residents the engine has evaluated; explanations show these inputs beside the points.
     """
     k = len(rows)
     frame = Frame(k, {c: v[rows] for c, v in population.columns.items()}, cp._derived)  # type: ignore[arg-type]
-    values = np.zeros((k, len(cp._indicators)), dtype=np.float64)
-    bands = np.full((k, len(cp._indicators)), -1, dtype=np.int64)
+    ids = population.ids[rows]
+    shape = (k, len(cp._indicators))
+    out = IndicatorInputs(
+        np.zeros(shape, dtype=np.float64),
+        np.full(shape, -1, dtype=np.int64),
+        np.zeros(shape, dtype=bool),
+    )
     with np.errstate(all="ignore"):
         for i, ind in enumerate(cp._indicators):
             x = _full(ind.source(frame), k)
-            values[:, i] = x
+            out.values[:, i] = x
             if ind.bands is not None:
-                bands[:, i] = band_index(x, ind.bands)
+                out.bands[:, i] = band_index(x, ind.bands)
             elif ind.lookup is not None:
-                bands[:, i] = np.where(np.isnan(x), -1, x).astype(np.int64)
-    return values, bands
+                out.bands[:, i] = np.where(np.isnan(x), -1, x).astype(np.int64)
+            raw = _uncapped_points(ind, frame, k, ids)
+            out.capped[:, i] = _capped(ind, raw) != raw
+    return out
 
 
 def _indicator_points(
     ind: object, frame: Frame, n: int, ids: np.ndarray
 ) -> npt.NDArray[np.float64]:
+    return _capped(ind, _uncapped_points(ind, frame, n, ids))
+
+
+def _uncapped_points(ind: object, frame: Frame, n: int, ids: np.ndarray) -> npt.NDArray[np.float64]:
     from fairalloc._compiler import _IndicatorCode
 
     assert isinstance(ind, _IndicatorCode)
@@ -336,11 +358,19 @@ def _indicator_points(
         pts = ind.lookup[x.astype(np.intp)]
     else:
         pts = x
-    if ind.min_points is not None or ind.max_points is not None:
-        lo = -np.inf if ind.min_points is None else ind.min_points
-        hi = np.inf if ind.max_points is None else ind.max_points
-        pts = np.minimum(np.maximum(pts, lo), hi)
     return pts
+
+
+def _capped(ind: object, pts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Points within the indicator's ``min_points``/``max_points``."""
+    from fairalloc._compiler import _IndicatorCode
+
+    assert isinstance(ind, _IndicatorCode)
+    if ind.min_points is None and ind.max_points is None:
+        return pts
+    lo = -np.inf if ind.min_points is None else ind.min_points
+    hi = np.inf if ind.max_points is None else ind.max_points
+    return np.minimum(np.maximum(pts, lo), hi)
 
 
 def _weighted(

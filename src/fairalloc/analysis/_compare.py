@@ -1171,28 +1171,6 @@ def _groups(
 # -- figures ------------------------------------------------------------------------------------
 
 
-def _score_weights(cp: CompiledPolicy) -> list[float]:
-    """Each criterion's weight in the score: the weights of the scales above it and of its term.
-
-    0 for criteria outside the score's terms; only meaningful for ``sum`` scores.
-    """
-    terms = dict(cp.score_terms)
-    weights = [0.0] * len(cp.criteria)
-
-    def walk(node: Any, w: float) -> None:
-        for k in node.indicators:
-            weights[k] = w
-        for child in node.children:
-            walk(child, w * child.weight)
-
-    for top in cp.scales:
-        walk(top, terms.get(top.path, 0.0))
-    for k, c in enumerate(cp.criteria):
-        if c.kind == "priority":
-            weights[k] = terms.get("priority", 0.0)
-    return weights
-
-
 def _contributions(
     ev: Evaluation, rows: npt.NDArray[np.intp], *, additive: bool
 ) -> tuple[dict[str, IntArray], IntArray]:
@@ -1203,7 +1181,7 @@ def _contributions(
     (0 when every weight above the criteria is 1). Otherwise contributions are the points.
     """
     whole = _identity(rows, ev.n)
-    weights = _score_weights(ev.policy) if additive else [1.0] * len(ev.criteria)
+    weights = ev.policy.criterion_weights() if additive else [1.0] * len(ev.criteria)
     out: dict[str, IntArray] = {}
     total = np.zeros(len(rows), dtype=np.int64)
     for k, (key, w) in enumerate(zip(ev.criteria, weights, strict=True)):

@@ -209,27 +209,6 @@ def _parameter(v: object) -> Value:
     return str(v)
 
 
-def _reach(cp: CompiledPolicy) -> tuple[dict[str, bool], bool]:
-    """Which indicators' points reach the score, and whether priority points do.
-
-    Points reach the score when their scale's top-level scale is a term of the score and no
-    weight on the way (the indicator's, each sub-scale's, the term's) is 0.
-    """
-    terms = dict(cp.score_terms)
-    nodes = {n.path: n for top in cp.scales for n in top.walk()}
-    out: dict[str, bool] = {}
-    for crit in cp.criteria:
-        if crit.kind != "indicator":
-            continue
-        ok = crit.weight != 0
-        path = crit.scale
-        while "." in path:
-            ok &= nodes[path].weight != 0
-            path = path.rsplit(".", 1)[0]
-        out[crit.key] = ok and terms.get(path, 0) != 0
-    return out, terms.get("priority", 0) != 0
-
-
 def _doc_at(cp: CompiledPolicy, path: Sequence[str]) -> Any:
     node: Any = cp.policy
     for step in path:
@@ -310,42 +289,32 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
     pop = ev.population
     if not cp._indicators:
         return ()
-    if pop is not None:
-        values, bands = _engine.indicator_inputs(cp, pop, np.array([row], dtype=np.intp))
-    else:  # pragma: no cover - evaluations made by the engine always hold their population
-        values = np.full((1, len(cp._indicators)), np.nan)
-        bands = np.full((1, len(cp._indicators)), -1)
-    reach, _ = _reach(cp)
+    if pop is None:  # pragma: no cover - evaluations made by the engine hold their population
+        raise ValueError("this evaluation does not hold its residents")
+    inputs = _engine.indicator_inputs(cp, pop, np.array([row], dtype=np.intp))
+    weights = cp.criterion_weights()
     out = []
     for i, code in enumerate(cp._indicators):
         crit = cp.criteria[code.criterion]
         ind = _doc_at(cp, crit.doc_path)
         reads, _ = _reads(ev, row, f"indicator:{crit.key}")
-        x = float(values[0, i])
-        k = int(bands[0, i])
+        x = float(inputs.values[0, i])
+        k = int(inputs.bands[0, i])
         of = ind.of if isinstance(ind.of, str) and ind.of in cp.policy.attributes else None
         value: Value
-        if of is not None and pop is not None and of in pop.columns:
+        if of is not None and of in pop.columns:
             value = written_value(cp.policy.attributes[of], pop.columns[of][row])
         else:
             value = int(x) if x.is_integer() else x
-        raw: float
         if ind.bands is not None:
             band = _bounds_text(ind.bands[k]) if k >= 0 else "-"
-            raw = float(ind.bands[k].points) if k >= 0 else float("nan")
         elif ind.lookup is not None:
-            assert code.lookup is not None
             levels = code.levels or ()
             band = levels[k] if 0 <= k < len(levels) else str(k)
             if of is None:  # an expression: show its level, not the code behind it
                 value = band
-            raw = float(code.lookup[k]) if k >= 0 else float("nan")
         else:
             band = "formula"
-            raw = x
-        capped = (ind.min_points is not None and raw < ind.min_points) or (
-            ind.max_points is not None and raw > ind.max_points
-        )
         out.append(
             IndicatorLine(
                 path=crit.key,
@@ -357,10 +326,10 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
                 band_index=k,
                 kind="bands" if ind.bands is not None else ("lookup" if ind.lookup else "formula"),
                 weight=crit.weight,
-                capped=bool(capped),
+                capped=bool(inputs.capped[0, i]),
                 points_micro=int(ev.points[row, code.criterion]),
                 reads=reads,
-                counts=reach[crit.key],
+                counts=weights[code.criterion] != 0,
             )
         )
     return tuple(out)
@@ -368,7 +337,7 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
 
 def _priority(ev: Evaluation, row: int) -> tuple[PriorityLine, ...]:
     cp = ev.policy
-    _, counts = _reach(cp)
+    weights = cp.criterion_weights()
     out = []
     for j, (code, rule) in enumerate(zip(cp._priority, cp.policy.rules.priority, strict=True)):
         reads, via = _reads(ev, row, f"rule:{rule.id}")
@@ -382,7 +351,7 @@ def _priority(ev: Evaluation, row: int) -> tuple[PriorityLine, ...]:
                 via=via,
                 source=_source(rule),
                 where=cp.span(("rules", "priority", str(j))),
-                counts=counts,
+                counts=weights[code.criterion] != 0,
             )
         )
     return tuple(out)
