@@ -762,3 +762,17 @@ scales:
     assert [(i.capped, i.points) for i in a] == [(True, 12.0), (True, 2.0)]
     assert [(i.capped, i.points) for i in b] == [(False, 3.0), (False, 5.0)]
     assert "12 (capped)" in ev.explain("a").to_text()
+
+
+def test_bad_formats_are_named(example: Any, tmp_path: Any, capsys: Any) -> None:
+    from fairalloc.cli import main
+
+    _, alloc = example
+    with pytest.raises(ValueError, match="no format 'pdf'; formats: text, md, html, json"):
+        alloc.explain("R0000003").render("pdf")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no format 'xml'; formats: jsonl, csv"):
+        fa.export_explanations(alloc, tmp_path / "x", format="xml")  # type: ignore[arg-type]
+    root = EXAMPLE.parent / "facility-slots"
+    args = [str(root / "policy.yaml"), str(root / "residents.csv")]
+    assert main(["explain", *args, "--all", "--out", str(tmp_path / "m.jsonl")]) == 1
+    assert "explain residents one by one with --id" in capsys.readouterr().err

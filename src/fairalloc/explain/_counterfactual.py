@@ -135,8 +135,8 @@ def search(
         raise ValueError(
             "target_rank applies to a ranking alone; with an allocation the outcome is being served"
         )
-    if pop is None:
-        return None, [], [("cf_no_population", {})]
+    if pop is None:  # pragma: no cover - evaluations made by the engine hold their population
+        raise ValueError("this evaluation does not hold its residents")
     doc = ev.policy.policy
     allowed = changeable_attributes(ev)
     names = allowed if attributes is None else list(attributes)

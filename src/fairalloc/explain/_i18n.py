@@ -123,8 +123,6 @@ _EN: dict[str, str] = {
     "cf_none_changeable": "The policy marks no attribute as changeable, so no change is suggested.",
     "cf_none_found": "No single change of {attributes} within the allowed range would have"
     " changed the outcome.",
-    "cf_no_target": "There is no outcome to change (no allocation, and no rank to reach).",
-    "cf_no_population": "The residents' data is not available, so no change was tried.",
     "cf_mechanism": "Changes are not searched for a {mechanism}: its outcome depends on every"
     " resident's round or choices.",
     "contrast_title": "Resident {a} compared with resident {b}",
@@ -252,8 +250,6 @@ _ZH: dict[str, str] = {
     "cf_verified": "每项变化都已在其他居民数据不变的情况下，按同样的规则和分配方式重新计算验证。",
     "cf_none_changeable": "政策未将任何属性标为可变，因此不提供变化建议。",
     "cf_none_found": "在 {attributes} 的取值范围内，任何单项变化都不会改变结果。",
-    "cf_no_target": "没有可改变的结果（没有分配，也没有目标名次）。",
-    "cf_no_population": "没有居民数据，因此未尝试任何变化。",
     "cf_mechanism": "未对{mechanism}搜索变化：其结果取决于每位居民的轮次或志愿。",
     "contrast_title": "居民 {a} 与居民 {b} 的比较",
     "contrast_summary": "{a}：总分 {sa}，排名 {ra}。{b}：总分 {sb}，排名 {rb}。",
