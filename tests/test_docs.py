@@ -70,7 +70,7 @@ def test_generated_pages_cover_every_field_and_command() -> None:
     for command in ("run", "simulate", "validate", "check", "audit", "schema"):
         assert f"## `fairalloc {command}`" in cli_page
     assert "| `--format {md,html,json}` | choice | `md` |" in cli_page
-    assert "| `--rounds ROUNDS` | whole number | **required** |" in cli_page
+    assert "| `--rounds ROUNDS` | whole number ≥ 1 | **required** |" in cli_page
 
 
 def test_the_generator_reports_stale_pages(tmp_path: Path) -> None:
