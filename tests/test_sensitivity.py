@@ -99,6 +99,7 @@ def test_the_example_weights(policy: fa.Policy) -> None:
     weights=st.dictionaries(st.sampled_from(EXAMPLE_WEIGHTS), weight_values, max_size=5),
     chunk=st.sampled_from([9, 1 << 16]),
 )
+@pytest.mark.slow
 def test_partial_evaluation_equals_full_on_the_example(
     policy: fa.Policy,
     population: fa.Population,

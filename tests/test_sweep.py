@@ -87,6 +87,7 @@ example_values = st.fixed_dictionaries(
 
 
 @given(values=example_values, chunk=st.sampled_from([7, 64, 1 << 16]))
+@pytest.mark.slow
 def test_partial_evaluation_equals_full_on_the_example(
     policy: fa.Policy,
     population: fa.Population,
