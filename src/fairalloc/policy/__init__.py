@@ -6,11 +6,11 @@ import datetime as dt
 import os
 from typing import Any
 
-from fairalloc.policy._load import Format, read_policy
+from fairalloc.policy._load import DEFAULT_LIMITS, Format, PolicyLimits, read_policy
 from fairalloc.policy._load import parse_policy as _parse
 from fairalloc.policy._model import Policy
 
-__all__ = ["Policy", "json_schema", "load_policy", "parse_policy"]
+__all__ = ["DEFAULT_LIMITS", "Policy", "PolicyLimits", "json_schema", "load_policy", "parse_policy"]
 
 
 def load_policy(
@@ -19,6 +19,7 @@ def load_policy(
     format: Format | None = None,
     as_of: dt.date | None = None,
     audit: bool = False,
+    limits: PolicyLimits | None = None,
 ) -> Policy:
     """Load a policy file (YAML, JSON or TOML) and check it completely.
 
@@ -32,12 +33,16 @@ def load_policy(
             :func:`fairalloc.compile_policy`).
         audit: Load a policy that reads protected attributes without justified uses, for
             audit only: it can be evaluated and audited, never allocated with.
+        limits: What the file may ask of the loader (size, nesting, aliases, lengths of
+            texts and numbers); :data:`DEFAULT_LIMITS` by default, e.g. at most 64 MiB.
 
     Raises:
-        PolicyError: listing every problem as ``file:line:col: CODE message``.
+        PolicyError: listing every problem as ``file:line:col: CODE message``; also for a file
+            beyond the limits, or one that is not UTF-8 text.
         FairnessViolation: if the only problems are unjustified reads of protected attributes.
+        OSError: if the file cannot be read.
     """
-    policy = read_policy(path, format=format)
+    policy = read_policy(path, format=format, limits=limits)
     _check(policy, as_of, audit=audit)
     return policy
 
@@ -49,9 +54,10 @@ def parse_policy(
     filename: str = "<string>",
     as_of: dt.date | None = None,
     audit: bool = False,
+    limits: PolicyLimits | None = None,
 ) -> Policy:
     """Parse and completely check policy text (see :func:`load_policy`)."""
-    policy = _parse(text, format=format, filename=filename)
+    policy = _parse(text, format=format, filename=filename, limits=limits)
     _check(policy, as_of, audit=audit)
     return policy
 

@@ -1,31 +1,52 @@
 """Reading policy files (YAML, JSON, TOML) into a :class:`Policy`, keeping source locations.
 
-YAML and JSON are composed with PyYAML, whose nodes carry line and column marks; the marks are
-kept in a :class:`SourceMap` keyed by the path of each value in the document, so that a
-pydantic error's ``loc`` and an expression's error offset both map back to the file. TOML is
-read with the standard library's ``tomllib``, which keeps no positions: a small scan of the
-text's tables and ``key = value`` lines recovers them.
+YAML is read as PyYAML's stream of events (from libyaml when it is installed), and JSON by a
+small reader of its own; both build plain data with one iterative composer, which records where
+each value stands in a :class:`SourceMap` keyed by the path of the value in the document, so
+that a pydantic error's ``loc`` and an expression's error offset both map back to the file.
+TOML is read with the standard library's ``tomllib``, which keeps no positions: a small scan of
+the text's tables and ``key = value`` lines recovers them.
+
+Every file is held to :class:`PolicyLimits` (size, nesting, alias expansion, length of texts
+and numbers), and every problem a reader finds becomes a located :class:`PolicyError`: nothing
+the file controls reaches Python's recursion limit or raises another exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
+import math
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+import yaml.constructor
+import yaml.resolver
 from pydantic import BaseModel, ValidationError
 
 from fairalloc.errors import PolicyError, PolicyIssue, SourceSpan
 from fairalloc.policy import _model as M
 
-__all__ = ["PathKey", "SourceMap", "dotted", "parse_policy", "read_policy"]
+with contextlib.suppress(ImportError):  # libyaml, when installed, reads YAML much faster
+    import yaml.cyaml
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "PathKey",
+    "PolicyLimits",
+    "SourceMap",
+    "dotted",
+    "parse_policy",
+    "read_policy",
+]
 
 PathKey = tuple[str, ...]
 Format = Literal["yaml", "json", "toml"]
@@ -109,10 +130,77 @@ class SourceMap:
         return line, col
 
 
+# -- limits -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyLimits:
+    """How much a policy file may ask of the loader; beyond any limit, a located error.
+
+    The defaults are far above what a policy needs and low enough that no file can make loading
+    hang or exhaust memory. Pass other limits to :func:`~fairalloc.load_policy` or
+    :func:`~fairalloc.parse_policy` (``limits=PolicyLimits(max_bytes=...)``).
+
+    Attributes:
+        max_bytes: Size of the file (of the text in UTF-8), in bytes (``FA180``).
+        max_depth: Nesting of mappings and lists; the document itself is level 1 (``FA181``).
+        max_alias_values: How many values YAML aliases may add, counting every value inside an
+            aliased mapping or list each time the alias is used (``FA182``).
+        max_string_length: Characters in one text value or key (``FA184``).
+        max_number_length: Characters in one number as written (``FA185``).
+    """
+
+    max_bytes: int = 64 * 1024 * 1024
+    max_depth: int = 64
+    max_alias_values: int = 10_000
+    max_string_length: int = 100_000
+    max_number_length: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_depth", "max_alias_values", "max_string_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"PolicyLimits.{name} must be a positive whole number")
+        # Python refuses to read integers of more than 4300 digits.
+        if not 1 <= self.max_number_length <= 4300:
+            raise ValueError("PolicyLimits.max_number_length must be from 1 to 4300")
+
+
+DEFAULT_LIMITS = PolicyLimits()
+
+#: Characters no policy text may hold: controls other than tab and line ends, surrogates and
+#: the non-characters U+FFFE/U+FFFF (the characters YAML itself refuses, applied to all formats).
+_BAD_TEXT = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Characters no text value may hold, even written as an escape: controls other than tab and
+#: line ends, and surrogates (which no file encoding can carry).
+_BAD_VALUE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of ``text[index]``."""
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _issue(
+    code: str, message: str, span: SourceSpan, hint: str = "", text: str = ""
+) -> PolicyError:
+    return PolicyError([PolicyIssue(code, message, span, text, hint)])
+
+
+def _char_name(ch: str) -> str:
+    return f"U+{ord(ch):04X}" + (f" ({unicodedata.name(ch)})" if unicodedata.name(ch, "") else "")
+
+
 # -- reading --------------------------------------------------------------------------------
 
 
-def read_policy(path: str | os.PathLike[str], *, format: Format | None = None) -> M.Policy:
+def read_policy(
+    path: str | os.PathLike[str],
+    *,
+    format: Format | None = None,
+    limits: PolicyLimits | None = None,
+) -> M.Policy:
     """Read and structurally validate the policy file at ``path``.
 
     The format follows the file's suffix (``.yaml``/``.yml``, ``.json``, ``.toml``) unless given.
@@ -121,22 +209,39 @@ def read_policy(path: str | os.PathLike[str], *, format: Format | None = None) -
         PolicyError: listing every structural problem, each with file, line and column.
         OSError: if the file cannot be read.
     """
+    lim = limits or DEFAULT_LIMITS
     p = Path(path)
     fmt = format or _format_of(p)
+    size = p.stat().st_size
+    if size > lim.max_bytes:
+        raise _too_big(str(path), size, lim)
+    with p.open("rb") as f:
+        # Read one byte more than allowed: a file that grew since stat() is still caught.
+        data = f.read(lim.max_bytes + 1)
+    if len(data) > lim.max_bytes:
+        raise _too_big(str(path), len(data), lim)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise PolicyError(
-            [
-                PolicyIssue(
-                    "FA104",
-                    f"the file is not UTF-8 text (byte {e.start})",
-                    SourceSpan(str(path)),
-                    hint="save the policy as UTF-8",
-                )
-            ]
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        good = data[bom : e.start].decode("utf-8")
+        line, col = _line_col(good, len(good))
+        raise _issue(
+            "FA104",
+            f"the file is not UTF-8 text (byte {e.start}: 0x{data[e.start]:02x})",
+            SourceSpan(str(path), line, col),
+            hint="save the policy as UTF-8",
         ) from None
-    return parse_policy(text, format=fmt, filename=str(path))
+    return parse_policy(text, format=fmt, filename=str(path), limits=lim)
+
+
+def _too_big(filename: str, size: int, lim: PolicyLimits) -> PolicyError:
+    return _issue(
+        "FA180",
+        f"the policy is {size:,} bytes; the limit is {lim.max_bytes:,}",
+        SourceSpan(filename),
+        hint="pass limits=PolicyLimits(max_bytes=...) to load a larger policy",
+    )
 
 
 def _format_of(p: Path) -> Format:
@@ -159,19 +264,47 @@ def _format_of(p: Path) -> Format:
     )
 
 
-def parse_policy(text: str, *, format: Format = "yaml", filename: str = "<string>") -> M.Policy:
+def parse_policy(
+    text: str,
+    *,
+    format: Format = "yaml",
+    filename: str = "<string>",
+    limits: PolicyLimits | None = None,
+) -> M.Policy:
     """Parse policy text and validate its structure, keeping source locations.
 
     Raises:
         PolicyError: listing every structural problem found.
     """
+    lim = limits or DEFAULT_LIMITS
+    # Four bytes at most per character: only long texts need encoding to be measured.
+    if len(text) * 4 > lim.max_bytes:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > lim.max_bytes:
+            raise _too_big(filename, size, lim)
+    text = text.removeprefix("\ufeff")
+    bad = _BAD_TEXT.search(text)
+    if bad is not None:
+        line, col = _line_col(text, bad.start())
+        ch = bad.group()
+        surrogate = "\ud800" <= ch <= "\udfff"
+        raise _issue(
+            "FA188" if surrogate else "FA187",
+            f"character {_char_name(ch)} is not allowed in a policy file",
+            SourceSpan(filename, line, col),
+            hint="a lone surrogate is no character: save the text as valid UTF-8"
+            if surrogate
+            else "remove it; write control characters in text as escapes only where allowed",
+        )
     smap = SourceMap(filename, text)
     if format == "toml":
-        data = _parse_toml(text, filename, smap)
+        data = _parse_toml(text, filename, smap, lim)
     elif format == "json":
-        data = _parse_json(text, filename, smap)
+        data = _JsonReader(text, filename, smap, lim).read()
+    elif format == "yaml":
+        data = _parse_yaml(text, filename, smap, lim)
     else:
-        data = _parse_yaml(text, filename, smap)
+        raise ValueError(f"format must be yaml, json or toml, not {format!r}")
     return build_policy(data, smap)
 
 
@@ -196,36 +329,245 @@ def build_policy(data: Any, smap: SourceMap) -> M.Policy:
     return policy
 
 
-def _parse_yaml(text: str, filename: str, smap: SourceMap) -> Any:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise PolicyError(
-                [PolicyIssue("FA101", "the file is empty", SourceSpan(filename, 1, 1))]
+# -- building documents: one composer for YAML and JSON ---------------------------------------
+
+_NO_KEY: Any = object()
+
+
+class _Frame:
+    """A mapping or list being built, with what its values need to know."""
+
+    __slots__ = ("anchor", "container", "height", "key", "key_at", "keys", "path", "size", "start")
+
+    def __init__(self, container: Any, path: PathKey, start: tuple[int, int, int]) -> None:
+        self.container = container
+        self.path = path
+        self.start = start  # line, column (1-based) and index of its first character
+        self.key: Any = _NO_KEY  # a mapping's key waiting for its value
+        self.key_at: tuple[int, int, str] = (0, 0, "")  # where that key is, and its text
+        self.keys: dict[Any, tuple[int, int, str]] = {}  # where each key is, as written
+        self.anchor: str | None = None
+        self.size = 1  # values in all, aliases expanded
+        self.height = 1  # nesting below and including this one
+
+
+class _Composer:
+    """Builds plain data from a stream of values, recording where each value stands.
+
+    Iterative: a stack of open mappings and lists, so no nesting the file controls reaches
+    Python's recursion limit. Duplicate keys are judged on the values the keys denote (YAML's
+    ``true``, ``True`` and ``yes`` are one key), and every text, number and nesting level is
+    held to the limits.
+    """
+
+    def __init__(self, text: str, filename: str, smap: SourceMap, limits: PolicyLimits) -> None:
+        self.text = text
+        self.filename = filename
+        self.smap = smap
+        self.limits = limits
+        self.stack: list[_Frame] = []
+        self.root: Any = _NO_KEY
+        self.duplicates: list[PolicyIssue] = []
+
+    def span(self, line: int, column: int, path: PathKey = ()) -> SourceSpan:
+        return SourceSpan(self.filename, line, column, dotted(path))
+
+    def fail(
+        self, code: str, message: str, at: tuple[int, int], hint: str = "", text: str = ""
+    ) -> PolicyError:
+        path = self.stack[-1].path if self.stack else ()
+        return _issue(code, message, self.span(at[0], at[1], path), hint, text)
+
+    def open(self, container: Any, at: tuple[int, int, int]) -> _Frame:
+        if len(self.stack) >= self.limits.max_depth:
+            raise self.fail(
+                "FA181",
+                f"the document is nested deeper than {self.limits.max_depth} levels",
+                at[:2],
+                hint="flatten the structure; a policy needs far fewer levels",
             )
-        dups: list[PolicyIssue] = []
-        _record(node, (), smap, dups, filename)
-        if dups:
-            raise PolicyError(dups)
-        return loader.construct_document(node)
+        frame = _Frame(container, self.value_path(), at)
+        self.stack.append(frame)
+        return frame
+
+    def value_path(self) -> PathKey:
+        """The path of the next value (a key of a mapping has its mapping's path)."""
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.container, list):
+            return (*top.path, str(len(top.container)))
+        if top.key is _NO_KEY:
+            return top.path
+        return (*top.path, top.key_at[2])
+
+    def close(self, end: int) -> _Frame:
+        frame = self.stack.pop()
+        line, col, start = frame.start
+        self.add(
+            frame.container,
+            (line, col),
+            _Loc(line, col, None, start, end),
+            frame.size,
+            frame.height,
+            is_container=True,
+        )
+        return frame
+
+    def add(
+        self,
+        value: Any,
+        at: tuple[int, int],
+        loc: _Loc,
+        size: int = 1,
+        height: int = 0,
+        *,
+        is_container: bool = False,
+        key_text: str = "",
+    ) -> None:
+        """Place ``value`` in the open mapping or list (or at the root)."""
+        if not self.stack:
+            self.root = value
+            self.smap.locs[()] = loc
+            return
+        top = self.stack[-1]
+        if isinstance(top.container, list):
+            self.smap.locs[(*top.path, str(len(top.container)))] = loc
+            top.container.append(value)
+        elif top.key is _NO_KEY:
+            if is_container:
+                raise self.fail(
+                    "FA190",
+                    "a key must be a single value, not a mapping or list",
+                    at,
+                    hint="write the key as text",
+                )
+            top.key = value
+            top.key_at = (at[0], at[1], key_text or str(value))
+            return
+        else:
+            key, (kline, kcol, ktext) = top.key, top.key_at
+            top.key = _NO_KEY
+            try:
+                first = top.keys.get(key)
+            except TypeError:  # pragma: no cover - keys are scalars, all hashable
+                first = None
+            if first is not None:
+                fline, fcol, ftext = first
+                same = "" if ftext == ktext else f" (the same key as `{ftext}`)"
+                self.duplicates.append(
+                    PolicyIssue(
+                        "FA102",
+                        f"key `{ktext}`{same} appears twice: first on line {fline}, column"
+                        f" {fcol}, again on line {kline}, column {kcol}",
+                        self.span(kline, kcol, (*top.path, ktext)),
+                        hint="a later key would silently replace the earlier one; keep one",
+                    )
+                )
+                return
+            top.keys[key] = (kline, kcol, ktext)
+            self.smap.locs[(*top.path, ktext)] = loc
+            top.container[key] = value
+        top.size += size
+        top.height = max(top.height, height + 1)
+
+    def string(self, value: str, at: tuple[int, int]) -> str:
+        if len(value) > self.limits.max_string_length:
+            raise self.fail(
+                "FA184",
+                f"a text of {len(value):,} characters; the limit is"
+                f" {self.limits.max_string_length:,}",
+                at,
+                hint="shorten it, or pass limits=PolicyLimits(max_string_length=...)",
+            )
+        bad = _BAD_VALUE.search(value)
+        if bad is not None:
+            ch = bad.group()
+            surrogate = "\ud800" <= ch <= "\udfff"
+            raise self.fail(
+                "FA188" if surrogate else "FA187",
+                f"a text holds character {_char_name(ch)}"
+                + (", half of a surrogate pair, which no file can encode" if surrogate else ""),
+                at,
+                hint="remove it"
+                if not surrogate
+                else "write the character itself, or both halves of its escape (\\ud83d\\ude00)",
+            )
+        return value
+
+    def number_text(self, text: str, at: tuple[int, int]) -> None:
+        if len(text) > self.limits.max_number_length:
+            raise self.fail(
+                "FA185",
+                f"a number of {len(text):,} characters; the limit is"
+                f" {self.limits.max_number_length}",
+                at,
+                hint="policy numbers are float64: 17 significant digits are all that count",
+            )
+
+    def finite(self, value: float, at: tuple[int, int], written: str) -> float:
+        if value != value or value in (math.inf, -math.inf):
+            raise self.fail(
+                "FA186",
+                f"`{written}` is not a finite number"
+                + (" (too large for float64)" if value == value and _looks_finite(written) else ""),
+                at,
+                hint="NaN and infinities are refused in every policy number: leave the bound"
+                " out for no bound, or give the number itself",
+            )
+        return value
+
+    def finish(self) -> Any:
+        if self.duplicates:
+            raise PolicyError(self.duplicates)
+        return self.root
+
+
+def _looks_finite(written: str) -> bool:
+    return not any(w in written.lower() for w in ("nan", "inf"))
+
+
+# -- YAML -------------------------------------------------------------------------------------
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+
+
+class _YamlConstructor(yaml.constructor.SafeConstructor):
+    """PyYAML's safe constructors of scalars, used one value at a time."""
+
+
+def _yaml_parser(text: str, *, c: bool) -> Any:
+    if c:
+        return yaml.cyaml.CParser(text)  # type: ignore[attr-defined]
+    return yaml.SafeLoader(text)
+
+
+#: Whether the libyaml parser is used (set to False to use PyYAML's pure-Python parser).
+USE_LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
+
+
+def _parse_yaml(text: str, filename: str, smap: SourceMap, limits: PolicyLimits) -> Any:
+    if USE_LIBYAML:
+        try:
+            return _YamlComposer(text, filename, smap, limits, c=True).read()
+        except yaml.YAMLError:
+            # libyaml words and places some syntax errors differently; PyYAML's own parser
+            # states the error, so that it reads the same with or without libyaml.
+            smap.locs.clear()
+    try:
+        return _YamlComposer(text, filename, smap, limits, c=False).read()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        raise PolicyError(
-            [
-                PolicyIssue(
-                    "FA101",
-                    f"YAML syntax: {e.problem or e.context}",
-                    SourceSpan(filename, line, col),
-                    hint=_yaml_hint(str(e.problem or "")),
-                )
-            ]
+        raise _issue(
+            "FA101",
+            f"YAML syntax: {e.problem or e.context}",
+            SourceSpan(filename, line, col),
+            hint=_yaml_hint(str(e.problem or "")),
         ) from None
-    except yaml.YAMLError as e:  # pragma: no cover - PyYAML raises marked errors for text
-        raise PolicyError([PolicyIssue("FA101", f"YAML: {e}", SourceSpan(filename))]) from None
-    finally:
-        loader.dispose()
+    except yaml.YAMLError as e:  # pragma: no cover - the text was checked for what Reader refuses
+        raise _issue("FA101", f"YAML: {e}", SourceSpan(filename)) from None
 
 
 def _yaml_hint(problem: str) -> str:
@@ -236,75 +578,423 @@ def _yaml_hint(problem: str) -> str:
     return ""
 
 
-def _record(
-    node: yaml.Node, path: PathKey, smap: SourceMap, dups: list[PolicyIssue], filename: str
-) -> None:
-    """Record the location of ``node`` and everything below it; report duplicate keys."""
-    m = node.start_mark
-    style = getattr(node, "style", None)
-    smap.locs[path] = _Loc(m.line + 1, m.column + 1, style, m.index, node.end_mark.index)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for knode, vnode in node.value:
-            key = str(knode.value)
-            if key in seen:
-                dups.append(
-                    PolicyIssue(
-                        "FA102",
-                        f"key `{key}` appears twice (first on line {seen[key]})",
-                        SourceSpan(
-                            filename,
-                            knode.start_mark.line + 1,
-                            knode.start_mark.column + 1,
-                            dotted((*path, key)),
-                        ),
-                        hint="a later key would silently replace the earlier one; keep one",
-                    )
-                )
-                continue
-            seen[key] = knode.start_mark.line + 1
-            _record(vnode, (*path, key), smap, dups, filename)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            _record(child, (*path, str(i)), smap, dups, filename)
+class _Anchor:
+    __slots__ = ("height", "open", "size", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.size = 1
+        self.height = 0
+        self.open = True
 
 
-def _parse_json(text: str, filename: str, smap: SourceMap) -> Any:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PolicyError(
-            [PolicyIssue("FA101", f"JSON syntax: {e.msg}", SourceSpan(filename, e.lineno, e.colno))]
-        ) from None
-    # JSON is YAML: compose it once more to learn where each value stands, and to catch
-    # duplicate keys, which json.loads would silently resolve to the last.
-    dups: list[PolicyIssue] = []
-    try:
-        loader = yaml.SafeLoader(text)
+class _YamlComposer(_Composer):
+    def __init__(
+        self, text: str, filename: str, smap: SourceMap, limits: PolicyLimits, *, c: bool
+    ) -> None:
+        super().__init__(text, filename, smap, limits)
+        self.c = c
+        self.resolver = yaml.resolver.Resolver()
+        self.constructor = _YamlConstructor()
+        self.anchors: dict[str, _Anchor] = {}
+        self.aliased = 0
+
+    def read(self) -> Any:
+        parser = _yaml_parser(self.text, c=self.c)
         try:
-            node = loader.get_single_node()
-            if node is not None:
-                _record(node, (), smap, dups, filename)
+            return self.compose(parser)
         finally:
-            loader.dispose()
-    except yaml.YAMLError:
-        smap.locs.clear()
-    if dups:
-        raise PolicyError(dups)
-    return data
+            if not self.c:
+                parser.dispose()
+
+    def compose(self, parser: Any) -> Any:
+        ev = yaml.events
+        documents = 0
+        while True:
+            e = parser.get_event()
+            kind = type(e)
+            m = e.start_mark
+            at = (m.line + 1, m.column + 1)
+            if kind is ev.ScalarEvent:
+                value = self.scalar(e, at)
+                style = e.style or None
+                loc = _Loc(at[0], at[1], style, m.index, e.end_mark.index)
+                self.add(value, at, loc, key_text=e.value)
+                if e.anchor is not None:
+                    self.anchor_scalar(e.anchor, value)
+            elif kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+                is_map = kind is ev.MappingStartEvent
+                self.collection_tag(e.tag, at, is_map=is_map)
+                frame = self.open({} if is_map else [], (at[0], at[1], m.index))
+                if e.anchor is not None:
+                    frame.anchor = e.anchor
+                    self.anchors[e.anchor] = _Anchor()
+            elif kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                frame = self.close(e.end_mark.index)
+                if frame.anchor is not None:
+                    a = self.anchors[frame.anchor]
+                    a.value, a.size, a.height, a.open = (
+                        frame.container,
+                        frame.size,
+                        frame.height,
+                        False,
+                    )
+            elif kind is ev.AliasEvent:
+                self.alias(e.anchor, at, _Loc(at[0], at[1], None, m.index, e.end_mark.index))
+            elif kind is ev.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _issue(
+                        "FA101",
+                        "YAML syntax: a policy file holds one document; found another",
+                        SourceSpan(self.filename, at[0], at[1]),
+                        hint="remove the `---` line and what follows, or split the file",
+                    )
+            elif kind is ev.StreamEndEvent:
+                break
+        if self.root is _NO_KEY:
+            raise _issue("FA101", "the file is empty", SourceSpan(self.filename, 1, 1))
+        return self.finish()
+
+    def anchor_scalar(self, name: str, value: Any) -> None:
+        a = _Anchor()
+        a.value, a.size, a.height, a.open = value, 1, 0, False
+        self.anchors[name] = a
+
+    def alias(self, name: str, at: tuple[int, int], loc: _Loc) -> None:
+        a = self.anchors.get(name)
+        if a is None:
+            raise self.fail(
+                "FA101",
+                f"YAML syntax: found undefined alias `*{name}`",
+                at,
+                hint=f"define the anchor `&{name}` before using it",
+            )
+        if a.open:
+            raise self.fail(
+                "FA183",
+                f"alias `*{name}` is used inside the value it names, which would never end",
+                at,
+                hint="an alias may only repeat a value that is complete before it",
+            )
+        self.aliased += a.size
+        if self.aliased > self.limits.max_alias_values:
+            raise self.fail(
+                "FA182",
+                f"aliases expand to more than {self.limits.max_alias_values:,} values"
+                f" (`*{name}` alone adds {a.size:,})",
+                at,
+                hint="write the values out, or pass limits=PolicyLimits(max_alias_values=...)",
+            )
+        if len(self.stack) + a.height > self.limits.max_depth:
+            raise self.fail(
+                "FA181",
+                f"alias `*{name}` nests the document deeper than {self.limits.max_depth} levels",
+                at,
+            )
+        self.add(a.value, at, loc, a.size, a.height, is_container=a.height > 0)
+
+    def collection_tag(self, tag: str | None, at: tuple[int, int], *, is_map: bool) -> None:
+        if tag is None or tag == "!" or tag == f"{_TAG}{'map' if is_map else 'seq'}":
+            return
+        raise self.fail(
+            "FA189",
+            f"the tag `{tag}` is not supported",
+            at,
+            hint="policy files use plain mappings and lists, without tags",
+        )
+
+    def scalar(self, e: Any, at: tuple[int, int]) -> Any:
+        """The value of a scalar event."""
+        text: str = e.value
+        tag = e.tag
+        if tag is None or tag == "!":
+            tag = (
+                self.resolver.resolve(yaml.ScalarNode, text, e.implicit)  # type: ignore[no-untyped-call]
+                if e.implicit[0]
+                else f"{_TAG}str"
+            )
+        if tag == f"{_TAG}str":
+            return self.string(text, at)
+        if tag not in _SCALAR_TAGS:
+            hint = (
+                "write the keys out: merge keys `<<` are not supported"
+                if tag.endswith(":merge")
+                else "remove the tag; plain numbers, dates, true/false and text need none"
+            )
+            raise self.fail("FA189", f"the tag `{tag}` is not supported", at, hint=hint, text=text)
+        if len(text) > self.limits.max_string_length:
+            self.string(text, at)
+        if tag in (f"{_TAG}int", f"{_TAG}float"):
+            self.number_text(text, at)
+        node = yaml.ScalarNode(tag, text, e.start_mark, e.end_mark)
+        try:
+            value = self.constructor.construct_object(node)
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+            yaml.YAMLError,
+        ) as exc:
+            kind = tag.removeprefix(_TAG)
+            detail = str(exc).split("\n", 1)[0] if isinstance(exc, ValueError) else ""
+            raise self.fail(
+                "FA189",
+                f"`{text}` is not a valid {_KIND_NAMES.get(kind, kind)}"
+                + (f" ({detail})" if detail and len(detail) < 80 else ""),
+                at,
+                hint="give a real date, YYYY-MM-DD, or quote the value to keep it as text"
+                if kind == "timestamp"
+                else "give a valid value, or quote it to keep it as text",
+                text=_short(text),
+            ) from None
+        finally:
+            self.constructor.constructed_objects.clear()
+        if isinstance(value, float):
+            self.finite(value, at, text)
+        return value
 
 
-def _parse_toml(text: str, filename: str, smap: SourceMap) -> Any:
+_KIND_NAMES = {"timestamp": "date", "int": "whole number", "float": "number", "bool": "true/false"}
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+_JSON_TOKEN = re.compile(
+    r"""[ \t\n\r]*(?:
+      (?P<s>")
+    | (?P<n>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
+    | (?P<p>[{}\[\]:,])
+    | (?P<w>true|false|null|NaN|-?Infinity)
+    | (?P<end>\Z)
+    )""",
+    re.VERBOSE,
+)
+
+
+def _scanstring(text: str, pos: int, *, strict: bool) -> tuple[str, int]:
+    """A JSON string's value and the index after it (``pos`` is after its opening quote)."""
+    out: tuple[str, int] = json.decoder.scanstring(text, pos, strict)  # type: ignore[attr-defined]
+    return out
+
+
+_JSON_WORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+class _JsonReader(_Composer):
+    """An iterative JSON reader that keeps positions (the standard library's keeps none)."""
+
+    def read(self) -> Any:
+        text = self.text
+        pos = 0
+        line, line_start = 1, 0
+        # What may come next: a value, a key, `:`, or `,`/end of the open mapping or list.
+        want = "value"
+        while True:
+            m = _JSON_TOKEN.match(text, pos)
+            if m is None:
+                start = pos + len(text[pos:]) - len(text[pos:].lstrip(" \t\n\r"))
+                line, line_start = self.advance_lines(pos, start, line, line_start)
+                raise self.syntax(f"unexpected character {text[start]!r}", start, line, line_start)
+            start = m.start(m.lastgroup or "end")
+            line, line_start = self.advance_lines(pos, start, line, line_start)
+            at = (line, start - line_start + 1)
+            kind = m.lastgroup
+            pos = m.end()
+            if kind == "end":
+                if want == "done":
+                    break
+                raise self.syntax("the text ends too early", start, line, line_start)
+            tok = m.group(kind or 0)
+            if want == "done":
+                raise self.syntax("extra text after the document", start, line, line_start)
+            if want == "colon":
+                if tok != ":":
+                    raise self.syntax("expected `:`", start, line, line_start)
+                want = "value"
+                continue
+            if want == "comma":
+                top = self.stack[-1]
+                closer = "}" if isinstance(top.container, dict) else "]"
+                if tok == ",":
+                    want = "key" if closer == "}" else "value"
+                elif tok == closer:
+                    self.close(pos)
+                    want = "comma" if self.stack else "done"
+                else:
+                    raise self.syntax(f"expected `,` or `{closer}`", start, line, line_start)
+                continue
+            # want is "value", "key" or "first" (a key or the end of an empty mapping/list)
+            if tok in ("}", "]") and want.startswith("first"):
+                top = self.stack[-1]
+                if tok != ("}" if isinstance(top.container, dict) else "]"):
+                    raise self.syntax(f"unexpected `{tok}`", start, line, line_start)
+                self.close(pos)
+                want = "comma" if self.stack else "done"
+                continue
+            is_key = want in ("key", "first-key")
+            if is_key and kind != "s":
+                raise self.syntax("expected a key in double quotes", start, line, line_start)
+            if kind == "p":
+                if tok not in "{[":
+                    raise self.syntax(f"unexpected `{tok}`", start, line, line_start)
+                self.open({} if tok == "{" else [], (at[0], at[1], start))
+                want = "first-key" if tok == "{" else "first-value"
+                continue
+            value: Any
+            if kind == "s":
+                try:
+                    value, pos = _scanstring(text, pos, strict=True)
+                except json.JSONDecodeError as e:
+                    line, line_start = self.advance_lines(start, e.pos, line, line_start)
+                    raise self.syntax(e.msg, e.pos, line, line_start) from None
+                self.string(value, at)
+            elif kind == "n":
+                self.number_text(tok, at)
+                value = float(tok) if any(c in tok for c in ".eE") else int(tok)
+                if isinstance(value, float):
+                    self.finite(value, at, tok)
+            else:
+                value = _JSON_WORDS.get(tok, _NO_KEY)
+                if value is _NO_KEY:
+                    self.finite(float(tok), at, tok)
+            loc = _Loc(at[0], at[1], '"' if kind == "s" else None, start, pos)
+            self.add(value, at, loc, key_text=value if is_key else "")
+            want = "colon" if is_key else ("comma" if self.stack else "done")
+        if self.root is _NO_KEY:  # pragma: no cover - an empty text ends too early
+            raise self.syntax("the file is empty", 0, 1, 0)
+        return self.finish()
+
+    def advance_lines(self, pos: int, upto: int, line: int, line_start: int) -> tuple[int, int]:
+        n = self.text.count("\n", pos, upto)
+        if n:
+            return line + n, self.text.rfind("\n", pos, upto) + 1
+        return line, line_start
+
+    def syntax(self, message: str, index: int, line: int, line_start: int) -> PolicyError:
+        return _issue(
+            "FA101",
+            f"JSON syntax: {message}",
+            SourceSpan(self.filename, line, index - line_start + 1),
+        )
+
+
+# -- TOML -------------------------------------------------------------------------------------
+
+# The tokens that matter for nesting: strings and comments (skipped), brackets, digit runs and
+# line ends (a table header starts a line outside any bracket).
+_TOML_SCAN = re.compile(
+    r"""(?P<s>\"\"\"(?:[^\\]|\\.)*?\"\"\"|'''.*?'''|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')
+      | (?P<c>\#[^\n]*)
+      | (?P<o>[\[{])
+      | (?P<x>[\]}])
+      | (?P<d>[0-9_]{%d,})
+      | (?P<nl>\n)""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _parse_toml(text: str, filename: str, smap: SourceMap, limits: PolicyLimits) -> Any:
+    _toml_prescan(text, filename, limits)
     smap.locs.update(_toml_locations(text))
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
         line, col = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
-        raise PolicyError(
-            [PolicyIssue("FA101", f"TOML syntax: {msg}", SourceSpan(filename, line, col))]
-        ) from None
+        raise _issue("FA101", f"TOML syntax: {msg}", SourceSpan(filename, line, col)) from None
+    except (ValueError, RecursionError) as e:  # pragma: no cover - the prescan bounds both
+        raise _issue("FA101", f"TOML: {e}", SourceSpan(filename)) from None
+    _check_values(data, smap, limits)
+    return data
+
+
+def _toml_prescan(text: str, filename: str, limits: PolicyLimits) -> None:
+    """Refuse nesting and numbers the TOML reader would recurse into or choke on, located."""
+    scan = re.compile(_TOML_SCAN.pattern % (limits.max_number_length + 1), _TOML_SCAN.flags)
+    depth = 0
+    line_start = 0
+    for m in scan.finditer(text):
+        kind = m.lastgroup
+        if kind == "nl":
+            line_start = m.end()
+        elif kind == "o":
+            # A `[` first on its line outside any value opens a table header, not a list.
+            if depth == 0 and not text[line_start : m.start()].strip():
+                continue
+            depth += 1
+            if depth + 1 > limits.max_depth:
+                line, col = _line_col(text, m.start())
+                raise _issue(
+                    "FA181",
+                    f"the document is nested deeper than {limits.max_depth} levels",
+                    SourceSpan(filename, line, col),
+                    hint="flatten the structure; a policy needs far fewer levels",
+                )
+        elif kind == "x":
+            depth = max(depth - 1, 0)
+        elif kind == "d":
+            line, col = _line_col(text, m.start())
+            raise _issue(
+                "FA185",
+                f"a number of {len(m.group()):,} characters; the limit is"
+                f" {limits.max_number_length}",
+                SourceSpan(filename, line, col),
+                hint="policy numbers are float64: 17 significant digits are all that count",
+            )
+
+
+def _check_values(data: Any, smap: SourceMap, limits: PolicyLimits) -> None:
+    """Hold read data to the limits, without recursion: depth, texts and numbers."""
+    stack: list[tuple[Any, PathKey, int]] = [(data, (), 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limits.max_depth:
+                raise _issue(
+                    "FA181",
+                    f"the document is nested deeper than {limits.max_depth} levels",
+                    smap.span(path),
+                    hint="flatten the structure; a policy needs far fewer levels",
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                if isinstance(k, str) and len(k) > limits.max_string_length:
+                    raise _issue(
+                        "FA184",
+                        f"a key of {len(k):,} characters; the limit is"
+                        f" {limits.max_string_length:,}",
+                        smap.span(path),
+                    )
+                stack.append((v, (*path, str(k)), depth + 1))
+        elif isinstance(value, str):
+            if len(value) > limits.max_string_length:
+                raise _issue(
+                    "FA184",
+                    f"a text of {len(value):,} characters; the limit is"
+                    f" {limits.max_string_length:,}",
+                    smap.span(path),
+                    hint="shorten it, or pass limits=PolicyLimits(max_string_length=...)",
+                )
+            bad = _BAD_VALUE.search(value)
+            if bad is not None:
+                raise _issue(
+                    "FA187",
+                    f"a text holds character {_char_name(bad.group())}",
+                    smap.span(path),
+                    hint="remove it",
+                )
+        elif isinstance(value, float) and (value != value or value in (math.inf, -math.inf)):
+            raise _issue(
+                "FA186",
+                f"`{value}` is not a finite number",
+                smap.span(path),
+                hint="NaN and infinities are refused in every policy number: leave the bound"
+                " out for no bound, or give the number itself",
+            )
 
 
 _TOML_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
@@ -377,7 +1067,10 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[PathKey, str]:
     node = data
     leftover = ""
     for part in loc:
-        if isinstance(node, Mapping) and str(part) in {str(k) for k in node}:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+            path.append(str(part))
+        elif isinstance(node, Mapping) and str(part) in {str(k) for k in node}:
             key = next(k for k in node if str(k) == str(part))
             node = node[key]
             path.append(str(part))
