@@ -17,9 +17,10 @@ from typing import Any, Literal
 import numpy as np
 
 from fairalloc.errors import FairnessViolation, IssueCollector, PolicyError, PolicyIssue, _ExprIssue
+from fairalloc.expr import _ast as A
 from fairalloc.expr._check import BOOL, DATE, NUMBER, Checked, ExprTypeError, Scope, Type, check
 from fairalloc.expr._numpy import CondKernel, NumKernel, compile_cond, compile_num
-from fairalloc.expr._parser import ExprSyntaxError, parse
+from fairalloc.expr._parser import ExprSyntaxError, children, parse
 from fairalloc.policy import _model as M
 from fairalloc.policy._load import PathKey, SourceMap, dotted
 
@@ -266,7 +267,7 @@ class CompiledPolicy:
     source_map: SourceMap
     violations: tuple[PolicyIssue, ...] = ()
     parameter_reads: dict[str, frozenset[str]] = field(default_factory=dict)
-    _derived: dict[str, tuple[str, object]] = field(default_factory=dict)
+    _derived: dict[str, tuple[str, object, tuple[str, ...]]] = field(default_factory=dict)
     _derived_nan: dict[str, bool] = field(default_factory=dict)
     _eligibility: list[_Rule] = field(default_factory=list)
     _exclusions: list[_Rule] = field(default_factory=list)
@@ -623,6 +624,9 @@ class _Builder:
         self.failed_derived: dict[str, str] = {}
         self.failed_parts: set[str] = set()
         self._resolving: list[str] = []
+        self._order: list[str] = []
+        self._derived_reads: dict[str, list[ReadPath]] = {}
+        self._derived_params: dict[str, set[str]] = {}
         self.reads: dict[str, list[ReadPath]] = {}
         self.param_reads: dict[str, set[str]] = {}
         self.scope: Scope
@@ -642,9 +646,15 @@ class _Builder:
         self.check_names()
         self.resolve_parameters()
         self.build_scope()
-        for name in self.p.derived:
-            if name not in self.checked_derived:
+        # In an order that checks each derived value after those it reads: no recursion, so
+        # derived values of any number may be declared in any order.
+        for name in self.order_derived():
+            if name not in self.checked_derived and name not in self.failed_derived:
                 self._check_derived_quietly(name)
+            c = self.checked_derived.get(name)
+            if c is not None:
+                self._derived_reads[name] = self.reads_of(c)
+                self._derived_params[name] = self.params_of(c)
         cp = CompiledPolicy(
             policy=self.p,
             as_of=self.as_of,
@@ -787,10 +797,7 @@ class _Builder:
             )
         self._resolving.append(name)
         try:
-            # `name: "expr"` is located at the name, `name: {expr: ...}` at `expr`.
-            path: PathKey = ("derived", name, "expr")
-            if path not in self.smap.locs:
-                path = ("derived", name)
+            path = self._derived_path(name)
             before = len(self.issues.issues)
             result = self.checked(self.p.derived[name].expr, path, None)
             if result is None:
@@ -812,22 +819,91 @@ class _Builder:
             if e.code == "FA206":
                 self.issue("FA206", e.message, ("derived", name))
 
+    def _derived_path(self, name: str) -> PathKey:
+        # `name: "expr"` is located at the name, `name: {expr: ...}` at `expr`.
+        path: PathKey = ("derived", name, "expr")
+        return path if path in self.smap.locs else ("derived", name)
+
+    def order_derived(self) -> list[str]:
+        """The derived values, each after the derived values it reads; cycles reported.
+
+        An iterative depth-first search over the names each expression mentions, so that no
+        number of derived values reaches the recursion limit. Each cycle is reported once
+        (FA206), at the reference that closes it, and its members are not checked further.
+        """
+        derived = self.p.derived
+        # Attributes, parameters and the id come first when a name is resolved.
+        shadowed = {*self.attr_types, *self.params, self.p.id_attribute}
+        refs: dict[str, list[tuple[str, int]]] = {}
+        for name, d in derived.items():
+            try:
+                tree = parse(d.expr)
+            except ExprSyntaxError:
+                refs[name] = []  # reported when it is checked
+                continue
+            found: list[tuple[str, int]] = []
+            seen: set[str] = set()
+            stack: list[A.Node] = [tree]
+            while stack:
+                node = stack.pop()
+                if (
+                    isinstance(node, A.Name)
+                    and node.id in derived
+                    and node.id not in shadowed
+                    and node.id not in seen
+                ):
+                    seen.add(node.id)
+                    found.append((node.id, node.start))
+                stack.extend(reversed(children(node)))
+            refs[name] = found
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for root in derived:
+            if root in state:
+                continue
+            path, pending = [root], [iter(refs[root])]
+            state[root] = 1
+            while pending:
+                step = next(pending[-1], None)
+                if step is None:
+                    done = path.pop()
+                    pending.pop()
+                    state[done] = 2
+                    order.append(done)
+                    continue
+                dep, offset = step
+                if state.get(dep) == 1:
+                    self._cycle(path[-1], [*path[path.index(dep) :], dep], offset)
+                elif dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    pending.append(iter(refs[dep]))
+        self._order = order
+        return order
+
+    def _cycle(self, where: str, cycle: list[str], offset: int) -> None:
+        message = "derived values refer to each other in a cycle: " + " -> ".join(cycle)
+        text = self.p.derived[where].expr
+        self.expr_issue(self._derived_path(where), text, "FA206", message, offset, "")
+        for name in cycle:
+            self.failed_derived.setdefault(name, message)
+
     def reads_of(self, c: Checked) -> list[ReadPath]:
-        """Every attribute ``c`` reads, with the derived values it reads them through."""
+        """Every attribute ``c`` reads, with the derived values it reads them through.
+
+        At most :data:`MAX_READ_PATHS` paths per attribute: derived values that read each other
+        in a lattice have paths in numbers exponential in their count.
+        """
         out: list[ReadPath] = [ReadPath(a) for a in sorted(c.attributes)]
         for d in sorted(c.derived):
-            inner = self.checked_derived.get(d)
-            if inner is not None:
-                out.extend(ReadPath(r.attribute, (d, *r.via)) for r in self.reads_of(inner))
-        return out
+            out.extend(ReadPath(r.attribute, (d, *r.via)) for r in self._derived_reads.get(d, ()))
+        return _capped(out)
 
     def params_of(self, c: Checked) -> set[str]:
         """Every parameter ``c`` reads, directly or through derived values."""
         out = set(c.parameters)
         for d in c.derived:
-            inner = self.checked_derived.get(d)
-            if inner is not None:
-                out |= self.params_of(inner)
+            out |= self._derived_params.get(d, set())
         return out
 
     def note_reads(self, part: str, *checks: Checked | None) -> None:
@@ -850,27 +926,18 @@ class _Builder:
             c = self.checked_derived.get(name)
             if c is None:
                 continue
+            # With the derived values it reads, which a frame computes first (see Frame).
+            needs = tuple(sorted(c.derived))
             if c.type.kind == "bool":
                 kc, nan = compile_cond(c.ir, cp._derived_nan)
-                cp._derived[name] = ("cond", kc)
+                cp._derived[name] = ("cond", kc, needs)
             else:
                 kn, nan = compile_num(c.ir, cp._derived_nan)
-                cp._derived[name] = ("num", kn)
+                cp._derived[name] = ("num", kn, needs)
             cp._derived_nan[name] = nan
 
     def _derived_order(self) -> list[str]:
-        order: list[str] = []
-
-        def visit(n: str) -> None:
-            if n in order or n not in self.checked_derived:
-                return
-            for d in sorted(self.checked_derived[n].derived):
-                visit(d)
-            order.append(n)
-
-        for name in self.p.derived:
-            visit(name)
-        return order
+        return [n for n in self._order if n in self.checked_derived]
 
     def compile_rules(self, cp: CompiledPolicy) -> None:
         for section, target in (("eligibility", cp._eligibility), ("exclusions", cp._exclusions)):
@@ -1409,6 +1476,23 @@ class _Builder:
 # -- helpers ----------------------------------------------------------------------------------
 
 _MISSING = object()
+
+#: Read paths kept per attribute for one part (see :meth:`_Builder.reads_of`).
+MAX_READ_PATHS = 8
+
+
+def _capped(paths: list[ReadPath]) -> list[ReadPath]:
+    """``paths`` without repeats, and at most :data:`MAX_READ_PATHS` for each attribute."""
+    out: list[ReadPath] = []
+    seen: set[ReadPath] = set()
+    per: dict[str, int] = {}
+    for r in paths:
+        if r in seen or per.get(r.attribute, 0) >= MAX_READ_PATHS:
+            continue
+        seen.add(r)
+        per[r.attribute] = per.get(r.attribute, 0) + 1
+        out.append(r)
+    return out
 
 
 def _same_value(a: object, b: object) -> bool:

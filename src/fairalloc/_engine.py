@@ -100,6 +100,7 @@ def compiled_of(policy: Policy | CompiledPolicy, as_of: dt.date | None) -> Compi
         return policy
     return compiled_for(policy, as_of)
 
+
 #: The arrays of an evaluation's trace that the engine fills (the rest derive from them).
 TRACE_ARRAYS = (
     "eligibility",
@@ -252,7 +253,7 @@ def _evaluate_chunk(
     """Evaluate one chunk: every part, or with ``changes`` only the parts that changed."""
     sl = slice(start, stop)
     n = stop - start
-    frame = Frame(n, {k: v[sl] for k, v in pop.columns.items()}, cp._derived)  # type: ignore[arg-type]
+    frame = Frame(n, {k: v[sl] for k, v in pop.columns.items()}, cp._derived)
     ids = pop.ids[sl]
     redo = None if changes is None else changes.parts
     with np.errstate(all="ignore"):
@@ -377,7 +378,7 @@ def indicator_inputs(
     For residents the engine has evaluated; explanations show these inputs beside the points.
     """
     k = len(rows)
-    frame = Frame(k, {c: v[rows] for c, v in population.columns.items()}, cp._derived)  # type: ignore[arg-type]
+    frame = Frame(k, {c: v[rows] for c, v in population.columns.items()}, cp._derived)
     ids = population.ids[rows]
     shape = (k, len(cp._indicators))
     out = IndicatorInputs(

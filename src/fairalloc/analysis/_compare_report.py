@@ -37,6 +37,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 Source = Policy | CompiledPolicy | Evaluation | Allocation
 
+
 def _pts(x: float | None, *, sign: bool = False) -> str:
     if x is None:
         return "—"

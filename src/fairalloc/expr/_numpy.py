@@ -65,12 +65,13 @@ class Frame:
     Attributes:
         n: Number of residents in the chunk.
         columns: Encoded columns: float64 numbers, bool flags, int16 level codes, int64 days.
-        derived: Kernels of the policy's derived values, evaluated at most once per frame.
+        derived: The policy's derived values, evaluated at most once per frame: for each, its
+            kind, its kernel and (optionally) the derived values it reads.
     """
 
     n: int
     columns: Mapping[str, np.ndarray]
-    derived: Mapping[str, tuple[str, Callable[[Frame], Any]]] = field(default_factory=dict)
+    derived: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
     _floats: dict[str, FloatArray] = field(default_factory=dict)
 
@@ -89,9 +90,25 @@ class Frame:
 
     def value_of(self, name: str) -> Any:
         """The value of derived value ``name`` on this frame (number array or condition)."""
-        if name not in self._cache:
-            self._cache[name] = self.derived[name][1](self)
-        return self._cache[name]
+        cache = self._cache
+        if name in cache:
+            return cache[name]
+        # The derived values it reads first, deepest first: then no kernel waits on another,
+        # and a chain of derived values of any length needs no recursion.
+        stack = [name]
+        while stack:
+            top = stack[-1]
+            if top in cache:
+                stack.pop()
+                continue
+            entry = self.derived[top]
+            needs = [d for d in (entry[2] if len(entry) > 2 else ()) if d not in cache]
+            if needs:
+                stack.extend(needs)
+                continue
+            cache[top] = entry[1](self)
+            stack.pop()
+        return cache[name]
 
 
 def compile_num(ir: IR, derived_nan: Mapping[str, bool] | None = None) -> tuple[NumKernel, bool]:
