@@ -415,6 +415,11 @@ class CompiledPolicy:
             )
         return out
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Kernels are closures, which do not pickle: a pickled compiled policy is its document,
+        # date and mode, compiled again when unpickled (compilation is deterministic).
+        return (_recompiled, (self.policy, self.as_of, bool(self.violations)))
+
     def refuse_if_audit_only(self, action: str) -> None:
         """Raise :class:`FairnessViolation` if this policy was compiled for audit only.
 
@@ -544,6 +549,15 @@ def compile_policy(
     return _Builder(policy, as_of, audit=audit).build()
 
 
+def _recompiled(policy: M.Policy, as_of: dt.date | None, audit: bool) -> CompiledPolicy:  # noqa: FBT001
+    """A compiled policy as unpickled (see :meth:`CompiledPolicy.__reduce__`)."""
+    return compiled_for(policy, as_of, audit=audit)
+
+
+def _empty_cache(audit: bool) -> _CompileCache:  # noqa: FBT001
+    return _CompileCache(audit=audit)
+
+
 class _CompileCache:
     """A policy's compilations, by the date whose parameters apply and the mode.
 
@@ -552,6 +566,10 @@ class _CompileCache:
     """
 
     __slots__ = ("audit", "compiled")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The compilations are a cache: a pickled policy keeps its mode and compiles again.
+        return (_empty_cache, (self.audit,))
 
     def __init__(self, *, audit: bool) -> None:
         #: The mode the policy was loaded in: audit-mode policies may read protected
@@ -773,7 +791,8 @@ class _Builder:
         try:
             tree = parse(text)
         except ExprSyntaxError as e:
-            self.expr_issue(path, text, "FA201", f"syntax error: {e.message}", e.offset, e.hint)
+            message = f"syntax error: {e.message}" if e.code == "FA201" else e.message
+            self.expr_issue(path, text, e.code, message, e.offset, e.hint)
             return None
         try:
             return check(tree, self.scope, expect)

@@ -20,6 +20,7 @@ a :class:`ExprSyntaxError` with the offset of the problem.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from fairalloc.expr import _ast as A
@@ -47,7 +48,7 @@ COMPARE_OPS = ("==", "!=", "<=", ">=", "<", ">")
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<string>'[^'\\\n]*'|"[^"\\\n]*")
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>==|!=|<=|>=|\.\.|[-+*/()<>\[\],])
@@ -56,14 +57,20 @@ _TOKEN = re.compile(
 )
 
 
-class ExprSyntaxError(Exception):
-    """A syntax error at ``offset`` in the expression text."""
+#: Characters that may belong to a number written in another script (digits of any script,
+#: and the ASCII digits, dot and exponent that may be mixed with them).
+_FOREIGN_NUMBER = re.compile(r"[\d.eE+\-]*")
 
-    def __init__(self, message: str, offset: int, hint: str = "") -> None:
+
+class ExprSyntaxError(Exception):
+    """A syntax error at ``offset`` in the expression text; ``code`` is its policy error code."""
+
+    def __init__(self, message: str, offset: int, hint: str = "", code: str = "FA201") -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
         self.hint = hint
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,12 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
+            _refuse_foreign_digits(text, pos)
+        elif m.lastgroup == "number":
+            after = m.end() + (text[m.end() : m.end() + 1] == ".")
+            if text[after : after + 1].isdecimal():
+                _refuse_foreign_digits(text, after)
+        if m is None:
             ch = text[pos]
             hint = ""
             if ch in "=":
@@ -102,6 +115,31 @@ def tokenize(text: str) -> list[Token]:
         pos = m.end()
     tokens.append(Token("end", "", len(text)))
     return tokens
+
+
+def _refuse_foreign_digits(text: str, pos: int) -> None:
+    """Refuse a number written with digits other than 0-9, such as `৪0` or `６０`."""
+    if not text[pos].isdecimal():
+        return
+    start = pos
+    while start > 0 and (text[start - 1].isdecimal() or text[start - 1] == "."):
+        start -= 1
+    m = _FOREIGN_NUMBER.match(text, start)
+    written = m.group() if m else text[pos]
+    ascii_form = "".join(
+        str(unicodedata.digit(ch))
+        if ch.isdigit() and unicodedata.digit(ch, None) is not None
+        else ch
+        for ch in written
+    )
+    raise ExprSyntaxError(
+        f"`{written}` is written with digits other than 0-9",
+        pos,
+        f"numbers use the ASCII digits 0-9: write `{ascii_form}`"
+        if ascii_form.isascii()
+        else "numbers use the ASCII digits 0-9",
+        code="FA208",
+    )
 
 
 class _Parser:

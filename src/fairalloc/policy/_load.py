@@ -1108,8 +1108,9 @@ def _issues_from_pydantic(err: ValidationError, data: Any, smap: SourceMap) -> l
             )
         else:
             msg = str(e["msg"]).removeprefix("Value error, ")
+            own = re.fullmatch(r"FA\d{3}", typ) is not None  # a code of ours, from the model
             issue = PolicyIssue(
-                "FA112" if typ != "value_error" else "FA113",
+                typ if own else "FA112" if typ != "value_error" else "FA113",
                 f"`{dotted(path) or 'policy'}`: {msg}",
                 span,
                 text=_short(e.get("input")),

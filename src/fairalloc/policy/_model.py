@@ -7,11 +7,12 @@ each other, and compiled, by :mod:`fairalloc._compiler`.
 from __future__ import annotations
 
 import datetime as dt
-import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AllocationSpec",
@@ -46,7 +47,32 @@ __all__ = [
 #: ``-`` (``-`` only in ids that expressions never name: rules).
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ID = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
-_NAME_RE = re.compile(_NAME)
+#: The most levels a category or ordinal may have: residents' levels are stored as int16 codes.
+MAX_LEVELS = 32_767
+
+
+def name_problem(text: str) -> str:
+    """What breaks the naming rule in ``text``, or ``""`` when it is a valid name.
+
+    The one rule for every name in a policy (levels included, which may be in any script):
+    not empty, in Unicode normal form NFC, no spaces around it, and no control, format (bidi
+    controls, zero-width characters), surrogate, private-use or unassigned character, nor a
+    line or paragraph separator. Names that expressions mention (attributes, parameters,
+    derived values, scales, indicators, grades) are moreover ASCII identifiers.
+    """
+    if not text:
+        return "is empty"
+    if unicodedata.normalize("NFC", text) != text:
+        return "is not in Unicode normal form NFC (write it composed, as keyboards do)"
+    if text.strip() != text:
+        return "has spaces around it"
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat[0] == "C" or cat in ("Zl", "Zp"):
+            return f"holds U+{ord(ch):04X}, a control, format or unassigned character"
+    return ""
+
+
 _PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 _USE_TARGETS = ("rule", "scale", "indicator", "tie_break", "reserve", "resource", "allocation")
 
@@ -86,7 +112,10 @@ Source = str | list[str]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # NaN and infinities are refused in every number: a NaN bound silently turns a check off.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class _Documented(_Model):
@@ -152,10 +181,20 @@ class Attribute(_Documented):
             raise ValueError(f"`levels` only apply to category and ordinal, not {self.type}")
         if self.levels is not None and len(set(self.levels)) != len(self.levels):
             raise ValueError("`levels` must be distinct")
-        if self.levels is not None:
-            bad = [lv for lv in self.levels if not _NAME_RE.match(lv)]
-            if bad:
-                raise ValueError(f"levels must be names (letters, digits, _), got {bad!r}")
+        if self.levels is not None and len(self.levels) > MAX_LEVELS:
+            raise PydanticCustomError(
+                "FA192",
+                "a {kind} has at most {limit} levels; this one has {count}",
+                {"kind": self.type, "limit": f"{MAX_LEVELS:,}", "count": f"{len(self.levels):,}"},
+            )
+        for i, lv in enumerate(self.levels or ()):
+            problem = name_problem(lv)
+            if problem:
+                raise PydanticCustomError(
+                    "FA191",
+                    "level {i} ({level!r}) {problem}",
+                    {"i": i, "level": lv, "problem": problem},
+                )
         if (self.min is not None or self.max is not None) and self.type not in (
             "int",
             "float",
@@ -325,7 +364,19 @@ class Indicator(_Documented):
     def _bool_keys(cls, v: Any) -> Any:
         # YAML reads `true:` as a boolean key; lookups on true/false attributes write it so.
         if isinstance(v, dict):
-            return {str(k).lower() if isinstance(k, bool) else k: p for k, p in v.items()}
+            out: dict[Any, Any] = {}
+            written: dict[Any, Any] = {}
+            for k, p in v.items():
+                key = str(k).lower() if isinstance(k, bool) else k
+                if key in out:
+                    # `true:` and `"true":` would otherwise silently become one key.
+                    raise PydanticCustomError(
+                        "FA102",
+                        "keys `{a}` and `{b}` are the same lookup key",
+                        {"a": str(written[key]), "b": str(k)},
+                    )
+                out[key], written[key] = p, k
+            return out
         return v
 
     @model_validator(mode="after")
