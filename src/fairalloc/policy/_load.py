@@ -898,6 +898,7 @@ _TOML_SCAN = re.compile(
 
 def _parse_toml(text: str, filename: str, smap: SourceMap, limits: PolicyLimits) -> Any:
     _toml_prescan(text, filename, limits)
+    smap.locs[()] = _Loc(1, 1, None, 0, len(text))
     smap.locs.update(_toml_locations(text))
     try:
         data = tomllib.loads(text)
@@ -947,6 +948,20 @@ def _toml_prescan(text: str, filename: str, limits: PolicyLimits) -> None:
             )
 
 
+def _toml_span(smap: SourceMap, path: PathKey) -> SourceSpan:
+    """Where the value at ``path`` is, or else the first value written below it."""
+    span = smap.span(path)
+    probe = path
+    while probe and probe not in smap.locs:
+        probe = probe[:-1]
+    if probe or not path:
+        return span
+    below = next((loc for key, loc in smap.locs.items() if key[: len(path)] == path), None)
+    if below is None:
+        return span
+    return SourceSpan(smap.file, below.line, below.column, dotted(path))
+
+
 def _check_values(data: Any, smap: SourceMap, limits: PolicyLimits) -> None:
     """Hold read data to the limits, without recursion: depth, texts and numbers."""
     stack: list[tuple[Any, PathKey, int]] = [(data, (), 1)]
@@ -957,7 +972,7 @@ def _check_values(data: Any, smap: SourceMap, limits: PolicyLimits) -> None:
                 raise _issue(
                     "FA181",
                     f"the document is nested deeper than {limits.max_depth} levels",
-                    smap.span(path),
+                    _toml_span(smap, path),
                     hint="flatten the structure; a policy needs far fewer levels",
                 )
             items = value.items() if isinstance(value, dict) else enumerate(value)
@@ -967,7 +982,7 @@ def _check_values(data: Any, smap: SourceMap, limits: PolicyLimits) -> None:
                         "FA184",
                         f"a key of {len(k):,} characters; the limit is"
                         f" {limits.max_string_length:,}",
-                        smap.span(path),
+                        _toml_span(smap, path),
                     )
                 stack.append((v, (*path, str(k)), depth + 1))
         elif isinstance(value, str):
@@ -976,7 +991,7 @@ def _check_values(data: Any, smap: SourceMap, limits: PolicyLimits) -> None:
                     "FA184",
                     f"a text of {len(value):,} characters; the limit is"
                     f" {limits.max_string_length:,}",
-                    smap.span(path),
+                    _toml_span(smap, path),
                     hint="shorten it, or pass limits=PolicyLimits(max_string_length=...)",
                 )
             bad = _BAD_VALUE.search(value)
@@ -984,14 +999,14 @@ def _check_values(data: Any, smap: SourceMap, limits: PolicyLimits) -> None:
                 raise _issue(
                     "FA187",
                     f"a text holds character {_char_name(bad.group())}",
-                    smap.span(path),
+                    _toml_span(smap, path),
                     hint="remove it",
                 )
         elif isinstance(value, float) and (value != value or value in (math.inf, -math.inf)):
             raise _issue(
                 "FA186",
                 f"`{value}` is not a finite number",
-                smap.span(path),
+                _toml_span(smap, path),
                 hint="NaN and infinities are refused in every policy number: leave the bound"
                 " out for no bound, or give the number itself",
             )
