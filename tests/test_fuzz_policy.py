@@ -13,6 +13,7 @@ Budget: the hypothesis profile's ``max_examples`` per campaign (``ci``: 120; ``t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -118,6 +119,7 @@ class Campaign:
     unlocated: list[str] = field(default_factory=list)
     worst: float = 0.0
     worst_case: str = ""
+    worst_action: Callable[[], None] | None = None
 
     def run(self, label: str, action: Callable[[], None]) -> None:
         self.cases += 1
@@ -135,11 +137,23 @@ class Campaign:
                     self.unlocated.append(f"{label}: {issue}")
         except FairallocError:
             self.own_errors += 1
-        except Exception as e:  # anything else is a crash  # noqa: BLE001
+        except Exception as e:  # anything else is a crash
             self.crashes.append(f"{label}: {type(e).__name__}: {e}"[:500])
         took = time.perf_counter() - start
         if took > self.worst:
-            self.worst, self.worst_case = took, label[:200]
+            self.worst, self.worst_case, self.worst_action = took, label[:200], action
+
+    def rerun_worst(self) -> float:
+        """The worst case timed again (best of three): one slow first run may be the machine."""
+        if self.worst_action is None:
+            return 0.0
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            with contextlib.suppress(FairallocError):
+                self.worst_action()
+            times.append(time.perf_counter() - start)
+        return min(times)
 
     def report(self) -> None:
         line = {
@@ -151,6 +165,7 @@ class Campaign:
             "hangs": self.hangs,
             "unlocated": len(self.unlocated),
             "worst_seconds": round(self.worst, 4),
+            "worst_again_seconds": round(self.rerun_worst(), 4),
             "worst_case": self.worst_case,
         }
         print(json.dumps(line, ensure_ascii=False))
@@ -167,7 +182,7 @@ class _Hang(BaseException):
     pass
 
 
-class _deadline:  # noqa: N801 - used as a context manager
+class _deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
@@ -494,7 +509,7 @@ def corrupted(draw: st.DrawFn, text: str) -> tuple[str, str]:
     return text, ",".join(how)
 
 
-def alias_bomb(width: int, depth: int, recursive: bool) -> str:  # noqa: FBT001
+def alias_bomb(width: int, depth: int, recursive: bool) -> str:
     lines = [f"b0: &b0 [{', '.join(['x'] * width)}]"]
     for i in range(1, depth):
         lines.append(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * width)}]")
@@ -545,17 +560,15 @@ def test_fuzz_expressions() -> None:
 
     @FUZZ
     @given(expression_text(), st.sampled_from(EXPR_FIELDS), st.booleans())
-    def case(expr: str, where: tuple[Any, ...], as_json: bool) -> None:  # noqa: FBT001
+    def case(expr: str, where: tuple[Any, ...], as_json: bool) -> None:
         doc = copy.deepcopy(BASE)
         set_at(doc, where, expr)
         text = to_json(doc, ascii_only=False) if as_json else to_yaml(doc, flow=False, unicode=True)
         fmt = "json" if as_json else "yaml"
 
         def attempt() -> None:
-            try:
+            with contextlib.suppress(ExprSyntaxError):
                 parse(expr)
-            except ExprSyntaxError:
-                pass
             load_and_use(text, fmt)
 
         campaign.run(f"{where!r}: {expr!r}"[:300], attempt)

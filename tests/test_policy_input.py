@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import pickle
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,7 @@ import pytest
 import fairalloc as fa
 from fairalloc._compiler import CompiledPolicy, compiled_for
 from fairalloc.errors import PolicyError, PolicyIssue
-from fairalloc.policy import DEFAULT_LIMITS, PolicyLimits
-from fairalloc.policy import _load
+from fairalloc.policy import DEFAULT_LIMITS, PolicyLimits, _load
 
 HEAD = """\
 fairalloc: 1
@@ -33,12 +31,12 @@ attributes:
 
 
 @pytest.fixture(params=[True, False], ids=["libyaml", "pure-python"])
-def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+def yaml_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Run a test with libyaml's parser and with PyYAML's own: the results must not differ."""
     if request.param and not _load.USE_LIBYAML:
         pytest.skip("PyYAML without libyaml")
     monkeypatch.setattr(_load, "USE_LIBYAML", request.param)
-    yield request.param
+    return request.param
 
 
 def issues(text: str, fmt: str = "yaml", **kw: object) -> list[PolicyIssue]:
@@ -61,7 +59,7 @@ def at(issue: PolicyIssue) -> tuple[str, int, int]:
 
 
 def billion_laughs() -> str:
-    lines = ["fairalloc: 1", 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines = ["fairalloc: 1", "a: &a [" + ", ".join(['"lol"'] * 9) + "]"]
     for i in range(1, 10):
         prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
         lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
@@ -160,12 +158,7 @@ def test_text_and_number_length_limits(yaml_reader: bool) -> None:
 def chain(n: int, *, cycle: bool = False) -> str:
     lines = [f"  d{i}: 'd{i + 1} + 1'" for i in range(n - 1)]
     lines.append(f"  d{n - 1}: '{'d0 + 1' if cycle else 'age'}'")
-    return (
-        HEAD
-        + "derived:\n"
-        + "\n".join(lines)
-        + "\nrules:\n  priority: [{id: p, points: d0}]\n"
-    )
+    return HEAD + "derived:\n" + "\n".join(lines) + "\nrules:\n  priority: [{id: p, points: d0}]\n"
 
 
 @pytest.mark.parametrize("n", [125, 1500])
@@ -268,6 +261,11 @@ def test_json_syntax_errors_are_located() -> None:
     assert at(one('{"a": 1} x', "json")) == ("FA101", 1, 10)
     assert at(one('{"a": "x\ny"}', "json")) == ("FA101", 1, 9)
     assert at(one("{'a': 1}", "json")) == ("FA101", 1, 2)
+
+
+def test_toml_syntax_errors_are_located_even_at_the_end() -> None:
+    assert at(one('a = 1\nb = "x', "toml")) == ("FA101", 2, 7)
+    assert at(one('a = 1\nb = """x', "toml")) == ("FA101", 2, 9)
 
 
 def test_file_that_is_not_utf8_is_located(tmp_path: Path) -> None:

@@ -708,6 +708,12 @@ class _YamlComposer(_Composer):
         """The value of a scalar event."""
         text: str = e.value
         tag = e.tag
+        if tag is None and e.implicit[0] and len(text) <= 64:
+            # The two plain forms most values take, resolved as PyYAML's resolver would.
+            if _PLAIN_INT.fullmatch(text):
+                return int(text)
+            if _PLAIN_WORD.fullmatch(text) and text not in _YAML_WORDS:
+                return text
         if tag is None or tag == "!":
             tag = (
                 self.resolver.resolve(yaml.ScalarNode, text, e.implicit)  # type: ignore[no-untyped-call]
@@ -757,6 +763,14 @@ class _YamlComposer(_Composer):
         return value
 
 
+_PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_PLAIN_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+#: The plain words PyYAML reads as true/false or null.
+_YAML_WORDS = frozenset(
+    w
+    for base in ("yes", "no", "true", "false", "on", "off", "null")
+    for w in (base, base.capitalize(), base.upper())
+)
 _KIND_NAMES = {"timestamp": "date", "int": "whole number", "float": "number", "bool": "true/false"}
 
 
@@ -764,7 +778,8 @@ _KIND_NAMES = {"timestamp": "date", "int": "whole number", "float": "number", "b
 
 _JSON_TOKEN = re.compile(
     r"""[ \t\n\r]*(?:
-      (?P<s>")
+      (?P<k>"[^"\\\x00-\x1f]*"[ \t]*:)
+    | (?P<s>")
     | (?P<n>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
     | (?P<p>[{}\[\]:,])
     | (?P<w>true|false|null|NaN|-?Infinity)
@@ -798,11 +813,20 @@ class _JsonReader(_Composer):
                 start = pos + len(text[pos:]) - len(text[pos:].lstrip(" \t\n\r"))
                 line, line_start = self.advance_lines(pos, start, line, line_start)
                 raise self.syntax(f"unexpected character {text[start]!r}", start, line, line_start)
-            start = m.start(m.lastgroup or "end")
-            line, line_start = self.advance_lines(pos, start, line, line_start)
-            at = (line, start - line_start + 1)
             kind = m.lastgroup
+            start = m.start(kind or "end")
+            if start != pos:
+                line, line_start = self.advance_lines(pos, start, line, line_start)
+            at = (line, start - line_start + 1)
             pos = m.end()
+            if kind == "k":
+                # A key in plain double quotes and its colon, the commonest token by far.
+                if want not in ("key", "first-key"):
+                    raise self.syntax("unexpected `:`", m.end() - 1, line, line_start)
+                key = self.string(text[start + 1 : text.rindex('"', start, pos)], at)
+                self.add(key, at, _Loc(at[0], at[1], '"', start, pos), key_text=key)
+                want = "value"
+                continue
             if kind == "end":
                 if want == "done":
                     break
@@ -904,8 +928,9 @@ def _parse_toml(text: str, filename: str, smap: SourceMap, limits: PolicyLimits)
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
-        line, col = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
+        # tomllib says "(at end of document)" for what ends too early: that is the last line.
+        line, col = (int(m.group(1)), int(m.group(2))) if m else _line_col(text, len(text))
+        msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(e))
         raise _issue("FA101", f"TOML syntax: {msg}", SourceSpan(filename, line, col)) from None
     except (ValueError, RecursionError) as e:  # pragma: no cover - the prescan bounds both
         raise _issue("FA101", f"TOML: {e}", SourceSpan(filename)) from None
