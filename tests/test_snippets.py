@@ -26,7 +26,9 @@ NOT_RUN = ("pip ", "python3 -m venv", "mkdocs ", "cd ", "git ", "bash ", "export
 
 
 def _blocks(page: Path, language: str) -> list[str]:
-    return [body for lang, body in FENCE.findall(page.read_text(encoding="utf-8")) if lang == language]
+    return [
+        body for lang, body in FENCE.findall(page.read_text(encoding="utf-8")) if lang == language
+    ]
 
 
 def _pages(language: str) -> list[Path]:
@@ -69,15 +71,13 @@ def _commands(page: Path) -> list[tuple[str, int]]:
 @pytest.mark.parametrize(
     "page", [p for p in PAGES if _commands(p)], ids=lambda p: str(p.relative_to(ROOT))
 )
-def test_shell_snippets_run(
-    page: Path, scratch: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_shell_snippets_run(page: Path, scratch: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for command, expected in _commands(page):
         try:
             status = main(shlex.split(command)[1:])
         except SystemExit as e:
             status = int(e.code or 0)
-        out, err = capsys.readouterr()
+        err = capsys.readouterr().err
         assert status == expected, f"{page.name}: `{command}` exited {status}:\n{err}"
         assert "Traceback" not in err
 
