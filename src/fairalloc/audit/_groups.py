@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 from fairalloc.allocation._result import Allocation
 
 if TYPE_CHECKING:
@@ -572,6 +573,7 @@ class GroupStatistics:
 
     def to_pandas(self) -> pd.DataFrame:
         """The rows as a DataFrame (requires pandas)."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         return pd.DataFrame.from_records(self.rows)
@@ -988,6 +990,7 @@ class ScaleAudit:
 
     def to_pandas(self) -> pd.DataFrame:
         """The rows as a DataFrame (requires pandas)."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         return pd.DataFrame.from_records(self.rows)
