@@ -617,6 +617,10 @@ def _sweep_axes(ax: Axes | Sequence[Axes] | None, *, panels: int) -> tuple[Figur
 def _x_axis(ax: Axes, curves: _Curves, *, label: bool) -> None:
     if not curves.numeric:
         ax.set_xticks(curves.positions, labels=[_shown(v) for v in curves.values])
+    elif all(isinstance(v, int) and not isinstance(v, bool) for v in curves.values):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ages, counts: no 62.5
     if curves.base is not None:
         value = _num(curves.base) if curves.numeric else _shown(curves.values[int(curves.base)])
         ax.axvline(

@@ -398,6 +398,7 @@ def summarize(
     group_by: Sequence[str] | None,
     strata: str | None,
     intersections: bool,
+    bins: Mapping[str, Sequence[float]] | None = None,
     recomputed: tuple[str, ...] = (),
 ) -> tuple[SweepPoint, npt.NDArray[np.bool_]]:
     """One point's outcome and the residents selected (served, or eligible)."""
@@ -419,6 +420,7 @@ def summarize(
         attributes=group_by,
         strata=strata,
         intersections=intersections,
+        bins=bins,
     )
     point = SweepPoint(
         values=values,
@@ -727,7 +729,18 @@ def sweep(
     cap = capacity_key(cp0)
     params = [k for k in keys if k != cap]
     base_units = allocation_units(cp0, capacity)
-    kw: dict[str, Any] = {"group_by": group_by, "strata": strata, "intersections": intersections}
+    from fairalloc.audit._groups import group_bins
+
+    # Numbers and dates are grouped by the whole population's quartiles, once: each point's
+    # own quartiles would move the groups from point to point.
+    grouped = [*(group_by or population.schema.protected_attributes)]
+    bins = group_bins(population, [a for a in grouped if a in population.schema.attributes])
+    kw: dict[str, Any] = {
+        "group_by": group_by,
+        "strata": strata,
+        "intersections": intersections,
+        "bins": bins,
+    }
 
     base = evaluate_compiled(cp0, population, chunk_size=chunk_size)
     lottery = LotteryKeys(population.ids)

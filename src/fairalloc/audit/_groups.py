@@ -27,8 +27,9 @@ joint table falls back to one :func:`numpy.bincount` per attribute and pair).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GroupStatistics",
     "ScaleAudit",
+    "group_bins",
     "group_statistics",
     "rate_ratio_interval",
     "scale_audit",
@@ -212,8 +214,41 @@ def _attribute_names(population: Population, attributes: Sequence[str] | None) -
     return names
 
 
-def _code_attribute(population: Population, name: str, rows: BoolArray | None) -> _Coded:
-    """Group codes of ``name`` for the residents at ``rows`` (all if None)."""
+def group_bins(population: Population, attributes: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """Fixed group boundaries for the numeric and date attributes among ``attributes``.
+
+    The quartiles of the whole population, as whole numbers for ``int`` and ``date``
+    attributes. Passed to :func:`group_statistics` as ``bins``, they keep the groups the same
+    across several statistics of the same residents (a sweep's points), where the quartiles of
+    each point's eligible residents would move.
+    """
+    bins: dict[str, tuple[float, ...]] = {}
+    for name in attributes:
+        attr = population.schema.attributes[name]
+        if attr.type not in ("int", "float", "date"):
+            continue
+        values = population.columns[name].astype(np.float64)
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            continue
+        edges = np.quantile(present, [0.25, 0.5, 0.75])
+        if attr.type != "float":
+            edges = np.ceil(edges)
+        bins[name] = tuple(float(e) for e in np.unique(edges))
+    return bins
+
+
+def _code_attribute(
+    population: Population,
+    name: str,
+    rows: BoolArray | None,
+    edges: Sequence[float] | None = None,
+) -> _Coded:
+    """Group codes of ``name`` for the residents at ``rows`` (all if None).
+
+    Numbers and dates fall into quartile groups of the residents compared, or into the groups
+    that ``edges`` bound (a value equal to an edge starts the next group).
+    """
     attr = population.schema.attributes[name]
     col = population.columns[name]
     if rows is not None:
@@ -227,19 +262,38 @@ def _code_attribute(population: Population, name: str, rows: BoolArray | None) -
     values = col.astype(np.float64)
     missing = np.isnan(values)
     present = values[~missing]
-    if present.size == 0:
+    labels: list[str] = []
+    if edges is not None:
+        fixed = np.asarray(edges, dtype=np.float64)
+        codes = np.searchsorted(fixed, values, side="right").astype(np.intp)
+        labels = _edge_labels(attr.type, fixed)
+    elif present.size == 0:
         return _Coded(name, np.zeros(len(values), dtype=np.intp), ("missing",))
-    edges = np.unique(np.quantile(present, [0.25, 0.5, 0.75]))
-    codes = np.searchsorted(edges, values, side="right").astype(np.intp)
-    present_codes = codes[~missing] if missing.any() else codes
-    labels = []
-    for b in range(len(edges) + 1):
-        in_bin = present[present_codes == b]
-        labels.append(_range_label(attr.type, in_bin) if in_bin.size else f"bin {b + 1}")
+    else:
+        quartiles = np.unique(np.quantile(present, [0.25, 0.5, 0.75]))
+        codes = np.searchsorted(quartiles, values, side="right").astype(np.intp)
+        present_codes = codes[~missing] if missing.any() else codes
+        for b in range(len(quartiles) + 1):
+            in_bin = present[present_codes == b]
+            labels.append(_range_label(attr.type, in_bin) if in_bin.size else f"bin {b + 1}")
     if missing.any():
         codes[missing] = len(labels)
         labels.append("missing")
     return _Coded(name, codes, tuple(labels))
+
+
+def _edge_labels(kind: str, edges: FloatArray) -> list[str]:
+    """Labels of the groups that ``edges`` bound: below the first, between, from the last."""
+    if kind == "float":
+        shown = [f"{e:g}" for e in edges]
+        inner = [f"{a} to under {b}" for a, b in itertools.pairwise(shown)]
+        return [f"under {shown[0]}", *inner, f"{shown[-1]} and over"]
+
+    def at(x: float) -> str:
+        return (_EPOCH + dt.timedelta(days=int(x))).isoformat() if kind == "date" else str(int(x))
+
+    inner = [at(a) if b - a == 1 else f"{at(a)}–{at(b - 1)}" for a, b in itertools.pairwise(edges)]
+    return [f"up to {at(edges[0] - 1)}", *inner, f"{at(edges[-1])} and over"]
 
 
 def _range_label(kind: str, values: FloatArray) -> str:
@@ -723,6 +777,7 @@ def group_statistics(
     confidence: float = 0.95,
     min_group: int = 10,
     min_expected: float = 5.0,
+    bins: Mapping[str, Sequence[float]] | None = None,
 ) -> GroupStatistics:
     """Selection rates by group of the protected attributes, for the audit and for publication.
 
@@ -759,6 +814,8 @@ def group_statistics(
         confidence: Confidence level of the intervals.
         min_group: Cells with fewer residents are suppressed for publication.
         min_expected: Cells expecting fewer selected (or not selected) are suppressed.
+        bins: Fixed group boundaries of numeric and date attributes (see :func:`group_bins`);
+            by default the quartiles of the residents compared.
 
     Returns:
         The :class:`GroupStatistics`.
@@ -773,7 +830,10 @@ def group_statistics(
     pop = _population_of(ev)
     names = _attribute_names(pop, attributes)
     rows_base: BoolArray | None = None if base.all() else base
-    coded = [_code_attribute(pop, name, rows_base) for name in names]
+    coded = [
+        _code_attribute(pop, name, rows_base, None if bins is None else bins.get(name))
+        for name in names
+    ]
     selected = selected_all if rows_base is None else selected_all[rows_base]
     if strata is not None:
         scale = _graded_scale(ev, strata)
