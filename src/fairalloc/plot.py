@@ -32,6 +32,8 @@ Examples:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,13 +71,29 @@ def _require_matplotlib() -> None:
     require("matplotlib", extra="plot", feature="fairalloc.plot")
 
 
+@functools.cache
+def _figure_class() -> type[Figure]:
+    """A matplotlib ``Figure`` that shows itself in Jupyter, with or without pyplot."""
+    from matplotlib.figure import Figure
+
+    class ShownFigure(Figure):
+        """A figure whose notebook display is its PNG image (pyplot's inline backend not needed)."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=100)
+            return buffer.getvalue()
+
+    return ShownFigure
+
+
 def _canvas(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     """The figure and axes to draw on: the ``ax`` given, or a new figure of ``size`` inches."""
     _require_matplotlib()
     from matplotlib.figure import Figure
 
     if ax is None:
-        fig = Figure(figsize=size, layout="constrained")
+        fig = _figure_class()(figsize=size, layout="constrained")
         return fig, fig.add_subplot()
     root: Any = ax.figure
     while not isinstance(root, Figure):  # axes of a subfigure: draw there, return the figure
