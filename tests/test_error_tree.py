@@ -32,6 +32,7 @@ from fairalloc.errors import (
     AllocationReason,
     ArgumentError,
     ArgumentTypeError,
+    ComparisonError,
     FairallocError,
     PolicyError,
     PopulationError,
@@ -366,6 +367,13 @@ def test_the_classes_keep_the_builtin_they_replace() -> None:
     )
     a = AllocationError("FA656", AllocationReason.UNDECIDED_TIE, "tied", ids=[1, "b"])
     assert (str(a), a.reason, a.ids) == ("FA656 tied", "undecided-tie", ("1", "b"))
+    c = ComparisonError("FA674", "no resident is in both populations")
+    assert isinstance(c, ValueError)
+    assert (str(c), c.code, c.message) == (
+        "FA674 no resident is in both populations",
+        "FA674",
+        "no resident is in both populations",
+    )
 
 
 @pytest.mark.parametrize("cls", [PolicyError, PopulationError])
@@ -527,4 +535,40 @@ def test_a_parameter_without_a_value_in_force_is_still_fa130() -> None:
     (issue,) = [i for i in info.value.issues if i.code == "FA130"]
     assert issue.message == (
         "parameter `cap`: no value in force on 2026-01-01 (the first is from 2030-01-01)"
+    )
+
+
+def test_matching_arguments_and_refusals() -> None:
+    from tests.test_matching import CLUBS, PEOPLE, _clubs
+
+    with pytest.raises(ArgumentError) as unknown:
+        fa.match(_clubs(), PEOPLE, capacities={"golf": 1})
+    e = unknown.value
+    assert (e.code, e.argument, e.value, e.valid) == (
+        "FA609",
+        "capacities",
+        "golf",
+        "gym, pool, chess",
+    )
+    with pytest.raises(ArgumentError) as negative:
+        fa.match(_clubs(), PEOPLE, capacities={"gym": -2})
+    assert (negative.value.code, negative.value.argument) == ("FA601", "capacities[gym]")
+    no_lottery = fa.parse_policy(
+        CLUBS.replace("UNITS", "1").replace(
+            "ranking: {tie_break: [{lottery: {seed: s1}}]}", "ranking: {tie_break: [{by: age}]}"
+        )
+    )
+    with pytest.raises(AllocationError) as refused:
+        fa.match(no_lottery, PEOPLE)
+    assert (refused.value.code, refused.value.reason) == ("FA659", AllocationReason.NO_LOTTERY)
+
+
+def test_a_counterfactual_never_varies_a_protected_attribute() -> None:
+    ev = fa.evaluate(_policy(), RECORDS)
+    with pytest.raises(ArgumentError) as info:
+        fa.explain(ev, "aa", attributes=["age"])
+    assert (info.value.code, info.value.argument, info.value.value) == (
+        "FA604",
+        "attributes",
+        "age",
     )

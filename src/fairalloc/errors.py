@@ -14,6 +14,7 @@ Every error says where the problem is and what would be valid:
   argument it cannot use, naming the argument, the value and what is valid.
 * :class:`AllocationError` is raised when an allocation cannot be made as asked, with a
   machine-readable :class:`AllocationReason` (for example an undecided tie at a cut-off).
+* :class:`ComparisonError` is raised when two policies cannot be compared on their residents.
 
 Every error with a stable code carries it in ``code`` (``FA6xx``, see ``docs/errors.md``).
 
@@ -263,11 +264,21 @@ class ArgumentTypeError(ArgumentError, TypeError):
     """
 
 
-class ComparisonError(ArgumentError):
+class ComparisonError(FairallocError, ValueError):
     """Two policies or their residents cannot be compared as asked; the message says why.
 
-    An :class:`ArgumentError` with a code of its own (``FA670``-``FA679``).
+    The string form is ``CODE message``. (An unknown name or a value out of range among the
+    arguments of a comparison is an :class:`ArgumentError`.)
+
+    Attributes:
+        code: A stable code such as ``FA674`` (see ``docs/errors.md``).
+        message: The message without the code.
     """
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code} {message}")
 
 
 class AllocationReason(StrEnum):
