@@ -570,3 +570,14 @@ def test_a_counterfactual_never_varies_a_protected_attribute() -> None:
         "attributes",
         "age",
     )
+
+
+def test_the_command_line_exits_2_on_an_argument_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from fairalloc.cli import main
+
+    example = ROOT / "examples" / "elderly-care"
+    argv = ["audit", str(example / "policy.yaml"), str(example / "residents.csv")]
+    assert main([*argv, "--strata", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fairalloc audit: error: FA608 `nosuch` is not a graded scale")
+    assert "Traceback" not in err
