@@ -28,6 +28,7 @@ import numpy.typing as npt
 from pydantic import BaseModel
 
 from fairalloc._html import table as html_table
+from fairalloc._optional import require
 from fairalloc.errors import (
     MAX_LISTED,
     ArgumentError,
@@ -421,6 +422,7 @@ class Population:
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame, the id first (requires pandas)."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         data: dict[str, Any] = {self.schema.id_attribute: self.ids.astype(str)}

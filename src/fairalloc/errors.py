@@ -36,6 +36,7 @@ __all__ = [
     "EvaluationError",
     "FairallocError",
     "FairnessViolation",
+    "MissingDependency",
     "PolicyError",
     "PolicyIssue",
     "PopulationError",
@@ -355,3 +356,22 @@ class UsageError(FairallocError, ValueError):
     """
 
     code = "FA900"
+
+
+class MissingDependency(FairallocError, ImportError):
+    """An optional library a feature needs is not installed (code ``FA910``).
+
+    Attributes:
+        module: The missing module.
+        extra: The fairalloc extra that installs it.
+    """
+
+    code = "FA910"
+
+    def __init__(self, module: str, *, extra: str, feature: str = "") -> None:
+        self.module = module
+        self.extra = extra
+        what = f"{feature} needs" if feature else "this needs"
+        super().__init__(
+            f"FA910 {what} {module}, which is not installed: pip install 'fairalloc[{extra}]'"
+        )

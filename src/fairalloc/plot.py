@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 from fairalloc.allocation._result import Allocation
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 
@@ -61,17 +62,12 @@ __all__ = [
     "sweep_curves",
 ]
 
-_INSTALL = "fairalloc.plot needs matplotlib: pip install 'fairalloc[plot]'"
-
 #: Line styles of successive cut-offs, so that they differ without colour.
 _LINE_STYLES = ("solid", "dashed", "dashdot", "dotted")
 
 
 def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as e:
-        raise ImportError(_INSTALL) from e
+    require("matplotlib", extra="plot", feature="fairalloc.plot")
 
 
 def _canvas(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -211,7 +207,7 @@ def score_breakdown(
     Raises:
         KeyError: if no resident has that id.
         TypeError: if ``result`` is neither an evaluation nor an allocation.
-        ImportError: if matplotlib is not installed.
+        MissingDependency: if matplotlib is not installed.
     """
     ev = _evaluation_of(result)
     row = ev.index_of(resident_id)
@@ -279,7 +275,7 @@ def score_distribution(
 
     Raises:
         TypeError: if ``result`` is neither an evaluation nor an allocation.
-        ImportError: if matplotlib is not installed.
+        MissingDependency: if matplotlib is not installed.
     """
     ev = _evaluation_of(result)
     own = ax is None
@@ -433,7 +429,7 @@ def selection_rates(
 
     Raises:
         ValueError: for an unknown grouping or stratum, or when there is no group to show.
-        ImportError: if matplotlib is not installed.
+        MissingDependency: if matplotlib is not installed.
     """
     rows = _rate_rows(stats, groupings, stratum)
     # Rows top to bottom, each grouping under a heading row of its own.
@@ -843,7 +839,7 @@ def sweep_curves(
         ValueError: for an unknown metric, grouping or key, a value the sweep does not have,
             ``served`` without an allocation, or rates of a two-key sweep without ``at``.
         TypeError: if the number of axes given does not match the panels.
-        ImportError: if matplotlib is not installed.
+        MissingDependency: if matplotlib is not installed.
     """
     if metric is not None and metric not in SWEEP_METRICS:
         raise ArgumentError(
@@ -939,7 +935,7 @@ def comparison_groups(
 
     Raises:
         ValueError: if served status was not compared, or for an unknown attribute.
-        ImportError: if matplotlib is not installed.
+        MissingDependency: if matplotlib is not installed.
     """
     before, after = comparison.served_before, comparison.served_after
     if before is None or after is None:

@@ -58,6 +58,7 @@ from fairalloc._evaluation import Evaluation
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 from fairalloc._ranking import lottery_keys
 from fairalloc.errors import AllocationError, AllocationReason, ArgumentError, ArgumentTypeError
 from fairalloc.policy._model import Matching, Policy
@@ -618,6 +619,7 @@ class MatchingResult(Explainable):
         obtained; missing if none), ``resources`` (tuple of ids held, preference order), and one
         boolean column ``holds.<resource>`` per resource.
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         ev = self.evaluation

@@ -48,6 +48,7 @@ from fairalloc._engine import evaluate
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._numeric import micro_scalar
+from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import lottery_keys
 from fairalloc.errors import AllocationError, AllocationReason, ArgumentError, ArgumentTypeError
@@ -735,6 +736,7 @@ class Simulation(Explainable):
 
         Rounds not applicable (never served, never left) are missing values (``<NA>``).
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         def optional(values: npt.NDArray[np.int64], none: int) -> Any:

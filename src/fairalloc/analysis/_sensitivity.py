@@ -36,6 +36,7 @@ from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import DEFAULT_CHUNK, compiled_of, evaluate_compiled, reevaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
+from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import LotteryKeys
 from fairalloc.analysis._sweep import (
@@ -529,6 +530,7 @@ class Sensitivity:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per resident, by id: ``served_now``, ``served_in``, ``frequency``, ``status``."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         df = pd.DataFrame(
@@ -544,6 +546,7 @@ class Sensitivity:
 
     def samples_to_pandas(self) -> pd.DataFrame:
         """One row per sample: the varied weights, residents served and residents changed."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         return pd.DataFrame.from_records(

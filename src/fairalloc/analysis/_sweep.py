@@ -33,6 +33,7 @@ from fairalloc._engine import DEFAULT_CHUNK, compiled_of, evaluate_compiled, ree
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import LotteryKeys, Ranking, rank
 from fairalloc.allocation import Allocation, allocate_evaluation
@@ -200,12 +201,24 @@ def with_parameters(policy: M.Policy | CompiledPolicy, values: Mapping[str, Any]
         >>> older = with_parameters(policy, {"min_age": 65})
         >>> older.parameters["min_age"].value
         65
+        >>> older.policy.version
+        '1+min_age=65'
         >>> fa.evaluate(older, [{"id": "a", "age": 62}]).eligible.tolist()
         [False]
     """
     cp = compiled_of(policy, None)
-    variant = parameter_variant(cp, values)
-    return as_loaded(variant.policy.model_copy(), variant)
+    if not values:
+        return as_loaded(cp.policy.model_copy(), cp)
+    # The variant is another version of the policy: say which, so that comparisons and reports
+    # never read "v2026.1 → v2026.1".
+    meta = cp.policy.policy
+    changed = ", ".join(f"{k}={_jsonable(plain_value(v))}" for k, v in values.items())
+    update = {
+        "parameters": changed_parameters(cp, values),
+        "policy": meta.model_copy(update={"version": f"{meta.version}+{changed}"}),
+    }
+    doc = cp.policy.model_copy(update=update)
+    return as_loaded(doc, compile_variant(cp, doc, _context(values)))
 
 
 # -- ranking with lottery keys drawn once -------------------------------------------------------
@@ -494,6 +507,7 @@ class Sweep:
         ``disparities`` (numbers of groups flagged), then ``rate.<attribute>=<group>`` and
         ``ratio.<attribute>=<group>`` for every group (requires pandas).
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         rows = self._rows()
@@ -506,6 +520,7 @@ class Sweep:
 
     def groups_to_pandas(self) -> pd.DataFrame:
         """One row per grid point and group: the swept values and the group's statistics."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         rows = []
@@ -522,6 +537,7 @@ class Sweep:
 
         One row per resident, by id, and one column per point (requires pandas).
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         if self.served is None:

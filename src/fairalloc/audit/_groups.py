@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 from fairalloc.allocation._result import Allocation
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 
@@ -604,6 +605,7 @@ class GroupStatistics:
 
     def to_pandas(self) -> pd.DataFrame:
         """The rows as a DataFrame (requires pandas)."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         return pd.DataFrame.from_records(self.rows)
@@ -1024,6 +1026,7 @@ class ScaleAudit:
 
     def to_pandas(self) -> pd.DataFrame:
         """The rows as a DataFrame (requires pandas)."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         return pd.DataFrame.from_records(self.rows)
