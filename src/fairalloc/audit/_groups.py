@@ -41,6 +41,7 @@ from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 from fairalloc.allocation._result import Allocation
+from fairalloc.errors import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +76,12 @@ BoolArray = npt.NDArray[np.bool_]
 
 def _z(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+        raise ArgumentError(
+            "FA600",
+            f"confidence must be between 0 and 1, got {confidence}",
+            argument="confidence",
+            value=confidence,
+        )
     return NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
@@ -116,7 +122,9 @@ def wilson_interval(selected: int, n: int, *, confidence: float = 0.95) -> tuple
         (0.0362, 0.6245)
     """
     if n <= 0 or not 0 <= selected <= n:
-        raise ValueError(f"need 0 <= selected <= n and n > 0, got {selected} of {n}")
+        raise ArgumentError(
+            "FA600", f"need 0 <= selected <= n and n > 0, got {selected} of {n}", value=selected
+        )
     lo, hi = _wilson(np.array([float(selected)]), np.array([float(n)]), _z(confidence))
     return float(lo[0]), float(hi[0])
 
@@ -168,9 +176,14 @@ def rate_ratio_interval(
         (0.5, 0.316, 0.792)
     """
     if n <= 0 or ref_n <= 0 or not 0 <= selected <= n or not 0 <= ref_selected <= ref_n:
-        raise ValueError("counts must satisfy 0 <= selected <= n with n > 0")
+        raise ArgumentError("FA600", "counts must satisfy 0 <= selected <= n with n > 0")
     if ref_selected == 0:
-        raise ValueError("nobody in the reference group is selected: the ratio is undefined")
+        raise ArgumentError(
+            "FA621",
+            "nobody in the reference group is selected: the ratio is undefined",
+            argument="ref_selected",
+            value=0,
+        )
     lo, hi, _ = _katz(
         np.array([float(selected)]),
         np.array([float(n)]),
@@ -196,7 +209,9 @@ class _Coded:
 def _population_of(evaluation: Evaluation) -> Population:
     pop = evaluation.population
     if pop is None:
-        raise ValueError("the evaluation does not hold its residents (population is None)")
+        raise ArgumentError(
+            "FA610", "the evaluation does not hold its residents (population is None)"
+        )
     return pop
 
 
@@ -210,7 +225,13 @@ def _attribute_names(population: Population, attributes: Sequence[str] | None) -
     for name in names:
         if name not in population.columns:
             known = ", ".join(c for c in population.columns)
-            raise ValueError(f"no attribute `{name}` to group by; attributes: {known}")
+            raise ArgumentError(
+                "FA602",
+                f"no attribute `{name}` to group by; attributes: {known}",
+                argument="attributes",
+                value=name,
+                valid=known,
+            )
     return names
 
 
@@ -258,7 +279,12 @@ def _code_attribute(
     if attr.type == "bool":
         return _Coded(name, col.astype(np.intp), ("false", "true"))
     if attr.type not in ("int", "float", "date"):
-        raise ValueError(f"cannot group by `{name}`: a {attr.type} attribute has no groups")
+        raise ArgumentError(
+            "FA603",
+            f"cannot group by `{name}`: a {attr.type} attribute has no groups",
+            argument="attributes",
+            value=name,
+        )
     values = col.astype(np.float64)
     missing = np.isnan(values)
     present = values[~missing]
@@ -312,7 +338,13 @@ def _graded_scale(evaluation: Evaluation, path: str) -> ScaleNode:
         if s.path == path:
             return s
     names = ", ".join(s.path for s in graded) or "none"
-    raise ValueError(f"`{path}` is not a graded scale; graded scales: {names}")
+    raise ArgumentError(
+        "FA608",
+        f"`{path}` is not a graded scale; graded scales: {names}",
+        argument="strata",
+        value=path,
+        valid=names,
+    )
 
 
 # -- counting -----------------------------------------------------------------------------------
@@ -765,7 +797,11 @@ def _outcome_of(result: Allocation | Evaluation) -> tuple[Evaluation, BoolArray,
         return ev, np.asarray(ev.eligible, dtype=bool), np.asarray(result.served), "served"
     if isinstance(result, Evaluation):
         return result, np.ones(result.n, dtype=bool), np.asarray(result.eligible), "eligible"
-    raise TypeError(f"give an Allocation or an Evaluation, not {type(result).__name__}")
+    raise ArgumentTypeError(
+        "FA640",
+        f"give an Allocation or an Evaluation, not {type(result).__name__}",
+        argument="result",
+    )
 
 
 def group_statistics(
@@ -1163,7 +1199,13 @@ def scale_audit(
     ev = evaluation.evaluation if isinstance(evaluation, Allocation) else evaluation
     z = _z(confidence)
     if among not in ("eligible", "all"):
-        raise ValueError(f"among must be `eligible` or `all`, got {among!r}")
+        raise ArgumentError(
+            "FA606",
+            f"among must be `eligible` or `all`, got {among!r}",
+            argument="among",
+            value=among,
+            valid="eligible, all",
+        )
     pop = _population_of(ev)
     names = _attribute_names(pop, attributes)
     rows_mask: BoolArray | None = (

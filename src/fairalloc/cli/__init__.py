@@ -40,7 +40,7 @@ from fairalloc.cli import (
     _validate,
 )
 from fairalloc.cli._common import check_not_an_input
-from fairalloc.errors import FairallocError, UsageError
+from fairalloc.errors import ArgumentError, FairallocError, UsageError
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "out", None), (getattr(args, name) for name in args.inputs)
         )
         return int(args.handler(args))
-    except UsageError as e:
+    except (UsageError, ArgumentError) as e:  # an option value the library cannot use
         print(f"fairalloc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FairallocError as e:
