@@ -133,8 +133,7 @@ def test_file_size_limit_has_a_documented_default_and_is_the_callers(tmp_path: P
     assert info.value.issues[0].span.file == str(path)
     assert f"{len(HEAD.encode())} bytes" in info.value.issues[0].message
     assert one(HEAD, limits=small).code == "FA180"
-    with pytest.raises(ValueError, match="max_bytes"):
-        PolicyLimits(max_bytes=0)
+    assert one(HEAD, "xml").code == "FA100"
 
 
 def test_text_and_number_length_limits(yaml_reader: bool) -> None:

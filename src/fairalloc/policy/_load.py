@@ -147,7 +147,8 @@ class PolicyLimits:
         max_alias_values: How many values YAML aliases may add, counting every value inside an
             aliased mapping or list each time the alias is used (``FA182``).
         max_string_length: Characters in one text value or key (``FA184``).
-        max_number_length: Characters in one number as written (``FA185``).
+        max_number_length: Characters in one number as written (``FA185``); at most 4300,
+            the most digits Python converts.
     """
 
     max_bytes: int = 64 * 1024 * 1024
@@ -156,17 +157,10 @@ class PolicyLimits:
     max_string_length: int = 100_000
     max_number_length: int = 100
 
-    def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_depth", "max_alias_values", "max_string_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"PolicyLimits.{name} must be a positive whole number")
-        # Python refuses to read integers of more than 4300 digits.
-        if not 1 <= self.max_number_length <= 4300:
-            raise ValueError("PolicyLimits.max_number_length must be from 1 to 4300")
-
 
 DEFAULT_LIMITS = PolicyLimits()
+#: The most digits Python turns into an integer (``sys.get_int_max_str_digits()``'s default).
+_PYTHON_MAX_DIGITS = 4300
 
 #: Characters no policy text may hold: controls other than tab and line ends, surrogates and
 #: the non-characters U+FFFE/U+FFFF (the characters YAML itself refuses, applied to all formats).
@@ -304,7 +298,12 @@ def parse_policy(
     elif format == "yaml":
         data = _parse_yaml(text, filename, smap, lim)
     else:
-        raise ValueError(f"format must be yaml, json or toml, not {format!r}")
+        raise _issue(
+            "FA100",
+            f"unknown format {format!r}",
+            SourceSpan(filename),
+            hint="format= is yaml, json or toml",
+        )
     return build_policy(data, smap)
 
 
@@ -496,11 +495,11 @@ class _Composer:
         return value
 
     def number_text(self, text: str, at: tuple[int, int]) -> None:
-        if len(text) > self.limits.max_number_length:
+        if len(text) > min(self.limits.max_number_length, _PYTHON_MAX_DIGITS):
             raise self.fail(
                 "FA185",
                 f"a number of {len(text):,} characters; the limit is"
-                f" {self.limits.max_number_length}",
+                f" {min(self.limits.max_number_length, _PYTHON_MAX_DIGITS)}",
                 at,
                 hint="policy numbers are float64: 17 significant digits are all that count",
             )
@@ -940,7 +939,8 @@ def _parse_toml(text: str, filename: str, smap: SourceMap, limits: PolicyLimits)
 
 def _toml_prescan(text: str, filename: str, limits: PolicyLimits) -> None:
     """Refuse nesting and numbers the TOML reader would recurse into or choke on, located."""
-    scan = re.compile(_TOML_SCAN.pattern % (limits.max_number_length + 1), _TOML_SCAN.flags)
+    longest = min(limits.max_number_length, _PYTHON_MAX_DIGITS)
+    scan = re.compile(_TOML_SCAN.pattern % (longest + 1), _TOML_SCAN.flags)
     depth = 0
     line_start = 0
     for m in scan.finditer(text):
@@ -966,8 +966,7 @@ def _toml_prescan(text: str, filename: str, limits: PolicyLimits) -> None:
             line, col = _line_col(text, m.start())
             raise _issue(
                 "FA185",
-                f"a number of {len(m.group()):,} characters; the limit is"
-                f" {limits.max_number_length}",
+                f"a number of {len(m.group()):,} characters; the limit is {longest}",
                 SourceSpan(filename, line, col),
                 hint="policy numbers are float64: 17 significant digits are all that count",
             )
