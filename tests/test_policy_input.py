@@ -472,3 +472,14 @@ def test_as_of_survives_pickling() -> None:
 def test_toml_values_too_deep_for_any_bracket_are_located_below() -> None:
     text = 'title = "x"\n\n[' + ".".join(["a"] * 70) + "]\nb = 1\n"
     assert at(one(text, "toml")) == ("FA181", 3, 1)
+
+
+def test_long_chains_of_derived_values_are_allocated_explained_and_compared() -> None:
+    text = chain(1500).replace("rules:", "allocation: {capacity: 1}\nrules:")
+    p = fa.parse_policy(text)
+    rows = [{"id": "a", "age": 70, "alone": True}, {"id": "b", "age": 71, "alone": False}]
+    result = fa.allocate(p, rows)
+    assert "position 2 of 2" in result.explain("a").render("text")
+    changed = fa.parse_policy(text.replace("d1499: 'age'", "d1499: 'age + 1'"))
+    diff = fa.policy_diff(p, changed)
+    assert len(diff.changes) == 1

@@ -961,17 +961,27 @@ def expression_reads(policy: Policy) -> dict[str, frozenset[str]]:
 
     closed: dict[str, frozenset[str]] = {}
 
-    def close(part: str, seen: frozenset[str]) -> frozenset[str]:
-        if part in closed:
-            return closed[part]
-        names = set(direct.get(part, ()))
-        for d in list(names):
-            if d in policy.derived and d not in seen:
-                names |= close(f"derived:{d}", seen | {d})
-        closed[part] = frozenset(names)
+    def close(part: str) -> frozenset[str]:
+        # Without recursion, so that chains of derived values of any length close; a cycle
+        # (only in a policy that failed to load) is cut where it closes.
+        stack, open_ = [part], {part}
+        while stack:
+            top = stack[-1]
+            inner = [f"derived:{d}" for d in direct.get(top, ()) if d in policy.derived]
+            pending = [d for d in inner if d not in closed and d not in open_]
+            if pending:
+                stack.extend(pending)
+                open_.update(pending)
+                continue
+            names = set(direct.get(top, ()))
+            for d in inner:
+                names |= closed.get(d, frozenset())
+            closed[top] = frozenset(names)
+            stack.pop()
+            open_.discard(top)
         return closed[part]
 
-    return {part: close(part, frozenset()) for part in direct}
+    return {part: closed.get(part) or close(part) for part in direct}
 
 
 def _indicators(policy: Policy) -> Iterator[tuple[str, Any]]:
