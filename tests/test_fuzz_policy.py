@@ -575,3 +575,37 @@ def test_fuzz_expressions() -> None:
 
     case()
     campaign.report()
+
+
+@pytest.mark.slow
+def test_libyaml_and_pyyaml_read_every_text_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same values and locations, or the same error at the same place, with either parser."""
+    from fairalloc.policy import _load
+
+    if not _load.USE_LIBYAML:
+        pytest.skip("PyYAML without libyaml")
+    campaign = Campaign("policy files (yaml, libyaml against pure Python)")
+
+    def outcome(text: str, *, c: bool) -> object:
+        monkeypatch.setattr(_load, "USE_LIBYAML", c)
+        try:
+            policy = fa.parse_policy(text, filename="f.yaml")
+        except PolicyError as e:
+            return [str(i) for i in e.issues]
+        return policy.model_dump(), dict(policy._origin.locs)
+
+    @FUZZ
+    @given(mutated_document(), st.data())
+    def case(mutated: tuple[Any, str], data: st.DataObject) -> None:
+        doc, how = mutated
+        text = to_yaml(doc, flow=data.draw(st.booleans()), unicode=data.draw(st.booleans()))
+        text, damage = data.draw(corrupted(text))
+
+        def compare() -> None:
+            with_c, without = outcome(text, c=True), outcome(text, c=False)
+            assert with_c == without, (text, with_c, without)
+
+        campaign.run(f"{how} | {damage}", compare)
+
+    case()
+    campaign.report()
