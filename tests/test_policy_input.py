@@ -154,15 +154,19 @@ def test_text_and_number_length_limits(yaml_reader: bool) -> None:
 # -- derived values: any number, any order ----------------------------------------------------
 
 
-def chain(n: int, *, cycle: bool = False) -> str:
+def chain(n: int, *, cycle: bool = False, used_first: bool = True) -> str:
+    """``d0`` reads ``d1``, which reads ``d2``, ... down to ``age`` (or round to ``d0``)."""
     lines = [f"  d{i}: 'd{i + 1} + 1'" for i in range(n - 1)]
     lines.append(f"  d{n - 1}: '{'d0 + 1' if cycle else 'age'}'")
+    if not used_first:  # each declared before the one that uses it
+        lines.reverse()
     return HEAD + "derived:\n" + "\n".join(lines) + "\nrules:\n  priority: [{id: p, points: d0}]\n"
 
 
+@pytest.mark.parametrize("used_first", [False, True], ids=["declared-first", "used-first"])
 @pytest.mark.parametrize("n", [125, 1500])
-def test_derived_values_declared_before_use_load_and_evaluate(n: int) -> None:
-    p = fa.parse_policy(chain(n))
+def test_derived_values_in_any_order_load_and_evaluate(n: int, used_first: bool) -> None:
+    p = fa.parse_policy(chain(n, used_first=used_first))
     ev = fa.evaluate(p, [{"id": "r1", "age": 70, "alone": True}])
     assert ev.score[0] == 70 + n - 1
     reads = compiled_for(p).reads["rule:p"]
