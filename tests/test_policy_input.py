@@ -487,3 +487,19 @@ def test_long_chains_of_derived_values_are_allocated_explained_and_compared() ->
     changed = fa.parse_policy(text.replace("d1499: 'age'", "d1499: 'age + 1'"))
     diff = fa.policy_diff(p, changed)
     assert len(diff.changes) == 1
+
+
+def test_the_garbage_collector_runs_again_after_any_load() -> None:
+    import gc
+
+    fa.parse_policy(HEAD)
+    assert gc.isenabled()
+    with pytest.raises(PolicyError):
+        fa.parse_policy(HEAD + "x: .nan\n")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        fa.parse_policy(HEAD)
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -6,7 +6,7 @@ import datetime as dt
 import os
 from typing import Any
 
-from fairalloc.policy._load import DEFAULT_LIMITS, Format, PolicyLimits, read_policy
+from fairalloc.policy._load import DEFAULT_LIMITS, Format, PolicyLimits, paused_gc, read_policy
 from fairalloc.policy._load import parse_policy as _parse
 from fairalloc.policy._model import Policy
 
@@ -42,8 +42,9 @@ def load_policy(
         FairnessViolation: if the only problems are unjustified reads of protected attributes.
         OSError: if the file cannot be read.
     """
-    policy = read_policy(path, format=format, limits=limits)
-    _check(policy, as_of, audit=audit)
+    with paused_gc():
+        policy = read_policy(path, format=format, limits=limits)
+        _check(policy, as_of, audit=audit)
     return policy
 
 
@@ -57,8 +58,9 @@ def parse_policy(
     limits: PolicyLimits | None = None,
 ) -> Policy:
     """Parse and completely check policy text (see :func:`load_policy`)."""
-    policy = _parse(text, format=format, filename=filename, limits=limits)
-    _check(policy, as_of, audit=audit)
+    with paused_gc():
+        policy = _parse(text, format=format, filename=filename, limits=limits)
+        _check(policy, as_of, audit=audit)
     return policy
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import gc
 import json
 import math
 import os
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,7 @@ __all__ = [
     "SourceMap",
     "dotted",
     "parse_policy",
+    "paused_gc",
     "read_policy",
 ]
 
@@ -187,6 +189,23 @@ def _char_name(ch: str) -> str:
 
 
 # -- reading --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a policy is read and checked.
+
+    A large file makes millions of objects, none of them garbage; each pass of the collector
+    would walk them all again, and loading would grow faster than the file.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def read_policy(
