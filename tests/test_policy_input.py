@@ -503,3 +503,52 @@ def test_the_garbage_collector_runs_again_after_any_load() -> None:
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+# -- expressions ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "offset", "fixed"),
+    [
+        ("age >= ৪0", 7, "40"),
+        ("age >= ６０", 7, "60"),
+        ("age >= 4৪", 8, "44"),
+        ("age + 1.৫", 8, "1.5"),
+        ("age in 1..৫", 10, "1..5"),
+        ("৪", 0, "4"),
+    ],
+)
+def test_numbers_in_other_scripts_are_fa208_at_the_digit(
+    text: str, offset: int, fixed: str
+) -> None:
+    from fairalloc.expr._parser import ExprSyntaxError, parse
+
+    with pytest.raises(ExprSyntaxError) as info:
+        parse(text)
+    assert (info.value.code, info.value.offset) == ("FA208", offset)
+    assert info.value.hint.endswith(f"write `{fixed}`")
+
+
+@pytest.mark.parametrize("text", ["age² > 1", "年龄 > 60", "age >= 60\u00a0and alone"])
+def test_other_unicode_in_expressions(text: str) -> None:
+    from fairalloc.expr._parser import ExprSyntaxError, parse
+
+    if "\u00a0" in text:  # a no-break space is a space
+        parse(text)
+        return
+    with pytest.raises(ExprSyntaxError) as info:
+        parse(text)
+    assert info.value.code == "FA201"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(" * 10_000 + "age" + ")" * 10_000, "-" * 3_999 + "1", "not " * 999 + "alone"],
+    ids=["parentheses", "minus", "not"],
+)
+def test_deep_expressions_are_located_errors(text: str) -> None:
+    doc = HEAD + f"rules:\n  eligibility: [{{id: e, when: '{text}'}}]\n"
+    issue = one(doc)
+    assert issue.code == "FA201"
+    assert issue.span.line == 8
