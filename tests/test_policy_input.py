@@ -552,3 +552,16 @@ def test_deep_expressions_are_located_errors(text: str) -> None:
     issue = one(doc)
     assert issue.code == "FA201"
     assert issue.span.line == 8
+
+
+@pytest.mark.parametrize(
+    "text", ["f\tairalloc: 1\n", "a: x\ty\n", "a: [x\t, y]\n", "a:\t1\n", "a: 1\n\ufeffb: 2\n"]
+)
+def test_tabs_and_inner_byte_order_marks_read_as_pyyaml_reads_them(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = []
+    for use in (True, False):
+        monkeypatch.setattr(_load, "USE_LIBYAML", use)
+        found.append([str(i) for i in issues(text)])
+    assert found[0] == found[1]

@@ -566,7 +566,10 @@ USE_LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
 
 
 def _parse_yaml(text: str, filename: str, smap: SourceMap, limits: PolicyLimits) -> Any:
-    if USE_LIBYAML:
+    # libyaml reads tabs inside lines and byte-order marks inside the text differently from
+    # PyYAML's parser (it accepts `a: x<TAB>y`, which PyYAML refuses): such texts, rare in
+    # policies, go to PyYAML's parser alone, so that a file reads the same either way.
+    if USE_LIBYAML and "\t" not in text and "\ufeff" not in text:
         try:
             return _YamlComposer(text, filename, smap, limits, c=True).read()
         except yaml.YAMLError:
