@@ -769,6 +769,7 @@ class _Builder:
                 self.params[name] = (param.values or [])[0].value
 
     def build_scope(self) -> None:
+        _ins.check_allowed_values(self)
         for name, a in self.p.attributes.items():
             if a.role == "id":
                 continue
@@ -899,7 +900,8 @@ class _Builder:
                 continue
             if name in self.derived_tables:
                 _ins.compile_derived_table(cp, name, self.derived_tables[name])
-            elif c.type.kind == "bool":
+                continue
+            if c.type.kind == "bool":
                 kc, nan = compile_cond(c.ir, cp._derived_nan)
                 cp._derived[name] = ("cond", kc)
             else:

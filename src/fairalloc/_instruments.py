@@ -43,6 +43,38 @@ _OPS = ("<=", ">=", "!=", "==", "<", ">")
 _MAX_TOTALS = 20_000
 
 
+def check_allowed_values(b: _Builder) -> None:
+    """An attribute's allowed ``values``: numbers only, distinct, within its bounds (FA430)."""
+    for name, a in b.p.attributes.items():
+        if a.values is None:
+            continue
+        where: PathKey = ("attributes", name, "values")
+        if a.type not in ("int", "float"):
+            b.issue(
+                "FA430",
+                f"`values` apply to int and float attributes, not {a.type}",
+                where,
+                hint="give a category or ordinal `levels` instead",
+            )
+            continue
+        problems = []
+        if len(set(a.values)) != len(a.values):
+            problems.append("they must be distinct")
+        if a.type == "int" and any(not float(v).is_integer() for v in a.values):
+            problems.append("an int attribute's values must be whole numbers")
+        lo = a.min if isinstance(a.min, int | float) else None
+        hi = a.max if isinstance(a.max, int | float) else None
+        out = [v for v in a.values if (lo is not None and v < lo) or (hi is not None and v > hi)]
+        if out:
+            problems.append(f"{', '.join(_cell_text(float(v)) for v in out)} outside min/max")
+        if a.default is not None and isinstance(a.default, int | float) and (
+            float(a.default) not in a.values
+        ):
+            problems.append(f"the default {_cell_text(float(a.default))} is not one of them")
+        for p in problems:
+            b.issue("FA430", f"allowed values of `{name}`: {p}", where)
+
+
 # -- compiling tables ---------------------------------------------------------------------------
 
 
