@@ -34,6 +34,7 @@ __all__ = [
     "evaluate",
     "evaluate_compiled",
     "indicator_inputs",
+    "table_inputs",
     "reevaluate",
 ]
 
@@ -511,6 +512,19 @@ def indicator_inputs(
             raw = _uncapped_points(ind, frame, k, ids)
             out.capped[:, i] = _capped(ind, raw) != raw
     return out
+
+
+def table_inputs(
+    cp: CompiledPolicy, population: Population, rows: npt.NDArray[np.intp]
+) -> list[list[npt.NDArray[np.float64]]]:
+    """Each decision table's input values for ``rows``, as the engine read them.
+
+    For residents the engine has evaluated; explanations show these beside the row that applied.
+    """
+    ids = population.ids[rows]
+    chunk = _Chunk(cp, {c: v[rows] for c, v in population.columns.items()}, ids)
+    with np.errstate(all="ignore"):
+        return [t.inputs(chunk.frame, len(rows)) for t in cp.tables]
 
 
 def _indicator_points(

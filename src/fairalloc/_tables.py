@@ -139,7 +139,7 @@ class Domain:
 
     def label(self, x: float) -> str:
         """``x`` as written in a policy: a level's name, true/false, or a number."""
-        if self.values is not None and self.labels:
+        if self.values is not None and self.labels and x in self.values:
             return self.labels[self.values.index(x)]
         return _num(x)
 

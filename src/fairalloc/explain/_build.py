@@ -30,6 +30,7 @@ from fairalloc.explain._facts import (
     Outcome,
     PriorityLine,
     ScaleLine,
+    TableLine,
     TermLine,
     Text,
     Value,
@@ -173,6 +174,7 @@ def build_facts(
         lottery=lottery,
         choices=choices,
         counterfactuals=cfs,
+        tables=_tables(ev, row),
         target=target,
         notes=tuple(notes),
     )
@@ -330,6 +332,49 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
                 points_micro=int(ev.points[row, code.criterion]),
                 reads=reads,
                 counts=weights[code.criterion] != 0,
+            )
+        )
+    return tuple(out)
+
+
+def _tables(ev: Evaluation, row: int) -> tuple[TableLine, ...]:
+    cp = ev.policy
+    pop = ev.population
+    if not cp.tables or pop is None:
+        return ()
+    inputs = _engine.table_inputs(cp, pop, np.array([row], dtype=np.intp))
+    doc = cp.policy
+    out = []
+    for t, values in zip(cp.tables, inputs, strict=True):
+        k = int(ev.table_rows[row, t.index])
+        kind, _, name = t.part.partition(":")
+        output_title = None
+        if kind == "derived":
+            title = doc.derived[name].title
+            table = doc.derived[name].table
+        else:
+            node: Any = _doc_at(cp, t.doc_path[:-1])
+            title = node.title
+            table = node.table if kind == "indicator" else node.grade_table
+            if kind == "grade":
+                output_title = next(
+                    (g.title for g in node.grades if g.grade == t.output_labels[k]), None
+                )
+        assert table is not None
+        out.append(
+            TableLine(
+                part=t.part,
+                title=title,
+                hit=t.hit,
+                row=k,
+                row_title=table.rows[k].title,
+                inputs=tuple(
+                    (n, e, d.label(float(v[0])))
+                    for n, e, d, v in zip(t.names, t.texts, t.domains, values, strict=True)
+                ),
+                cells=tuple((n, c.text) for n, c in zip(t.names, t.cells[k], strict=True)),
+                output=t.output_labels[k],
+                output_title=output_title,
             )
         )
     return tuple(out)
