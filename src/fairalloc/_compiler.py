@@ -303,6 +303,8 @@ class CompiledPolicy:
     warnings: tuple[PolicyIssue, ...] = ()
     #: Whether any part reads a scale's grade or total (evaluation order follows the reads).
     reads_scales: bool = False
+    #: Each derived value's type: ``number``, ``bool``, ``date`` or the levels of a level.
+    derived_types: dict[str, Type] = field(default_factory=dict)
     _rotation_band: _AllocExpr | None = None
     _shape: object = None
 
@@ -693,6 +695,7 @@ class _Builder:
             source_map=self.smap,
         )
         self.compile_derived(cp)
+        cp.derived_types = {n: c.type for n, c in self.checked_derived.items()}
         self.compile_scales(cp)
         self.compile_rules(cp)
         self.compile_score(cp)

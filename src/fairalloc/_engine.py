@@ -31,6 +31,7 @@ __all__ = [
     "TRACE_ARRAYS",
     "band_index",
     "compiled_of",
+    "derived_values",
     "evaluate",
     "evaluate_compiled",
     "indicator_inputs",
@@ -511,6 +512,37 @@ def indicator_inputs(
                 out.bands[:, i] = np.where(np.isnan(x), -1, x).astype(np.int64)
             raw = _uncapped_points(ind, frame, k, ids)
             out.capped[:, i] = _capped(ind, raw) != raw
+    return out
+
+
+def derived_values(evaluation: Evaluation, row: int, names: list[str]) -> dict[str, object]:
+    """The derived values ``names`` of the resident at ``row``, as written in a policy.
+
+    Levels by name, conditions as true/false, dates as dates, numbers as floats; a name that is
+    not a derived value is left out.
+    """
+    cp, pop = evaluation.policy, evaluation.population
+    if pop is None:  # pragma: no cover - evaluations made by the engine hold their population
+        raise ValueError("this evaluation does not hold its residents")
+    rows = np.array([row], dtype=np.intp)
+    chunk = _Chunk(cp, {c: v[rows] for c, v in pop.columns.items()}, pop.ids[rows])
+    out: dict[str, object] = {}
+    with np.errstate(all="ignore"):
+        for name in names:
+            typ = cp.derived_types.get(name)
+            if typ is None:
+                continue
+            raw = chunk.frame.value_of(name)
+            if typ.kind == "bool":
+                out[name] = bool(np.asarray(raw[0] if isinstance(raw, tuple) else raw).ravel()[0])
+                continue
+            x = float(np.asarray(raw, dtype=np.float64).ravel()[0])
+            if typ.kind == "level" and x == x:
+                out[name] = typ.levels[int(x)]
+            elif typ.kind == "date" and x == x:
+                out[name] = dt.date(1970, 1, 1) + dt.timedelta(days=int(x))
+            else:
+                out[name] = x
     return out
 
 
