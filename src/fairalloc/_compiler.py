@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from fairalloc import _instruments as _ins
 from fairalloc.errors import FairnessViolation, IssueCollector, PolicyError, PolicyIssue, _ExprIssue
 from fairalloc.expr._check import BOOL, DATE, NUMBER, Checked, ExprTypeError, Scope, Type, check
 from fairalloc.expr._numpy import CondKernel, NumKernel, compile_cond, compile_num
 from fairalloc.expr._parser import ExprSyntaxError, parse
 from fairalloc.policy import _model as M
 from fairalloc.policy._load import PathKey, SourceMap, dotted
-from fairalloc import _instruments as _ins
 
 if TYPE_CHECKING:
     from fairalloc._tables import TableCode
@@ -303,6 +303,9 @@ class CompiledPolicy:
     warnings: tuple[PolicyIssue, ...] = ()
     #: Whether any part reads a scale's grade or total (evaluation order follows the reads).
     reads_scales: bool = False
+    #: The parts (and grade tables, ``grade:PATH``) that read a grade or total, directly or
+    #: through derived values: computed again whenever points change.
+    scale_readers: frozenset[str] = frozenset()
     #: Each derived value's type: ``number``, ``bool``, ``date`` or the levels of a level.
     derived_types: dict[str, Type] = field(default_factory=dict)
     _rotation_band: _AllocExpr | None = None
@@ -517,9 +520,6 @@ class CompiledPolicy:
         """
         if self._structure() != base._structure():
             return None
-        if self.tables or self.reads_scales:
-            # Grades, totals and tables read across parts: evaluate afresh.
-            return None
         names = set(self.parameters) | set(base.parameters)
         params = frozenset(
             n
@@ -533,6 +533,9 @@ class CompiledPolicy:
         parts |= {f"indicator:{w}" for w in weights if w in indicators}
         sub_scales = {s.path for top in self.scales for s in top.walk() if s is not top}
         scales = any(p.startswith("indicator:") for p in parts) or bool(weights & sub_scales)
+        if scales:
+            # Everything that reads a grade or a total may change with the points.
+            parts |= self.scale_readers
         priority = any(p.removeprefix("rule:") in self.priority_ids for p in parts)
         return Changes(
             params, weights, frozenset(parts), scales, scales or priority or bool(weights)
@@ -994,9 +997,7 @@ class _Builder:
             else:
                 if self.check_bands(scale.grades, (*doc, "grades")):
                     _ins.grades_check(self, cp, path, scale.grades, (*doc, "grades"))
-                node.grade_table = _band_table(
-                    scale.grades, [float(i) for i in range(len(names))]
-                )
+                node.grade_table = _band_table(scale.grades, [float(i) for i in range(len(names))])
         return node
 
     def compile_indicator(
@@ -1432,9 +1433,9 @@ class _Builder:
         if name not in scales:
             return None
         return [f"indicator:{i}" for i in indicators if i.startswith(name + ".")] + [
-            p for p in self.reads if p.startswith("grade:") and (p + ".").startswith(
-                f"grade:{name}."
-            )
+            p
+            for p in self.reads
+            if p.startswith("grade:") and (p + ".").startswith(f"grade:{name}.")
         ]
 
     def _names_of(self, kind: str) -> list[str]:

@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode, compiled_for
-from fairalloc._tables import TableCode
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro
+from fairalloc._tables import TableCode
 from fairalloc.errors import MAX_LISTED, EvaluationError
 from fairalloc.expr._numpy import Frame
 
@@ -35,8 +35,8 @@ __all__ = [
     "evaluate",
     "evaluate_compiled",
     "indicator_inputs",
-    "table_inputs",
     "reevaluate",
+    "table_inputs",
 ]
 
 #: Residents per chunk: large enough that numpy's per-call overhead vanishes, small enough
@@ -102,6 +102,7 @@ def compiled_of(policy: Policy | CompiledPolicy, as_of: dt.date | None) -> Compi
             raise ValueError("as_of applies when compiling; compile the policy with it")
         return policy
     return compiled_for(policy, as_of)
+
 
 #: The arrays of an evaluation's trace that the engine fills (the rest derive from them).
 TRACE_ARRAYS = (
@@ -224,6 +225,8 @@ def _written(cp: CompiledPolicy, changes: Changes) -> set[str]:
             out |= {f"{kind}_eligible", f"{kind}_priority"}
         elif kind == "allocation":
             out.add("lottery_weight" if name == "lottery-weight" else "rotation_band")
+    if any(t.part in changes.parts for t in cp.tables):
+        out.add("table_rows")
     if changes.scales:
         out |= {"scale_totals", "grades"}
     if changes.score:
@@ -261,8 +264,8 @@ def _evaluate_chunk(
     chunk = _Chunk(cp, {k: v[sl] for k, v in pop.columns.items()}, ids, out, sl, redo)
     frame = chunk.frame
     with np.errstate(all="ignore"):
-        if redo is None:
-            for table in cp.tables:
+        for table in cp.tables:
+            if redo is None or table.part in redo:
                 out.table_rows[sl, table.index] = chunk.rows(table)
         for j, rule in enumerate(cp._eligibility):
             if redo is None or f"rule:{rule.id}" in redo:
@@ -344,9 +347,7 @@ class _Chunk:
         """The row of ``table`` that applies to each resident; an error where none does."""
         rows = np.asarray(self.frame.value_of(f"@row:{table.index}"), dtype=np.int64)
         _check_defined(rows == -1, table.where, self.ids, "no row of the table matches")
-        _check_defined(
-            rows == -2, table.where, self.ids, "two rows of a `unique` table match"
-        )
+        _check_defined(rows == -2, table.where, self.ids, "two rows of a `unique` table match")
         return rows
 
     def points(self, criterion: int) -> npt.NDArray[np.int64]:

@@ -67,8 +67,10 @@ def check_allowed_values(b: _Builder) -> None:
         out = [v for v in a.values if (lo is not None and v < lo) or (hi is not None and v > hi)]
         if out:
             problems.append(f"{', '.join(_cell_text(float(v)) for v in out)} outside min/max")
-        if a.default is not None and isinstance(a.default, int | float) and (
-            float(a.default) not in a.values
+        if (
+            a.default is not None
+            and isinstance(a.default, int | float)
+            and (float(a.default) not in a.values)
         ):
             problems.append(f"the default {_cell_text(float(a.default))} is not one of them")
         for p in problems:
@@ -241,8 +243,7 @@ def _compile(
             if name_out is None or name_out not in outputs:
                 b.issue(
                     "FA402",
-                    f"row {k}: the output `{_cell_text(out)}` is not one of"
-                    f" {', '.join(outputs)}",
+                    f"row {k}: the output `{_cell_text(out)}` is not one of {', '.join(outputs)}",
                     (*doc, "rows", str(k), "output"),
                 )
                 ok = False
@@ -424,9 +425,11 @@ def finish(b: _Builder, cp: CompiledPolicy) -> None:
     cyclic = _cycles(b)
     if not cyclic:
         _expand_reads(b)
-    cp.reads_scales = any(
-        c.scales for cs in b.part_checks.values() for c in cs
-    ) or any(c.scales for c in b.checked_derived.values())
+    readers = {part for part, cs in b.part_checks.items() if any(_reads_scales(b, c) for c in cs)}
+    readers |= {f"derived:{n}" for n, c in b.checked_derived.items() if _reads_scales(b, c)}
+    readers |= {f"grade:{path}" for path, s in _walk(b.p.scales, "") if s.grade_table is not None}
+    cp.scale_readers = frozenset(readers)
+    cp.reads_scales = bool(readers)
     warnings: list[PolicyIssue] = []
     ranges = _Ranges(b)
     for table, checks, kind in b.pending_tables:
@@ -441,6 +444,17 @@ def finish(b: _Builder, cp: CompiledPolicy) -> None:
             else:
                 warnings.append(issue)
     cp.warnings = tuple(warnings)
+
+
+def _reads_scales(b: _Builder, c: Checked, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether ``c`` reads a grade or total, directly or through derived values."""
+    if c.scales:
+        return True
+    for d in c.derived - seen:
+        inner = b.checked_derived.get(d)
+        if inner is not None and _reads_scales(b, inner, seen | {d}):
+            return True
+    return False
 
 
 def _finding_issue(b: _Builder, table: TableCode, f: Finding, kind: str) -> PolicyIssue:
@@ -751,7 +765,9 @@ def _expand_reads(b: _Builder) -> None:
         if kind == "grade" and docs[path].grade_table is not None:
             return [ReadPath(r.attribute, (f"table:{path}", *r.via)) for r in part(key)]
         if kind == "grade":
-            return [ReadPath(r.attribute, (f"total:{path}", *r.via)) for r in value(f"total:{path}")]
+            return [
+                ReadPath(r.attribute, (f"total:{path}", *r.via)) for r in value(f"total:{path}")
+            ]
         for ind in _indicators_under(docs[path], path):
             for r in part(f"indicator:{ind}"):
                 rp = ReadPath(r.attribute, (f"indicator:{ind}", *r.via))

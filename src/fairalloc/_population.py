@@ -762,7 +762,9 @@ def _range(
     if attr.values is not None and attr.type in ("int", "float"):
         allowed = np.asarray(sorted(set(attr.values)), dtype=np.float64)
         stray = ok & ~(below | above) & ~np.isin(out, allowed)
-        probs.add("FA440", name, "not an allowed value", np.flatnonzero(stray), raw, _valid_text(attr))
+        probs.add(
+            "FA440", name, "not an allowed value", np.flatnonzero(stray), raw, _valid_text(attr)
+        )
 
 
 def _bools(

@@ -284,8 +284,8 @@ def completeness(table: TableCode, *, limit: int = 3) -> list[Finding]:
             exact = all(d.declared and not d.computed for d in table.domains)
             out.append(Finding("never", (k,), "", error=exact))
         elif table.hit == "first" and not (first == k).any():
-            c = int(np.flatnonzero(match[k])[0])
-            out.append(Finding("shadowed", (k, int(first[c])), example(c), error=True))
+            at = int(np.flatnonzero(match[k])[0])
+            out.append(Finding("shadowed", (k, int(first[at])), example(at), error=True))
     return out
 
 

@@ -508,7 +508,6 @@ class _Checker:
                 raise self.fail(a, f"`{node.func}` mixes {typ} and {ir.type}")
         return IR(node.func, typ, args, start=node.start, end=node.end)
 
-
     def scale_value(self, node: A.Call) -> IR:
         """``grade(PATH)`` (an ordinal of the scale's grades) or ``total(PATH)`` (a number)."""
         arg = node.args[0]

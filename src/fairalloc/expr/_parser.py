@@ -342,7 +342,6 @@ class _Parser:
             raise ExprSyntaxError(f"`{t.text}` takes {want} arguments, got {len(args)}", t.start)
         return A.Call(t.start, close_tok.end, t.text, tuple(args))
 
-
     def scale_ref(self, func: Token) -> A.Node:
         """``grade(need.health)``: the argument is a scale's dotted path, kept as its text."""
         first = self.tok

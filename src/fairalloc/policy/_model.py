@@ -346,9 +346,7 @@ class Indicator(_Documented):
         if forms[0] in ("bands", "lookup") and self.of is None:
             raise ValueError(f"`{forms[0]}` needs `of`: the attribute or expression it maps")
         if forms[0] in ("points", "table") and self.of is not None:
-            raise ValueError(
-                f"`of` goes with `bands` or `lookup`; a `{forms[0]}` names its inputs"
-            )
+            raise ValueError(f"`of` goes with `bands` or `lookup`; a `{forms[0]}` names its inputs")
         if (
             self.min_points is not None
             and self.max_points is not None

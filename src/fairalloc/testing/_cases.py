@@ -295,12 +295,14 @@ def run_case(policy: Any, case: Case) -> CaseResult:
     for key, exp in case.expect.items():
         act = actual[key]
         if isinstance(exp, Mapping):
-            for sub, e in exp.items():
+            for sub, want in exp.items():
                 a = act.get(sub, _NOTHING) if isinstance(act, Mapping) else _NOTHING
                 if a is _NOTHING:
-                    result.diffs.append((f"{key}.{sub}", e, f"nothing (no {key[:-1]} `{sub}`)"))
-                elif not _same(e, a):
-                    result.diffs.append((f"{key}.{sub}", e, a))
+                    result.diffs.append(
+                        (f"{key}.{sub}", want, f"nothing (no {key[:-1]} `{sub}`)")
+                    )
+                elif not _same(want, a):
+                    result.diffs.append((f"{key}.{sub}", want, a))
         elif not _same(exp, act):
             result.diffs.append((key, exp, act))
     return result
