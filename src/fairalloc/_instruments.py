@@ -573,6 +573,10 @@ class _Ranges:
             pts = [float(r.output) for r in ind.table.rows if not isinstance(r.output, str)]
         elif isinstance(ind.points, int | float):
             pts = [float(ind.points)]
+        elif (d := self._attribute(str(ind.points).strip())) is not None:
+            if ind.min_points is not None or ind.max_points is not None:
+                d = Domain(lo=d.lo, hi=d.hi, declared=False)
+            return _scaled(d, ind.weight)
         else:
             lo = -math.inf if ind.min_points is None else ind.min_points
             hi = math.inf if ind.max_points is None else ind.max_points
@@ -586,6 +590,25 @@ class _Ranges:
             for p in pts
         ]
         return _scaled(Domain(tuple(sorted(set(capped)))), ind.weight)
+
+
+    def _attribute(self, name: str) -> Domain | None:
+        """The values of a points formula that reads one number attribute as it is."""
+        a = self.b.p.attributes.get(name)
+        if a is None or a.type not in ("int", "float"):
+            return None
+        if a.values is not None:
+            return Domain(tuple(sorted(set(a.values))))
+        lo, hi = a.min, a.max
+        if not isinstance(lo, int | float) or not isinstance(hi, int | float):
+            return Domain(
+                lo=-math.inf if not isinstance(lo, int | float) else float(lo),
+                hi=math.inf if not isinstance(hi, int | float) else float(hi),
+                declared=False,
+            )
+        if a.type == "int" and hi - lo <= 1000:
+            return Domain(tuple(float(v) for v in range(math.ceil(lo), math.floor(hi) + 1)))
+        return Domain(lo=float(lo), hi=float(hi), declared=True)
 
 
 def _micro(x: float) -> float:

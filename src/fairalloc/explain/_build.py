@@ -345,7 +345,15 @@ def _tables(ev: Evaluation, row: int) -> tuple[TableLine, ...]:
     inputs = _engine.table_inputs(cp, pop, np.array([row], dtype=np.intp))
     doc = cp.policy
     out = []
-    for t, values in zip(cp.tables, inputs, strict=True):
+
+    def order(t: Any) -> tuple[int, int]:
+        # As a reader follows them: dimension grades, then the grades made of them, then the
+        # derived values and indicators that read grades.
+        kind, _, name = t.part.partition(":")
+        return ({"grade": 0, "derived": 1}.get(kind, 2), -name.count(".") if kind == "grade" else 0)
+
+    ordered = sorted(zip(cp.tables, inputs, strict=True), key=lambda p: order(p[0]))
+    for t, values in ordered:
         k = int(ev.table_rows[row, t.index])
         kind, _, name = t.part.partition(":")
         output_title = None
