@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, note
+from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 import fairalloc as fa
@@ -462,7 +462,9 @@ def test_generated_tables_and_grade_reads_agree_with_the_oracle(data: st.DataObj
     except PolicyError as e:
         # Generated rows may shadow one another: refused at load, as they must be.
         assert set(e.codes) <= {"FA412"}, e
+        event("refused: a shadowed row")
         return
+    event("evaluated")
     from tests.strategies import residents
 
     records = data.draw(residents(policy, max_size=12))
