@@ -469,3 +469,39 @@ def test_generated_tables_and_grade_reads_agree_with_the_oracle(data: st.DataObj
 
     records = data.draw(residents(policy, max_size=12))
     _assert_agrees(policy, copy.deepcopy(records), chunk_size=data.draw(st.integers(1, 13)))
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_fairalloc_test_runs_cases_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fairalloc.cli import main
+
+    assert main(["test", str(CASES), str(ROOT / "examples" / "elderly-care" / "cases.yaml")]) == 0
+    assert capsys.readouterr().out.endswith("22 of 22 cases passed\n")
+    doc = yaml.safe_load(CASES.read_text(encoding="utf-8"))
+    doc["policy"] = str(INSTRUMENT)
+    doc["cases"] = [{"name": "wrong", "resident": {}, "expect": {"score": 1}}]
+    bad = tmp_path / "cases.yaml"
+    bad.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert main(["test", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "case `wrong`" in out and "score  expected 1, got 0" in out
+    assert out.endswith("0 of 1 case passed\n")
+    bad.write_text("cases: [{name: a}]", encoding="utf-8")
+    assert main(["test", str(bad)]) == 1
+    assert "FA450 case `a` needs `expect`" in capsys.readouterr().err
+
+
+def test_validate_prints_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fairalloc.cli import main
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        HEAD + "scales: {s: {indicators: {b: {of: 'a * 1', bands: [{min: 0, points: 1}]}}}}\n",
+        encoding="utf-8",
+    )
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(": ok (t v1)")
+    assert "FA410 no band covers a * 1 = -1 (its range is not declared" in out[1]

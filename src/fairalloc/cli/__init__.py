@@ -10,6 +10,7 @@ Commands:
     explain POLICY DATA   why residents got their outcome, what would change it (en, zh-CN)
     diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
+    test CASES...         run named test cases of policies, expected against actual
     schema                print the JSON Schema of policy files
 
 Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
@@ -35,6 +36,7 @@ from fairalloc.cli import (
     _schema,
     _simulate,
     _sweep,
+    _test,
     _validate,
 )
 from fairalloc.cli._common import check_not_an_input
@@ -50,7 +52,7 @@ EXIT_FAULT = 1
 EXIT_USAGE = 2
 
 #: Every command, in the order ``fairalloc --help`` lists them.
-COMMANDS = (_run, _simulate, _validate, _check, _audit, _diff, _sweep, _explain, _schema)
+COMMANDS = (_run, _simulate, _validate, _check, _audit, _diff, _sweep, _explain, _test, _schema)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
