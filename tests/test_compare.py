@@ -376,7 +376,7 @@ def test_served_status_of_a_policy_without_allocation() -> None:
     assert not c.served_compared
     assert c.to_dict()["served"] is None
     assert any("has no `allocation` section" in n for n in c.notes)
-    with pytest.raises(fa.ArgumentError, match="FA617 .*drop served=False"):
+    with pytest.raises(fa.ArgumentError, match=r"FA617 .*drop served=False"):
         compare(OLD, NEW, PEOPLE, capacity=3, served=False)
 
 
