@@ -159,6 +159,7 @@ def test_every_page_is_in_the_navigation_and_every_entry_exists() -> None:
 # -- the site ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
     for module in ("mkdocs", "material", "mkdocstrings_handlers.python"):
         if importlib.util.find_spec(module.split(".")[0]) is None:

@@ -384,6 +384,7 @@ def _served(policy: fa.Policy, records: list[dict[str, Any]], rid: str) -> str |
 
 
 @given(cf_case())
+@pytest.mark.slow
 def test_predicted_outcomes_agree_with_a_full_rerun_for_every_value(case: Any) -> None:
     policy, records, who = case
     note(json.dumps(policy.model_dump(mode="json", exclude_none=True)["allocation"]))

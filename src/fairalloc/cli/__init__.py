@@ -12,6 +12,7 @@ Commands:
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
     test CASES...         run named test cases of policies, expected against actual
     schema                print the JSON Schema of policy files
+    examples DIR          copy the bundled example policies and residents to DIR
 
 Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
 check found a problem (messages on stderr); 2 on wrong usage. A user's mistake is reported as a
@@ -31,6 +32,7 @@ from fairalloc.cli import (
     _audit,
     _check,
     _diff,
+    _examples,
     _explain,
     _run,
     _schema,
@@ -40,7 +42,7 @@ from fairalloc.cli import (
     _validate,
 )
 from fairalloc.cli._common import check_not_an_input
-from fairalloc.errors import FairallocError, UsageError
+from fairalloc.errors import ArgumentError, FairallocError, UsageError
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -52,7 +54,19 @@ EXIT_FAULT = 1
 EXIT_USAGE = 2
 
 #: Every command, in the order ``fairalloc --help`` lists them.
-COMMANDS = (_run, _simulate, _validate, _check, _audit, _diff, _sweep, _explain, _test, _schema)
+COMMANDS = (
+    _run,
+    _simulate,
+    _validate,
+    _check,
+    _audit,
+    _diff,
+    _sweep,
+    _explain,
+    _test,
+    _schema,
+    _examples,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "out", None), (getattr(args, name) for name in args.inputs)
         )
         return int(args.handler(args))
-    except UsageError as e:
+    except (UsageError, ArgumentError) as e:  # an option value the library cannot use
         print(f"fairalloc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FairallocError as e:
@@ -85,9 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"error: the data is not UTF-8 text (byte {e.start}); save it as UTF-8", file=sys.stderr
         )
-        return EXIT_FAULT
-    except ValueError as e:  # library checks not yet in the error tree
-        print(f"error: {e}", file=sys.stderr)
         return EXIT_FAULT
 
 
