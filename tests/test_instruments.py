@@ -1,4 +1,4 @@
-"""Assessment instruments: grades as inputs, decision tables, checked completeness, allowed values."""
+"""Instruments: grades as inputs, decision tables, checked completeness, allowed values."""
 
 from __future__ import annotations
 
@@ -107,7 +107,8 @@ def test_a_cycle_through_grades_is_refused_with_its_place() -> None:
     """)
     assert "FA422" in err.codes
     issue = next(i for i in err.issues if i.code == "FA422")
-    assert "cycle" in issue.message and "grade of `two`" in issue.message
+    assert "cycle" in issue.message
+    assert "grade of `two`" in issue.message
     assert issue.span.line > 0
 
 
@@ -126,7 +127,9 @@ def test_unknown_scales_and_ungraded_grades_are_named() -> None:
 def test_integer_division_floors_and_is_undefined_by_zero() -> None:
     p = policy("""
         rules:
-          priority: [{id: p, points: "(a - 5) // 2"}, {id: q, when: "a > 5", points: "10 // (a - 7)"}]
+          priority:
+            - {id: p, points: "(a - 5) // 2"}
+            - {id: q, when: "a > 5", points: "10 // (a - 7)"}
     """)
     ev = fa.evaluate(p, ROWS[:1] + ROWS[2:])
     assert [ev.record(i)["points"]["priority.p"] for i in range(2)] == [-3, -1]  # floor, not trunc
@@ -172,7 +175,8 @@ def test_the_published_table_5_has_gaps_and_overlaps_and_is_refused_naming_them(
     assert gaps[0].message.startswith(
         "no row covers adl = intact, mental = intact, perception = intact, social = severe"
     )
-    assert overlaps and all("both match adl = " in i.message for i in overlaps)
+    assert overlaps
+    assert all("both match adl = " in i.message for i in overlaps)
 
 
 def test_an_overlap_between_levels_of_the_standard_is_named() -> None:
@@ -216,12 +220,20 @@ def test_shadowed_rows_and_bands_are_refused() -> None:
 def test_allowed_values_make_bands_complete_without_a_catch_all() -> None:
     p = policy("""
         scales:
-          s: {indicators: {x: {of: b, bands: [{max: 0, points: 0}, {min: 5, max: 5, points: 1}, {min: 10, points: 2}]}}}
+          s:
+            indicators:
+              x:
+                of: b
+                bands: [{max: 0, points: 0}, {min: 5, max: 5, points: 1}, {min: 10, points: 2}]
     """)
     assert fa.compile_policy(p).warnings == ()
     err = refused("""
         scales:
-          s: {indicators: {x: {of: a, bands: [{max: 0, points: 0}, {min: 5, max: 5, points: 1}, {min: 10, points: 2}]}}}
+          s:
+            indicators:
+              x:
+                of: a
+                bands: [{max: 0, points: 0}, {min: 5, max: 5, points: 1}, {min: 10, points: 2}]
     """)
     assert err.codes == ["FA410"]
     assert "no band covers a = 1 (and" in err.issues[0].message
@@ -254,7 +266,10 @@ def test_cells_are_checked_against_their_input() -> None:
               t:
                 table:
                   inputs: {level: lvl, busy: flag}
-                  rows: [{level: mdi, output: 1}, {busy: "> true", output: 2}, {level: lo, output: x}]
+                  rows:
+                    - {level: mdi, output: 1}
+                    - {busy: "> true", output: 2}
+                    - {level: lo, output: x}
     """)
     assert err.codes == ["FA401", "FA400", "FA402"]
     assert "levels: lo, mid, hi" in str(err)
@@ -311,8 +326,12 @@ def test_the_instrument_explains_its_tables_in_both_languages() -> None:
     resident = {"person": "B", **cases["dementia-raises-one-level"].resident}
     text_zh = fa.evaluate(p, [resident]).explain("B", lang="zh-CN").to_text()
     assert "决策表" in text_zh
-    assert "老年人能力 (ability)：适用第 17 行（首个符合条件的行），结果为 轻度失能 (mild)。" in text_zh
-    assert "适用第 3 行" in text_zh and "（提高一个等级）" in text_zh
+    assert (
+        "老年人能力 (ability)：适用第 17 行（首个符合条件的行），结果为 轻度失能 (mild)。"
+        in text_zh
+    )
+    assert "适用第 3 行" in text_zh
+    assert "（提高一个等级）" in text_zh
     text_en = fa.evaluate(p, [resident]).explain("B").to_text()
     assert "Ability level after adjustment (ability_level): row 3 applies" in text_en
     assert "raise = dementia or mental_illness or incidents_30d >= 2  true   true" in text_en
@@ -456,12 +475,16 @@ def _generated(data: st.DataObject) -> dict[str, Any]:
 def test_generated_tables_and_grade_reads_agree_with_the_oracle(data: st.DataObject) -> None:
     doc = _generated(data)
     note(yaml.safe_dump(doc))
+    policy = fa.Policy.model_validate(doc)
     try:
-        policy = fa.Policy.model_validate(doc)
         fa.compile_policy(policy)
     except PolicyError as e:
+        codes = set(e.codes)
+    else:
+        codes = set()
+    if codes:
         # Generated rows may shadow one another: refused at load, as they must be.
-        assert set(e.codes) <= {"FA412"}, e
+        assert codes <= {"FA412"}
         event("refused: a shadowed row")
         return
     event("evaluated")
@@ -474,7 +497,9 @@ def test_generated_tables_and_grade_reads_agree_with_the_oracle(data: st.DataObj
 # -- the command line ---------------------------------------------------------------------------
 
 
-def test_fairalloc_test_runs_cases_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fairalloc_test_runs_cases_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from fairalloc.cli import main
 
     assert main(["test", str(CASES), str(ROOT / "examples" / "elderly-care" / "cases.yaml")]) == 0
@@ -486,7 +511,8 @@ def test_fairalloc_test_runs_cases_files(tmp_path: Path, capsys: pytest.CaptureF
     bad.write_text(yaml.safe_dump(doc), encoding="utf-8")
     assert main(["test", str(bad)]) == 1
     out = capsys.readouterr().out
-    assert "case `wrong`" in out and "score  expected 1, got 0" in out
+    assert "case `wrong`" in out
+    assert "score  expected 1, got 0" in out
     assert out.endswith("0 of 1 case passed\n")
     bad.write_text("cases: [{name: a}]", encoding="utf-8")
     assert main(["test", str(bad)]) == 1

@@ -591,7 +591,6 @@ class _Ranges:
         ]
         return _scaled(Domain(tuple(sorted(set(capped)))), ind.weight)
 
-
     def _attribute(self, name: str) -> Domain | None:
         """The values of a points formula that reads one number attribute as it is."""
         a = self.b.p.attributes.get(name)

@@ -946,7 +946,10 @@ def expression_reads(policy: Policy) -> dict[str, frozenset[str]]:
         note(f"rule:{pr.id}", pr.when, pr.points)
     for path, ind in _indicators(policy):
         note(
-            f"indicator:{path}", ind.of, ind.points, *(ind.table.inputs.values() if ind.table else ())
+            f"indicator:{path}",
+            ind.of,
+            ind.points,
+            *(ind.table.inputs.values() if ind.table else ()),
         )
     for i, tb in enumerate(policy.ranking.tie_break):
         note(f"tie_break:{i}", tb.by)

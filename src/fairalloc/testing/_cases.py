@@ -298,9 +298,7 @@ def run_case(policy: Any, case: Case) -> CaseResult:
             for sub, want in exp.items():
                 a = act.get(sub, _NOTHING) if isinstance(act, Mapping) else _NOTHING
                 if a is _NOTHING:
-                    result.diffs.append(
-                        (f"{key}.{sub}", want, f"nothing (no {key[:-1]} `{sub}`)")
-                    )
+                    result.diffs.append((f"{key}.{sub}", want, f"nothing (no {key[:-1]} `{sub}`)"))
                 elif not _same(want, a):
                     result.diffs.append((f"{key}.{sub}", want, a))
         elif not _same(exp, act):
