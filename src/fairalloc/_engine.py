@@ -534,8 +534,7 @@ def derived_values(evaluation: Evaluation, row: int, names: list[str]) -> dict[s
     not a derived value is left out.
     """
     cp, pop = evaluation.policy, evaluation.population
-    if pop is None:  # pragma: no cover - evaluations made by the engine hold their population
-        raise ValueError("this evaluation does not hold its residents")
+    assert pop is not None, "evaluations made by the engine hold their population"
     rows = np.array([row], dtype=np.intp)
     chunk = _Chunk(cp, {c: v[rows] for c, v in pop.columns.items()}, pop.ids[rows])
     out: dict[str, object] = {}
