@@ -531,3 +531,20 @@ def test_validate_prints_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith(": ok (t v1)")
     assert "FA410 no band covers a * 1 = -1 (its range is not declared" in out[1]
+
+
+def test_an_indicator_table_shows_its_row_in_the_explanation() -> None:
+    p = policy("""
+        scales:
+          s:
+            indicators:
+              t:
+                table:
+                  hit: first
+                  inputs: {level: lvl}
+                  rows: [{level: hi, output: 9}, {output: 1}]
+    """)
+    ev = fa.evaluate(p, ROWS)
+    line = ev.explain("r1").to_text().split("Needs assessment")[1].splitlines()[3]
+    assert "table row 1" in line and "9" in line
+    assert "决策表第 2 行" in ev.explain("r0").to_text("zh-CN")

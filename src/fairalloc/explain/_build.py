@@ -318,6 +318,9 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
             band = levels[k] if 0 <= k < len(levels) else str(k)
             if of is None:  # an expression: show its level, not the code behind it
                 value = band
+        elif ind.table is not None:
+            band = f"row {k + 1}" if k >= 0 else "-"
+            value = _num(x + 1) if k >= 0 else value
         else:
             band = "formula"
         out.append(
@@ -329,7 +332,13 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
                 value=value,
                 band=band,
                 band_index=k,
-                kind="bands" if ind.bands is not None else ("lookup" if ind.lookup else "formula"),
+                kind="bands"
+                if ind.bands is not None
+                else "lookup"
+                if ind.lookup
+                else "table"
+                if ind.table is not None
+                else "formula",
                 weight=crit.weight,
                 capped=bool(inputs.capped[0, i]),
                 points_micro=int(ev.points[row, code.criterion]),

@@ -103,7 +103,7 @@ class IndicatorLine:
         band: How the value mapped: the bounds of its band as written (``≤ 60``), the level
             name of a lookup, or ``formula``.
         band_index: The band's index (0 = first), the level code of a lookup; -1 for a formula.
-        kind: ``bands``, ``lookup`` or ``formula``.
+        kind: ``bands``, ``lookup``, ``table`` (a decision table) or ``formula``.
         weight: The indicator's weight.
         capped: Whether ``min_points``/``max_points`` changed the points.
         points_micro: Its points (weighted) in micro-points, as the engine summed them.
@@ -119,7 +119,7 @@ class IndicatorLine:
     value: Value
     band: str
     band_index: int
-    kind: Literal["bands", "lookup", "formula"]
+    kind: Literal["bands", "lookup", "table", "formula"]
     weight: float
     capped: bool
     points_micro: int

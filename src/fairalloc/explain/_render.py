@@ -259,6 +259,8 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
                 band = m("formula")
             elif i.kind == "bands":
                 band = m("band", n=i.band_index + 1, bounds=i.band or m("any_value"))
+            elif i.kind == "table":
+                band = m("table_row_n", n=i.band_index + 1)
             else:
                 band = m(
                     "level",
