@@ -27,6 +27,7 @@ __all__ = [
     "PolicyIssue",
     "PopulationError",
     "PopulationIssue",
+    "RecordsError",
     "SourceSpan",
     "UsageError",
 ]
@@ -208,6 +209,26 @@ class EvaluationError(FairallocError, ArithmeticError):
         listed = ", ".join(self.ids)
         more = f" (and {count - len(self.ids)} more)" if count > len(self.ids) else ""
         super().__init__(f"{where}: {message}; residents: {listed}{more}")
+
+
+class RecordsError(FairallocError, ValueError):
+    """A decision log refused an operation or found a record that does not hold.
+
+    Attributes:
+        code: A stable code from ``FA700`` to ``FA779`` (see ``docs/errors.md``).
+        record: The sequence number of the record concerned, if any.
+        valid: What would be valid.
+    """
+
+    def __init__(
+        self, code: str, message: str, *, record: int | None = None, valid: str = ""
+    ) -> None:
+        self.code = code
+        self.record = record
+        self.valid = valid
+        where = f"record {record}: " if record is not None else ""
+        tail = f"\n    valid: {valid}" if valid else ""
+        super().__init__(f"{code} {where}{message}{tail}")
 
 
 @dataclass(slots=True)

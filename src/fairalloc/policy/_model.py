@@ -669,6 +669,9 @@ class Policy(_Model):
     _origin: Any = PrivateAttr(default=None)
     #: Compilations by date and mode; read and written only by ``_compiler.compiled_for``.
     _compiled: Any = PrivateAttr(default=None)
+    #: The seed of a recorded draw this copy runs with (``fairalloc.records.with_seed``);
+    #: ``None``: any lottery seed is the policy file's own, so results are not a draw.
+    _recorded_seed: str | None = PrivateAttr(default=None)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
         """A copy; with ``update``, compiled kernels of the original are not carried over."""
