@@ -19,7 +19,6 @@ import fairalloc as fa
 from fairalloc.errors import RecordsError
 from fairalloc.records import (
     DecisionLog,
-    TreeHead,
     canonical,
     consistency_proof,
     leaf_hash,
@@ -90,11 +89,18 @@ def _reference_root(leaves: list[bytes]) -> bytes:
 
 def _procedure(log: DecisionLog, policy: fa.Policy, data: object = DATA) -> tuple[int, int, int]:
     p = log.register_policy(
-        policy, approved_by="residents' committee", approved_at="2026-11-20", operator="clerk", time=T0
+        policy,
+        approved_by="residents' committee",
+        approved_at="2026-11-20",
+        operator="clerk",
+        time=T0,
     )
     f = log.freeze(p.seq, data, policy=policy, operator="clerk", time=T0)
     s = log.draw_seed(
-        f.seq, public_randomness="07 12 19 23 31 40", how="state lottery of 2026-12-02", operator="clerk"
+        f.seq,
+        public_randomness="07 12 19 23 31 40",
+        how="state lottery of 2026-12-02",
+        operator="clerk",
     )
     return p.seq, f.seq, s.seq
 
@@ -109,7 +115,9 @@ def test_tree_root_is_rfc9162s_recursive_definition(n: int) -> None:
 
 
 @given(st.integers(min_value=1, max_value=40), st.data())
-def test_inclusion_and_consistency_proofs_verify_and_detect_changes(n: int, data: st.DataObject) -> None:
+def test_inclusion_and_consistency_proofs_verify_and_detect_changes(
+    n: int, data: st.DataObject
+) -> None:
     leaves = [leaf_hash(bytes([i])) for i in range(n)]
     tree = Tree(leaves)
     i = data.draw(st.integers(0, n - 1))
@@ -157,7 +165,7 @@ def test_floats_are_written_as_ecmascript_writes_them(value: float, text: str) -
 
 
 def test_canonical_json_of_records_is_plain_sorted_json() -> None:
-    doc = {"b": [1, None, True], "a": {"é": "\n\"x\"", "Z": 0}, "c": "\u2028"}
+    doc = {"b": [1, None, True], "a": {"é": '\n"x"', "Z": 0}, "c": "\u2028"}
     assert canonical(doc) == json.dumps(
         doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     ).encode("utf-8")
@@ -172,7 +180,7 @@ def test_policy_hash_ignores_formatting_but_not_meaning(tmp_path: Path) -> None:
     reformatted.write_text("# a comment\n" + text.replace("\n\n", "\n"), encoding="utf-8")
     assert policy_hash(fa.load_policy(reformatted)) == policy_hash(fa.load_policy(POLICY))
     changed = tmp_path / "changed.yaml"
-    changed.write_text(text.replace("version: \"2026.1\"", "version: \"2026.2\""), encoding="utf-8")
+    changed.write_text(text.replace('version: "2026.1"', 'version: "2026.2"'), encoding="utf-8")
     assert policy_hash(fa.load_policy(changed)) != policy_hash(fa.load_policy(POLICY))
 
 
@@ -185,11 +193,17 @@ def test_whole_procedure_on_the_elderly_care_example(log: DecisionLog, tmp_path:
     decision = log.decide(policy, DATA, freeze=f, seed=s, operator="clerk", time=T0)
     body = decision.record.body
     assert body["served"] == 40 == decision.allocation.n_served
-    assert body["seed_value"] == log.record(s).body["seed"] != policy.ranking.tie_break[-1].lottery.seed
+    assert (
+        body["seed_value"]
+        == log.record(s).body["seed"]
+        != policy.ranking.tie_break[-1].lottery.seed
+    )
     assert body["list_root"] == log.record(f).body["root"]
     # the decision is the same allocation as fa.allocate with the recorded seed
     seeded = fa.allocate(
-        fa.evaluate(fa.records.with_seed(policy, body["seed_value"]), DATA, as_of=dt.date(2026, 12, 1))
+        fa.evaluate(
+            fa.records.with_seed(policy, body["seed_value"]), DATA, as_of=dt.date(2026, 12, 1)
+        )
     )
     assert seeded.served_ids() == decision.allocation.served_ids()
     head = log.head()
@@ -215,7 +229,9 @@ def test_whole_procedure_on_the_elderly_care_example(log: DecisionLog, tmp_path:
     log.append("review.opened", {"case": "C-1", "decision": decision.seq}, operator="clerk")
     proof = [bytes.fromhex(p) for p in log.consistency(head.size)]
     new = log.head()
-    assert verify_consistency(head.size, new.size, bytes.fromhex(head.root), bytes.fromhex(new.root), proof)
+    assert verify_consistency(
+        head.size, new.size, bytes.fromhex(head.root), bytes.fromhex(new.root), proof
+    )
     late = verify_receipt(log.receipt(decision, decision.ids[5]), new)
     assert late.ok
 
@@ -248,7 +264,9 @@ def test_decide_refuses_other_data_or_another_policy(log: DecisionLog, tmp_path:
         log.decide(policy, changed, freeze=f, seed=s, operator="clerk")
     assert err.value.code == "FA713"
     assert rows[5].split(",")[0] in str(err.value)
-    other = fa.load_policy(POLICY).model_copy(update={"allocation": policy.allocation.model_copy(update={"capacity": 41})})
+    other = fa.load_policy(POLICY).model_copy(
+        update={"allocation": policy.allocation.model_copy(update={"capacity": 41})}
+    )
     with pytest.raises(RecordsError) as err:
         log.decide(other, DATA, freeze=f, seed=s, operator="clerk")
     assert err.value.code == "FA712"
@@ -299,7 +317,8 @@ def test_two_processes_appending_at_once_never_fork_the_chain(log_url: str) -> N
         for who in ("office-a", "office-b")
     ]
     for p in procs:  # both connected, then released together
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ready"
     for p in procs:
         assert p.stdin is not None
         p.stdin.write("go\n")
