@@ -126,24 +126,24 @@ def column_texts(values: np.ndarray, kind: str, levels: Sequence[str] | None = N
     """Every value of a decoded column as canonical JSON text, vectorised where it can be.
 
     Args:
-        values: The column as :meth:`~fairalloc.Population.decode` gives it.
+        values: The column as :meth:`~fairalloc.Population.decode` gives it, or, with
+            ``levels``, the level codes of a category or ordinal.
         kind: The attribute's type (``bool``, ``int``, ``float``, ``category``, ``ordinal``,
             ``date``, ``str``).
-        levels: Unused; kept so callers can pass an attribute's levels uniformly.
+        levels: The levels, when ``values`` are codes: each level is written once.
     """
-    del levels
+    if levels is not None:
+        texts = np.array([json_text(v) for v in levels], dtype=object)
+        return texts[values.astype(np.intp)].tolist()  # type: ignore[no-any-return]
     if kind == "bool":
         return np.where(values.astype(bool), "true", "false").tolist()  # type: ignore[no-any-return]
     if kind == "int":
         return list(map(str, values.astype(np.int64).tolist()))
     if kind == "float":
-        floats = values.astype(np.float64)
-        whole = np.isfinite(floats) & (floats == np.round(floats)) & (np.abs(floats) < 1e15)
-        if whole.all():
-            return list(map(str, floats.astype(np.int64).tolist()))
-        return list(map(canonical_float, floats.tolist()))
+        return _float_texts(values.astype(np.float64))
     if kind == "date":
-        return [f'"{d}"' for d in values.astype("datetime64[D]").astype(str).tolist()]
+        days = np.datetime_as_string(values.astype("datetime64[D]"))
+        return [f'"{d}"' for d in days.tolist()]
     texts = [str(v) for v in values.tolist()]
     if not texts:
         return []
@@ -151,3 +151,18 @@ def column_texts(values: np.ndarray, kind: str, levels: Sequence[str] | None = N
     # `"` is escaped, so `","` only ever separates two items.
     inner = json.dumps(texts, ensure_ascii=False, separators=(",", ":"))[2:-2]
     return [f'"{t}"' for t in inner.split('","')]
+
+
+def _float_texts(floats: np.ndarray) -> list[str]:
+    if not np.isfinite(floats).all():
+        bad = floats[~np.isfinite(floats)][0]
+        raise RecordsError("FA700", f"{bad!r} has no canonical form (NaN and infinities are refused)")
+    out: list[str] = list(map(float.__repr__, floats.tolist()))
+    whole = (floats == np.round(floats)) & (np.abs(floats) < 1e15)
+    # Python's repr is ECMAScript's form for non-whole numbers from 1e-4 to 1e15.
+    odd = ~whole & ((np.abs(floats) < 1e-4) | (np.abs(floats) >= 1e15))
+    for i in np.flatnonzero(whole).tolist():
+        out[i] = str(int(floats[i]))
+    for i in np.flatnonzero(odd).tolist():
+        out[i] = canonical_float(float(floats[i]))
+    return out

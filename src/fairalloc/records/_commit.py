@@ -14,6 +14,7 @@ resident's receipt, or the operator's private openings) anyone recomputes the le
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Sequence
 from operator import methodcaller
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NONCE_BYTES",
     "commit",
+    "fingerprint",
     "id_order",
     "leaf_of",
     "outcome_messages",
@@ -65,7 +67,11 @@ def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[by
     cols: dict[str, list[str]] = {}
     for name in population.schema_attributes:
         attr = schema.attributes[name]
-        cols[name] = column_texts(population.decode(name)[order], attr.type)
+        if attr.type in ("category", "ordinal") and name != schema.id_attribute:
+            codes = population.columns[name][order]
+            cols[name] = column_texts(codes, attr.type, levels=attr.levels or [])
+        else:
+            cols[name] = column_texts(population.decode(name)[order], attr.type)
     keys = sorted(cols, key=lambda k: k.encode("utf-16-be"))
     # Attribute names are identifiers (no `%`), so the template has only the `%s` slots.
     head = "{" + ",".join(json_text(k) + ":%s" for k in keys) + "}"
@@ -97,6 +103,24 @@ def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> lis
         (fmt % (c, e, i, p or "null", r or "null", s, v)).encode("utf-8")
         for c, e, i, p, r, s, v in zip(cat_text, elig, ids, pos, rank, score, served, strict=True)
     ]
+
+
+def fingerprint(population: Population, order: npt.NDArray[np.intp]) -> str:
+    """A SHA-256 over the population's columns in leaf order, for the operator's store only.
+
+    Equal fingerprints mean equal canonical rows, so data already checked against a freeze
+    need not be committed again row by row. It is a plain hash of residents' data: it is kept
+    with the private openings and never published.
+    """
+    h = hashlib.sha256(b"fairalloc population fingerprint 1\x00")
+    h.update(policy_hash(population.schema).encode("ascii"))
+    ids = population.ids[order].astype(str).tolist()
+    h.update(json.dumps(ids, ensure_ascii=False).encode("utf-8"))
+    for name in sorted(population.columns):
+        col = np.ascontiguousarray(population.columns[name][order])
+        h.update(f"\x00{name}\x00{col.dtype.str}\x00".encode())
+        h.update(col.tobytes() if col.dtype != object else json.dumps(col.tolist()).encode())
+    return h.hexdigest()
 
 
 def commit(messages: Sequence[bytes]) -> tuple[bytes, list[bytes]]:

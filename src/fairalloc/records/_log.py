@@ -33,6 +33,7 @@ from fairalloc.records._canonical import canonical
 from fairalloc.records._commit import (
     NONCE_BYTES,
     commit,
+    fingerprint,
     id_order,
     outcome_messages,
     policy_hash,
@@ -182,7 +183,7 @@ class Decision:
         ids: Residents' ids in leaf order.
         outcomes: Each resident's canonical outcome, in leaf order.
         outcome_nonces: The outcome leaves' nonces.
-        rows: Each resident's canonical row (as frozen), in leaf order.
+        rows: Each resident's canonical row (as frozen), in leaf order, made when first read.
         row_nonces: The freeze's nonces.
         freeze: The ``freeze`` record.
     """
@@ -192,7 +193,7 @@ class Decision:
     ids: list[str]
     outcomes: list[bytes]
     outcome_nonces: bytes
-    rows: list[bytes]
+    rows: _LazyRows
     row_nonces: bytes
     freeze: Record
 
@@ -472,13 +473,14 @@ class DecisionLog:
             "root": Tree(leaves).root.hex(),
         }
         ids = population.ids[order].astype(str).tolist()
+        opening = Opening(ids, nonces, fingerprint(population, order))
         return self._append(
             "freeze",
             body,
             operator=operator,
             time=time,
             leaves=leaves,
-            opening=Opening(ids, nonces),
+            opening=opening,
         )
 
     def draw_seed(
@@ -574,12 +576,13 @@ class DecisionLog:
         day = as_of or dt.date.fromisoformat(when[:10])
         population = Population.of(residents, policy)
         order = id_order(population.ids)
-        rows = row_messages(population, order)
         opening = self.store.opening(frec.seq)
         if opening is None:
             raise RecordsError("FA713", "the freeze's openings are not kept here", record=frec.seq)
         ids = population.ids[order].astype(str).tolist()
-        check_rows(frec, ids, rows, opening, self.leaves(frec.seq))
+        rows = _LazyRows(population, order)
+        if not opening.fingerprint or fingerprint(population, order) != opening.fingerprint:
+            check_rows(frec, ids, rows.get(), opening, self.leaves(frec.seq))
         run = with_seed(policy, srec.body["seed"]) if srec is not None else policy
         allocation = allocate(compiled_for(run, day), population, capacity=capacity)
         outcomes = outcome_messages(allocation, order)
@@ -611,6 +614,7 @@ class DecisionLog:
             opening=Opening(ids, nonces),
         )
         return Decision(rec, allocation, ids, outcomes, nonces, rows, opening.nonces, frec)
+
 
     # -- checks ------------------------------------------------------------------------
     def _kind(self, seq: int, kind: str) -> Record:
@@ -799,6 +803,9 @@ def row_differences(
 
     Erased residents (no opening) are skipped: their rows cannot be compared.
     """
+    if opening.ids == ids:  # nobody erased: the rows are in leaf order already
+        if b"".join(recommit(rows, opening.nonces)) == b"".join(leaves):
+            return []
     kept = [i for i in opening.ids if i]
     missing = sorted(set(kept) - set(ids))
     added = sorted(set(ids) - set(opening.ids))
@@ -811,11 +818,15 @@ def row_differences(
         out.append(f"{len(added)} resident(s) not in the frozen list: {', '.join(added[:5])}")
     if missing or added:
         return out
-    pos = {rid: k for k, rid in enumerate(ids)}
-    idx = [k for k, rid in enumerate(opening.ids) if rid]
-    msgs = [rows[pos[opening.ids[k]]] for k in idx]
-    nonce_blob = b"".join(opening.nonces[k * NONCE_BYTES : (k + 1) * NONCE_BYTES] for k in idx)
-    got = recommit(msgs, nonce_blob)
+    if opening.ids == ids:
+        got = recommit(rows, opening.nonces)
+        idx = list(range(len(ids)))
+    else:
+        pos = {rid: k for k, rid in enumerate(ids)}
+        idx = [k for k, rid in enumerate(opening.ids) if rid]
+        msgs = [rows[pos[opening.ids[k]]] for k in idx]
+        nonce_blob = b"".join(opening.nonces[k * NONCE_BYTES : (k + 1) * NONCE_BYTES] for k in idx)
+        got = recommit(msgs, nonce_blob)
     bad = [opening.ids[k] for k, g in zip(idx, got, strict=True) if g != leaves[k]]
     if bad:
         out.append(
@@ -835,3 +846,20 @@ def _no_floats(obj: Any, kind: str) -> None:
     elif isinstance(obj, list | tuple):
         for v in obj:
             _no_floats(v, kind)
+
+
+class _LazyRows:
+    """Residents' canonical rows, made when first needed (receipts, or a data check)."""
+
+    def __init__(self, population: Population, order: Any) -> None:
+        self.population = population
+        self.order = order
+        self._rows: list[bytes] | None = None
+
+    def get(self) -> list[bytes]:
+        if self._rows is None:
+            self._rows = row_messages(self.population, self.order)
+        return self._rows
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.get()[i]

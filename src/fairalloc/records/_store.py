@@ -46,11 +46,14 @@ class StoredRecord:
 class Opening:
     """The private openings of a record's leaves: residents' ids and nonces, in leaf order.
 
-    An erased resident's id is ``""`` and their nonce 32 zero bytes.
+    An erased resident's id is ``""`` and their nonce 32 zero bytes. ``fingerprint`` is the
+    hash of the data as committed (:func:`~fairalloc.records._commit.fingerprint`), so the
+    same data need not be committed again row by row; empty after an erasure.
     """
 
     ids: list[str]
     nonces: bytes
+    fingerprint: str = ""
 
 
 #: Builds a record's canonical bytes from its sequence number and the previous record's hash.
@@ -101,6 +104,11 @@ def _ids_list(text: str, n: int) -> list[str]:
     return text.split("\n") if n else []
 
 
+def _opening(row: Any) -> Opening:
+    n, ids, nonces, fingerprint = row
+    return Opening(_ids_list(str(ids), int(n)), bytes(nonces), str(fingerprint))
+
+
 class SQLiteStore:
     """A log in one SQLite file (standard library only).
 
@@ -141,8 +149,9 @@ class SQLiteStore:
                 c.execute("INSERT INTO fa_leaves (seq, leaves) VALUES (?, ?)", (seq, leaves))
             if opening is not None:
                 c.execute(
-                    "INSERT INTO fa_openings (seq, n, ids, nonces) VALUES (?, ?, ?, ?)",
-                    (seq, len(opening.ids), _ids_text(opening.ids), opening.nonces),
+                    "INSERT INTO fa_openings (seq, n, ids, nonces, fingerprint)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (seq, len(opening.ids), _ids_text(opening.ids), opening.nonces, opening.fingerprint),
                 )
         except BaseException:
             c.execute("ROLLBACK")
@@ -165,15 +174,17 @@ class SQLiteStore:
     def opening(self, seq: int) -> Opening | None:
         """See :meth:`Store.opening`."""
         row = self.conn.execute(
-            "SELECT n, ids, nonces FROM fa_openings WHERE seq = ?", (seq,)
+            "SELECT n, ids, nonces, fingerprint FROM fa_openings WHERE seq = ?", (seq,)
         ).fetchone()
-        return None if row is None else Opening(_ids_list(str(row[1]), int(row[0])), bytes(row[2]))
+        return None if row is None else _opening(row)
 
     def openings(self) -> Iterator[tuple[int, Opening]]:
         """See :meth:`Store.openings`."""
-        rows = self.conn.execute("SELECT seq, n, ids, nonces FROM fa_openings ORDER BY seq")
-        for s, n, ids, nonces in rows.fetchall():
-            yield int(s), Opening(_ids_list(str(ids), int(n)), bytes(nonces))
+        rows = self.conn.execute(
+            "SELECT seq, n, ids, nonces, fingerprint FROM fa_openings ORDER BY seq"
+        )
+        for row in rows.fetchall():
+            yield int(row[0]), _opening(row[1:])
 
     def replace_opening(self, seq: int, opening: Opening) -> None:
         """See :meth:`Store.replace_opening`."""
@@ -181,8 +192,8 @@ class SQLiteStore:
         c.execute("BEGIN IMMEDIATE")
         try:
             c.execute(
-                "UPDATE fa_openings SET ids = ?, nonces = ? WHERE seq = ?",
-                (_ids_text(opening.ids), opening.nonces, seq),
+                "UPDATE fa_openings SET ids = ?, nonces = ?, fingerprint = ? WHERE seq = ?",
+                (_ids_text(opening.ids), opening.nonces, opening.fingerprint, seq),
             )
         except BaseException:
             c.execute("ROLLBACK")
@@ -200,7 +211,8 @@ CREATE TABLE IF NOT EXISTS fa_records (
 CREATE TABLE IF NOT EXISTS fa_leaves (
     seq INTEGER PRIMARY KEY REFERENCES fa_records (seq), leaves BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS fa_openings (
-    seq INTEGER PRIMARY KEY, n INTEGER NOT NULL, ids TEXT NOT NULL, nonces BLOB NOT NULL);
+    seq INTEGER PRIMARY KEY, n INTEGER NOT NULL, ids TEXT NOT NULL, nonces BLOB NOT NULL,
+    fingerprint TEXT NOT NULL DEFAULT '');
 CREATE TRIGGER IF NOT EXISTS fa_records_no_update BEFORE UPDATE ON fa_records
     BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS fa_records_no_delete BEFORE DELETE ON fa_records
@@ -217,7 +229,7 @@ _PG_TABLES = (
     "CREATE TABLE fa_leaves (seq BIGINT PRIMARY KEY REFERENCES fa_records (seq),"
     " leaves BYTEA NOT NULL)",
     "CREATE TABLE fa_openings (seq BIGINT PRIMARY KEY, n BIGINT NOT NULL, ids TEXT NOT NULL,"
-    " nonces BYTEA NOT NULL)",
+    " nonces BYTEA NOT NULL, fingerprint TEXT NOT NULL DEFAULT '')",
 )
 
 
@@ -279,8 +291,9 @@ class PostgresStore:
                 c.execute("INSERT INTO fa_leaves (seq, leaves) VALUES (%s, %s)", (seq, leaves))
             if opening is not None:
                 c.execute(
-                    "INSERT INTO fa_openings (seq, n, ids, nonces) VALUES (%s, %s, %s, %s)",
-                    (seq, len(opening.ids), _ids_text(opening.ids), opening.nonces),
+                    "INSERT INTO fa_openings (seq, n, ids, nonces, fingerprint)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (seq, len(opening.ids), _ids_text(opening.ids), opening.nonces, opening.fingerprint),
                 )
         return StoredRecord(seq, kind, digest, body)
 
@@ -299,22 +312,24 @@ class PostgresStore:
     def opening(self, seq: int) -> Opening | None:
         """See :meth:`Store.opening`."""
         row = self.conn.execute(
-            "SELECT n, ids, nonces FROM fa_openings WHERE seq = %s", (seq,)
+            "SELECT n, ids, nonces, fingerprint FROM fa_openings WHERE seq = %s", (seq,)
         ).fetchone()
-        return None if row is None else Opening(_ids_list(str(row[1]), int(row[0])), bytes(row[2]))
+        return None if row is None else _opening(row)
 
     def openings(self) -> Iterator[tuple[int, Opening]]:
         """See :meth:`Store.openings`."""
-        rows = self.conn.execute("SELECT seq, n, ids, nonces FROM fa_openings ORDER BY seq")
-        for s, n, ids, nonces in rows.fetchall():
-            yield int(s), Opening(_ids_list(str(ids), int(n)), bytes(nonces))
+        rows = self.conn.execute(
+            "SELECT seq, n, ids, nonces, fingerprint FROM fa_openings ORDER BY seq"
+        )
+        for row in rows.fetchall():
+            yield int(row[0]), _opening(row[1:])
 
     def replace_opening(self, seq: int, opening: Opening) -> None:
         """See :meth:`Store.replace_opening`."""
         with self.conn.transaction():
             self.conn.execute(
-                "UPDATE fa_openings SET ids = %s, nonces = %s WHERE seq = %s",
-                (_ids_text(opening.ids), opening.nonces, seq),
+                "UPDATE fa_openings SET ids = %s, nonces = %s, fingerprint = %s WHERE seq = %s",
+                (_ids_text(opening.ids), opening.nonces, opening.fingerprint, seq),
             )
 
     def close(self) -> None:
