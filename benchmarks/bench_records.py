@@ -61,7 +61,9 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     url = args.url or str(Path(tmp.name) / "log.db")
     with DecisionLog.open(url) as log:
-        p = log.register_policy(policy, approved_by="committee", approved_at="2026-11-20", operator="b")
+        p = log.register_policy(
+            policy, approved_by="committee", approved_at="2026-11-20", operator="b"
+        )
         t_freeze, frz = clock(lambda: log.freeze(p.seq, population, policy=policy, operator="b"))
         s = log.draw_seed(frz.seq, public_randomness="bench", how="benchmark", operator="b")
         seeded = with_seed(policy, s.body["seed"])

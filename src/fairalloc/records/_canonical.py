@@ -115,7 +115,7 @@ def canonical(obj: Any) -> bytes:
 
     Examples:
         >>> canonical({"b": 1, "a": [True, None, "é"]})
-        b'{"a":[true,null,"\\xc3\\xa9"],"b":1}'
+        b'{"a":[true,null,"\xc3\xa9"],"b":1}'
     """
     out: list[str] = []
     _encode(obj, out)
@@ -133,8 +133,8 @@ def column_texts(values: np.ndarray, kind: str, levels: Sequence[str] | None = N
         levels: The levels, when ``values`` are codes: each level is written once.
     """
     if levels is not None:
-        texts = np.array([json_text(v) for v in levels], dtype=object)
-        return texts[values.astype(np.intp)].tolist()  # type: ignore[no-any-return]
+        written = np.array([json_text(v) for v in levels], dtype=object)
+        return written[values.astype(np.intp)].tolist()  # type: ignore[no-any-return]
     if kind == "bool":
         return np.where(values.astype(bool), "true", "false").tolist()  # type: ignore[no-any-return]
     if kind == "int":
@@ -142,8 +142,8 @@ def column_texts(values: np.ndarray, kind: str, levels: Sequence[str] | None = N
     if kind == "float":
         return _float_texts(values.astype(np.float64))
     if kind == "date":
-        days = np.datetime_as_string(values.astype("datetime64[D]"))
-        return [f'"{d}"' for d in days.tolist()]
+        days: list[str] = np.datetime_as_string(values.astype("datetime64[D]")).tolist()
+        return [f'"{d}"' for d in days]
     texts = [str(v) for v in values.tolist()]
     if not texts:
         return []
@@ -156,7 +156,9 @@ def column_texts(values: np.ndarray, kind: str, levels: Sequence[str] | None = N
 def _float_texts(floats: np.ndarray) -> list[str]:
     if not np.isfinite(floats).all():
         bad = floats[~np.isfinite(floats)][0]
-        raise RecordsError("FA700", f"{bad!r} has no canonical form (NaN and infinities are refused)")
+        raise RecordsError(
+            "FA700", f"{bad!r} has no canonical form (NaN and infinities are refused)"
+        )
     out: list[str] = list(map(float.__repr__, floats.tolist()))
     whole = (floats == np.round(floats)) & (np.abs(floats) < 1e15)
     # Python's repr is ECMAScript's form for non-whole numbers from 1e-4 to 1e15.

@@ -49,10 +49,10 @@ _digest = methodcaller("digest")
 def policy_hash(policy: Policy) -> str:
     """The SHA-256 (hex) of the policy document's canonical JSON.
 
-    Formatting, comments and key order of the file do not change it; any change of meaning
-    does.
+    Formatting, comments, key order and values written out although they are the defaults
+    do not change it; any change of meaning does.
     """
-    doc = policy.model_dump(mode="json", by_alias=True)
+    doc = policy.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     return hashlib.sha256(canonical(doc)).hexdigest()
 
 

@@ -615,6 +615,53 @@ class DecisionLog:
         )
         return Decision(rec, allocation, ids, outcomes, nonces, rows, opening.nonces, frec)
 
+    def decision(self, seq: int, policy: Policy, residents: Any) -> Decision:
+        """A recorded decision re-run from the policy and the data, for receipts and reviews.
+
+        Raises:
+            RecordsError: ``FA712`` another policy, ``FA713`` other data than frozen,
+                ``FA717`` a re-run that does not give the recorded outcome, ``FA715`` when
+                the openings needed were erased.
+        """
+        from fairalloc._compiler import compiled_for
+        from fairalloc.allocation import allocate
+
+        rec = self._kind(seq, "decision")
+        body = rec.body
+        if body.get("kind") != "allocation":
+            raise RecordsError("FA704", f"a {body.get('kind')} decision is re-run by its module")
+        frec = self._kind(int(body["freeze_record"]), "freeze")
+        self._check_policy(self._kind(int(body["policy_record"]), "policy"), policy)
+        population = Population.of(residents, policy)
+        order = id_order(population.ids)
+        row_open, out_open = self.store.opening(frec.seq), self.store.opening(seq)
+        if row_open is None or out_open is None:
+            raise RecordsError("FA715", "the openings of this decision are not kept", record=seq)
+        if "" in row_open.ids or "" in out_open.ids:
+            raise RecordsError(
+                "FA715", "residents were erased from it: it can no longer be re-run", record=seq
+            )
+        ids = population.ids[order].astype(str).tolist()
+        rows = _LazyRows(population, order)
+        if not row_open.fingerprint or fingerprint(population, order) != row_open.fingerprint:
+            check_rows(frec, ids, rows.get(), row_open, self.leaves(frec.seq))
+        seed = body.get("seed_value")
+        run = with_seed(policy, seed) if seed is not None else policy
+        allocation = allocate(
+            compiled_for(run, dt.date.fromisoformat(body["as_of"])),
+            population,
+            capacity=int(body["capacity"]),
+        )
+        outcomes = outcome_messages(allocation, order)
+        if out_open.ids == ids and b"".join(recommit(outcomes, out_open.nonces)) != b"".join(
+            self.leaves(seq)
+        ):
+            raise RecordsError(
+                "FA717", "re-running it does not give the recorded outcome", record=seq
+            )
+        return Decision(
+            rec, allocation, ids, outcomes, out_open.nonces, rows, row_open.nonces, frec
+        )
 
     # -- checks ------------------------------------------------------------------------
     def _kind(self, seq: int, kind: str) -> Record:
@@ -803,9 +850,9 @@ def row_differences(
 
     Erased residents (no opening) are skipped: their rows cannot be compared.
     """
-    if opening.ids == ids:  # nobody erased: the rows are in leaf order already
-        if b"".join(recommit(rows, opening.nonces)) == b"".join(leaves):
-            return []
+    # Nobody erased: the rows are in leaf order already.
+    if opening.ids == ids and b"".join(recommit(rows, opening.nonces)) == b"".join(leaves):
+        return []
     kept = [i for i in opening.ids if i]
     missing = sorted(set(kept) - set(ids))
     added = sorted(set(ids) - set(opening.ids))

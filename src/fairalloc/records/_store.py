@@ -151,7 +151,13 @@ class SQLiteStore:
                 c.execute(
                     "INSERT INTO fa_openings (seq, n, ids, nonces, fingerprint)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (seq, len(opening.ids), _ids_text(opening.ids), opening.nonces, opening.fingerprint),
+                    (
+                        seq,
+                        len(opening.ids),
+                        _ids_text(opening.ids),
+                        opening.nonces,
+                        opening.fingerprint,
+                    ),
                 )
         except BaseException:
             c.execute("ROLLBACK")
@@ -293,7 +299,13 @@ class PostgresStore:
                 c.execute(
                     "INSERT INTO fa_openings (seq, n, ids, nonces, fingerprint)"
                     " VALUES (%s, %s, %s, %s, %s)",
-                    (seq, len(opening.ids), _ids_text(opening.ids), opening.nonces, opening.fingerprint),
+                    (
+                        seq,
+                        len(opening.ids),
+                        _ids_text(opening.ids),
+                        opening.nonces,
+                        opening.fingerprint,
+                    ),
                 )
         return StoredRecord(seq, kind, digest, body)
 
