@@ -36,11 +36,13 @@ from fairalloc.errors import (
     EvaluationError,
     FairallocError,
     FairnessViolation,
+    MissingDependency,
     PolicyError,
     PolicyIssue,
     PopulationError,
     PopulationIssue,
     SourceSpan,
+    UsageError,
 )
 from fairalloc.explain import Contrast, Explanation, contrast, explain, export_explanations
 from fairalloc.policy import Policy, json_schema, load_policy, parse_policy
@@ -59,6 +61,7 @@ __all__ = [
     "FairallocError",
     "FairnessViolation",
     "MatchingResult",
+    "MissingDependency",
     "Policy",
     "PolicyDiff",
     "PolicyError",
@@ -73,6 +76,7 @@ __all__ = [
     "Simulation",
     "SourceSpan",
     "Sweep",
+    "UsageError",
     "__version__",
     "allocate",
     "compare",

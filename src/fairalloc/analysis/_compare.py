@@ -35,6 +35,7 @@ from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO, micro
+from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc.allocation import allocate_evaluation
 from fairalloc.allocation._result import Allocation, Cutoff
@@ -568,6 +569,7 @@ class Comparison:
         criterion's change, in points. Residents in one population only have missing values
         for the other.
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         cols: dict[str, Any] = {

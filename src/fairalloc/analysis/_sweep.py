@@ -33,6 +33,7 @@ from fairalloc._engine import DEFAULT_CHUNK, compiled_of, evaluate_compiled, ree
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import LotteryKeys, Ranking, rank
 from fairalloc.allocation import Allocation, allocate_evaluation
@@ -200,12 +201,24 @@ def with_parameters(policy: M.Policy | CompiledPolicy, values: Mapping[str, Any]
         >>> older = with_parameters(policy, {"min_age": 65})
         >>> older.parameters["min_age"].value
         65
+        >>> older.policy.version
+        '1+min_age=65'
         >>> fa.evaluate(older, [{"id": "a", "age": 62}]).eligible.tolist()
         [False]
     """
     cp = compiled_of(policy, None)
-    variant = parameter_variant(cp, values)
-    return as_loaded(variant.policy.model_copy(), variant)
+    if not values:
+        return as_loaded(cp.policy.model_copy(), cp)
+    # The variant is another version of the policy: say which, so that comparisons and reports
+    # never read "v2026.1 → v2026.1".
+    meta = cp.policy.policy
+    changed = ", ".join(f"{k}={_jsonable(plain_value(v))}" for k, v in values.items())
+    update = {
+        "parameters": changed_parameters(cp, values),
+        "policy": meta.model_copy(update={"version": f"{meta.version}+{changed}"}),
+    }
+    doc = cp.policy.model_copy(update=update)
+    return as_loaded(doc, compile_variant(cp, doc, _context(values)))
 
 
 # -- ranking with lottery keys drawn once -------------------------------------------------------
@@ -385,6 +398,7 @@ def summarize(
     group_by: Sequence[str] | None,
     strata: str | None,
     intersections: bool,
+    bins: Mapping[str, Sequence[float]] | None = None,
     recomputed: tuple[str, ...] = (),
 ) -> tuple[SweepPoint, npt.NDArray[np.bool_]]:
     """One point's outcome and the residents selected (served, or eligible)."""
@@ -406,6 +420,7 @@ def summarize(
         attributes=group_by,
         strata=strata,
         intersections=intersections,
+        bins=bins,
     )
     point = SweepPoint(
         values=values,
@@ -494,6 +509,7 @@ class Sweep:
         ``disparities`` (numbers of groups flagged), then ``rate.<attribute>=<group>`` and
         ``ratio.<attribute>=<group>`` for every group (requires pandas).
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         rows = self._rows()
@@ -506,6 +522,7 @@ class Sweep:
 
     def groups_to_pandas(self) -> pd.DataFrame:
         """One row per grid point and group: the swept values and the group's statistics."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         rows = []
@@ -522,6 +539,7 @@ class Sweep:
 
         One row per resident, by id, and one column per point (requires pandas).
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         if self.served is None:
@@ -711,7 +729,18 @@ def sweep(
     cap = capacity_key(cp0)
     params = [k for k in keys if k != cap]
     base_units = allocation_units(cp0, capacity)
-    kw: dict[str, Any] = {"group_by": group_by, "strata": strata, "intersections": intersections}
+    from fairalloc.audit._groups import group_bins
+
+    # Numbers and dates are grouped by the whole population's quartiles, once: each point's
+    # own quartiles would move the groups from point to point.
+    grouped = [*(group_by or population.schema.protected_attributes)]
+    bins = group_bins(population, [a for a in grouped if a in population.schema.attributes])
+    kw: dict[str, Any] = {
+        "group_by": group_by,
+        "strata": strata,
+        "intersections": intersections,
+        "bins": bins,
+    }
 
     base = evaluate_compiled(cp0, population, chunk_size=chunk_size)
     lottery = LotteryKeys(population.ids)

@@ -11,6 +11,7 @@ Commands:
     diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
     schema                print the JSON Schema of policy files
+    examples DIR          copy the bundled example policies and residents to DIR
     log ACTION LOG        decision log: register a policy, show, head, export, retention, erase
     freeze LOG POLICY DATA  freeze the applicant list before any draw
     draw LOG              record the lottery seed drawn after a freeze
@@ -38,6 +39,7 @@ from fairalloc.cli import (
     _decide,
     _diff,
     _draw,
+    _examples,
     _explain,
     _freeze,
     _log,
@@ -50,7 +52,7 @@ from fairalloc.cli import (
     _verify,
 )
 from fairalloc.cli._common import check_not_an_input
-from fairalloc.errors import FairallocError, UsageError
+from fairalloc.errors import ArgumentError, FairallocError, UsageError
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -72,6 +74,7 @@ COMMANDS = (
     _sweep,
     _explain,
     _schema,
+    _examples,
     _log,
     _freeze,
     _draw,
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "out", None), (getattr(args, name) for name in args.inputs)
         )
         return int(args.handler(args))
-    except UsageError as e:
+    except (UsageError, ArgumentError) as e:  # an option value the library cannot use
         print(f"fairalloc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FairallocError as e:

@@ -18,7 +18,7 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``log`` command and its actions."""
     p = sub.add_parser("log", help="decision log: register, show, head, export, retention, erase")
-    act = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
+    act = p.add_subparsers(dest="log_command", metavar="ACTION", required=True, help="what to do")
 
     reg = act.add_parser("register", help="record an approved policy version")
     add_log(reg)

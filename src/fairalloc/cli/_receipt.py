@@ -18,7 +18,9 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``receipt`` command."""
     p = sub.add_parser("receipt", help="a resident's receipt, or check one against a head")
-    what = p.add_subparsers(dest="receipt_command", metavar="ACTION", required=True)
+    what = p.add_subparsers(
+        dest="receipt_command", metavar="ACTION", required=True, help="make or check"
+    )
     make = what.add_parser("make", help="write a resident's receipt for a recorded decision")
     add_log(make)
     make.add_argument("policy", type=Path, help="the registered policy file")

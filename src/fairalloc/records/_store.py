@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from fairalloc._optional import require
 from fairalloc.errors import RecordsError
 
 __all__ = ["Opening", "PostgresStore", "SQLiteStore", "Store", "StoredRecord", "open_store"]
@@ -249,14 +250,7 @@ class PostgresStore:
     """
 
     def __init__(self, url: str) -> None:
-        try:
-            import psycopg
-        except ImportError as exc:  # pragma: no cover - the dev extra installs it
-            raise RecordsError(
-                "FA701",
-                "a PostgreSQL log needs psycopg",
-                valid="pip install 'fairalloc[postgres]'",
-            ) from exc
+        psycopg: Any = require("psycopg", extra="postgres", feature="a PostgreSQL decision log")
         self.url = url
         try:
             self.conn: Any = psycopg.connect(url, autocommit=True)
