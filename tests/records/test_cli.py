@@ -20,7 +20,7 @@ from fairalloc.records import (
     with_seed,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICY = str(ROOT / "examples" / "elderly-care" / "policy.yaml")
 DATA = str(ROOT / "examples" / "elderly-care" / "residents.csv")
 

@@ -7,8 +7,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,46 +31,11 @@ from fairalloc.records import (
 from fairalloc.records._canonical import canonical_float
 from fairalloc.records._merkle import Tree
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "elderly-care"
 POLICY = EXAMPLE / "policy.yaml"
 DATA = EXAMPLE / "residents.csv"
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = "2026-12-01T09:00:00Z"
-
-
-# -- backends ---------------------------------------------------------------------------
-
-
-def _pg_schema() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"fa_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {name}")
-    try:
-        yield name
-    finally:
-        with psycopg.connect(PG, autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {name} CASCADE")
-
-
-def pg_url(schema: str, user: str = "postgres") -> str:
-    return f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty log: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'log.db'}"
-    else:
-        yield from (pg_url(s) for s in _pg_schema())
-
-
-@pytest.fixture
-def log(log_url: str) -> Iterator[DecisionLog]:
-    with DecisionLog.open(log_url) as opened:
-        yield opened
 
 
 def _reference_root(leaves: list[bytes]) -> bytes:
