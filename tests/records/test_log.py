@@ -296,3 +296,55 @@ def test_two_processes_appending_at_once_never_fork_the_chain(log_url: str) -> N
     assert [r.seq for r in records] == list(range(120))
     by = [r.body["by"] for r in records]
     assert by.count("office-a") == by.count("office-b") == 60
+
+
+def test_other_modules_record_their_decisions_and_verify_reruns_them(log: DecisionLog) -> None:
+    policy = fa.load_policy(POLICY)
+    _, f, s = _procedure(log, policy)
+
+    def first_round(record: fa.records.Record, run: fa.Policy, pop: fa.Population) -> list[bytes]:
+        day = dt.date.fromisoformat(record.body["as_of"])
+        allocation = fa.allocate(fa.evaluate(run, pop, as_of=day), capacity=10)
+        return fa.records.outcome_messages(allocation, fa.records.id_order(pop.ids))
+
+    ready = log.prepare(policy, DATA, freeze=f, seed=s)
+    assert ready.policy.ranking.tie_break[-1].lottery.seed == log.record(s).body["seed"]
+    rec, _ = log.record_decision(
+        ready,
+        "rotation_round",
+        first_round(
+            fa.records.Record(0, "", "", "", "", "", {"as_of": "2026-12-01"}, b""),
+            ready.policy,
+            ready.population,
+        ),
+        as_of=dt.date(2026, 12, 1),
+        capacity=10,
+        served=10,
+        operator="rounds",
+        extra={"round": 1},
+    )
+    assert (rec.body["kind"], rec.body["round"]) == ("rotation_round", 1)
+    with pytest.raises(RecordsError) as err:
+        log.record_decision(
+            ready,
+            "rotation_round",
+            [],
+            as_of=dt.date(2026, 12, 1),
+            capacity=1,
+            served=0,
+            operator="o",
+        )
+    assert err.value.code == "FA705"
+    plain = verify_log(log, policies=[POLICY], data=DATA)
+    assert plain.ok
+    assert plain.not_rerun == [(rec.seq, "no re-run given for a rotation_round decision (rerun=)")]
+    full = verify_log(log, policies=[POLICY], data=DATA, rerun={"rotation_round": first_round})
+    assert (full.ok, full.rerun) == (True, [rec.seq])
+
+    def wrong_round(record: fa.records.Record, run: fa.Policy, pop: fa.Population) -> list[bytes]:
+        allocation = fa.allocate(fa.evaluate(run, pop, as_of=dt.date(2026, 12, 1)), capacity=11)
+        return fa.records.outcome_messages(allocation, fa.records.id_order(pop.ids))
+
+    wrong = verify_log(log, policies=[POLICY], data=DATA, rerun={"rotation_round": wrong_round})
+    assert [(p.code, p.record) for p in wrong.problems] == [("FA730", rec.seq)]
+    assert "another outcome for 1 resident(s)" in wrong.problems[0].what
