@@ -348,3 +348,54 @@ def test_other_modules_record_their_decisions_and_verify_reruns_them(log: Decisi
     wrong = verify_log(log, policies=[POLICY], data=DATA, rerun={"rotation_round": wrong_round})
     assert [(p.code, p.record) for p in wrong.problems] == [("FA730", rec.seq)]
     assert "another outcome for 1 resident(s)" in wrong.problems[0].what
+
+
+def _raw_append(log: DecisionLog, kind: str, body: dict[str, object]) -> int:
+    """Append a record as a forger with write access would, bypassing the API's checks."""
+
+    def build(seq: int, prev: str) -> tuple[bytes, str]:
+        doc = {
+            "body": body,
+            "kind": kind,
+            "operator": "forger",
+            "prev": prev,
+            "seq": seq,
+            "time": T0,
+            "v": 1,
+        }
+        raw = canonical(doc)
+        return raw, leaf_hash(raw).hex()
+
+    return log.store.append(kind, build, None, None).seq
+
+
+def test_one_draw_per_freeze_and_only_for_the_latest_list(log: DecisionLog) -> None:
+    policy = fa.load_policy(POLICY)
+    p, f, s = _procedure(log, policy)
+    with pytest.raises(RecordsError) as err:
+        log.draw_seed(f, value="another", how="again", operator="clerk")
+    assert err.value.code == "FA707"
+    f2 = log.freeze(p, DATA, policy=policy, operator="clerk").seq
+    f3 = log.freeze(p, DATA, policy=policy, operator="clerk").seq
+    with pytest.raises(RecordsError) as err:
+        log.draw_seed(f2, value="pick me", how="after seeing the list", operator="clerk")
+    assert err.value.code == "FA708"
+    assert verify_log(log).ok
+    # a forger who writes the records directly is named by verify
+    frz = log.record(f)
+    second = _raw_append(log, "seed", {**log.record(s).body, "seed": "chosen", "method": "public"})
+    stale = _raw_append(
+        log,
+        "seed",
+        {
+            **log.record(s).body,
+            "freeze": log.record(f2).hash,
+            "freeze_record": f2,
+            "method": "public",
+            "seed": "stale",
+        },
+    )
+    found = {(p.code, p.record) for p in verify_log(log).problems}
+    assert ("FA731", second) in found
+    assert ("FA732", stale) in found
+    assert frz.seq < f3

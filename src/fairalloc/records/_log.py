@@ -538,9 +538,26 @@ class DecisionLog:
 
         Raises:
             RecordsError: ``FA706`` unless exactly one of ``value``/``public_randomness`` is
-                given, or the seed is longer than 64 bytes.
+                given, or the seed is longer than 64 bytes; ``FA707`` if the freeze already has
+                a seed; ``FA708`` if a later freeze of the same policy exists (a seed is drawn
+                once, for the latest list, so nobody can choose among several draws).
         """
         frec = self._kind(freeze_record, "freeze")
+        for rec in self.records()[frec.seq + 1 :]:
+            if rec.kind == "seed" and rec.body.get("freeze") == frec.hash:
+                raise RecordsError(
+                    "FA707",
+                    f"freeze {frec.seq} already has its seed (record {rec.seq}): one freeze,"
+                    " one draw",
+                    record=frec.seq,
+                )
+            if rec.kind == "freeze" and rec.body.get("policy") == frec.body["policy"]:
+                raise RecordsError(
+                    "FA708",
+                    f"freeze {frec.seq} was superseded by freeze {rec.seq} of the same policy:"
+                    " draw for the latest freeze",
+                    record=frec.seq,
+                )
         if (value is None) == (public_randomness is None):
             raise RecordsError(
                 "FA706", "give the seed drawn (value) or a public randomness value, not both"

@@ -289,6 +289,8 @@ def _leaf_list(blob: bytes | None) -> list[bytes]:
 def _check_links(records: dict[int, _Entry], report: VerifyReport) -> None:
     by_hash = {e.record.hash: e.record for e in records.values() if e.record is not None}
     used_seeds: dict[str, int] = {}
+    drawn: dict[str, int] = {}  # freeze hash -> its seed record
+    latest: dict[str, Record] = {}  # policy record hash -> its latest freeze so far
 
     def ref(rec: Record, key: str, kind: str) -> Record | None:
         target = by_hash.get(str(rec.body.get(key)))
@@ -308,8 +310,11 @@ def _check_links(records: dict[int, _Entry], report: VerifyReport) -> None:
         if rec.kind == "freeze":
             ref(rec, "policy", "policy")
             _check_root(rec, leaves, "root", report)
+            latest[str(rec.body.get("policy"))] = rec
         elif rec.kind == "seed":
             frz = ref(rec, "freeze", "freeze")
+            if frz is not None:
+                _check_one_draw(rec, frz, drawn, latest, report)
             if frz is not None and rec.body.get("method") == "derived":
                 from fairalloc.records._log import derive_seed
 
@@ -322,6 +327,27 @@ def _check_links(records: dict[int, _Entry], report: VerifyReport) -> None:
                     )
         elif rec.kind == "decision":
             _check_decision(rec, leaves, ref, used_seeds, report)
+
+
+def _check_one_draw(
+    rec: Record, frz: Record, drawn: dict[str, int], latest: dict[str, Record], report: VerifyReport
+) -> None:
+    if frz.hash in drawn:
+        report.add(
+            "FA731",
+            rec.seq,
+            f"a second seed for freeze {frz.seq} (the first is record {drawn[frz.hash]}):"
+            " whoever draws twice can choose",
+        )
+    drawn.setdefault(frz.hash, rec.seq)
+    newest = latest.get(str(frz.body.get("policy")))
+    if newest is not None and newest.seq != frz.seq:
+        report.add(
+            "FA732",
+            rec.seq,
+            f"drawn for freeze {frz.seq} although freeze {newest.seq} of the same policy came"
+            " later: whoever freezes twice can choose",
+        )
 
 
 def _check_root(rec: Record, leaves: list[bytes], key: str, report: VerifyReport) -> None:
