@@ -655,7 +655,7 @@ def test_cli_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_sweep_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli([str(POLICY), str(DATA), "--param", "min_age"]) == 2
     assert "NAME=V1,V2" in capsys.readouterr().err
-    assert _cli([str(POLICY), str(DATA), "--param", "capacity=-3"]) == 1
+    assert _cli([str(POLICY), str(DATA), "--param", "capacity=-3"]) == 2
     assert "at least 0" in capsys.readouterr().err
     assert _cli([str(POLICY), str(DATA), "--param", "min_ag=1"]) == 1
     assert "min_age" in capsys.readouterr().err  # the likely intended name

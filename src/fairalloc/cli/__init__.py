@@ -115,9 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: the data is not UTF-8 text (byte {e.start}); save it as UTF-8", file=sys.stderr
         )
         return EXIT_FAULT
-    except ValueError as e:  # library checks not yet in the error tree
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAULT
 
 
 def _parser() -> argparse.ArgumentParser:
