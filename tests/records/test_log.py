@@ -399,3 +399,21 @@ def test_one_draw_per_freeze_and_only_for_the_latest_list(log: DecisionLog) -> N
     assert ("FA731", second) in found
     assert ("FA732", stale) in found
     assert frz.seq < f3
+
+
+def test_every_code_of_the_log_is_documented_and_in_its_range() -> None:
+    import re
+
+    src = ROOT / "src" / "fairalloc"
+    text = "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in [*(src / "records").glob("*.py"), *(src / "cli").glob("*.py")]
+    )
+    used = set(re.findall(r'RecordsError\(\s*"(FA\d{3})"', text))
+    used |= set(re.findall(r'report\.add\(\s*"(FA\d{3})"', text))
+    docs = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## Decision log errors") : docs.index("## The command line")]
+    listed = set(re.findall(r"^\| `(FA\d{3})` \|", section, re.MULTILINE))
+    assert len(used) > 20
+    assert used == listed
+    assert all(700 <= int(c[2:]) <= 779 for c in used)
