@@ -546,5 +546,6 @@ def test_an_indicator_table_shows_its_row_in_the_explanation() -> None:
     """)
     ev = fa.evaluate(p, ROWS)
     line = ev.explain("r1").to_text().split("Needs assessment")[1].splitlines()[3]
-    assert "table row 1" in line and "9" in line
+    assert "table row 1" in line
+    assert "9" in line
     assert "决策表第 2 行" in ev.explain("r0").to_text("zh-CN")
