@@ -549,3 +549,19 @@ def test_an_indicator_table_shows_its_row_in_the_explanation() -> None:
     assert "table row 1" in line
     assert "9" in line
     assert "决策表第 2 行" in ev.explain("r0").to_text("zh-CN")
+
+
+def test_counterfactuals_try_only_allowed_values() -> None:
+    # b is 0, 5 or 10; from 0 the nearest change upwards is 5, never 1..4.
+    p = policy("""
+        scales: {s: {indicators: {x: {points: b}}}}
+        allocation: {capacity: 1}
+    """)
+    doc = p.model_dump(by_alias=True, exclude_none=True)
+    doc["attributes"]["b"]["changeable"] = True
+    doc["attributes"]["b"]["need"] = "higher"
+    p = fa.Policy.model_validate(doc)
+    rows = [{**ROWS[0], "id": "low"}, {**ROWS[2], "id": "mid", "b": 5}]
+    e = fa.allocate(p, rows).explain("low")
+    (cf,) = e.facts.counterfactuals
+    assert cf.after == 10  # never 1..4 or 6..9; at 5 it only ties with the other resident
