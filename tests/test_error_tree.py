@@ -57,15 +57,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
 
 #: Raises in modules being moved on main (the command line, comparisons, sweeps), to convert
 #: there with the codes proposed in docs/errors.md; the count is the number of raises.
-PENDING: dict[tuple[str, str, str], int] = {
-    ("analysis/_compare.py", "compare", "ValueError"): 1,
-    ("analysis/_compare.py", "compare", "TypeError"): 2,
-    ("analysis/_compare.py", "_schema_of", "TypeError"): 1,
-    ("analysis/_sweep.py", "allocation_units", "ValueError"): 1,
-    ("analysis/_sweep.py", "check_capacity", "ValueError"): 2,
-    ("analysis/_sweep.py", "served_to_pandas", "ValueError"): 1,
-    ("analysis/_sweep.py", "_resolve_keys", "ValueError"): 4,
-}
+PENDING: dict[tuple[str, str, str], int] = {}
 
 #: ``(module, function)`` that read an exception's text, and why.
 MESSAGE_READERS: dict[tuple[str, str], str] = {
