@@ -448,12 +448,17 @@ def finish(b: _Builder, cp: CompiledPolicy) -> None:
 
 def _reads_scales(b: _Builder, c: Checked, seen: frozenset[str] = frozenset()) -> bool:
     """Whether ``c`` reads a grade or total, directly or through derived values."""
-    if c.scales:
-        return True
-    for d in c.derived - seen:
-        inner = b.checked_derived.get(d)
-        if inner is not None and _reads_scales(b, inner, seen | {d}):
+    # Without recursion: chains of derived values may be of any length.
+    visited, stack = set(seen), [c]
+    while stack:
+        cur = stack.pop()
+        if cur.scales:
             return True
+        for d in cur.derived:
+            inner = b.checked_derived.get(d)
+            if d not in visited and inner is not None:
+                visited.add(d)
+                stack.append(inner)
     return False
 
 
@@ -694,11 +699,18 @@ def _cycles(b: _Builder) -> bool:
     stack: list[str] = []
     found = False
 
-    def visit(node: str) -> None:
+    def visit(root: str) -> None:
+        # Depth-first without recursion: chains of derived values may be of any length.
         nonlocal found
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph.get(node, ()):
+        state[root] = 1
+        stack.append(root)
+        pending = [iter(graph.get(root, ()))]
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                pending.pop()
+                state[stack.pop()] = 2
+                continue
             if state.get(nxt) == 1:
                 cycle = [*stack[stack.index(nxt) :], nxt]
                 if any(n.split(":", 1)[0] in ("grade", "total") for n in cycle):
@@ -711,9 +723,9 @@ def _cycles(b: _Builder) -> bool:
                         hint="a grade or total cannot depend on itself; read another scale",
                     )
             elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
+                state[nxt] = 1
+                stack.append(nxt)
+                pending.append(iter(graph.get(nxt, ())))
 
     for node in sorted(graph):
         if node not in state:
@@ -763,13 +775,22 @@ def _expand_reads(b: _Builder) -> None:
     memo: dict[str, list[ReadPath]] = {}
 
     def through(c: Checked, via: tuple[str, ...]) -> list[ReadPath]:
+        # Pre-order, as a recursion would go, but with a stack, so that chains may be of any
+        # length; each derived value is followed once, by its first path, so that derived
+        # values reading each other in a lattice do not multiply the paths.
         out: list[ReadPath] = []
-        for s in sorted(c.scales):
-            out += [ReadPath(r.attribute, (*via, s, *r.via)) for r in value(s)]
-        for d in sorted(c.derived):
-            inner = b.checked_derived.get(d)
-            if inner is not None:
-                out += through(inner, (*via, d))
+        stack = [(c, via)]
+        followed: set[str] = set()
+        while stack:
+            cur, at = stack.pop()
+            for s in sorted(cur.scales):
+                out += [ReadPath(r.attribute, (*at, s, *r.via)) for r in value(s)]
+            inner = []
+            for d in sorted(cur.derived):
+                if d in b.checked_derived and d not in followed:
+                    followed.add(d)
+                    inner.append((b.checked_derived[d], (*at, d)))
+            stack.extend(reversed(inner))
         return out
 
     def part(name: str) -> list[ReadPath]:
