@@ -8,7 +8,12 @@ Each round:
    never applied anywhere else);
 3. the eligible residents are ordered by, in sequence:
 
-   * guaranteed first: with ``max_wait``, those who have waited at least ``max_wait`` rounds;
+   * guaranteed first: with ``max_wait``, the fewest of the most urgent residents (least
+     rounds left before their wait would exceed ``max_wait``; the other keys below among
+     equals) that must be served now so that every later round can still keep the bound with
+     the same capacity (earliest deadline first); residents who have waited ``max_wait``
+     rounds are always among them. Whenever ``N <= capacity * (max_wait + 1)`` residents stay
+     eligible, nobody waits more than ``max_wait`` rounds, whatever the order of the other keys;
    * times served, fewest first (with ``served_go_last``, the default);
    * need band, highest first (with ``bands``);
    * effective score, highest first: the score plus ``points_per_round`` for every round waited,
@@ -353,9 +358,7 @@ def _order(
     """Positions in ``eligible``, first served first (see the module documentation)."""
     entries = rows[eligible]
     waited = ledger.waiting[entries]
-    keys: list[np.ndarray] = []  # most significant first
-    if rotation.max_wait is not None:
-        keys.append(waited < rotation.max_wait)  # False (guaranteed) sorts first
+    keys: list[np.ndarray] = []  # most significant first, the guarantee aside
     if rotation.served_go_last:
         keys.append(ledger.times_served[entries])
     if rotation.bands is not None:
@@ -363,22 +366,81 @@ def _order(
     keys.append(-(ev.score_micro[eligible] + np.int64(bonus) * waited))
     keys.append(-waited)
     keys.append(ev.ranking.rank[eligible])
-    if ledger.seed is not None:
-        keys.append(ledger.key[entries])
-        return np.lexsort(keys[::-1])
-    # No published lottery: a tie across the capacity cannot be decided, and ties inside or
-    # outside the served group are listed by id only for a stable display.
-    order = np.lexsort([ev.ids[eligible].astype(str), *keys[::-1]])
+    # The last key: the published lottery, or (without one) the id, which only lists residents
+    # in a stable order; a tie it would decide across the capacity is refused below.
+    last = ledger.key[entries] if ledger.seed is not None else ev.ids[eligible].astype(str)
+    guaranteed = np.zeros(len(entries), dtype=bool)
+    urgency = np.zeros(0, dtype=np.intp)
+    due = 0
+    if rotation.max_wait is not None:
+        slack = np.int64(rotation.max_wait) - waited  # rounds each may still wait
+        due = min(_due_now(slack, rotation.max_wait, units), units)
+        urgency = np.lexsort([last, *keys[::-1], slack])
+        guaranteed[urgency[:due]] = True
+    order = np.lexsort([last, *keys[::-1], ~guaranteed])
+    if ledger.seed is None:
+        _refuse_undecided(ev, eligible, keys, order, urgency, due, units, r)
+    return order
+
+
+def _due_now(slack: npt.NDArray[np.int64], max_wait: int, units: int) -> int:
+    """How many of the most urgent residents must be served now to keep ``max_wait``.
+
+    ``slack`` is, per eligible resident, how many rounds they may still wait (0: this round is
+    their last, below 0: already beyond the bound). A resident with slack ``s`` must be served
+    within the next ``s + 1`` rounds, so after this round, for every horizon ``h`` from 1 to
+    ``max_wait``, those not served now with slack at most ``h`` must fit in ``units * h``
+    places (the served start again with a slack of ``max_wait``). Serving the ``m`` most
+    urgent (earliest deadline first) meets every horizon exactly when ``m`` is at least
+    ``count(slack <= h) - units * h`` for every ``h`` from 0, which this returns (never below
+    0). When ``N <= units * (max_wait + 1)`` residents stay eligible the answer never exceeds
+    ``units`` and nobody waits beyond ``max_wait``.
+    """
+    if len(slack) == 0:
+        return 0
+    counts = np.bincount(np.clip(slack, 0, max_wait), minlength=max_wait + 1)
+    within = np.cumsum(counts)  # within[h]: residents with slack <= h
+    need = within - np.int64(units) * np.arange(max_wait + 1, dtype=np.int64)
+    return max(0, int(need.max()))
+
+
+def _refuse_undecided(
+    ev: Evaluation,
+    eligible: npt.NDArray[np.intp],
+    keys: list[np.ndarray],
+    order: npt.NDArray[np.intp],
+    urgency: npt.NDArray[np.intp],
+    due: int,
+    units: int,
+    r: int,
+) -> None:
+    """Without a published lottery, refuse a tie that would decide who is served.
+
+    Two places can split residents the policy cannot tell apart: the capacity, and (with
+    ``max_wait``) the last of the residents guaranteed a place this round, when the next one
+    in urgency, tied with them, is not served.
+    """
+
+    def tied(a: int, b: int) -> bool:
+        return all(k[a] == k[b] for k in keys)
+
+    pairs: list[tuple[int, int]] = []
     if 0 < units < len(order):
-        a, b = order[units - 1], order[units]
-        if all(k[a] == k[b] for k in keys):
+        pairs.append((int(order[units - 1]), int(order[units])))
+    if 0 < due < len(urgency):
+        position = np.empty(len(order), dtype=np.intp)
+        position[order] = np.arange(len(order))
+        a, b = int(urgency[due - 1]), int(urgency[due])
+        if position[b] >= units:
+            pairs.append((a, b))
+    for a, b in pairs:
+        if tied(a, b):
             ids = ev.ids[eligible]
             raise ValueError(
                 f"round {r}: residents {ids[a]!r} and {ids[b]!r} are tied on the whole order at"
                 f" the capacity ({units}), and the policy publishes no lottery seed to decide;"
                 " end `ranking.tie_break` with `{lottery: {seed: ...}}`"
             )
-    return order
 
 
 def _accrue(

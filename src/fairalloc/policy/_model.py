@@ -540,7 +540,9 @@ class Rotation(_Documented):
     """A waiting list served over successive rounds (§2.1.1 fair rotation, 轮候).
 
     Each round serves ``capacity`` residents (the allocation's capacity by default). Order within
-    a round: anyone who has waited ``max_wait`` rounds first (a guaranteed maximum wait); then
+    a round: with ``max_wait``, first those who must be served now so that nobody waits more
+    than ``max_wait`` rounds (most urgent first: a guaranteed maximum wait whenever the capacity
+    allows it); then
     residents served fewer times (with ``served_go_last``); then, with ``bands``, higher need
     band; then the score plus ``points_per_round`` × rounds waited (highest first); then rounds
     waited (longest first); then the policy's ranking and published lottery. ``accrue`` adds
