@@ -55,7 +55,8 @@ def simulate(
 
     The policy must publish a lottery seed (the oracle does not check undecided ties).
     """
-    assert policy.allocation is not None and policy.allocation.rotation is not None
+    assert policy.allocation is not None
+    assert policy.allocation.rotation is not None
     rot = policy.allocation.rotation
     idname = policy.id_attribute
     chain = policy.ranking.tie_break
@@ -80,7 +81,7 @@ def simulate(
         rows = {str(i): k for k, i in enumerate(ev.ids)}
         eligible = [rid for rid in present if bool(ev.eligible[rows[rid]])]
 
-        def rest(rid: str) -> tuple[Any, ...]:
+        def rest(rid: str, ev: fa.Evaluation = ev, rows: dict[str, int] = rows) -> tuple[Any, ...]:
             k, e = rows[rid], book[rid]
             key: tuple[Any, ...] = ()
             if rot.served_go_last:

@@ -406,7 +406,7 @@ def test_thirty_residents_ten_places_keep_max_wait(served_go_last: bool, max_wai
         sim = simulate(policy, people, rounds=weeks)
         _check_history(sim)
         assert sim.summary()["longest_wait"] <= max_wait
-        served, book = rotation_oracle.simulate(policy, people, rounds=weeks, capacity=10)
+        served, _ = rotation_oracle.simulate(policy, people, rounds=weeks, capacity=10)
         assert served == sim.served
 
 
@@ -456,9 +456,7 @@ def _bound_can_hold(n: int, capacity: int, max_wait: int, rounds: int) -> bool:
         if left == 0:
             return True
         for chosen in combinations(range(n), take):
-            after = tuple(
-                sorted(0 if i in chosen else w + 1 for i, w in enumerate(waits))
-            )
+            after = tuple(sorted(0 if i in chosen else w + 1 for i, w in enumerate(waits)))
             if max(after, default=0) <= max_wait and can(after, left - 1):
                 return True
         return False

@@ -21,7 +21,8 @@ from fairalloc._population import Population
 from fairalloc._ranking import Ranking, lottery_key, rank
 from fairalloc.allocation import Allocation, Cutoff, allocate
 from fairalloc.allocation._matching import MatchingResult, ResourceCutoff, match
-from fairalloc.allocation._rotation import Simulation, simulate
+from fairalloc.allocation._rotation import Round, Simulation, run_round, simulate
+from fairalloc.allocation._state import ResidentState, RotationState
 from fairalloc.analysis import (
     Comparison,
     PolicyDiff,
@@ -40,6 +41,8 @@ from fairalloc.errors import (
     PolicyIssue,
     PopulationError,
     PopulationIssue,
+    ReviewError,
+    RotationStateError,
     SourceSpan,
 )
 from fairalloc.explain import Contrast, Explanation, contrast, explain, export_explanations
@@ -68,7 +71,12 @@ __all__ = [
     "PopulationIssue",
     "Ranking",
     "ReadPath",
+    "ResidentState",
     "ResourceCutoff",
+    "ReviewError",
+    "RotationState",
+    "RotationStateError",
+    "Round",
     "Sensitivity",
     "Simulation",
     "SourceSpan",
@@ -88,6 +96,7 @@ __all__ = [
     "parse_policy",
     "policy_diff",
     "rank",
+    "run_round",
     "sensitivity",
     "simulate",
     "sweep",

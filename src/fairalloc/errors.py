@@ -27,6 +27,8 @@ __all__ = [
     "PolicyIssue",
     "PopulationError",
     "PopulationIssue",
+    "ReviewError",
+    "RotationStateError",
     "SourceSpan",
     "UsageError",
 ]
@@ -224,6 +226,42 @@ class IssueCollector:
         """Raise ``cls`` with every recorded issue, if there are any."""
         if self.issues:
             raise cls(self.issues)
+
+
+class RotationStateError(FairallocError, ValueError):
+    """A rotation's state cannot be read or does not fit the round asked for.
+
+    The string form is ``CODE message``; codes ``FA780`` to ``FA789`` (see ``docs/errors.md``).
+
+    Attributes:
+        code: The stable code.
+        message: The message without the code.
+        where: The place in the state document (``residents[3].times_served``), or ``""``.
+    """
+
+    def __init__(self, code: str, message: str, *, where: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.where = where
+        super().__init__(f"{code} {where + ': ' if where else ''}{message}")
+
+
+class ReviewError(FairallocError, ValueError):
+    """A re-review cannot be opened, replayed or answered as asked.
+
+    The string form is ``CODE message``; codes ``FA790`` to ``FA799`` (see ``docs/errors.md``).
+
+    Attributes:
+        code: The stable code.
+        message: The message without the code.
+        case: The case concerned, if any.
+    """
+
+    def __init__(self, code: str, message: str, *, case: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.case = case
+        super().__init__(f"{code} {'case ' + case + ': ' if case else ''}{message}")
 
 
 class UsageError(FairallocError, ValueError):

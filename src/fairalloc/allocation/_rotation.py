@@ -55,6 +55,8 @@ from fairalloc._html import table as html_table
 from fairalloc._numeric import micro_scalar
 from fairalloc._population import Population
 from fairalloc._ranking import lottery_keys
+from fairalloc.allocation._state import ResidentState, RotationState
+from fairalloc.errors import RotationStateError
 from fairalloc.policy._model import AllocationSpec, Policy, Rotation
 
 if TYPE_CHECKING:
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
 
     from fairalloc._evaluation import Evaluation
 
-__all__ = ["Simulation", "simulate"]
+__all__ = ["Round", "Simulation", "run_round", "simulate"]
 
 #: The largest effective score bonus, in micro-points: with scores below 10**18 micro-points
 #: (see :mod:`fairalloc._numeric`), sums stay inside int64.
@@ -77,23 +79,34 @@ def simulate(
     capacity: int | None = None,
     arrivals: Mapping[int, Any] | None = None,
     departures: Mapping[int, Iterable[str]] | None = None,
+    state: RotationState | None = None,
 ) -> Simulation:
     """Serve the policy's rotation (``allocation.rotation``) for ``rounds`` rounds.
 
     See the module documentation for the order within a round and what changes between rounds.
+    With ``state`` (a :class:`RotationState` from an earlier run), the rounds continue from it:
+    rounds ``state.round + 1`` to ``state.round + rounds`` are run, ``residents`` are those
+    present before the first of them, and the result's :attr:`Simulation.state` is where the
+    rotation then stands. Running rounds one at a time this way gives the same rounds, records
+    and state as running them at once.
 
     Args:
         policy: A policy from :func:`fairalloc.load_policy` (or a compiled one) with an
             ``allocation.rotation`` section.
         residents: The residents at the start: a :class:`~fairalloc.Population` or anything
-            :meth:`Population.load <fairalloc.Population.load>` accepts.
+            :meth:`Population.load <fairalloc.Population.load>` accepts. With ``state``, the
+            residents present before the next round: ids the state holds as present and not
+            given here leave before it, ids it does not hold arrive before it, and for the
+            others the attributes the rotation accrues are taken from the state.
         rounds: Rounds to run (at least 1).
         capacity: Residents served per round; by default ``allocation.rotation.capacity``, else
             ``allocation.capacity``.
-        arrivals: Residents joining before a round, by round (1 to ``rounds``): anything
+        arrivals: Residents joining before a round, by round number (1 to ``rounds``, or with
+            ``state``, ``state.round + 1`` to ``state.round + rounds``): anything
             :meth:`Population.load <fairalloc.Population.load>` accepts. Their ids must be new.
-        departures: Ids of residents leaving before a round, by round; departures are applied
-            before that round's arrivals.
+        departures: Ids of residents leaving before a round, by round number; departures are
+            applied before that round's arrivals.
+        state: Where an earlier run left the rotation (default: nothing run yet).
 
     Returns:
         The :class:`Simulation`: who was served in each round, and every resident's waits.
@@ -105,6 +118,8 @@ def simulate(
             capacity and the policy publishes no lottery seed.
         PopulationError: if residents do not fit the policy's attribute schema.
         EvaluationError: if a rule cannot be applied to some residents in some round.
+        RotationStateError: ``FA781`` if ``state`` is another policy's rotation, ``FA782`` if
+            a resident given left the rotation in an earlier round (ids are never reused).
 
     Examples:
         >>> import fairalloc as fa
@@ -130,13 +145,15 @@ def simulate(
         raise TypeError(f"rounds must be a whole number, got {rounds!r}")
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    joining = _schedule("arrivals", arrivals, rounds)
+    start = 0 if state is None else _check_state(state, model)
+    joining = _schedule("arrivals", arrivals, start, rounds)
     leaving = {
-        r: _departing_ids(r, ids) for r, ids in _schedule("departures", departures, rounds).items()
+        r: _departing_ids(r, ids)
+        for r, ids in _schedule("departures", departures, start, rounds).items()
     }
     accrue = _accruals(model, rotation)
     bonus = micro_scalar(rotation.points_per_round)
-    if bonus * rounds > _MAX_BONUS:
+    if bonus * (start + rounds) > _MAX_BONUS:
         raise ValueError(
             f"points_per_round {rotation.points_per_round} over {rounds} rounds exceeds the"
             " largest score fairalloc can add exactly"
@@ -145,11 +162,14 @@ def simulate(
 
     population = _load(residents, model, "residents")
     ledger = _Ledger(seed)
-    rows = ledger.add(population.ids, 0)  # ledger entry of each population row
+    if state is None:
+        rows = ledger.add(population.ids, 0)  # ledger entry of each population row
+    else:
+        population, rows = _resume(ledger, state, population, accrue)
     served_by_round: list[list[str]] = []
     eligible_by_round: list[int] = []
     present_by_round: list[int] = []
-    for r in range(1, rounds + 1):
+    for r in range(start + 1, start + rounds + 1):
         if r in leaving:
             population, rows = _depart(population, rows, ledger, leaving[r], r)
         if r in joining:
@@ -181,7 +201,108 @@ def simulate(
         present=present_by_round,
         ledger=ledger,
         population=population,
+        first_round=start + 1,
+        state=ledger.to_state(model, start + rounds, rows, population, accrue),
     )
+
+
+def run_round(
+    policy: Policy | CompiledPolicy,
+    residents: Population | Any,
+    state: RotationState | None = None,
+    *,
+    capacity: int | None = None,
+) -> Round:
+    """Run the next round of the policy's rotation from where ``state`` left it.
+
+    The residents given are those present for this round (for instance this week's file):
+    ids the state holds as present and not given have left, ids it does not hold have arrived
+    (they start with no services and no wait), and for the others the attributes the rotation
+    accrues are taken from the state. Running rounds one by one, each from the state the one
+    before returned, gives exactly the rounds of :func:`simulate` over as many rounds with the
+    same arrivals and departures.
+
+    Args:
+        policy: A policy with an ``allocation.rotation`` section (or a compiled one).
+        residents: The residents present for this round: a :class:`~fairalloc.Population` or
+            anything :meth:`Population.load <fairalloc.Population.load>` accepts.
+        state: Where the rotation stands (``Round.state`` or ``Simulation.state`` of the round
+            before, or :meth:`RotationState.from_json`); ``None`` before the first round.
+        capacity: Residents served this round; by default the policy's.
+
+    Returns:
+        The :class:`Round`: who is served, and the state the next round starts from.
+
+    Raises:
+        RotationStateError: ``FA781`` if ``state`` is another policy's rotation, ``FA782`` if a
+            resident given left the rotation in an earlier round.
+        ValueError: as :func:`simulate`.
+
+    Examples:
+        >>> import fairalloc as fa
+        >>> policy = fa.parse_policy('''
+        ... policy: {id: demo, version: "1", title: Demo}
+        ... attributes:
+        ...   id: {type: str, role: id}
+        ...   need: {type: int, min: 0, max: 10}
+        ... rules:
+        ...   priority: [{id: need-points, points: "need"}]
+        ... ranking: {tie_break: [{lottery: {seed: published}}]}
+        ... allocation: {rotation: {capacity: 1}}
+        ... ''')
+        >>> week1 = fa.run_round(policy, [{"id": "a", "need": 3}, {"id": "b", "need": 7}])
+        >>> week1.served
+        ['b']
+        >>> week2 = fa.run_round(
+        ...     policy, [{"id": "a", "need": 3}, {"id": "c", "need": 5}], week1.state
+        ... )
+        >>> week2.round, week2.served, week2.state.get("b").departed
+        (2, ['c'], 2)
+    """
+    sim = simulate(policy, residents, rounds=1, capacity=capacity, state=state)
+    return Round(sim)
+
+
+class Round:
+    """One round of a rotation run by :func:`run_round`.
+
+    Attributes:
+        round: The round's number (1 for the first).
+        served: The ids served, in the order served.
+        eligible: The number of eligible residents.
+        present: The number of residents present.
+        state: Where the rotation stands after this round: what the next round starts from.
+        simulation: The round as a one-round :class:`Simulation` (records, explanations).
+        population: The residents after the round, with the accrued attributes as they stand.
+    """
+
+    def __init__(self, simulation: Simulation) -> None:
+        self.simulation = simulation
+        self.round = simulation.first_round
+        self.served = list(simulation.served[0])
+        self.eligible = simulation.eligible[0]
+        self.present = simulation.present[0]
+        self.state = simulation.state
+        self.population = simulation.population
+
+    def to_dict(self) -> dict[str, Any]:
+        """The round as plain values: number, served, counts and the state's digest."""
+        meta = self.simulation.policy.policy.policy
+        return {
+            "policy": {"id": meta.id, "version": meta.version},
+            "round": self.round,
+            "capacity": self.simulation.capacity,
+            "present": self.present,
+            "eligible": self.eligible,
+            "served": list(self.served),
+            "state_digest": self.state.digest(),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<Round {self.round}: {len(self.served)} served of {self.eligible} eligible,"
+            f" state {self.state.digest()[:12]}>"
+        )
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -231,15 +352,19 @@ def _capacity_of(spec: AllocationSpec, rotation: Rotation, capacity: int | None)
     )
 
 
-def _schedule(what: str, given: Mapping[int, Any] | None, rounds: int) -> dict[int, Any]:
+def _schedule(
+    what: str, given: Mapping[int, Any] | None, start: int, rounds: int
+) -> dict[int, Any]:
     if given is None:
         return {}
     out: dict[int, Any] = {}
     for r, v in given.items():
         if isinstance(r, bool) or not isinstance(r, int | np.integer):
             raise TypeError(f"{what} are keyed by round number, got {r!r}")
-        if not 1 <= int(r) <= rounds:
-            raise ValueError(f"{what} for round {r}, but the rounds run are 1 to {rounds}")
+        if not start + 1 <= int(r) <= start + rounds:
+            raise ValueError(
+                f"{what} for round {r}, but the rounds run are {start + 1} to {start + rounds}"
+            )
         out[int(r)] = v
     return out
 
@@ -286,6 +411,61 @@ def _ranking_seed(model: Policy) -> str | None:
     chain = model.ranking.tie_break
     last = chain[-1].lottery if chain else None
     return last.seed if last is not None else None
+
+
+def _check_state(state: RotationState, model: Policy) -> int:
+    if not isinstance(state, RotationState):
+        raise TypeError(f"state must be a RotationState, got {type(state).__name__}")
+    if state.policy_id != model.policy.id:
+        raise RotationStateError(
+            "FA781",
+            f"the state is of the rotation of policy {state.policy_id!r}, not of"
+            f" {model.policy.id!r}",
+            where="policy.id",
+        )
+    return state.round
+
+
+def _resume(
+    ledger: _Ledger,
+    state: RotationState,
+    population: Population,
+    accrue: Mapping[str, tuple[float, float, float]],
+) -> tuple[Population, npt.NDArray[np.intp]]:
+    """Fill ``ledger`` from ``state``; the present residents' rows and their ledger entries.
+
+    Residents the state holds as present and ``population`` lacks leave before the next round;
+    residents it does not hold arrive before it; for the others, accrued values come from the
+    state.
+    """
+    nxt = state.round + 1
+    ledger.restore(state)
+    given = [str(i) for i in population.ids]
+    for rid in given:
+        e = ledger.index.get(rid)
+        if e is not None and ledger.departed[e]:
+            raise RotationStateError(
+                "FA782",
+                f"resident {rid!r} left the rotation before round {int(ledger.departed[e])};"
+                " ids are unique for the whole rotation",
+            )
+    here = set(given)
+    gone = [e for rid, e in ledger.index.items() if not ledger.departed[e] and rid not in here]
+    if gone:
+        ledger.leave(np.array(sorted(gone), dtype=np.intp), nxt)
+    known = np.array([rid in ledger.index for rid in given], dtype=bool)
+    new = np.flatnonzero(~known)
+    rows = np.empty(population.n, dtype=np.intp)
+    rows[known] = [ledger.index[rid] for rid, k in zip(given, known, strict=True) if k]
+    rows[new] = ledger.add(population.ids[new], nxt)
+    for name in accrue:
+        col = population.columns[name].copy()
+        for k in np.flatnonzero(known):
+            kept = state.get(given[k])
+            if kept is not None and name in kept.accrued:
+                col[k] = kept.accrued[name]
+        population = population.replace(name, col)
+    return population, rows
 
 
 # -- rounds -------------------------------------------------------------------------------------
@@ -531,6 +711,55 @@ class _Ledger:
         """Count the waits in progress of ``entries`` (at departure or at the end)."""
         self.longest[entries] = np.maximum(self.longest[entries], self.waiting[entries])
 
+    def restore(self, state: RotationState) -> None:
+        """Take every resident's record from ``state`` (the ledger must be empty)."""
+        records = state.residents
+        self.add(np.array([r.id for r in records], dtype=object), 0)
+
+        def column(values: Iterable[int]) -> npt.NDArray[np.int64]:
+            return np.fromiter(values, dtype=np.int64, count=len(records))
+
+        self.arrived = column(r.arrived for r in records)
+        self.departed = column(r.departed for r in records)
+        self.times_served = column(r.times_served for r in records)
+        self.waiting = column(r.current_wait for r in records)
+        self.first_served = column(r.first_served for r in records)
+        self.waited_first = column(r.waited_first for r in records)
+        self.longest = column(r.longest_wait for r in records)
+        self.eligible_rounds = column(r.eligible_rounds for r in records)
+        self.rounds_served = [list(r.rounds_served) for r in records]
+
+    def to_state(
+        self,
+        model: Policy,
+        round_number: int,
+        rows: npt.NDArray[np.intp],
+        population: Population,
+        accrue: Mapping[str, tuple[float, float, float]],
+    ) -> RotationState:
+        """The state after round ``round_number``; ``rows`` are the present residents'."""
+        accrued: dict[int, dict[str, float]] = {int(e): {} for e in rows}
+        for name in accrue:
+            for e, v in zip(rows.tolist(), population.columns[name].tolist(), strict=True):
+                accrued[e][name] = float(v)
+        records = [
+            ResidentState(
+                id=rid,
+                arrived=int(self.arrived[e]),
+                departed=int(self.departed[e]),
+                times_served=int(self.times_served[e]),
+                rounds_served=tuple(self.rounds_served[e]),
+                waited_first=int(self.waited_first[e]),
+                longest_wait=int(self.longest[e]),
+                current_wait=int(self.waiting[e]),
+                eligible_rounds=int(self.eligible_rounds[e]),
+                accrued=accrued.get(e, {}),
+            )
+            for e, rid in enumerate(self.ids)
+        ]
+        records.sort(key=lambda r: r.id)
+        return RotationState(model.policy.id, model.policy.version, round_number, tuple(records))
+
 
 # -- the result ---------------------------------------------------------------------------------
 
@@ -546,8 +775,10 @@ class Simulation(Explainable):
         policy: The compiled policy that was applied.
         rotation: The policy's ``allocation.rotation`` section.
         capacity: Residents served per round (at most).
-        rounds: Rounds run.
-        served: For each round (the first at index 0), the ids served, in the order served.
+        rounds: Rounds run (in this run).
+        first_round: The number of the first round run (1, or after a ``state``, the round
+            after it).
+        served: For each round run (the first at index 0), the ids served, in the order served.
         eligible: For each round, the number of eligible residents.
         present: For each round, the number of residents present.
         population: The residents after the last round: departures removed, arrivals added,
@@ -564,6 +795,8 @@ class Simulation(Explainable):
             the end (or at departure).
         current_wait: Each resident's wait in progress at the end (or at departure).
         eligible_rounds: Rounds in which each resident was eligible.
+        state: Where the rotation stands after the last round: what the next round starts from
+            (:func:`run_round` or ``simulate(..., state=)``).
     """
 
     def __init__(
@@ -577,8 +810,11 @@ class Simulation(Explainable):
         present: list[int],
         ledger: _Ledger,
         population: Population,
+        first_round: int = 1,
+        state: RotationState | None = None,
     ) -> None:
         self.policy = policy
+        self.first_round = first_round
         self.rotation = rotation
         self.capacity = capacity
         self.rounds = len(served)
@@ -599,20 +835,26 @@ class Simulation(Explainable):
         self.current_wait = ledger.waiting[by_id]
         self.eligible_rounds = ledger.eligible_rounds[by_id]
         self._index = {rid: i for i, rid in enumerate(self.ids)}
+        self.state = (
+            state
+            if state is not None
+            else RotationState(policy.policy.policy.id, policy.policy.policy.version)
+        )
 
     # -- views -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.ids)
 
     def served_in(self, round_number: int) -> list[str]:
-        """The ids served in round ``round_number`` (from 1), in the order served.
+        """The ids served in round ``round_number``, in the order served.
 
         Raises:
             IndexError: if no such round was run.
         """
-        if not 1 <= round_number <= self.rounds:
-            raise IndexError(f"round {round_number} was not run (rounds 1 to {self.rounds})")
-        return list(self.served[round_number - 1])
+        first, last = self.first_round, self.first_round + self.rounds - 1
+        if not first <= round_number <= last:
+            raise IndexError(f"round {round_number} was not run (rounds {first} to {last})")
+        return list(self.served[round_number - first])
 
     def record(self, resident_id: str) -> dict[str, Any]:
         """One resident's history as plain values.
@@ -699,8 +941,14 @@ class Simulation(Explainable):
             "tie_break": cp.tie_break_labels,
             "lottery_seed": self.lottery_seed,
             "summary": {k: v for k, v in self.summary().items() if k != "policy"},
+            "first_round": self.first_round,
+            "state_digest": self.state.digest(),
             "rounds": [
-                {"round": r + 1, "eligible": self.eligible[r], "served": self.served[r]}
+                {
+                    "round": self.first_round + r,
+                    "eligible": self.eligible[r],
+                    "served": self.served[r],
+                }
                 for r in range(self.rounds)
             ],
             "residents": self.to_dicts(),
@@ -789,7 +1037,7 @@ class Simulation(Explainable):
             + "</tbody></table>"
         )
         rows = (
-            (r + 1, self.eligible[r], len(self.served[r]), _shorten(self.served[r]))
+            (self.first_round + r, self.eligible[r], len(self.served[r]), _shorten(self.served[r]))
             for r in range(min(limit, self.rounds))
         )
         more = self.rounds - limit

@@ -53,7 +53,11 @@ def _print_simulation(result: fa.Simulation, n: int, out: TextIO) -> None:
     print(f"{title_of(meta)} ({meta.id} v{meta.version})", file=out)
     print(f"{n} residents; rotation: {result.rounds} rounds, {result.capacity} per round", file=out)
     rot = result.rotation
-    order = [f"due to keep a wait of at most {rot.max_wait} rounds first"] if rot.max_wait is not None else []
+    order = (
+        [f"due to keep a wait of at most {rot.max_wait} rounds first"]
+        if rot.max_wait is not None
+        else []
+    )
     order += ["served fewer times first"] if rot.served_go_last else []
     order += [f"band `{rot.bands}` (desc)"] if rot.bands is not None else []
     bonus = f" + {cell(rot.points_per_round)} per round waited" if rot.points_per_round else ""
