@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "allocation": 5,
     "explain": 6,
     "audit": 7,
+    "review": 7,
     "analysis": 8,
     "__init__": 9,
     "plot": 10,

@@ -661,6 +661,7 @@ class _Builder:
         self.compile_score(cp)
         self.compile_tie_breaks(cp)
         self.compile_allocation(cp)
+        self.check_review()
         self.check_justified_uses()
         for name, c in self.checked_derived.items():
             self.param_reads[f"derived:{name}"] = self.params_of(c)
@@ -1070,6 +1071,35 @@ class _Builder:
                     )
                 else:
                     cp.score_terms.append((t.of, t.weight))
+
+    def check_review(self) -> None:
+        """The ``review`` section (§2.3.2): it needs something to remedy, and a remedy."""
+        spec = self.p.review
+        if spec is None:
+            return
+        if self.p.allocation is None:
+            self.issue(
+                "FA177",
+                "a `review` section needs an `allocation` section: a remedy gives a place",
+                ("review",),
+                hint="add `allocation`, or remove `review`",
+            )
+        if spec.remedy is None and not spec.displace:
+            self.issue(
+                "FA178",
+                "`review` says neither a `remedy` nor `displace: true`: a review that finds the"
+                " complainant should have been served must say how they are served",
+                ("review",),
+                hint="remedy: next_free_unit | supernumerary | head_of_waiting_list",
+            )
+        if spec.remedy == "supernumerary" and spec.displace:
+            self.issue(
+                "FA179",
+                "`remedy: supernumerary` adds a place, so it never displaces anyone; it cannot go"
+                " with `displace: true`",
+                ("review", "displace"),
+                hint="remove `displace`, or choose another remedy",
+            )
 
     def compile_allocation(self, cp: CompiledPolicy) -> None:
         spec = self.p.allocation

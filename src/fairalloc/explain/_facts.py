@@ -8,7 +8,7 @@ points as integer micro-points (shown in points), values as the resident's data 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fairalloc._numeric import MICRO
@@ -597,6 +597,21 @@ class Facts:
     def eligible(self) -> bool:
         """Whether the resident is eligible."""
         return self.outcome.eligible
+
+    def private(self) -> Facts:
+        """These facts with nothing about any other resident: what the resident may be shown.
+
+        Dropped: the cut-offs (the last served resident's score and position), the comparison
+        with the nearest neighbour across the cut-off, and in a matching the rank of the last
+        resident each resource admitted. The resident's own checks, values, points, score,
+        rank, outcome, lottery key and counterfactuals stay.
+        """
+        return replace(
+            self,
+            cutoffs=(),
+            decision=None,
+            choices=tuple(replace(c, last_rank=None) for c in self.choices),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """As plain values, the form of the JSON schema :data:`SCHEMA`."""

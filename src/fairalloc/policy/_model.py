@@ -558,6 +558,22 @@ class Rotation(_Documented):
     served_go_last: bool = True
 
 
+class ReviewSpec(_Documented):
+    """How a complaint against a decision is re-reviewed (§2.3.2).
+
+    A case must be answered within ``deadline_days`` days of being filed. When the corrected
+    facts show the complainant should have been served, ``remedy`` says how: the next unit that
+    becomes free (``next_free_unit``), a place over and above the capacity (``supernumerary``),
+    or first place on the waiting list (``head_of_waiting_list``). A correction never takes a
+    place from a resident already served unless ``displace`` is ``true``: then the corrected
+    decision stands, and whoever it no longer serves loses the place.
+    """
+
+    deadline_days: int = Field(ge=1, le=3650)
+    remedy: Literal["next_free_unit", "supernumerary", "head_of_waiting_list"] | None = None
+    displace: bool = False
+
+
 class Resource(_Documented):
     """One resource of a matching (an activity session, a facility slot).
 
@@ -667,6 +683,7 @@ class Policy(_Model):
     score: Score = Field(default_factory=Score)
     ranking: Ranking = Field(default_factory=Ranking)
     allocation: AllocationSpec | None = None
+    review: ReviewSpec | None = None
 
     _origin: Any = PrivateAttr(default=None)
     #: Compilations by date and mode; read and written only by ``_compiler.compiled_for``.

@@ -1,0 +1,41 @@
+"""Re-review of decisions (§2.3.2): cases, exact replays, corrections, remedies, deadlines.
+
+A resident who contests a decision files a :class:`Case` (:func:`open_case`): the grounds and
+the corrected facts, each with a reference to its evidence; the policy's ``review`` section
+gives the deadline. :func:`review` replays the decision from exactly the policy and data it
+recorded (refused when their hashes differ), applies the corrections, reports whether the
+outcome changes and why (from the complainant's own facts), and applies the remedy the policy
+declares: a correction never takes a place from a resident already served unless the policy
+says ``displace: true``. :func:`overdue` lists the cases unanswered past their deadline.
+
+What a complainant is shown (:meth:`Finding.for_complainant`,
+:meth:`Finding.complainant_text`) never includes another resident's data.
+
+This package keeps no records itself; a decision log stores the cases and answers and
+supplies the hashes the replay is checked against.
+"""
+
+from fairalloc.review._case import (
+    CASE_SCHEMA,
+    Case,
+    CaseState,
+    Correction,
+    DecisionRef,
+    open_case,
+    overdue,
+)
+from fairalloc.review._review import ANSWER_SCHEMA, Finding, Remedy, review
+
+__all__ = [
+    "ANSWER_SCHEMA",
+    "CASE_SCHEMA",
+    "Case",
+    "CaseState",
+    "Correction",
+    "DecisionRef",
+    "Finding",
+    "Remedy",
+    "open_case",
+    "overdue",
+    "review",
+]
