@@ -34,9 +34,15 @@ from fairalloc.analysis import (
     sweep,
 )
 from fairalloc.errors import (
+    AllocationError,
+    AllocationReason,
+    ArgumentError,
+    ArgumentTypeError,
+    ComparisonError,
     EvaluationError,
     FairallocError,
     FairnessViolation,
+    MissingDependency,
     PolicyError,
     PolicyIssue,
     PopulationError,
@@ -44,6 +50,7 @@ from fairalloc.errors import (
     ReviewError,
     RotationStateError,
     SourceSpan,
+    UsageError,
 )
 from fairalloc.explain import Contrast, Explanation, contrast, explain, export_explanations
 from fairalloc.policy import Policy, json_schema, load_policy, parse_policy
@@ -52,7 +59,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Allocation",
+    "AllocationError",
+    "AllocationReason",
+    "ArgumentError",
+    "ArgumentTypeError",
     "Comparison",
+    "ComparisonError",
     "CompiledPolicy",
     "Contrast",
     "Cutoff",
@@ -62,6 +74,7 @@ __all__ = [
     "FairallocError",
     "FairnessViolation",
     "MatchingResult",
+    "MissingDependency",
     "Policy",
     "PolicyDiff",
     "PolicyError",
@@ -81,6 +94,7 @@ __all__ = [
     "Simulation",
     "SourceSpan",
     "Sweep",
+    "UsageError",
     "__version__",
     "allocate",
     "compare",

@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fairalloc.errors import FairnessViolation, IssueCollector, PolicyError, PolicyIssue, _ExprIssue
+from fairalloc.errors import (
+    ArgumentError,
+    FairnessViolation,
+    IssueCollector,
+    PolicyError,
+    PolicyIssue,
+    _ExprIssue,
+)
 from fairalloc.expr._check import BOOL, DATE, NUMBER, Checked, ExprTypeError, Scope, Type, check
 from fairalloc.expr._numpy import CondKernel, NumKernel, compile_cond, compile_num
 from fairalloc.expr._parser import ExprSyntaxError, parse
@@ -313,6 +320,21 @@ class CompiledPolicy:
     def lottery_seed(self) -> str | None:
         """The published lottery seed, if the chain ends with a lottery."""
         return self._tie_breaks[-1].seed if self._tie_breaks else None
+
+    @property
+    def draw(self) -> str | None:
+        """Whether this policy's lottery is a recorded draw (``None`` if it draws no lots).
+
+        A seed written in the policy file is known before anyone applies, so results drawn
+        with it are simulations and analyses, not a draw: a decision draws its seed after
+        the applicant list is frozen (``fairalloc.records``).
+        """
+        spec = self.policy.allocation
+        if self.lottery_seed is None and (spec is None or spec.lottery is None):
+            return None
+        if self.policy._recorded_seed is not None:
+            return "recorded draw: seed drawn after the applicant list was frozen"
+        return "not a draw: the seed is the policy file's, known in advance (simulation only)"
 
     def criterion_weights(self) -> list[float]:
         """Each criterion's weight in the score, for the columns of the points matrix.
@@ -719,10 +741,10 @@ class _Builder:
         for name, param in self.p.parameters.items():
             try:
                 self.params[name] = param.at(self.as_of)
-            except ValueError as e:
+            except ArgumentError as e:
                 self.issue(
                     "FA130",
-                    f"parameter `{name}`: {e}",
+                    f"parameter `{name}`: {e.message}",
                     ("parameters", name),
                     hint="give a `value` in force before the first dated value",
                 )

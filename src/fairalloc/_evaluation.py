@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from fairalloc._explainable import Explainable
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -174,6 +175,7 @@ class Evaluation(Explainable):
 
         Rows keep the population's order (join on the index); points are in points.
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         cp = self.policy

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,6 +138,7 @@ class Ranking:
             "as_of": cp.as_of.isoformat() if cp.as_of else None,
             "tie_break": cp.tie_break_labels,
             "lottery_seed": cp.lottery_seed,
+            **({"draw": cp.draw} if cp.draw else {}),
             "ranking": self.to_dicts(),
         }
         return json.dumps(doc, ensure_ascii=False, indent=indent)
@@ -172,6 +174,7 @@ class Ranking:
 
     def to_pandas(self) -> pd.DataFrame:
         """The ranking as a DataFrame (best first) with the evaluation's columns beside it."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         ev = self.evaluation

@@ -16,6 +16,7 @@ from fairalloc._evaluation import Evaluation
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -209,6 +210,7 @@ class Allocation(Explainable):
             "categories": [c.to_dict() for c in self.cutoffs()],
             "lapsed": int(self.lapsed.sum()),
             "reverted_to_open": self.reverted,
+            **({"draw": draw} if (draw := self.evaluation.policy.draw) else {}),
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -219,6 +221,7 @@ class Allocation(Explainable):
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per resident (indexed by id, population order) with outcome columns."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         ev = self.evaluation

@@ -11,6 +11,13 @@ Commands:
     diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
     schema                print the JSON Schema of policy files
+    examples DIR          copy the bundled example policies and residents to DIR
+    log ACTION LOG        decision log: register a policy, show, head, export, retention, erase
+    freeze LOG POLICY DATA  freeze the applicant list before any draw
+    draw LOG              record the lottery seed drawn after a freeze
+    decide LOG POLICY DATA  allocate with the recorded seed and record the decision
+    verify LOG            check a log or its export; re-run its decisions (exit 1 on mismatch)
+    receipt ACTION        make a resident's receipt, or check one against a published head
 
 Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
 check found a problem (messages on stderr); 2 on wrong usage. A user's mistake is reported as a
@@ -29,16 +36,23 @@ from fairalloc import __version__
 from fairalloc.cli import (
     _audit,
     _check,
+    _decide,
     _diff,
+    _draw,
+    _examples,
     _explain,
+    _freeze,
+    _log,
+    _receipt,
     _run,
     _schema,
     _simulate,
     _sweep,
     _validate,
+    _verify,
 )
 from fairalloc.cli._common import check_not_an_input
-from fairalloc.errors import FairallocError, UsageError
+from fairalloc.errors import ArgumentError, FairallocError, UsageError
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -50,7 +64,24 @@ EXIT_FAULT = 1
 EXIT_USAGE = 2
 
 #: Every command, in the order ``fairalloc --help`` lists them.
-COMMANDS = (_run, _simulate, _validate, _check, _audit, _diff, _sweep, _explain, _schema)
+COMMANDS = (
+    _run,
+    _simulate,
+    _validate,
+    _check,
+    _audit,
+    _diff,
+    _sweep,
+    _explain,
+    _schema,
+    _examples,
+    _log,
+    _freeze,
+    _draw,
+    _decide,
+    _verify,
+    _receipt,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "out", None), (getattr(args, name) for name in args.inputs)
         )
         return int(args.handler(args))
-    except UsageError as e:
+    except (UsageError, ArgumentError) as e:  # an option value the library cannot use
         print(f"fairalloc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FairallocError as e:
@@ -83,9 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"error: the data is not UTF-8 text (byte {e.start}); save it as UTF-8", file=sys.stderr
         )
-        return EXIT_FAULT
-    except ValueError as e:  # library checks not yet in the error tree
-        print(f"error: {e}", file=sys.stderr)
         return EXIT_FAULT
 
 

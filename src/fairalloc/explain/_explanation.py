@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fairalloc._numeric import MICRO
+from fairalloc.errors import ArgumentError
 from fairalloc.explain._build import build_facts
 from fairalloc.explain._facts import Facts, Value
 from fairalloc.explain._i18n import check_locale, localized, message
@@ -69,7 +70,13 @@ class _Rendered:
             return self.to_html(lang, fragment=False)
         if format == "json":
             return self.to_json(indent=2) + "\n"
-        raise ValueError(f"no format {format!r}; formats: text, md, html, json")
+        raise ArgumentError(
+            "FA606",
+            f"no format {format!r}; formats: text, md, html, json",
+            argument="format",
+            value=format,
+            valid="text, md, html, json",
+        )
 
     def __str__(self) -> str:
         return self.to_text()
@@ -225,7 +232,12 @@ class Contrast(_Rendered):
         self, a: Facts, b: Facts, lang: str = "en", audience: Audience = "officer"
     ) -> None:
         if audience not in ("officer", "resident"):
-            raise ValueError(f"no audience {audience!r}; audiences: officer, resident")
+            raise ArgumentError(
+                "FA784",
+                f"no audience {audience!r}; audiences: officer, resident",
+                argument="audience",
+                value=audience,
+            )
         self.a = a
         self.b = b
         self.lang = check_locale(lang)

@@ -144,7 +144,7 @@ class Case:
         """
         try:
             if doc.get("schema") != CASE_SCHEMA:
-                raise ValueError(f"schema must be {CASE_SCHEMA}")
+                raise ReviewError("FA798", f"not a review case: `schema` must be {CASE_SCHEMA}")
             corrections = tuple(
                 Correction(str(c["attribute"]), c["value"], str(c["evidence"]))
                 for c in doc["corrections"]
@@ -162,6 +162,8 @@ class Case:
                 answered=dt.date.fromisoformat(answered) if answered else None,
                 answer=dict(answer) if isinstance(answer, Mapping) else None,
             )
+        except ReviewError:
+            raise
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             what = f"missing field {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
             raise ReviewError("FA798", f"not a review case ({CASE_SCHEMA}): {what}") from None
@@ -169,7 +171,7 @@ class Case:
 
 def _text(v: Any, name: str) -> str:
     if not isinstance(v, str) or not v:
-        raise ValueError(f"`{name}` must be non-empty text")
+        raise ReviewError("FA798", f"not a review case: `{name}` must be non-empty text")
     return v
 
 

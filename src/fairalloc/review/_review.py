@@ -13,7 +13,7 @@ from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
 from fairalloc._population import Population
 from fairalloc.allocation import allocate_evaluation
-from fairalloc.errors import PopulationError, ReviewError
+from fairalloc.errors import ArgumentError, PopulationError, ReviewError
 from fairalloc.explain import Explanation, explain
 from fairalloc.policy._model import Policy, ReviewSpec
 from fairalloc.review._case import Case, DecisionRef, answered
@@ -132,7 +132,12 @@ class Finding:
         """The complainant's answer as text, in ``en`` or ``zh-CN``."""
         words = _WORDS.get(lang)
         if words is None:
-            raise ValueError(f"no locale {lang!r}; locales: " + ", ".join(_WORDS))
+            raise ArgumentError(
+                "FA784",
+                f"no locale {lang!r}; locales: " + ", ".join(_WORDS),
+                argument="lang",
+                value=lang,
+            )
 
         def state(served: bool) -> str:  # noqa: FBT001
             return words["served" if served else "not_served"]
