@@ -40,7 +40,7 @@ LAYERS: dict[str, int] = {
     "allocation": 5,
     "explain": 6,
     "audit": 7,
-    "review": 7,
+    "review": 8,
     "analysis": 8,
     "records": 8,
     "__init__": 9,

@@ -467,10 +467,8 @@ def _ranking_seed(model: Policy) -> str | None:
 
 def _check_state(state: RotationState, model: Policy) -> int:
     if not isinstance(state, RotationState):
-        raise ArgumentTypeError(
-            "FA783",
-            f"state must be a RotationState, got {type(state).__name__}",
-            argument="state",
+        raise RotationStateError(
+            "FA783", f"state must be a RotationState, got {type(state).__name__}", where="state"
         )
     if state.policy_id != model.policy.id:
         raise RotationStateError(

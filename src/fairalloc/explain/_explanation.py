@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fairalloc._numeric import MICRO
-from fairalloc.errors import ArgumentError
+from fairalloc.errors import ArgumentError, ReviewError
 from fairalloc.explain._build import build_facts
 from fairalloc.explain._facts import Facts, Value
 from fairalloc.explain._i18n import check_locale, localized, message
@@ -232,12 +232,7 @@ class Contrast(_Rendered):
         self, a: Facts, b: Facts, lang: str = "en", audience: Audience = "officer"
     ) -> None:
         if audience not in ("officer", "resident"):
-            raise ArgumentError(
-                "FA784",
-                f"no audience {audience!r}; audiences: officer, resident",
-                argument="audience",
-                value=audience,
-            )
+            raise ReviewError("FA784", f"no audience {audience!r}; audiences: officer, resident")
         self.a = a
         self.b = b
         self.lang = check_locale(lang)

@@ -11,8 +11,12 @@ says ``displace: true``. :func:`overdue` lists the cases unanswered past their d
 What a complainant is shown (:meth:`Finding.for_complainant`,
 :meth:`Finding.complainant_text`) never includes another resident's data.
 
-This package keeps no records itself; a decision log stores the cases and answers and
-supplies the hashes the replay is checked against.
+The core (:func:`open_case`, :func:`review`, :func:`overdue`) keeps no records and takes the
+hashes to check as inputs; :func:`open_review`, :func:`answer_review` and
+:func:`case_statuses` do the same on a :class:`~fairalloc.records.DecisionLog`, which stores a
+commitment to each case and answer (``review.opened``, ``review.answered``) and supplies the
+hashes. :func:`record_round` runs and records a rotation round (``round``) from the state the
+log's last round committed to.
 """
 
 from fairalloc.review._case import (
@@ -24,6 +28,15 @@ from fairalloc.review._case import (
     open_case,
     overdue,
 )
+from fairalloc.review._log import (
+    CaseStatus,
+    answer_review,
+    case_statuses,
+    last_round,
+    open_review,
+    record_round,
+    recorded_decision,
+)
 from fairalloc.review._review import ANSWER_SCHEMA, Finding, Remedy, review
 
 __all__ = [
@@ -31,11 +44,18 @@ __all__ = [
     "CASE_SCHEMA",
     "Case",
     "CaseState",
+    "CaseStatus",
     "Correction",
     "DecisionRef",
     "Finding",
     "Remedy",
+    "answer_review",
+    "case_statuses",
+    "last_round",
     "open_case",
+    "open_review",
     "overdue",
+    "record_round",
+    "recorded_decision",
     "review",
 ]

@@ -13,9 +13,10 @@ from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
 from fairalloc._population import Population
 from fairalloc.allocation import allocate_evaluation
-from fairalloc.errors import ArgumentError, PopulationError, ReviewError
+from fairalloc.errors import PopulationError, ReviewError
 from fairalloc.explain import Explanation, explain
 from fairalloc.policy._model import Policy, ReviewSpec
+from fairalloc.records import with_seed
 from fairalloc.review._case import Case, DecisionRef, answered
 
 if TYPE_CHECKING:
@@ -132,12 +133,7 @@ class Finding:
         """The complainant's answer as text, in ``en`` or ``zh-CN``."""
         words = _WORDS.get(lang)
         if words is None:
-            raise ArgumentError(
-                "FA784",
-                f"no locale {lang!r}; locales: " + ", ".join(_WORDS),
-                argument="lang",
-                value=lang,
-            )
+            raise ReviewError("FA784", f"no locale {lang!r}; locales: " + ", ".join(_WORDS))
 
         def state(served: bool) -> str:  # noqa: FBT001
             return words["served" if served else "not_served"]
@@ -193,7 +189,8 @@ def review(
 
     Args:
         case: The case, from :func:`open_case`, not yet answered.
-        policy: The policy the decision applied, with the lottery seed it drew with.
+        policy: The policy the decision applied; with ``decision.seed``, its lotteries take
+            that seed (the recorded draw), never the file's.
         residents: The residents' data the decision applied to.
         decision: What the decision recorded.
         policy_hash: The hash of ``policy`` as the decision's record computes it.
@@ -214,6 +211,8 @@ def review(
     """
     model = policy.policy if isinstance(policy, CompiledPolicy) else policy
     spec = _spec(model, case)
+    if decision.seed is not None:  # the seed the decision drew with, never the file's
+        policy = model = with_seed(model, decision.seed)
     if case.decision != decision.decision:
         raise ReviewError(
             "FA797",
