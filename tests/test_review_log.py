@@ -28,18 +28,18 @@ T0 = "2026-12-01T09:00:00Z"
 FILED = dt.date(2026, 12, 2)
 
 
-def _decided(log: DecisionLog, policy: fa.Policy, data: Any = PEOPLE) -> int:
-    p = log.register_policy(
+def _decided(dlog: DecisionLog, policy: fa.Policy, data: Any = PEOPLE) -> int:
+    p = dlog.register_policy(
         policy, approved_by="committee", approved_at="2026-11-20", operator="clerk", time=T0
     )
-    f = log.freeze(p.seq, data, policy=policy, operator="clerk", time=T0)
-    s = log.draw_seed(f.seq, public_randomness="07 12 19", how="state lottery", operator="clerk")
-    return log.decide(policy, data, freeze=f.seq, seed=s.seq, operator="clerk", time=T0).seq
+    f = dlog.freeze(p.seq, data, policy=policy, operator="clerk", time=T0)
+    s = dlog.draw_seed(f.seq, public_randomness="07 12 19", how="state lottery", operator="clerk")
+    return dlog.decide(policy, data, freeze=f.seq, seed=s.seq, operator="clerk", time=T0).seq
 
 
-def _open(log: DecisionLog, policy: fa.Policy, seq: int, case_id: str = "R-1") -> Case:
+def _open(dlog: DecisionLog, policy: fa.Policy, seq: int, case_id: str = "R-1") -> Case:
     return open_review(
-        log,
+        dlog,
         seq,
         policy,
         PEOPLE,
@@ -133,10 +133,10 @@ def test_a_review_refuses_other_inputs(log: DecisionLog) -> None:  # noqa: F811
 
 
 def _week(
-    log: DecisionLog, policy: fa.Policy, people: list[dict[str, Any]], p: int
+    dlog: DecisionLog, policy: fa.Policy, people: list[dict[str, Any]], p: int
 ) -> tuple[int, int]:
-    f = log.freeze(p, people, policy=policy, operator="clerk", time=T0)
-    s = log.draw_seed(f.seq, public_randomness=f"week {f.seq}", how="public", operator="clerk")
+    f = dlog.freeze(p, people, policy=policy, operator="clerk", time=T0)
+    s = dlog.draw_seed(f.seq, public_randomness=f"week {f.seq}", how="public", operator="clerk")
     return f.seq, s.seq
 
 
