@@ -186,3 +186,181 @@ def test_rounds_run_from_the_state_the_log_recorded(log: DecisionLog) -> None:  
     with pytest.raises(RecordsError):  # a policy that draws lots needs a seed
         record_round(log, policy, weeks[-1], freeze=f, seed=None, operator="clerk", state=state)
     assert verify_log(log).ok
+
+
+def _csv(path: Path, people: list[dict[str, Any]]) -> Path:
+    heads = list(people[0])
+    rows = [
+        ",".join(str(p[h]).lower() if isinstance(p[h], bool) else str(p[h]) for h in heads)
+        for p in people
+    ]
+    path.write_text(",".join(heads) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _size(db: str) -> int:
+    with DecisionLog.open(db) as opened:
+        return len(opened)
+
+
+def test_command_line_review_cases_and_rounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fairalloc.cli import main
+
+    db = str(tmp_path / "log.db")
+    policy = tmp_path / "care.yaml"
+    policy.write_text(
+        _policy({"deadline_days": 15, "remedy": "supernumerary"}).model_dump_json(exclude_none=True)
+    )
+    data = _csv(tmp_path / "people.csv", PEOPLE)
+    op = ["--operator", "clerk"]
+    assert (
+        main(
+            [
+                "log",
+                "register",
+                db,
+                str(policy),
+                "--approved-by",
+                "committee",
+                "--approved-at",
+                "2026-11-20",
+                *op,
+            ]
+        )
+        == 0
+    )
+    assert main(["freeze", db, str(policy), str(data), *op]) == 0
+    assert (
+        main(["draw", db, "--freeze", "1", "--public-randomness", "07 12", "--how", "dice", *op])
+        == 0
+    )
+    assert main(["decide", db, str(policy), str(data), "--freeze", "1", "--seed", "2", *op]) == 0
+    capsys.readouterr()
+    case_file = tmp_path / "case.json"
+    opened = [
+        "review",
+        "open",
+        db,
+        str(policy),
+        str(data),
+        "--decision",
+        "3",
+        "--case",
+        "R-9",
+        "--resident",
+        "COMPLAINANT",
+        "--grounds",
+        "wrong need",
+        "--correct",
+        "need=90=report 118",
+        "--filed",
+        "2026-12-02",
+        "--out",
+        str(case_file),
+        *op,
+    ]
+    assert main(opened) == 0
+    assert "answer due by 2026-12-17" in capsys.readouterr().out
+    assert main(["cases", db, "--overdue", "--as-of", "2026-12-20"]) == 0
+    out = capsys.readouterr().out
+    assert "1 overdue cases" in out
+    assert "R-9\toverdue" in out
+    assert (
+        main(
+            [
+                "review",
+                "answer",
+                db,
+                str(policy),
+                str(data),
+                "--case-file",
+                str(case_file),
+                "--on",
+                "2026-12-21",
+                "--lang",
+                "zh-CN",
+                *op,
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "补救" in out
+    assert "晚于期限" in out
+    for other in ("OTHER-A", "OTHER-B", "OTHER-C"):
+        assert other not in out
+    assert main(["cases", db, "--overdue", "--as-of", "2026-12-22"]) == 0
+    assert "0 overdue cases" in capsys.readouterr().out
+    # Usage and data errors: exit 2 and 1, never a traceback.
+    bad = [*opened[:-4], "--correct", "need", "--out", str(tmp_path / "c2.json"), *op]
+    assert main(bad) == 2
+    again = [*opened[:-4], "--out", str(tmp_path / "c3.json"), *op]
+    assert main(again) == 1
+    assert "FA795" in capsys.readouterr().err
+
+    # A rotation, one round a week.
+    rot = tmp_path / "rot.yaml"
+    rot.write_text(
+        _rotation_policy({"capacity": 1, "accrue": {"wait": 1}}).model_dump_json(exclude_none=True)
+    )
+    assert (
+        main(
+            [
+                "log",
+                "register",
+                db,
+                str(rot),
+                "--approved-by",
+                "committee",
+                "--approved-at",
+                "2026-11-20",
+                *op,
+            ]
+        )
+        == 0
+    )
+    state = tmp_path / "state.json"
+    weeks = [_people(("a", 3), ("b", 5)), _people(("a", 3), ("b", 5), ("c", 9))]
+    for k, people in enumerate(weeks, start=1):
+        week = _csv(tmp_path / f"week{k}.csv", people)
+        assert main(["freeze", db, str(rot), str(week), *op]) == 0
+        n = _size(db) - 1
+        assert (
+            main(
+                [
+                    "draw",
+                    db,
+                    "--freeze",
+                    str(n),
+                    "--public-randomness",
+                    f"w{k}",
+                    "--how",
+                    "dice",
+                    *op,
+                ]
+            )
+            == 0
+        )
+        args = [
+            "round",
+            db,
+            str(rot),
+            str(week),
+            "--freeze",
+            str(n),
+            "--seed",
+            str(n + 1),
+            "--state-out",
+            str(state),
+            *op,
+        ]
+        if k > 1:
+            assert main(args) == 1  # the log has a round: its state is needed
+            assert "FA786" in capsys.readouterr().err
+            args += ["--state", str(state)]
+        capsys.readouterr()
+        assert main(args) == 0
+        assert f"round {k}, 1 served" in capsys.readouterr().out
+    assert fa.RotationState.from_json(state.read_text()).round == 2

@@ -18,6 +18,9 @@ Commands:
     decide LOG POLICY DATA  allocate with the recorded seed and record the decision
     verify LOG            check a log or its export; re-run its decisions (exit 1 on mismatch)
     receipt ACTION        make a resident's receipt, or check one against a published head
+    round LOG POLICY DATA run the next round of a rotation from the log's state, and record it
+    review ACTION LOG ... open a review case on a recorded decision, or answer one
+    cases LOG             list review cases and their states (``--overdue``)
 
 Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
 check found a problem (messages on stderr); 2 on wrong usage. A user's mistake is reported as a
@@ -35,6 +38,7 @@ from collections.abc import Sequence
 from fairalloc import __version__
 from fairalloc.cli import (
     _audit,
+    _cases,
     _check,
     _decide,
     _diff,
@@ -44,6 +48,8 @@ from fairalloc.cli import (
     _freeze,
     _log,
     _receipt,
+    _review,
+    _round,
     _run,
     _schema,
     _simulate,
@@ -81,6 +87,9 @@ COMMANDS = (
     _decide,
     _verify,
     _receipt,
+    _round,
+    _review,
+    _cases,
 )
 
 
