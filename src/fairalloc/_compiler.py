@@ -333,8 +333,8 @@ class CompiledPolicy:
         if self.lottery_seed is None and (spec is None or spec.lottery is None):
             return None
         if self.policy._recorded_seed is not None:
-            return "recorded draw: seed drawn after the applicant list was frozen"
-        return "not a draw: the seed is the policy file's, known in advance (simulation only)"
+            return "a recorded draw: the seed was drawn after the list was frozen"
+        return "not a draw: the policy file's seed is known in advance"
 
     def criterion_weights(self) -> list[float]:
         """Each criterion's weight in the score, for the columns of the points matrix.

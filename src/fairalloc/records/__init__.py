@@ -23,11 +23,13 @@ nonces. See ``docs/records.md`` and ``docs/privacy.md``.
 from __future__ import annotations
 
 from fairalloc.records._canonical import canonical
-from fairalloc.records._commit import commit, leaf_of, policy_hash
+from fairalloc.records._commit import commit, id_order, leaf_of, outcome_messages, policy_hash
 from fairalloc.records._log import (
+    DECISION_KINDS,
     RESERVED_KINDS,
     Decision,
     DecisionLog,
+    Prepared,
     Record,
     TreeHead,
     derive_seed,
@@ -53,22 +55,27 @@ from fairalloc.records._store import Opening, PostgresStore, SQLiteStore, Store,
 from fairalloc.records._verify import (
     Problem,
     ReceiptCheck,
+    Rerun,
     VerifyReport,
     load_openings,
+    rerun_allocation,
     verify_log,
     verify_receipt,
 )
 
 __all__ = [
+    "DECISION_KINDS",
     "RESERVED_KINDS",
     "Decision",
     "DecisionLog",
     "Due",
     "Opening",
     "PostgresStore",
+    "Prepared",
     "Problem",
     "ReceiptCheck",
     "Record",
+    "Rerun",
     "RetentionRule",
     "SQLiteStore",
     "Store",
@@ -80,12 +87,15 @@ __all__ = [
     "consistency_proof",
     "derive_seed",
     "due_for_erasure",
+    "id_order",
     "leaf_hash",
     "leaf_of",
     "load_openings",
     "node_hash",
     "open_store",
+    "outcome_messages",
     "policy_hash",
+    "rerun_allocation",
     "retention_schedule",
     "root_from_inclusion",
     "tree_root",

@@ -52,6 +52,7 @@ __all__ = [
     "RESERVED_KINDS",
     "Decision",
     "DecisionLog",
+    "Prepared",
     "Record",
     "TreeHead",
     "library_version",
@@ -201,6 +202,33 @@ class Decision:
     def seq(self) -> int:
         """The decision record's sequence number."""
         return self.record.seq
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The checked inputs of a decision about to be recorded (see :meth:`DecisionLog.prepare`).
+
+    Attributes:
+        policy: The registered policy, with the recorded seed in every lottery.
+        population: The residents, checked against the freeze.
+        order: Row positions in leaf order (by id).
+        ids: Residents' ids in leaf order.
+        rows: Their canonical rows, made when first read.
+        row_nonces: The freeze's nonces.
+        policy_record: The ``policy`` record.
+        freeze: The ``freeze`` record.
+        seed: The ``seed`` record (``None`` for a policy without lottery).
+    """
+
+    policy: Policy
+    population: Population
+    order: Any
+    ids: list[str]
+    rows: _LazyRows
+    row_nonces: bytes
+    policy_record: Record
+    freeze: Record
+    seed: Record | None
 
 
 def with_seed(policy: Policy, seed: str) -> Policy:
@@ -510,9 +538,26 @@ class DecisionLog:
 
         Raises:
             RecordsError: ``FA706`` unless exactly one of ``value``/``public_randomness`` is
-                given, or the seed is longer than 64 bytes.
+                given, or the seed is longer than 64 bytes; ``FA707`` if the freeze already has
+                a seed; ``FA708`` if a later freeze of the same policy exists (a seed is drawn
+                once, for the latest list, so nobody can choose among several draws).
         """
         frec = self._kind(freeze_record, "freeze")
+        for rec in self.records()[frec.seq + 1 :]:
+            if rec.kind == "seed" and rec.body.get("freeze") == frec.hash:
+                raise RecordsError(
+                    "FA707",
+                    f"freeze {frec.seq} already has its seed (record {rec.seq}): one freeze,"
+                    " one draw",
+                    record=frec.seq,
+                )
+            if rec.kind == "freeze" and rec.body.get("policy") == frec.body["policy"]:
+                raise RecordsError(
+                    "FA708",
+                    f"freeze {frec.seq} was superseded by freeze {rec.seq} of the same policy:"
+                    " draw for the latest freeze",
+                    record=frec.seq,
+                )
         if (value is None) == (public_randomness is None):
             raise RecordsError(
                 "FA706", "give the seed drawn (value) or a public randomness value, not both"
@@ -568,12 +613,41 @@ class DecisionLog:
         from fairalloc._compiler import compiled_for
         from fairalloc.allocation import allocate
 
+        when = _check_time(time)
+        day = as_of or dt.date.fromisoformat(when[:10])
+        ready = self.prepare(policy, residents, freeze=freeze, seed=seed)
+        allocation = allocate(compiled_for(ready.policy, day), ready.population, capacity=capacity)
+        outcomes = outcome_messages(allocation, ready.order)
+        rec, nonces = self.record_decision(
+            ready,
+            "allocation",
+            outcomes,
+            as_of=day,
+            capacity=allocation.capacity,
+            served=allocation.n_served,
+            operator=operator,
+            time=when,
+        )
+        return Decision(
+            rec, allocation, ready.ids, outcomes, nonces, ready.rows, ready.row_nonces, ready.freeze
+        )
+
+    def prepare(self, policy: Policy, residents: Any, *, freeze: int, seed: int | None) -> Prepared:
+        """Check everything a recorded decision needs, before it is computed.
+
+        The policy must be the one registered for the freeze, the seed drawn after the freeze
+        for it and not used yet, and the data the list as frozen. Modules that record other
+        kinds of decision (rotation rounds) call this, compute their outcome with
+        :attr:`Prepared.policy` (which carries the recorded seed) over
+        :attr:`Prepared.population`, then :meth:`record_decision`.
+
+        Raises:
+            RecordsError: as :meth:`decide`.
+        """
         frec = self._kind(freeze, "freeze")
         prec = self._kind(int(frec.body["policy_record"]), "policy")
         self._check_policy(prec, policy)
         srec = self._check_seed(frec, seed, policy)
-        when = _check_time(time)
-        day = as_of or dt.date.fromisoformat(when[:10])
         population = Population.of(residents, policy)
         order = id_order(population.ids)
         opening = self.store.opening(frec.seq)
@@ -584,16 +658,59 @@ class DecisionLog:
         if not opening.fingerprint or fingerprint(population, order) != opening.fingerprint:
             check_rows(frec, ids, rows.get(), opening, self.leaves(frec.seq))
         run = with_seed(policy, srec.body["seed"]) if srec is not None else policy
-        allocation = allocate(compiled_for(run, day), population, capacity=capacity)
-        outcomes = outcome_messages(allocation, order)
+        return Prepared(run, population, order, ids, rows, opening.nonces, prec, frec, srec)
+
+    def record_decision(
+        self,
+        ready: Prepared,
+        kind: str,
+        outcomes: list[bytes],
+        *,
+        as_of: dt.date,
+        capacity: int | None,
+        served: int,
+        operator: str,
+        time: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[Record, bytes]:
+        """Record a decision computed from :meth:`prepare`'s inputs.
+
+        Args:
+            ready: What :meth:`prepare` returned.
+            kind: One of :data:`DECISION_KINDS`.
+            outcomes: Each resident's outcome as canonical JSON bytes (with an ``"id"``), in
+                the order of :attr:`Prepared.ids`.
+            as_of: The date whose parameter values applied.
+            capacity: Units allocated.
+            served: Residents served.
+            operator: Who decides.
+            time: When; now by default.
+            extra: More of the decision's facts (e.g. the round number); no floats.
+
+        Returns:
+            The ``decision`` record and the outcome leaves' nonces.
+
+        Raises:
+            RecordsError: ``FA705`` for an unknown kind or a clash with the record's own keys,
+                ``FA700`` for floats in ``extra``.
+        """
+        if kind not in DECISION_KINDS:
+            raise RecordsError(
+                "FA705", f"no decision kind {kind!r}", valid=", ".join(DECISION_KINDS)
+            )
+        if len(outcomes) != len(ready.ids):
+            raise RecordsError(
+                "FA705", f"{len(outcomes)} outcomes for {len(ready.ids)} residents frozen"
+            )
         nonces, leaves = commit(outcomes)
-        body = {
-            "as_of": day.isoformat(),
-            "capacity": allocation.capacity,
+        frec, prec, srec = ready.freeze, ready.policy_record, ready.seed
+        body: dict[str, Any] = {
+            "as_of": as_of.isoformat(),
+            "capacity": capacity,
             "count": len(outcomes),
             "freeze": frec.hash,
             "freeze_record": frec.seq,
-            "kind": "allocation",
+            "kind": kind,
             "library": library_version(),
             "list_root": frec.body["root"],
             "outcome_root": Tree(leaves).root.hex(),
@@ -603,17 +720,23 @@ class DecisionLog:
             "seed": srec.hash if srec is not None else None,
             "seed_record": srec.seq if srec is not None else None,
             "seed_value": srec.body["seed"] if srec is not None else None,
-            "served": allocation.n_served,
+            "served": served,
         }
+        if extra:
+            _no_floats(extra, "decision")
+            clash = sorted(set(extra) & set(body))
+            if clash:
+                raise RecordsError("FA705", f"extra facts may not replace {', '.join(clash)}")
+            body.update(extra)
         rec = self._append(
             "decision",
             body,
             operator=operator,
-            time=when,
+            time=time,
             leaves=leaves,
-            opening=Opening(ids, nonces),
+            opening=Opening(ready.ids, nonces),
         )
-        return Decision(rec, allocation, ids, outcomes, nonces, rows, opening.nonces, frec)
+        return rec, nonces
 
     def decision(self, seq: int, policy: Policy, residents: Any) -> Decision:
         """A recorded decision re-run from the policy and the data, for receipts and reviews.

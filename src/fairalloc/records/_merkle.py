@@ -21,6 +21,8 @@ from functools import cache
 from itertools import repeat
 from operator import methodcaller
 
+from fairalloc.errors import RecordsError
+
 __all__ = [
     "Tree",
     "consistency_proof",
@@ -86,7 +88,7 @@ class Tree:
     def inclusion(self, index: int) -> list[bytes]:
         """The inclusion proof (audit path) of the leaf at ``index``."""
         if not 0 <= index < self.size:
-            raise IndexError(f"leaf {index} is not in a tree of {self.size}")
+            raise RecordsError("FA704", f"leaf {index} is not in a tree of {self.size}")
         path = []
         for level in self.levels[:-1]:
             sib = index ^ 1
@@ -138,7 +140,7 @@ def consistency_proof(leaves: Sequence[bytes], m: int) -> list[bytes]:
     """The proof that the first ``m`` of ``leaves`` form a prefix tree (RFC 9162 2.1.4.1)."""
     n = len(leaves)
     if not 0 < m <= n:
-        raise ValueError(f"no consistency proof from {m} to {n} leaves")
+        raise RecordsError("FA704", f"no consistency proof from {m} to {n} leaves")
 
     @cache
     def mth(lo: int, hi: int) -> bytes:

@@ -12,7 +12,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,10 @@ from fairalloc.records._store import GENESIS, Opening, StoredRecord
 __all__ = [
     "Problem",
     "ReceiptCheck",
+    "Rerun",
     "VerifyReport",
     "load_openings",
+    "rerun_allocation",
     "verify_log",
     "verify_receipt",
 ]
@@ -157,6 +159,7 @@ def verify_log(
     data: Mapping[int, Any] | Any = None,
     openings: Mapping[int, Opening] | str | Path | None = None,
     heads: Iterable[TreeHead | Mapping[str, Any]] = (),
+    rerun: Mapping[str, Rerun] | None = None,
 ) -> VerifyReport:
     """Check a decision log; with policies, data and openings, re-run every decision.
 
@@ -168,6 +171,10 @@ def verify_log(
         openings: The private openings (a mapping, or the file
             :meth:`DecisionLog.export_openings` wrote); a live log's own by default.
         heads: Heads published earlier: each must be a prefix of this log.
+        rerun: How to re-run decisions of other kinds than ``allocation`` (e.g.
+            ``rotation_round``), by kind: called with the decision record, the policy with
+            the recorded seed and the residents, it returns each resident's canonical outcome
+            in the order of their ids (:func:`~fairalloc.records.id_order`).
 
     Returns:
         The :class:`VerifyReport`; :attr:`VerifyReport.ok` is false on any mismatch, and
@@ -197,8 +204,26 @@ def verify_log(
         _check_published(TreeHead.from_dict(h) if isinstance(h, Mapping) else h, hashes, report)
     records = {e.record.seq: e for e in entries if e.record is not None}
     _check_links(records, report)
-    _rerun(records, list(policies), data, openings or {}, report)
+    runners: dict[str, Rerun] = {"allocation": rerun_allocation, **(rerun or {})}
+    _rerun(records, list(policies), data, openings or {}, runners, report)
     return report
+
+
+#: Re-runs one kind of decision: (decision record, seeded policy, residents) -> outcomes.
+Rerun = Callable[[Record, Policy, Population], list[bytes]]
+
+
+def rerun_allocation(record: Record, policy: Policy, population: Population) -> list[bytes]:
+    """Re-run a recorded ``allocation``: the same ``allocate`` with its date and capacity."""
+    from fairalloc._compiler import compiled_for
+    from fairalloc.allocation import allocate
+
+    allocation = allocate(
+        compiled_for(policy, dt.date.fromisoformat(record.body["as_of"])),
+        population,
+        capacity=int(record.body["capacity"]),
+    )
+    return outcome_messages(allocation, id_order(population.ids))
 
 
 def _check_chain(entries: list[_Entry], report: VerifyReport) -> list[bytes]:
@@ -264,6 +289,8 @@ def _leaf_list(blob: bytes | None) -> list[bytes]:
 def _check_links(records: dict[int, _Entry], report: VerifyReport) -> None:
     by_hash = {e.record.hash: e.record for e in records.values() if e.record is not None}
     used_seeds: dict[str, int] = {}
+    drawn: dict[str, int] = {}  # freeze hash -> its seed record
+    latest: dict[str, Record] = {}  # policy record hash -> its latest freeze so far
 
     def ref(rec: Record, key: str, kind: str) -> Record | None:
         target = by_hash.get(str(rec.body.get(key)))
@@ -283,8 +310,11 @@ def _check_links(records: dict[int, _Entry], report: VerifyReport) -> None:
         if rec.kind == "freeze":
             ref(rec, "policy", "policy")
             _check_root(rec, leaves, "root", report)
+            latest[str(rec.body.get("policy"))] = rec
         elif rec.kind == "seed":
             frz = ref(rec, "freeze", "freeze")
+            if frz is not None:
+                _check_one_draw(rec, frz, drawn, latest, report)
             if frz is not None and rec.body.get("method") == "derived":
                 from fairalloc.records._log import derive_seed
 
@@ -297,6 +327,27 @@ def _check_links(records: dict[int, _Entry], report: VerifyReport) -> None:
                     )
         elif rec.kind == "decision":
             _check_decision(rec, leaves, ref, used_seeds, report)
+
+
+def _check_one_draw(
+    rec: Record, frz: Record, drawn: dict[str, int], latest: dict[str, Record], report: VerifyReport
+) -> None:
+    if frz.hash in drawn:
+        report.add(
+            "FA731",
+            rec.seq,
+            f"a second seed for freeze {frz.seq} (the first is record {drawn[frz.hash]}):"
+            " whoever draws twice can choose",
+        )
+    drawn.setdefault(frz.hash, rec.seq)
+    newest = latest.get(str(frz.body.get("policy")))
+    if newest is not None and newest.seq != frz.seq:
+        report.add(
+            "FA732",
+            rec.seq,
+            f"drawn for freeze {frz.seq} although freeze {newest.seq} of the same policy came"
+            " later: whoever freezes twice can choose",
+        )
 
 
 def _check_root(rec: Record, leaves: list[bytes], key: str, report: VerifyReport) -> None:
@@ -363,6 +414,7 @@ def _rerun(
     policies: list[Policy | str | Path],
     data: Any,
     openings: Mapping[int, Opening],
+    runners: Mapping[str, Rerun],
     report: VerifyReport,
 ) -> None:
     known = _load_policies(policies, report)
@@ -387,11 +439,11 @@ def _rerun(
     for rec in recs:
         if rec.kind != "decision":
             continue
-        why = _why_not(rec, known, data, openings, erased, records)
+        why = _why_not(rec, known, data, openings, erased, records, runners)
         if why:
             report.not_rerun.append((rec.seq, why))
             continue
-        _rerun_one(rec, known, data, openings, records, report)
+        _rerun_one(rec, known, data, openings, records, runners, report)
 
 
 def _erased(recs: list[Record]) -> dict[int, list[int]]:
@@ -416,10 +468,11 @@ def _why_not(
     openings: Mapping[int, Opening],
     erased: dict[int, list[int]],
     records: dict[int, _Entry],
+    runners: Mapping[str, Rerun],
 ) -> str:
     frz = int(rec.body.get("freeze_record", -1))
-    if rec.body.get("kind") != "allocation":
-        return f"a {rec.body.get('kind')} decision is re-run by its own module"
+    if rec.body.get("kind") not in runners:
+        return f"no re-run given for a {rec.body.get('kind')} decision (rerun=)"
     for seq in (frz, rec.seq):
         if seq in erased:
             by = ", ".join(str(s) for s in sorted(set(erased[seq])))
@@ -441,11 +494,9 @@ def _rerun_one(
     data: Any,
     openings: Mapping[int, Opening],
     records: dict[int, _Entry],
+    runners: Mapping[str, Rerun],
     report: VerifyReport,
 ) -> None:
-    from fairalloc._compiler import compiled_for
-    from fairalloc.allocation import allocate
-
     frz = int(rec.body["freeze_record"])
     policy, _ = known[rec.body["policy_hash"]]
     try:
@@ -464,12 +515,7 @@ def _rerun_one(
         return
     seed = rec.body.get("seed_value")
     run = with_seed(policy, seed) if seed is not None else policy
-    allocation = allocate(
-        compiled_for(run, dt.date.fromisoformat(rec.body["as_of"])),
-        population,
-        capacity=int(rec.body["capacity"]),
-    )
-    outcomes = outcome_messages(allocation, order)
+    outcomes = runners[str(rec.body["kind"])](rec, run, population)
     mine = openings[rec.seq]
     if mine.ids != ids:
         report.add("FA730", rec.seq, "its openings list other residents than the data")

@@ -7,8 +7,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,46 +31,11 @@ from fairalloc.records import (
 from fairalloc.records._canonical import canonical_float
 from fairalloc.records._merkle import Tree
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "elderly-care"
 POLICY = EXAMPLE / "policy.yaml"
 DATA = EXAMPLE / "residents.csv"
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = "2026-12-01T09:00:00Z"
-
-
-# -- backends ---------------------------------------------------------------------------
-
-
-def _pg_schema() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"fa_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {name}")
-    try:
-        yield name
-    finally:
-        with psycopg.connect(PG, autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {name} CASCADE")
-
-
-def pg_url(schema: str, user: str = "postgres") -> str:
-    return f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty log: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'log.db'}"
-    else:
-        yield from (pg_url(s) for s in _pg_schema())
-
-
-@pytest.fixture
-def log(log_url: str) -> Iterator[DecisionLog]:
-    with DecisionLog.open(log_url) as opened:
-        yield opened
 
 
 def _reference_root(leaves: list[bytes]) -> bytes:
@@ -333,3 +296,124 @@ def test_two_processes_appending_at_once_never_fork_the_chain(log_url: str) -> N
     assert [r.seq for r in records] == list(range(120))
     by = [r.body["by"] for r in records]
     assert by.count("office-a") == by.count("office-b") == 60
+
+
+def test_other_modules_record_their_decisions_and_verify_reruns_them(log: DecisionLog) -> None:
+    policy = fa.load_policy(POLICY)
+    _, f, s = _procedure(log, policy)
+
+    def first_round(record: fa.records.Record, run: fa.Policy, pop: fa.Population) -> list[bytes]:
+        day = dt.date.fromisoformat(record.body["as_of"])
+        allocation = fa.allocate(fa.evaluate(run, pop, as_of=day), capacity=10)
+        return fa.records.outcome_messages(allocation, fa.records.id_order(pop.ids))
+
+    ready = log.prepare(policy, DATA, freeze=f, seed=s)
+    assert ready.policy.ranking.tie_break[-1].lottery.seed == log.record(s).body["seed"]
+    rec, _ = log.record_decision(
+        ready,
+        "rotation_round",
+        first_round(
+            fa.records.Record(0, "", "", "", "", "", {"as_of": "2026-12-01"}, b""),
+            ready.policy,
+            ready.population,
+        ),
+        as_of=dt.date(2026, 12, 1),
+        capacity=10,
+        served=10,
+        operator="rounds",
+        extra={"round": 1},
+    )
+    assert (rec.body["kind"], rec.body["round"]) == ("rotation_round", 1)
+    with pytest.raises(RecordsError) as err:
+        log.record_decision(
+            ready,
+            "rotation_round",
+            [],
+            as_of=dt.date(2026, 12, 1),
+            capacity=1,
+            served=0,
+            operator="o",
+        )
+    assert err.value.code == "FA705"
+    plain = verify_log(log, policies=[POLICY], data=DATA)
+    assert plain.ok
+    assert plain.not_rerun == [(rec.seq, "no re-run given for a rotation_round decision (rerun=)")]
+    full = verify_log(log, policies=[POLICY], data=DATA, rerun={"rotation_round": first_round})
+    assert (full.ok, full.rerun) == (True, [rec.seq])
+
+    def wrong_round(record: fa.records.Record, run: fa.Policy, pop: fa.Population) -> list[bytes]:
+        allocation = fa.allocate(fa.evaluate(run, pop, as_of=dt.date(2026, 12, 1)), capacity=11)
+        return fa.records.outcome_messages(allocation, fa.records.id_order(pop.ids))
+
+    wrong = verify_log(log, policies=[POLICY], data=DATA, rerun={"rotation_round": wrong_round})
+    assert [(p.code, p.record) for p in wrong.problems] == [("FA730", rec.seq)]
+    assert "another outcome for 1 resident(s)" in wrong.problems[0].what
+
+
+def _raw_append(log: DecisionLog, kind: str, body: dict[str, object]) -> int:
+    """Append a record as a forger with write access would, bypassing the API's checks."""
+
+    def build(seq: int, prev: str) -> tuple[bytes, str]:
+        doc = {
+            "body": body,
+            "kind": kind,
+            "operator": "forger",
+            "prev": prev,
+            "seq": seq,
+            "time": T0,
+            "v": 1,
+        }
+        raw = canonical(doc)
+        return raw, leaf_hash(raw).hex()
+
+    return log.store.append(kind, build, None, None).seq
+
+
+def test_one_draw_per_freeze_and_only_for_the_latest_list(log: DecisionLog) -> None:
+    policy = fa.load_policy(POLICY)
+    p, f, s = _procedure(log, policy)
+    with pytest.raises(RecordsError) as err:
+        log.draw_seed(f, value="another", how="again", operator="clerk")
+    assert err.value.code == "FA707"
+    f2 = log.freeze(p, DATA, policy=policy, operator="clerk").seq
+    f3 = log.freeze(p, DATA, policy=policy, operator="clerk").seq
+    with pytest.raises(RecordsError) as err:
+        log.draw_seed(f2, value="pick me", how="after seeing the list", operator="clerk")
+    assert err.value.code == "FA708"
+    assert verify_log(log).ok
+    # a forger who writes the records directly is named by verify
+    frz = log.record(f)
+    second = _raw_append(log, "seed", {**log.record(s).body, "seed": "chosen", "method": "public"})
+    stale = _raw_append(
+        log,
+        "seed",
+        {
+            **log.record(s).body,
+            "freeze": log.record(f2).hash,
+            "freeze_record": f2,
+            "method": "public",
+            "seed": "stale",
+        },
+    )
+    found = {(p.code, p.record) for p in verify_log(log).problems}
+    assert ("FA731", second) in found
+    assert ("FA732", stale) in found
+    assert frz.seq < f3
+
+
+def test_every_code_of_the_log_is_documented_and_in_its_range() -> None:
+    import re
+
+    src = ROOT / "src" / "fairalloc"
+    text = "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in [*(src / "records").glob("*.py"), *(src / "cli").glob("*.py")]
+    )
+    used = set(re.findall(r'RecordsError\(\s*"(FA\d{3})"', text))
+    used |= set(re.findall(r'report\.add\(\s*"(FA\d{3})"', text))
+    docs = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## Decision log errors") : docs.index("## The command line")]
+    listed = set(re.findall(r"^\| `(FA\d{3})` \|", section, re.MULTILINE))
+    assert len(used) > 20
+    assert used == listed
+    assert all(700 <= int(c[2:]) <= 779 for c in used)

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,13 @@ from fairalloc._ranking import lottery_key
 from fairalloc.errors import RecordsError
 from fairalloc.records import DecisionLog, canonical, leaf_hash, verify_log, verify_receipt
 from fairalloc.records._merkle import Tree
+from tests.records.conftest import PG, pg_schema, pg_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "elderly-care"
 POLICY = EXAMPLE / "policy.yaml"
 DATA = EXAMPLE / "residents.csv"
 RECIPE = ROOT / "examples" / "records" / "check_receipt.py"
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = "2026-12-01T09:00:00Z"
 
 SMALL = """
@@ -44,36 +43,6 @@ rules:
 ranking: {tie_break: [{lottery: {seed: policy-file-seed}}]}
 allocation: {capacity: 3}
 """
-
-
-def _pg_schema() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"fa_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {name}")
-    try:
-        yield name
-    finally:
-        with psycopg.connect(PG, autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {name} CASCADE")
-
-
-def pg_url(schema: str, user: str = "postgres") -> str:
-    return f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'log.db'}"
-    else:
-        yield from (pg_url(s) for s in _pg_schema())
-
-
-@pytest.fixture
-def log(log_url: str) -> Iterator[DecisionLog]:
-    with DecisionLog.open(log_url) as opened:
-        yield opened
 
 
 def _decide(log: DecisionLog, policy: fa.Policy, data: object) -> fa.records.Decision:
@@ -380,7 +349,7 @@ def test_grinding_an_id_against_a_known_seed_fails_against_a_recorded_draw(
 
 def test_a_role_with_insert_and_select_only_appends_and_reads_but_cannot_rewrite() -> None:
     psycopg = pytest.importorskip("psycopg")
-    for schema in _pg_schema():
+    for schema in pg_schema():
         DecisionLog.open(pg_url(schema)).close()  # the owner creates the tables
         role = f"fa_clerk_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(PG, autocommit=True) as c:
