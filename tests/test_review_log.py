@@ -18,8 +18,9 @@ from fairalloc.review import (
     case_statuses,
     open_review,
     record_round,
+    rerun_round,
 )
-from tests.test_records import log, log_url  # noqa: F401  (fixtures: both backends)
+from tests.records.conftest import log, log_url  # noqa: F401  (fixtures: both backends)
 from tests.test_review import PEOPLE, _policy
 from tests.test_rotation import _people
 from tests.test_rotation import _policy as _rotation_policy
@@ -152,6 +153,7 @@ def test_rounds_run_from_the_state_the_log_recorded(log: DecisionLog) -> None:  
     ]
     state = None
     direct = None
+    kept: dict[int, fa.RotationState | None] = {}
     for k, people in enumerate(weeks, start=1):
         f, s = _week(log, policy, people, p)
         if k > 1:
@@ -166,26 +168,55 @@ def test_rounds_run_from_the_state_the_log_recorded(log: DecisionLog) -> None:  
             with pytest.raises(RotationStateError) as info:
                 record_round(log, policy, people, freeze=f, seed=s, operator="clerk", state=forged)
             assert info.value.code == "FA785"
+        kept[k - 1] = state
         rnd, rec = record_round(
-            log, policy, people, freeze=f, seed=s, operator="clerk", state=state
+            log,
+            policy,
+            people,
+            freeze=f,
+            seed=s,
+            operator="clerk",
+            state=state,
+            as_of=dt.date(2026, 12, 1),
         )
         # The same round run directly with the drawn seed.
         seeded = with_seed(policy, log.record(s).body["seed"])
         direct = fa.run_round(seeded, people, direct.state if direct else None)
         assert rnd.served == direct.served
         assert rnd.state.to_json() == direct.state.to_json()
-        assert rec.body["round"] == k
+        assert (rec.kind, rec.body["kind"], rec.body["round"]) == ("decision", "rotation_round", k)
         assert rec.body["served"] == 1
         state = fa.RotationState.from_json(rnd.state.to_json())  # kept by the office
     assert state is not None
     assert state.get("b") is not None
     assert state.get("b").departed == 3  # type: ignore[union-attr]
-    with pytest.raises(RotationStateError) as info:  # a seed is used once
+    with pytest.raises(RecordsError):  # a seed is used once
         record_round(log, policy, weeks[-1], freeze=f, seed=s, operator="clerk", state=state)
-    assert info.value.code == "FA787"
     with pytest.raises(RecordsError):  # a policy that draws lots needs a seed
         record_round(log, policy, weeks[-1], freeze=f, seed=None, operator="clerk", state=state)
-    assert verify_log(log).ok
+    # verify re-runs every round from the states the office kept, to identical outcomes.
+    freezes = [r.seq for r in log.records() if r.kind == "freeze"]
+    report = verify_log(
+        log,
+        policies=[policy],
+        data=dict(zip(freezes, weeks, strict=True)),
+        rerun={"rotation_round": rerun_round(kept)},
+    )
+    assert report.ok, report.problems
+    rounds = [r.seq for r in log.records() if r.body.get("kind") == "rotation_round"]
+    assert report.rerun == rounds
+    # A state the office altered is found: the round re-runs to other outcomes.
+    doc = json.loads(kept[1].to_json())
+    next(r for r in doc["residents"] if r["accrued"])["accrued"]["wait"] += 5
+    altered = {**kept, 1: fa.RotationState.from_dict(doc)}
+    report = verify_log(
+        log,
+        policies=[policy],
+        data=dict(zip(freezes, weeks, strict=True)),
+        rerun={"rotation_round": rerun_round(altered)},
+    )
+    assert not report.ok
+    assert [p.record for p in report.problems] == [rounds[1]]
 
 
 def _csv(path: Path, people: list[dict[str, Any]]) -> Path:

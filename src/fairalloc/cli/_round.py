@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 import fairalloc as fa
-from fairalloc.cli._common import count, out_file, write_text
+from fairalloc.cli._common import count, date, out_file, write_text
 from fairalloc.cli._records_common import add_log, add_operator
 from fairalloc.records import DecisionLog
 from fairalloc.review import record_round
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--state-out", type=out_file(".json"), required=True, help="where to keep the new state"
     )
     p.add_argument("--capacity", type=count(), default=None, help="places this round")
+    p.add_argument("--as-of", type=date, default=None, help="date of the parameter values")
     add_operator(p)
     p.set_defaults(handler=handle, inputs=("policy", "data", "state"))
 
@@ -56,12 +57,13 @@ def handle(args: argparse.Namespace) -> int:
             operator=args.operator,
             state=state,
             capacity=args.capacity,
+            as_of=args.as_of,
         )
         head = log.head()
     write_text(args.state_out, rnd.state.to_json() + "\n")
     print(
         f"record {rec.seq}: round {rnd.round}, {len(rnd.served)} served of {rnd.eligible}"
-        f" eligible ({rnd.present} present); state root {rec.body['state_root']}"
+        f" eligible ({rnd.present} present); outcome root {rec.body['outcome_root']}"
     )
     print("served: " + (", ".join(rnd.served) or "nobody"))
     print(f"state kept in {args.state_out}; head to publish: {head.to_json()}")

@@ -36,6 +36,9 @@ from fairalloc.review._log import (
     open_review,
     record_round,
     recorded_decision,
+    rerun_round,
+    round_outcomes,
+    state_commitment,
 )
 from fairalloc.review._review import ANSWER_SCHEMA, Finding, Remedy, review
 
@@ -57,5 +60,8 @@ __all__ = [
     "overdue",
     "record_round",
     "recorded_decision",
+    "rerun_round",
     "review",
+    "round_outcomes",
+    "state_commitment",
 ]

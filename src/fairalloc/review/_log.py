@@ -7,27 +7,39 @@ Records appended (kinds, bodies; residents' data only as hiding commitments):
   in the operator's store);
 * ``review.answered``: ``case``, ``opened`` (hash) and ``opened_record``, ``answered``,
   ``late``, ``outcome_changed``, ``remedy``, ``answer_commitment``;
-* ``round``: a rotation round: the policy, freeze and seed records it ran on, its number,
-  counts, the previous round's hash and ``state_root``, the Merkle root over one hiding leaf
-  per resident's record in the rotation state after the round.
+* a ``decision`` of kind ``rotation_round`` (:meth:`DecisionLog.record_decision`): the
+  policy, freeze and seed records it ran on, one hiding outcome leaf per present resident
+  (served or not, and their record in the rotation after the round), and as extra facts the
+  rotation, the round's number and counts, the previous round's hash and ``state``, a hiding
+  commitment to the whole rotation state after the round (:func:`state_commitment`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fairalloc._compiler import compiled_for
 from fairalloc._population import Population
 from fairalloc.allocation._rotation import Round, run_round
 from fairalloc.allocation._state import RotationState
 from fairalloc.errors import RecordsError, ReviewError, RotationStateError
 from fairalloc.policy._model import Policy
-from fairalloc.records import DecisionLog, Opening, Record, commit, policy_hash, tree_root
-from fairalloc.records._commit import fingerprint, id_order, recommit, row_messages
-from fairalloc.records._log import check_rows, library_version, with_seed
+from fairalloc.records import (
+    DecisionLog,
+    Opening,
+    Record,
+    Rerun,
+    canonical,
+    commit,
+    id_order,
+    policy_hash,
+)
+from fairalloc.records._commit import recommit
 from fairalloc.review._case import Case, Correction, DecisionRef, open_case
 from fairalloc.review._review import Finding, review
 
@@ -39,6 +51,9 @@ __all__ = [
     "open_review",
     "record_round",
     "recorded_decision",
+    "rerun_round",
+    "round_outcomes",
+    "state_commitment",
 ]
 
 #: Records errors of a replay, and the review error each becomes.
@@ -272,25 +287,50 @@ def case_statuses(log: DecisionLog) -> list[CaseStatus]:
 
 # -- rotation rounds ------------------------------------------------------------------------
 
+#: The decision kind of a rotation round in the log.
+ROUND_KIND = "rotation_round"
+
 
 def last_round(log: DecisionLog, policy_id: str) -> Record | None:
-    """The last ``round`` record of the rotation of policy ``policy_id``, if any."""
+    """The last recorded round of the rotation of policy ``policy_id``, if any."""
     found = None
     for r in log.records():
-        if r.kind == "round" and r.body.get("policy_id") == policy_id:
+        if (
+            r.kind == "decision"
+            and r.body.get("kind") == ROUND_KIND
+            and r.body.get("rotation") == policy_id
+        ):
             found = r
     return found
 
 
-def _state_messages(state: RotationState) -> tuple[list[str], list[bytes]]:
-    ids = [r.id for r in state.residents]
-    messages = [
-        json.dumps(r.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
-        for r in state.residents
-    ]
-    return ids, messages
+def state_commitment(state: RotationState, nonces: bytes) -> str:
+    """The hiding commitment to a rotation state recorded with the round that left it.
+
+    ``SHA-256("fairalloc rotation state" || 0x00 || SHA-256(nonces) || canonical JSON)``,
+    where ``nonces`` are the nonces of the round's freeze (private: in the operator's store
+    and in the openings given to a verifier). Without them, the commitment reveals nothing of
+    the state, not even to someone who could guess it.
+    """
+    salt = hashlib.sha256(nonces).digest()
+    data = b"fairalloc rotation state\x00" + salt + state.to_json().encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def round_outcomes(rnd: Round, ids: Sequence[str]) -> list[bytes]:
+    """Each present resident's outcome of ``rnd`` as canonical JSON, in the order of ``ids``.
+
+    The outcome is whether the resident was served this round, and their record in the
+    rotation after it (times served, waits, accrued values): a receipt of their standing.
+    """
+    served = set(rnd.served)
+    out = []
+    for rid in ids:
+        kept = rnd.state.get(rid)
+        if kept is None:  # every resident present is in the state
+            raise RotationStateError("FA780", f"resident {rid!r} is missing from the state")
+        out.append(canonical({**kept.to_dict(), "round": rnd.round, "served": rid in served}))
+    return out
 
 
 def _check_state(log: DecisionLog, prev: Record | None, state: RotationState | None) -> None:
@@ -312,20 +352,12 @@ def _check_state(log: DecisionLog, prev: Record | None, state: RotationState | N
             f"the state given is after round {state.round}; the log's last round of this"
             f" rotation is round {prev.body['round']} (record {prev.seq})",
         )
-    opening = log.store.opening(prev.seq)
-    ids, messages = _state_messages(state)
-    if opening is None or opening.ids != ids:
+    opening = log.store.opening(int(prev.body["freeze_record"]))
+    if opening is None or state_commitment(state, opening.nonces) != prev.body["state"]:
         raise RotationStateError(
             "FA785",
             f"the state given is not the one round {prev.body['round']} (record {prev.seq})"
-            " recorded: its residents differ",
-        )
-    root = tree_root(recommit(messages, opening.nonces)).hex()
-    if root != prev.body["state_root"]:
-        raise RotationStateError(
-            "FA785",
-            f"the state given is not the one round {prev.body['round']} (record {prev.seq})"
-            " recorded: its commitment differs",
+            " left: its commitment differs",
         )
 
 
@@ -339,74 +371,75 @@ def record_round(
     operator: str,
     state: RotationState | None = None,
     capacity: int | None = None,
+    as_of: dt.date | None = None,
     time: str | None = None,
 ) -> tuple[Round, Record]:
-    """Run the next round of the policy's rotation from the log, and record it (``round``).
+    """Run the next round of the policy's rotation from the log, and record it.
 
-    As for a decision, the week's residents are frozen first (``freeze``), and a policy that
-    draws lots takes the seed drawn after that freeze (``seed``), never its file's. The
-    round starts from the state the log's last round of this rotation recorded: ``state``
-    must be that state (the log keeps a commitment to it, the office keeps the state itself);
-    before the first round, no state.
+    A round is a decision (kind ``rotation_round``): the round's residents are frozen first
+    (``freeze``), and a policy that draws lots takes the seed drawn after that freeze
+    (``seed``), never its file's (:meth:`DecisionLog.prepare` checks all of it). The round
+    starts from the state the log's last round of this rotation left: ``state`` must be that
+    state (the log keeps a hiding commitment to it, the office keeps the state itself);
+    before the first round, no state. Each present resident's outcome leaf holds whether
+    they were served and their record in the rotation after the round.
 
     Returns:
-        The round, and its record.
+        The round, and its ``decision`` record.
 
     Raises:
-        RotationStateError: ``FA785`` a state that is not the one the last round recorded
-            (or one given before any round), ``FA786`` no state although the log has rounds.
-        RotationStateError: ``FA787`` a seed already used by a round or a decision.
+        RotationStateError: ``FA785`` a state that is not the one the last round left (or a
+            state given before any round), ``FA786`` no state although the log has rounds.
         RecordsError: as :meth:`DecisionLog.decide` (policy not registered, data not as
-            frozen, seed not drawn after the freeze).
+            frozen, seed not drawn after the freeze or already used).
     """
-    frec = log._kind(freeze, "freeze")
-    prec = log._kind(int(frec.body["policy_record"]), "policy")
-    log._check_policy(prec, policy)
-    srec = log._check_seed(frec, seed, policy)
-    if srec is not None:
-        for r in log.records():
-            if r.kind in ("round", "decision") and r.body.get("seed") == srec.hash:
-                raise RotationStateError(
-                    "FA787",
-                    f"seed record {srec.seq} was already used by {r.kind} record {r.seq}; each"
-                    " round draws its own seed after its own freeze",
-                )
-    population = Population.of(residents, policy)
-    order = id_order(population.ids)
-    opening = log.store.opening(frec.seq)
-    if opening is None:
-        raise RecordsError("FA713", "the freeze's openings are not kept here", record=frec.seq)
-    if not opening.fingerprint or fingerprint(population, order) != opening.fingerprint:
-        ids = population.ids[order].astype(str).tolist()
-        check_rows(frec, ids, row_messages(population, order), opening, log.leaves(frec.seq))
+    ready = log.prepare(policy, residents, freeze=freeze, seed=seed)
     prev = last_round(log, policy.policy.id)
     _check_state(log, prev, state)
-    run = with_seed(policy, srec.body["seed"]) if srec is not None else policy
-    rnd = run_round(run, population, state, capacity=capacity)
-    ids, messages = _state_messages(rnd.state)
-    nonces, leaves = commit(messages)
-    body = {
-        "capacity": rnd.simulation.capacity,
-        "eligible": rnd.eligible,
-        "freeze": frec.hash,
-        "freeze_record": frec.seq,
-        "kind": "rotation",
-        "library": library_version(),
-        "list_root": frec.body["root"],
-        "policy": prec.hash,
-        "policy_hash": prec.body["policy_hash"],
-        "policy_id": policy.policy.id,
-        "policy_record": prec.seq,
-        "present": rnd.present,
-        "previous": prev.hash if prev is not None else None,
-        "round": rnd.round,
-        "seed": srec.hash if srec is not None else None,
-        "seed_record": srec.seq if srec is not None else None,
-        "served": len(rnd.served),
-        "state_count": len(ids),
-        "state_root": tree_root(leaves).hex(),
-    }
-    rec = log.append(
-        "round", body, operator=operator, time=time, leaves=leaves, opening=Opening(ids, nonces)
+    day = as_of or dt.datetime.now(dt.UTC).date()
+    rnd = run_round(compiled_for(ready.policy, day), ready.population, state, capacity=capacity)
+    outcomes = round_outcomes(rnd, ready.ids)
+    rec, _ = log.record_decision(
+        ready,
+        ROUND_KIND,
+        outcomes,
+        as_of=day,
+        capacity=rnd.simulation.capacity,
+        served=len(rnd.served),
+        operator=operator,
+        time=time,
+        extra={
+            "eligible": rnd.eligible,
+            "previous": prev.hash if prev is not None else None,
+            "present": rnd.present,
+            "rotation": policy.policy.id,
+            "round": rnd.round,
+            "state": state_commitment(rnd.state, ready.row_nonces),
+        },
     )
     return rnd, rec
+
+
+def rerun_round(states: Mapping[int, RotationState | None]) -> Rerun:
+    """A re-run of recorded rounds for :func:`~fairalloc.records.verify_log` (``rerun=``).
+
+    Args:
+        states: The state each round started from, by round number (``None`` or absent for
+            the first): the state files the office kept.
+
+    Returns:
+        A function that re-runs a ``rotation_round`` decision from the policy with its
+        recorded seed and the frozen residents, and returns each resident's outcome.
+
+    Examples:
+        >>> rerun = rerun_round({})  # verify_log(..., rerun={"rotation_round": rerun})
+    """
+
+    def rerun(record: Record, policy: Policy, population: Population) -> list[bytes]:
+        body = record.body
+        start = states.get(int(body["round"]) - 1)
+        cp = compiled_for(policy, dt.date.fromisoformat(body["as_of"]))
+        rnd = run_round(cp, population, start, capacity=int(body["capacity"]))
+        return round_outcomes(rnd, population.ids[id_order(population.ids)].astype(str).tolist())
+
+    return rerun
