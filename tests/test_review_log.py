@@ -203,6 +203,19 @@ def test_rounds_run_from_the_state_the_log_recorded(log: DecisionLog) -> None:  
         rerun={"rotation_round": rerun_round(kept)},
     )
     assert report.ok, report.problems
+    with pytest.raises(ReviewError) as info:  # a round is not replayed for review
+        open_review(
+            log,
+            rec.seq,
+            policy,
+            weeks[-1],
+            case_id="R-5",
+            resident="a",
+            grounds="g",
+            filed=FILED,
+            operator="officer",
+        )
+    assert info.value.code == "FA796"
     rounds = [r.seq for r in log.records() if r.body.get("kind") == "rotation_round"]
     assert report.rerun == rounds
     # A state the office altered is found: the round re-runs to other outcomes.
@@ -395,3 +408,19 @@ def test_command_line_review_cases_and_rounds(
         assert main(args) == 0
         assert f"round {k}, 1 served" in capsys.readouterr().out
     assert fa.RotationState.from_json(state.read_text()).round == 2
+
+
+@pytest.mark.slow
+def test_the_review_and_rounds_example_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        Path(__file__).resolve().parent.parent / "examples" / "records" / "review_and_rounds.py"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "With the corrected facts: served." in done.stdout
+    assert "every round re-run from the state files: OK" in done.stdout

@@ -21,7 +21,9 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``review`` command and its actions."""
     p = sub.add_parser("review", help="re-review a recorded decision: open a case, answer it")
-    act = p.add_subparsers(dest="review_command", metavar="ACTION", required=True)
+    act = p.add_subparsers(
+        dest="review_command", metavar="ACTION", required=True, help="what to do"
+    )
 
     op = act.add_parser("open", help="open a case on a recorded decision")
     add_log(op)

@@ -68,8 +68,16 @@ def recorded_decision(log: DecisionLog, seq: int, policy: Policy, residents: Any
 
     Raises:
         ReviewError: ``FA790`` another policy, ``FA791`` other data, ``FA792`` another
-            outcome (the log's own error is chained as the cause).
+            outcome (the log's own error is chained as the cause), ``FA796`` a decision of
+            another kind than an allocation.
     """
+    rec = log.record(seq)
+    kind = rec.body.get("kind") if rec.kind == "decision" else None
+    if kind is not None and kind != "allocation":
+        raise ReviewError(
+            "FA796",
+            f"decision {seq} is a {kind}: only a capacity allocation can be replayed for review",
+        )
     try:
         decision = log.decision(seq, policy, residents)
     except RecordsError as e:
