@@ -417,3 +417,13 @@ def test_every_code_of_the_log_is_documented_and_in_its_range() -> None:
     assert len(used) > 20
     assert used == listed
     assert all(700 <= int(c[2:]) <= 779 for c in used)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_canonical_floats_read_back_exactly(x: float) -> None:
+    text = canonical_float(x)
+    assert float(text) == x
+    assert float(json.loads(canonical({"x": x}))["x"]) == x
+    assert "e+0" not in text
+    assert "e-0" not in text
+    assert not text.endswith(".0")
