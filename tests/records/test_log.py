@@ -427,3 +427,14 @@ def test_canonical_floats_read_back_exactly(x: float) -> None:
     assert "e+0" not in text
     assert "e-0" not in text
     assert not text.endswith(".0")
+
+
+def test_a_log_that_cannot_be_opened_says_where(tmp_path: Path) -> None:
+    for url in (
+        "http://example.org/log",
+        str(tmp_path / "missing-folder" / "log.db"),
+        "postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dno_such_schema",
+    ):
+        with pytest.raises(RecordsError) as err:
+            DecisionLog.open(url)
+        assert err.value.code == "FA701", url
