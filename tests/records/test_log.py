@@ -267,6 +267,7 @@ with DecisionLog.open(url) as log:
 """
 
 
+@pytest.mark.slow
 def test_two_processes_appending_at_once_never_fork_the_chain(log_url: str) -> None:
     DecisionLog.open(log_url).close()  # create the tables before the race
     procs = [
