@@ -1,0 +1,146 @@
+"""One escaping function per output format, so that no text from a policy or a population acts.
+
+Policy titles, rule names, level names and resident ids are data: whatever they hold, they must
+come out of a report as the characters they are, never as markup, links, terminal commands or
+spreadsheet formulas. Every renderer of the library passes such text through these functions:
+
+* :func:`html_text` for HTML (element content and attribute values);
+* :func:`markdown_text` for Markdown prose and table cells, :func:`markdown_code` for code spans;
+* :func:`terminal_text` for text printed on a terminal (ANSI escape sequences and other control
+  characters shown as visible escapes);
+* :func:`csv_text` (one cell) and :func:`csv_column` (an Arrow column) for CSV, which neutralise
+  formulas as OWASP recommends: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or
+  a carriage return gets a leading ``'``. Numeric columns are never changed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+__all__ = [
+    "FORMULA_START",
+    "csv_column",
+    "csv_text",
+    "html_text",
+    "markdown_code",
+    "markdown_text",
+    "terminal_text",
+]
+
+#: The first characters that make a spreadsheet read a cell as a formula (OWASP).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# C0 and C1 control characters (but tab and newline, which the callers decide on), DEL, and the
+# Unicode bidirectional controls that can reorder what a reader sees.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_ALL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
+# Characters with a meaning in CommonMark/GFM inline text; `<` and `&` are escaped as HTML
+# entities instead (a backslash does not stop every renderer from reading raw HTML).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()!|~])")
+# What starts a block (heading, list, quote, rule) only at the start of a line.
+_MD_LEADING = re.compile(r"^(\s*)(?:([#+\-=])|(\d+)([.)]))")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def html_text(value: Any) -> str:
+    """``value`` as HTML text: markup characters and quotes as entities, controls made visible.
+
+    Safe in element content and in quoted attribute values.
+
+    Examples:
+        >>> html_text('<img src=x onerror="alert(1)">')
+        '&lt;img src=x onerror=&quot;alert(1)&quot;&gt;'
+    """
+    return html.escape(_CONTROL.sub(_visible, str(value)), quote=True)
+
+
+def markdown_text(value: Any) -> str:
+    """``value`` as Markdown text that renders as exactly these characters.
+
+    Markdown punctuation is backslash-escaped (no emphasis, link, image, heading, list or table
+    cell boundary can start inside), ``<``, ``>`` and ``&`` become HTML entities (no raw HTML or
+    autolink), line breaks become spaces (a table row stays one row) and control characters are
+    shown as visible escapes.
+
+    Examples:
+        >>> markdown_text("[x](javascript:alert(1))")
+        '\\\\[x\\\\]\\\\(javascript:alert\\\\(1\\\\)\\\\)'
+        >>> markdown_text("<script>")
+        '&lt;script&gt;'
+    """
+    text = _CONTROL_ALL.sub(_visible, str(value).replace("\r\n", " ").replace("\n", " "))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return _MD_LEADING.sub(_leading, text)
+
+
+def _leading(m: re.Match[str]) -> str:
+    if m.group(2):
+        return f"{m.group(1)}\\{m.group(2)}"
+    return f"{m.group(1)}{m.group(3)}\\{m.group(4)}"
+
+
+def markdown_code(value: Any) -> str:
+    """``value`` as a Markdown code span: literal inside, whatever backticks it holds.
+
+    Examples:
+        >>> markdown_code("age >= 60")
+        '`age >= 60`'
+        >>> markdown_code("a`b")
+        '`` a`b ``'
+    """
+    text = _CONTROL_ALL.sub(_visible, str(value).replace("\r\n", " ").replace("\n", " "))
+    runs = [len(r) for r in re.findall("`+", text)]
+    if not runs:
+        return f"`{text}`" if text else "` `"
+    fence = "`" * (max(runs) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def terminal_text(value: Any, *, multiline: bool = False) -> str:
+    """``value`` safe to print on a terminal: ANSI escapes and control characters made visible.
+
+    Args:
+        value: The text (anything, shown through ``str``).
+        multiline: Keep line breaks and tabs (for whole documents); by default they are made
+            visible too, so one value stays on one line.
+
+    Examples:
+        >>> terminal_text("R1\\x1b[2J")
+        'R1\\\\x1b[2J'
+    """
+    pattern = _CONTROL if multiline else _CONTROL_ALL
+    return pattern.sub(_visible, str(value))
+
+
+def csv_text(value: str) -> str:
+    """A text cell neutralised against formula injection (OWASP): ``'`` before a formula start.
+
+    Examples:
+        >>> csv_text("=HYPERLINK(\\"http://x\\")")
+        '\\'=HYPERLINK("http://x")'
+        >>> csv_text("R0001")
+        'R0001'
+    """
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def csv_column(column: Any) -> Any:
+    """A pyarrow string column with every cell passed through :func:`csv_text`, vectorized."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    risky = pc.match_substring_regex(col, r"^[=+\-@\t\r]")
+    if not pc.any(risky).as_py():
+        return col
+    quoted = pc.binary_join_element_wise(pa.scalar("'"), col, "")
+    return pc.if_else(risky, quoted, col)

@@ -1,0 +1,220 @@
+"""Files in and out: atomic writes, the guard against overwriting inputs, tables through Arrow.
+
+Every file the library writes goes through :func:`atomic_write`: the content is written to a
+temporary file in the target's folder, flushed and synced to disk, then renamed over the target
+in one step (``os.replace``). A process killed mid-write leaves the previous file as it was, and
+a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, Literal, overload
+
+from fairalloc.errors import OutputError
+
+__all__ = [
+    "atomic_write",
+    "check_not_input",
+    "write_bytes",
+    "write_table",
+    "write_text",
+]
+
+
+@overload
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike[str], mode: Literal["w"] = "w", *, encoding: str = "utf-8"
+) -> Iterator[IO[str]]: ...
+@overload
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike[str], mode: Literal["wb"], *, encoding: str = "utf-8"
+) -> Iterator[IO[bytes]]: ...
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike[str], mode: str = "w", *, encoding: str = "utf-8"
+) -> Iterator[IO[Any]]:
+    """Open ``path`` for writing so that it changes all at once, or not at all.
+
+    The file object is a temporary file beside ``path``; when the ``with`` block ends without an
+    exception it is flushed, synced and renamed over ``path``. If the block raises (or the
+    process dies), ``path`` keeps its previous content and the temporary file is removed.
+
+    Args:
+        path: The file to write.
+        mode: ``"w"`` (text, with ``encoding`` and ``\\n`` line ends kept as written) or ``"wb"``.
+        encoding: The text encoding for ``"w"``.
+
+    Raises:
+        OutputError: ``FA802`` if the folder does not exist or cannot be written.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+        >>> with atomic_write(target) as fh:
+        ...     _ = fh.write("all or nothing\\n")
+        >>> target.read_text()
+        'all or nothing\\n'
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', not {mode!r}")
+    target = Path(path)
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise OutputError(
+            "FA802",
+            str(target),
+            f"cannot write here: {e.strerror or e}",
+            "write into an existing folder you may write to",
+        ) from e
+    try:
+        if mode == "wb":
+            fh: IO[Any] = os.fdopen(fd, "wb")
+        else:
+            fh = os.fdopen(fd, "w", encoding=encoding, newline="")
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        _keep_mode(target, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_folder(folder)
+
+
+def _keep_mode(target: Path, tmp: str) -> None:
+    """Give the new file the old one's permissions (mkstemp makes it private), or the umask's."""
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, mode)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path, encoding=encoding) as fh:
+        fh.write(text)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+
+
+def check_not_input(
+    out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None]
+) -> None:
+    """Refuse an output path that is one of a command's own inputs.
+
+    Paths are compared as files, not as text: ``./data.csv``, ``data.csv`` and a hard or
+    symbolic link to the same file are one file.
+
+    Args:
+        out: The path about to be written.
+        inputs: The paths the command read (``None`` entries are skipped).
+
+    Raises:
+        OutputError: ``FA801`` if ``out`` is one of ``inputs``.
+
+    Examples:
+        >>> check_not_input("result.csv", ["policy.yaml", "residents.csv"])
+        >>> check_not_input("./residents.csv", ["policy.yaml", "residents.csv"])
+        Traceback (most recent call last):
+        ...
+        fairalloc.errors.OutputError: ./residents.csv: FA801 would overwrite an input of this command
+            hint: write the output to another file
+    """
+    target = Path(out)
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given)
+        if _same_file(target, source):
+            raise OutputError(
+                "FA801",
+                str(out),
+                "would overwrite an input of this command",
+                "write the output to another file",
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def write_table(
+    path: str | os.PathLike[str],
+    columns: Mapping[str, Any],
+    *,
+    text_columns: Iterable[str] = (),
+    escape_formulas: bool = True,
+    file_format: str | None = None,
+) -> None:
+    """Write columns as CSV or Parquet through Arrow, atomically.
+
+    Args:
+        path: The file; ``.parquet`` writes Parquet, anything else CSV (unless ``file_format``).
+        columns: Name to values (numpy arrays, lists or Arrow arrays), in output order.
+        text_columns: The columns holding text from the data or the policy (ids, names): in CSV
+            these cells are neutralised against formula injection unless ``escape_formulas`` is
+            false. Numeric columns are never changed.
+        escape_formulas: Neutralise formula starts in text cells (CSV only).
+        file_format: ``"csv"`` or ``"parquet"``; by default taken from the suffix.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from fairalloc._escape import csv_column
+
+    fmt = file_format or ("parquet" if Path(path).suffix.lower() == ".parquet" else "csv")
+    texts = set(text_columns)
+    arrays = {k: v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v) for k, v in columns.items()}
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pa.table(arrays)
+        _write_with(path, lambda sink: pq.write_table(table, sink))
+        return
+    if escape_formulas:
+        arrays = {k: csv_column(v) if k in texts else v for k, v in arrays.items()}
+    table = pa.table(arrays)
+    options = pacsv.WriteOptions(quoting_style="needed")
+    _write_with(path, lambda sink: pacsv.write_csv(table, sink, write_options=options))
+
+
+def _write_with(path: str | os.PathLike[str], write: Callable[[Any], None]) -> None:
+    with atomic_write(path, "wb") as fh:
+        write(fh)
