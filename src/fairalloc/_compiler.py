@@ -32,6 +32,8 @@ __all__ = [
     "ScaleNode",
     "TraceColumn",
     "compile_policy",
+    "compiled_for",
+    "remember_compiled",
 ]
 
 PartKind = Literal["rule", "indicator", "tie_break", "derived"]
@@ -539,6 +541,71 @@ def compile_policy(
             justified use (each issue names the part, the attribute and the read path).
     """
     return _Builder(policy, as_of, audit=audit).build()
+
+
+class _CompileCache:
+    """A policy's compilations, by the date whose parameters apply and the mode.
+
+    Kept on the :class:`~fairalloc.policy.Policy` (a private attribute the model only carries),
+    read and written by :func:`compiled_for` and :func:`remember_compiled` alone.
+    """
+
+    __slots__ = ("audit", "compiled")
+
+    def __init__(self, *, audit: bool) -> None:
+        #: The mode the policy was loaded in: audit-mode policies may read protected
+        #: attributes without a justified use (recorded as violations, never allocated).
+        self.audit = audit
+        self.compiled: dict[tuple[dt.date | None, bool], CompiledPolicy] = {}
+
+
+def compiled_for(
+    policy: M.Policy, as_of: dt.date | None = None, *, audit: bool = False
+) -> CompiledPolicy:
+    """The compilation of ``policy`` that applies as of ``as_of``, compiled once and kept.
+
+    Every entry point that takes a :class:`~fairalloc.policy.Policy` (evaluate, allocate,
+    audit, comparisons, sweeps) goes through this function, so a policy is compiled once per
+    date and mode. The mode is the one the policy was loaded in
+    (``load_policy(..., audit=True)`` keeps unjustified reads of protected attributes as facts
+    for the audit instead of refusing them), or audit mode when ``audit`` asks for it.
+
+    Args:
+        policy: A checked policy document.
+        as_of: The date whose parameter values apply (see :func:`compile_policy`); ``None``
+            for the date the policy was loaded for.
+        audit: Compile in audit mode even if the policy was loaded in the normal mode (the
+            audit and the analysis tools read policies that way).
+
+    Returns:
+        The compiled policy.
+    """
+    cache = policy._compiled
+    if not isinstance(cache, _CompileCache):
+        cache = _CompileCache(audit=False)
+        policy._compiled = cache
+    key = (as_of, cache.audit or audit)
+    found = cache.compiled.get(key)
+    if found is None:
+        found = compile_policy(policy, as_of=as_of, audit=key[1])
+        cache.compiled[key] = found
+    return found
+
+
+def remember_compiled(
+    policy: M.Policy, compiled: CompiledPolicy, as_of: dt.date | None, *, audit: bool
+) -> None:
+    """Keep the compilation made while loading ``policy``: used as loaded and as of ``as_of``.
+
+    A policy checked in the normal mode has no violations, so its compilation also serves
+    audit mode.
+    """
+    cache = _CompileCache(audit=audit)
+    for date in (None, as_of):
+        cache.compiled[date, True] = compiled
+        if not audit:
+            cache.compiled[date, False] = compiled
+    policy._compiled = cache
 
 
 class _Builder:

@@ -8,13 +8,14 @@ audits. It is the only evaluator of rule semantics in the library.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode
+from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode, compiled_for
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro
 from fairalloc.errors import MAX_LISTED, EvaluationError
@@ -22,11 +23,14 @@ from fairalloc.expr._numpy import Frame
 
 if TYPE_CHECKING:
     from fairalloc._population import Population
+    from fairalloc.policy._model import Policy
 
 __all__ = [
     "DEFAULT_CHUNK",
     "TRACE_ARRAYS",
     "band_index",
+    "compiled_of",
+    "evaluate",
     "evaluate_compiled",
     "indicator_inputs",
     "reevaluate",
@@ -37,6 +41,64 @@ __all__ = [
 DEFAULT_CHUNK = 1 << 16
 
 Progress = Callable[[int], None]
+
+
+def evaluate(
+    policy: Policy | CompiledPolicy,
+    residents: Population | Any,
+    *,
+    as_of: dt.date | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """Apply ``policy`` to every resident: eligibility, exclusions, points, scales, score.
+
+    Args:
+        policy: A policy from :func:`load_policy` (or a compiled one).
+        residents: A :class:`Population`, or anything :meth:`Population.load` accepts: a CSV
+            path, a pandas/polars DataFrame, an Arrow table, a mapping of columns, records
+            (dicts) or pydantic models.
+        as_of: The date whose parameter values apply (see :func:`compile_policy`); only for
+            an uncompiled policy.
+        chunk_size: Residents evaluated at a time; bounds the memory of temporaries.
+        progress: Called with the number of residents done after each chunk.
+
+    Returns:
+        The :class:`Evaluation`, whose ``ranking`` orders the eligible residents.
+
+    Raises:
+        PopulationError: if the residents do not fit the policy's attribute schema.
+        EvaluationError: if a rule cannot be applied to some residents.
+
+    Examples:
+        >>> import fairalloc as fa
+        >>> policy = fa.parse_policy('''
+        ... policy: {id: demo, version: "1", title: Demo}
+        ... attributes:
+        ...   id: {type: str, role: id}
+        ...   need: {type: int, min: 0, max: 10}
+        ... rules:
+        ...   priority: [{id: need-points, points: "need * 2"}]
+        ... ranking: {tie_break: [{lottery: {seed: published}}]}
+        ... ''')
+        >>> result = fa.evaluate(policy, [{"id": "a", "need": 3}, {"id": "b", "need": 7}])
+        >>> result.ranking.top(2)
+        ['b', 'a']
+    """
+    from fairalloc._population import Population  # deferred: it is only needed here
+
+    compiled = compiled_of(policy, as_of)
+    population = Population.of(residents, compiled.policy)
+    return evaluate_compiled(compiled, population, chunk_size=chunk_size, progress=progress)
+
+
+def compiled_of(policy: Policy | CompiledPolicy, as_of: dt.date | None) -> CompiledPolicy:
+    """The compiled policy :func:`evaluate` uses for ``policy`` and ``as_of``."""
+    if isinstance(policy, CompiledPolicy):
+        if as_of is not None and as_of != policy.as_of:
+            raise ValueError("as_of applies when compiling; compile the policy with it")
+        return policy
+    return compiled_for(policy, as_of)
 
 #: The arrays of an evaluation's trace that the engine fills (the rest derive from them).
 TRACE_ARRAYS = (

@@ -6,12 +6,17 @@ inputs the engine evaluated); they never evaluate rules themselves.
 
 from __future__ import annotations
 
+from typing import Any
+
+from fairalloc._compiler import CompiledPolicy
+from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
+from fairalloc._population import Population
 from fairalloc.allocation._capacity import allocate_units, category_sizes
 from fairalloc.allocation._result import Allocation, Cutoff
-from fairalloc.policy._model import AllocationSpec
+from fairalloc.policy._model import AllocationSpec, Policy
 
-__all__ = ["Allocation", "Cutoff", "allocate_evaluation"]
+__all__ = ["Allocation", "Cutoff", "allocate", "allocate_evaluation"]
 
 
 def allocate_evaluation(
@@ -57,3 +62,48 @@ def allocate_evaluation(
         result.lapsed,
         result.reverted,
     )
+
+
+def allocate(
+    source: Evaluation | Policy | CompiledPolicy,
+    residents: Population | Any = None,
+    *,
+    capacity: int | None = None,
+) -> Allocation:
+    """Allocate the policy's units: by priority or lottery, with its reserve categories.
+
+    Args:
+        source: An :class:`Evaluation`, or a policy (then ``residents`` is evaluated first).
+        residents: The residents, when ``source`` is a policy (see :func:`evaluate`).
+        capacity: Units to allocate; by default the policy's ``allocation.capacity``.
+
+    Returns:
+        The :class:`Allocation`: who is served, in which category, and each category's cut-off.
+
+    Raises:
+        ValueError: if the policy has no allocation section or no capacity is known.
+
+    Examples:
+        >>> import fairalloc as fa
+        >>> policy = fa.parse_policy('''
+        ... policy: {id: demo, version: "1", title: Demo}
+        ... attributes:
+        ...   id: {type: str, role: id}
+        ...   need: {type: int, min: 0, max: 10}
+        ... rules:
+        ...   priority: [{id: need-points, points: "need"}]
+        ... ranking: {tie_break: [{lottery: {seed: published}}]}
+        ... allocation: {capacity: 1}
+        ... ''')
+        >>> fa.allocate(policy, [{"id": "a", "need": 3}, {"id": "b", "need": 7}]).served_ids()
+        ['b']
+    """
+    if isinstance(source, Evaluation):
+        if residents is not None:
+            raise TypeError("residents are given with a policy, not with an evaluation")
+        evaluation = source
+    else:
+        if residents is None:
+            raise TypeError("give the residents to allocate among")
+        evaluation = evaluate(source, residents)
+    return allocate_evaluation(evaluation, capacity=capacity)

@@ -53,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
+from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
@@ -132,8 +133,6 @@ def match(
             raise ValueError(_NO_LOTTERY)
         if residents is None:
             raise TypeError("give the residents to match")
-        from fairalloc import evaluate
-
         evaluation = evaluate(source, residents)
     else:
         raise TypeError(

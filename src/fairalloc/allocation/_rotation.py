@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
+from fairalloc._engine import evaluate
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._numeric import micro_scalar
@@ -117,8 +118,6 @@ def simulate(
         >>> simulate(policy, people, rounds=4).served
         [['b'], ['c'], ['a'], ['b']]
     """
-    from fairalloc import evaluate  # the public entry of the one engine (a higher layer)
-
     model = policy.policy if isinstance(policy, CompiledPolicy) else policy
     spec, rotation = _rotation_of(model)
     units = _capacity_of(spec, rotation, capacity)

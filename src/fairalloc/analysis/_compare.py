@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
+from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO, micro
 from fairalloc._population import Population
@@ -964,8 +965,6 @@ def _check_ids(a: Policy, b: Policy) -> None:
 def _side(
     name: str, x: Source, residents: Any, as_of: dt.date | None, loaded: list[Population]
 ) -> _Side:
-    import fairalloc as fa
-
     compiled = _compiled_of(x)
     if compiled is not None and as_of is not None and as_of != compiled.as_of:
         raise ComparisonError(
@@ -977,7 +976,7 @@ def _side(
     if isinstance(x, Evaluation):
         return _Side(name, x)
     population = _population_for(name, residents, _schema_of(x), loaded)
-    evaluation = fa.evaluate(x, population, as_of=None if isinstance(x, CompiledPolicy) else as_of)
+    evaluation = evaluate(x, population, as_of=None if isinstance(x, CompiledPolicy) else as_of)
     return _Side(name, evaluation)
 
 

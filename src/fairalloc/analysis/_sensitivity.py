@@ -33,7 +33,7 @@ import numpy.typing as npt
 from pydantic import ValidationError
 
 from fairalloc._compiler import CompiledPolicy
-from fairalloc._engine import DEFAULT_CHUNK, evaluate_compiled, reevaluate
+from fairalloc._engine import DEFAULT_CHUNK, compiled_of, evaluate_compiled, reevaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
 from fairalloc._population import Population
@@ -42,7 +42,6 @@ from fairalloc.analysis._sweep import (
     allocation_units,
     as_loaded,
     compile_variant,
-    compiled_as_loaded,
     outcome,
     plain_value,
     rank_with,
@@ -89,7 +88,7 @@ def policy_weights(policy: M.Policy | CompiledPolicy) -> dict[str, float]:
         >>> policy_weights(policy)
         {'need.health': 1.0, 'need.family': 1.0, 'need.family.alone': 1.0, 'need': 1.0}
     """
-    return compiled_as_loaded(policy, None).weights()
+    return compiled_of(policy, None).weights()
 
 
 def _weight_place(cp: CompiledPolicy, name: str) -> tuple[str, ...]:
@@ -244,7 +243,7 @@ def with_weights(policy: M.Policy | CompiledPolicy, weights: Mapping[str, Any]) 
         >>> fa.allocate(changed, residents).served_ids()
         ['a']
     """
-    cp = compiled_as_loaded(policy, None)
+    cp = compiled_of(policy, None)
     variant = weight_variant(cp, weights)
     return as_loaded(variant.policy.model_copy(), variant)
 
@@ -291,7 +290,7 @@ def _runner(
     as_of: dt.date | None,
     chunk_size: int,
 ) -> _Runner:
-    cp = compiled_as_loaded(policy, as_of)
+    cp = compiled_of(policy, as_of)
     units = allocation_units(cp, capacity)
     if units is None:
         raise ValueError(

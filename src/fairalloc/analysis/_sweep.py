@@ -32,8 +32,8 @@ import numpy.typing as npt
 import yaml
 from pydantic import ValidationError
 
-from fairalloc._compiler import CompiledPolicy, compile_policy
-from fairalloc._engine import DEFAULT_CHUNK, evaluate_compiled, reevaluate
+from fairalloc._compiler import CompiledPolicy, compile_policy, remember_compiled
+from fairalloc._engine import DEFAULT_CHUNK, compiled_of, evaluate_compiled, reevaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
@@ -65,21 +65,6 @@ CAPACITY_ALIAS = "allocation.capacity"
 
 
 # -- changed policies ---------------------------------------------------------------------------
-
-
-def compiled_as_loaded(policy: M.Policy | CompiledPolicy, as_of: dt.date | None) -> CompiledPolicy:
-    """The compilation :func:`fairalloc.evaluate` would use for ``policy`` and ``as_of``."""
-    if isinstance(policy, CompiledPolicy):
-        if as_of is not None and as_of != policy.as_of:
-            raise ValueError("as_of applies when compiling; compile the policy with it")
-        return policy
-    cache: dict[dt.date | None, CompiledPolicy] | None = policy._compiled
-    if cache is None:
-        cache = {}
-        policy._compiled = cache
-    if as_of not in cache:
-        cache[as_of] = compile_policy(policy, as_of=as_of)
-    return cache[as_of]
 
 
 def plain_value(value: Any) -> Any:
@@ -187,7 +172,7 @@ def parameter_variant(cp: CompiledPolicy, values: Mapping[str, Any]) -> Compiled
 
 def as_loaded(doc: M.Policy, cp: CompiledPolicy) -> M.Policy:
     """``doc`` with ``cp`` as its compilation, so that it evaluates as of the same date."""
-    doc._compiled = {None: cp, cp.as_of: cp}
+    remember_compiled(doc, cp, cp.as_of, audit=bool(cp.violations))
     return doc
 
 
@@ -224,7 +209,7 @@ def with_parameters(policy: M.Policy | CompiledPolicy, values: Mapping[str, Any]
         >>> fa.evaluate(older, [{"id": "a", "age": 62}]).eligible.tolist()
         [False]
     """
-    cp = compiled_as_loaded(policy, None)
+    cp = compiled_of(policy, None)
     variant = parameter_variant(cp, values)
     return as_loaded(variant.policy.model_copy(), variant)
 
@@ -718,7 +703,7 @@ def sweep(
         >>> s.recomputed
         {'min_age': ['rule:old-enough']}
     """
-    cp0 = compiled_as_loaded(policy, as_of)
+    cp0 = compiled_of(policy, as_of)
     population = Population.of(residents, cp0.policy)
     keys, axes = _resolve_keys(cp0, grid)
     cap = capacity_key(cp0)

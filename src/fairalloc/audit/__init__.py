@@ -17,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from fairalloc._compiler import CompiledPolicy, compiled_for
+from fairalloc._engine import evaluate
+from fairalloc._population import Population
+from fairalloc.allocation import allocate_evaluation
 from fairalloc.audit._flip import (
     AffectedResident,
     AttributeFlips,
@@ -86,20 +90,15 @@ def audit(
     Returns:
         The :class:`AuditReport`; ``report.ok`` is false when a verdict layer failed.
     """
-    import fairalloc as fa
-    from fairalloc.allocation import allocate_evaluation
-
-    if isinstance(policy, fa.CompiledPolicy):
+    if isinstance(policy, CompiledPolicy):
         compiled = policy
-    elif as_of is None and policy._compiled and None in policy._compiled:
-        compiled = policy._compiled[None]  # as loaded, with the date it was loaded for
     else:
-        compiled = fa.compile_policy(policy, as_of=as_of, audit=True)
-    population = fa.Population.load(residents, compiled.policy)
+        compiled = compiled_for(policy, as_of, audit=True)
+    population = Population.load(residents, compiled.policy)
     # In id order, so that every statistic (sums of floats included) is the same, to the bit,
     # whatever order the residents came in.
     population = population.take(np.argsort(population.ids.astype(str), kind="stable"))
-    ev = fa.evaluate(compiled, population)
+    ev = evaluate(compiled, population)
     spec = compiled.policy.allocation
     outcome: Any = ev
     units = capacity if capacity is not None else (spec.capacity if spec else None)

@@ -83,7 +83,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc._compiler import CompiledPolicy, TraceColumn
+from fairalloc._compiler import CompiledPolicy, TraceColumn, compiled_for
+from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
@@ -616,16 +617,12 @@ def _evaluation_of(
         return source
     if residents is None:
         raise TypeError("give the residents to audit")
-    import fairalloc as fa
-
-    cp = source if isinstance(source, CompiledPolicy) else fa.compile_policy(source, audit=True)
-    return fa.evaluate(cp, residents)
+    cp = source if isinstance(source, CompiledPolicy) else compiled_for(source, audit=True)
+    return evaluate(cp, residents)
 
 
 def _evaluate(cp: CompiledPolicy, population: Population) -> Evaluation:
-    import fairalloc as fa
-
-    return fa.evaluate(cp, population)
+    return evaluate(cp, population)
 
 
 def _attributes_to_audit(cp: CompiledPolicy, attributes: Sequence[str] | None) -> list[str]:

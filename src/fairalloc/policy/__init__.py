@@ -57,11 +57,13 @@ def parse_policy(
 
 
 def _check(policy: Policy, as_of: dt.date | None, *, audit: bool) -> None:
-    from fairalloc._compiler import compile_policy
+    # Deferred: the compiler imports this package's model, and this package's entry points
+    # stand above the compiler (see the layer table in docs/design.md).
+    from fairalloc._compiler import compile_policy, remember_compiled
 
     compiled = compile_policy(policy, as_of=as_of, audit=audit)
     # Loaded as of a date, the policy is evaluated as of that date unless told otherwise.
-    policy._compiled = {None: compiled, as_of: compiled}
+    remember_compiled(policy, compiled, as_of, audit=audit)
 
 
 def json_schema() -> dict[str, Any]:

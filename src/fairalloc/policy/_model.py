@@ -667,6 +667,7 @@ class Policy(_Model):
     allocation: AllocationSpec | None = None
 
     _origin: Any = PrivateAttr(default=None)
+    #: Compilations by date and mode; read and written only by ``_compiler.compiled_for``.
     _compiled: Any = PrivateAttr(default=None)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
