@@ -63,7 +63,7 @@ def html_text(value: Any) -> str:
 
 
 def markdown_text(value: Any) -> str:
-    """``value`` as Markdown text that renders as exactly these characters.
+    r"""``value`` as Markdown text that renders as exactly these characters.
 
     Markdown punctuation is backslash-escaped (no emphasis, link, image, heading, list or table
     cell boundary can start inside), ``<``, ``>`` and ``&`` become HTML entities (no raw HTML or
@@ -71,8 +71,8 @@ def markdown_text(value: Any) -> str:
     shown as visible escapes.
 
     Examples:
-        >>> markdown_text("[x](javascript:alert(1))")
-        '\\\\[x\\\\]\\\\(javascript:alert\\\\(1\\\\)\\\\)'
+        >>> print(markdown_text("[x](javascript:alert(1))"))
+        \[x\]\(javascript:alert\(1\)\)
         >>> markdown_text("<script>")
         '&lt;script&gt;'
     """
@@ -106,7 +106,7 @@ def markdown_code(value: Any) -> str:
 
 
 def terminal_text(value: Any, *, multiline: bool = False) -> str:
-    """``value`` safe to print on a terminal: ANSI escapes and control characters made visible.
+    r"""``value`` safe to print on a terminal: ANSI escapes and control characters made visible.
 
     Args:
         value: The text (anything, shown through ``str``).
@@ -114,8 +114,8 @@ def terminal_text(value: Any, *, multiline: bool = False) -> str:
             visible too, so one value stays on one line.
 
     Examples:
-        >>> terminal_text("R1\\x1b[2J")
-        'R1\\\\x1b[2J'
+        >>> print(terminal_text("R1" + chr(27) + "[2J"))
+        R1\x1b[2J
     """
     pattern = _CONTROL if multiline else _CONTROL_ALL
     return pattern.sub(_visible, str(value))
@@ -125,8 +125,8 @@ def csv_text(value: str) -> str:
     """A text cell neutralised against formula injection (OWASP): ``'`` before a formula start.
 
     Examples:
-        >>> csv_text("=HYPERLINK(\\"http://x\\")")
-        '\\'=HYPERLINK("http://x")'
+        >>> print(csv_text('=HYPERLINK("http://x")'))
+        '=HYPERLINK("http://x")
         >>> csv_text("R0001")
         'R0001'
     """

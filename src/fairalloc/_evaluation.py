@@ -7,7 +7,6 @@ computed instead of computing it again.
 
 from __future__ import annotations
 
-import html
 import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import html_text
 from fairalloc._explainable import Explainable
 from fairalloc._numeric import MICRO
 
@@ -211,7 +211,7 @@ class Evaluation(Explainable):
     def _repr_html_(self) -> str:
         meta = self.policy.policy.policy
         head = (
-            f"<p><strong>{html.escape(meta.id)}</strong> v{html.escape(meta.version)}:"
+            f"<p><strong>{html_text(meta.id)}</strong> v{html_text(meta.version)}:"
             f" {self.n} residents, {int(self.eligible.sum())} eligible</p>"
         )
         return head + self.ranking._table_html(limit=20)

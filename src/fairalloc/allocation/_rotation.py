@@ -33,7 +33,6 @@ and the policy publishes no lottery seed, :func:`simulate` raises instead of cho
 from __future__ import annotations
 
 import csv
-import html
 import json
 import os
 import statistics
@@ -45,6 +44,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
+from fairalloc._escape import html_text
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._numeric import micro_scalar
@@ -717,11 +717,11 @@ class Simulation(Explainable):
             ("mean wait before first service", "—" if w["mean"] is None else f"{w['mean']:.2f}"),
             ("median wait before first service", "—" if w["median"] is None else w["median"]),
         ]
-        head = f"<p>{html.escape(repr(self))}</p>"
+        head = f"<p>{html_text(repr(self))}</p>"
         table = (
             "<table><tbody>"
             + "".join(
-                f"<tr><th scope='row'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                f"<tr><th scope='row'>{html_text(k)}</th><td>{html_text(v)}</td></tr>"
                 for k, v in facts
             )
             + "</tbody></table>"
