@@ -44,9 +44,10 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
-from fairalloc._escape import html_text
+from fairalloc._escape import csv_text, html_text
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
+from fairalloc._io import atomic_write
 from fairalloc._numeric import micro_scalar
 from fairalloc._population import Population
 from fairalloc._ranking import lottery_keys
@@ -645,8 +646,12 @@ class Simulation(Explainable):
         }
         return json.dumps(doc, ensure_ascii=False, indent=indent)
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write one row per resident (sorted by id); rounds served are separated by spaces."""
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
+        """Write one row per resident (sorted by id); rounds served are separated by spaces.
+
+        The file is replaced atomically. Ids that a spreadsheet would run as a formula get a
+        leading ``'`` unless ``escape_formulas`` is false (for programs that read the file).
+        """
         heads = [
             "id",
             "arrived",
@@ -659,11 +664,13 @@ class Simulation(Explainable):
             "longest_wait",
             "current_wait",
         ]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        with atomic_write(path) as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(heads)
             for rec in self.to_dicts():
                 rec["rounds_served"] = " ".join(str(r) for r in rec["rounds_served"])
+                if escape_formulas:
+                    rec["id"] = csv_text(str(rec["id"]))
                 w.writerow(["" if rec[h] is None else rec[h] for h in heads])
 
     def to_pandas(self) -> pd.DataFrame:

@@ -37,6 +37,7 @@ import numpy.typing as npt
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
+from fairalloc._io import write_text
 from fairalloc._numeric import MICRO, micro
 from fairalloc._population import Population
 from fairalloc.allocation import allocate_evaluation
@@ -1762,7 +1763,7 @@ def run_diff(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        args.out.write_text(text, encoding="utf-8")
+        write_text(args.out, text)
         print(f"wrote the report to {args.out}", file=sys.stdout)
     differs = bool(diff) or (comparison is not None and comparison.changed)
     return 1 if differs else 0
