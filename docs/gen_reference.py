@@ -368,7 +368,11 @@ def _arguments_table(parser: argparse.ArgumentParser) -> list[str]:
         if action.nargs == 0:
             kind, default = "flag", "off"
         else:
-            kind = _ARG_TYPES.get(action.type, "text") if action.choices is None else "choice"
+            kind = (
+                _ARG_TYPES.get(action.type) or getattr(action.type, "doc_type", "text")
+                if action.choices is None
+                else "choice"
+            )
             default = (
                 "**required**"
                 if action.required

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+import fairalloc as fa
+
 settings.register_profile("dev", max_examples=40, deadline=None)
 settings.register_profile(
     "ci",
@@ -38,3 +40,24 @@ EXAMPLE = ROOT / "examples" / "elderly-care"
 @pytest.fixture(scope="session")
 def example_policy_path() -> Path:
     return EXAMPLE / "policy.yaml"
+
+
+# The elderly-care example, loaded once per test module that asks for it.
+
+
+@pytest.fixture(scope="module")
+def policy() -> fa.Policy:
+    """The elderly-care example policy."""
+    return fa.load_policy(EXAMPLE / "policy.yaml")
+
+
+@pytest.fixture(scope="module")
+def population(policy: fa.Policy) -> fa.Population:
+    """The elderly-care example's residents."""
+    return fa.Population.from_csv(EXAMPLE / "residents.csv", policy)
+
+
+@pytest.fixture(scope="module")
+def base(policy: fa.Policy, population: fa.Population) -> fa.Evaluation:
+    """The elderly-care example evaluated."""
+    return fa.evaluate(policy, population)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import inspect
 import json
 from pathlib import Path
@@ -32,63 +31,6 @@ def test_public_methods_have_docstrings() -> None:
             if name.startswith("_") or (not callable(member) and not isinstance(member, property)):
                 continue
             assert inspect.getdoc(member), f"{cls.__name__}.{name} has no docstring"
-
-
-def test_imports_point_downstream() -> None:
-    """Lower layers never import higher ones (errors < policy < compiler < engine < cli)."""
-    layers = {
-        "errors": 0,
-        "_html": 0,
-        "policy": 1,
-        "expr": 1,
-        "_numeric": 1,
-        "_compiler": 2,
-        "_population": 2,
-        "_evaluation": 3,
-        "_explainable": 3,
-        "_ranking": 3,
-        "_engine": 4,
-        "allocation": 5,
-        "explain": 6,
-        "audit": 7,
-        "analysis": 8,
-        "testing": 8,
-        "plot": 9,
-        "__init__": 9,
-        "cli": 10,
-    }
-    for path in SRC.rglob("*.py"):
-        rel = path.relative_to(SRC).parts
-        mine = layers.get(rel[0].removesuffix(".py"))
-        if mine is None:
-            continue
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.ImportFrom)
-                and node.module
-                and node.module.startswith("fairalloc")
-            ):
-                parts = node.module.split(".")
-                target = parts[1] if len(parts) > 1 else "__init__"
-                theirs = layers.get(target)
-                if theirs is not None and rel[0].removesuffix(".py") != target:
-                    assert theirs <= mine or _type_only(tree, node), (
-                        f"{'/'.join(rel)} imports {node.module}"
-                    )
-
-
-def _type_only(tree: ast.Module, imp: ast.ImportFrom) -> bool:
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.If)
-            and "TYPE_CHECKING" in ast.unparse(node.test)
-            and any(child is imp for child in ast.walk(node))
-        ):
-            return True
-        if isinstance(node, ast.FunctionDef) and any(child is imp for child in ast.walk(node)):
-            return True  # a deferred import inside a function body
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -53,11 +53,6 @@ def _without_reserves(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def policy() -> fa.Policy:
-    return fa.load_policy(EXAMPLE / "policy.yaml")
-
-
-@pytest.fixture(scope="module")
 def unfair() -> fa.Policy:
     return fa.parse_policy(_with_priority_rule(POLICY_TEXT, BONUS), audit=True)
 

@@ -141,7 +141,8 @@ def test_run_prints_a_matching(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "matching: deferred acceptance, 104 served of 137 eligible" in out
     assert "seniors_gym_fri: 10 of 10 units" in out
-    assert main([*args, "--out", str(tmp_path / "m.csv")]) == 1
+    assert main([*args, "--out", str(tmp_path / "m.csv")]) == 2  # refused before the run
+    assert not (tmp_path / "m.csv").exists()
     assert main([*args, "--out", str(tmp_path / "m.json")]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["served"] == 104
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
@@ -18,12 +17,11 @@ from scipy import stats
 import fairalloc as fa
 from fairalloc.analysis import (
     ComparisonError,
-    add_diff_parser,
     compare,
     kendall_tau_b,
-    run_diff,
     spearman_rho,
 )
+from fairalloc.cli import main
 from tests.strategies import residents
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -511,11 +509,10 @@ def test_elderly_care_example_end_to_end() -> None:
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="fairalloc")
-    add_diff_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["diff", *argv])
-    assert args.handler is run_diff
-    return run_diff(args)
+    try:
+        return main(["diff", *argv])
+    except SystemExit as e:  # argparse's usage errors
+        return int(e.code or 0)
 
 
 def write_variant(tmp_path: Path) -> Path:
@@ -562,14 +559,14 @@ def test_command_compares_outcomes(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_command_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     policy = str(EXAMPLE / "policy.yaml")
-    assert run([policy, str(tmp_path / "missing.yaml")]) == 2
+    assert run([policy, str(tmp_path / "missing.yaml")]) == 1
     assert "missing.yaml" in capsys.readouterr().err
     bad = tmp_path / "residents.csv"
     bad.write_text("resident_id,age\nR1,70\n", encoding="utf-8")
-    assert run([policy, policy, str(bad)]) == 2
+    assert run([policy, policy, str(bad)]) == 1
     err = capsys.readouterr().err
     assert "do not fit the attributes of the before policy" in err
-    assert run([policy, policy, str(EXAMPLE / "residents.csv"), "--group-by", "shoe_size"]) == 2
+    assert run([policy, policy, str(EXAMPLE / "residents.csv"), "--group-by", "shoe_size"]) == 1
     assert "cannot group by `shoe_size`" in capsys.readouterr().err
 
 

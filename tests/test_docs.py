@@ -70,7 +70,7 @@ def test_generated_pages_cover_every_field_and_command() -> None:
     for command in ("run", "simulate", "validate", "check", "audit", "schema"):
         assert f"## `fairalloc {command}`" in cli_page
     assert "| `--format {md,html,json}` | choice | `md` |" in cli_page
-    assert "| `--rounds ROUNDS` | whole number | **required** |" in cli_page
+    assert "| `--rounds ROUNDS` | whole number ≥ 1 | **required** |" in cli_page
 
 
 def test_the_generator_reports_stale_pages(tmp_path: Path) -> None:
@@ -159,6 +159,7 @@ def test_every_page_is_in_the_navigation_and_every_entry_exists() -> None:
 # -- the site ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
     for module in ("mkdocs", "material", "mkdocstrings_handlers.python"):
         if importlib.util.find_spec(module.split(".")[0]) is None:

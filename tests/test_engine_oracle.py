@@ -178,6 +178,7 @@ def test_shuffled_rows_give_identical_results(example: fa.Policy) -> None:
 
 
 @given(data=st.data())
+@pytest.mark.slow
 def test_ranking_is_invariant_under_row_order(example: fa.Policy, data: st.DataObject) -> None:
     records = data.draw(residents(example, max_size=30))
     shuffled = list(records)

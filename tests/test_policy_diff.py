@@ -356,15 +356,10 @@ def test_sections_added_or_removed_whole() -> None:
 
 
 def test_a_proposal_that_reads_a_protected_attribute_can_still_be_diffed(capsys: Any) -> None:
-    import argparse
-
-    from fairalloc.analysis import add_diff_parser, run_diff
+    from fairalloc.cli import main
 
     root = Path(__file__).resolve().parent.parent / "examples" / "elderly-care"
-    parser = argparse.ArgumentParser()
-    add_diff_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["diff", str(root / "policy.yaml"), str(root / "unfair-policy.yaml")])
-    assert run_diff(args) == 1  # they differ
+    assert main(["diff", str(root / "policy.yaml"), str(root / "unfair-policy.yaml")]) == 1
     out = capsys.readouterr().out
     assert "priority rule `civil-servant-bonus`: added" in out
     assert "New reads of protected attributes without a justified use" in out

@@ -63,6 +63,7 @@ def test_the_fair_example_passes(policies: pytest.Pytester) -> None:
     )
 
 
+@pytest.mark.slow
 def test_the_unfair_example_fails_its_load_and_occupation_invariance(
     policies: pytest.Pytester,
 ) -> None:
@@ -131,6 +132,7 @@ def test_inapplicable_properties_are_skipped_with_the_reason(pytester: pytest.Py
     result.stdout.fnmatch_lines(["SKIPPED * slots.yaml: no attribute declares `need`*"])
 
 
+@pytest.mark.slow
 def test_ini_globs_profile_and_properties(policies: pytest.Pytester) -> None:
     policies.mkdir("policies")
     for name in ("policy.yaml", "unfair-policy.yaml"):
@@ -232,6 +234,7 @@ def test_without_policies_the_plugin_collects_nothing(policies: pytest.Pytester)
     other.stderr.fnmatch_lines(["ERROR: not found: *stages.yaml"])
 
 
+@pytest.mark.slow
 def test_without_hypothesis_the_plugin_loads_and_explains(policies: pytest.Pytester) -> None:
     fake = policies.mkdir("fake").joinpath("hypothesis")
     fake.mkdir()

@@ -30,21 +30,6 @@ POLICY = EXAMPLE / "policy.yaml"
 DATA = EXAMPLE / "residents.csv"
 
 
-@pytest.fixture(scope="module")
-def policy() -> fa.Policy:
-    return fa.load_policy(POLICY)
-
-
-@pytest.fixture(scope="module")
-def population(policy: fa.Policy) -> fa.Population:
-    return fa.Population.from_csv(DATA, policy)
-
-
-@pytest.fixture(scope="module")
-def base(policy: fa.Policy, population: fa.Population) -> fa.Evaluation:
-    return fa.evaluate(policy, population)
-
-
 def reweighed(policy: fa.Policy, weights: dict[str, float]) -> fa.Policy:
     """The policy with other weights, built from plain data (not by the module under test)."""
     doc = policy.model_dump(by_alias=True, exclude_none=True)
@@ -99,6 +84,7 @@ def test_the_example_weights(policy: fa.Policy) -> None:
     weights=st.dictionaries(st.sampled_from(EXAMPLE_WEIGHTS), weight_values, max_size=5),
     chunk=st.sampled_from([9, 1 << 16]),
 )
+@pytest.mark.slow
 def test_partial_evaluation_equals_full_on_the_example(
     policy: fa.Policy,
     population: fa.Population,

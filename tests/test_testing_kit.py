@@ -115,12 +115,14 @@ def test_residents_respect_every_type_bound_and_missing_rule(records: list[dict[
 
 
 @given(population=populations(ELDERLY, min_size=1, max_size=5), one=resident(ELDERLY))
+@pytest.mark.slow
 def test_populations_and_single_residents(population: fa.Population, one: dict[str, Any]) -> None:
     assert 1 <= population.n <= 5
     assert isinstance(one["resident_id"], str)
     assert fa.evaluate(fa.load_policy(ELDERLY), [one]).n == 1
 
 
+@pytest.mark.slow
 def test_residents_shrink_to_what_a_person_writes_first() -> None:
     from hypothesis import find
 
@@ -165,10 +167,12 @@ def test_strategies_refuse_unknown_attributes_and_ids() -> None:
     list(itertools.product(PROPERTIES, [ELDERLY, SLOTS])),
     ids=lambda v: v if isinstance(v, str) else v.parent.name,
 )
+@pytest.mark.slow
 def test_every_property_holds_on_the_examples(name: str, path: Path) -> None:
     PROPERTIES[name](path)
 
 
+@pytest.mark.slow
 def test_the_unfair_policy_fails_only_its_occupation_invariance() -> None:
     with pytest.raises(PropertyFailure) as info:
         check_protected_invariance(UNFAIR, settings=FEW)
@@ -244,6 +248,7 @@ def test_need_monotonicity_names_the_indicator_whose_points_fall() -> None:
     assert info.value.parts == ("rule:independence",)
 
 
+@pytest.mark.slow
 def test_need_monotonicity_names_the_rule_that_now_fails() -> None:
     policy = crafted("    - {id: not-too-frail, when: 'cognition != severe'}\n")
     with pytest.raises(PropertyFailure) as info:
@@ -291,6 +296,7 @@ def test_a_resident_the_policy_cannot_evaluate_is_a_counterexample() -> None:
     assert info.value.residents[0]["adl"] == 0
 
 
+@pytest.mark.slow
 def test_equal_treatment_and_anonymity_catch_an_engine_that_reads_ids(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -311,6 +317,7 @@ def test_equal_treatment_and_anonymity_catch_an_engine_that_reads_ids(
         check_anonymity(ELDERLY, settings=FEW)
 
 
+@pytest.mark.slow
 def test_anonymity_catches_an_engine_that_reads_row_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -346,6 +353,7 @@ def test_determinism_catches_a_run_that_differs(monkeypatch: pytest.MonkeyPatch)
     assert "`residents`[0]" in str(info.value)
 
 
+@pytest.mark.slow
 def test_allocation_catches_a_wasted_unit(monkeypatch: pytest.MonkeyPatch) -> None:
     from fairalloc.testing import _properties
 
@@ -368,6 +376,7 @@ def test_allocation_catches_a_wasted_unit(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(info.value.residents) == 1
 
 
+@pytest.mark.slow
 def test_allocation_catches_a_blocking_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     match = fa.match
 

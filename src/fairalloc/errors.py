@@ -29,6 +29,7 @@ __all__ = [
     "PopulationError",
     "PopulationIssue",
     "SourceSpan",
+    "UsageError",
 ]
 
 #: How many offending residents an issue lists by name before it summarises the rest.
@@ -243,3 +244,14 @@ class IssueCollector:
         """Raise ``cls`` with every recorded issue, if there are any."""
         if self.issues:
             raise cls(self.issues)
+
+
+class UsageError(FairallocError, ValueError):
+    """A command was called in a way it cannot run (code ``FA900``; exit status 2).
+
+    Raised by the command line for what argparse cannot see alone: an output file that is one
+    of the command's inputs, a suffix that does not fit what the policy produces, an option
+    that does not apply to the policy given.
+    """
+
+    code = "FA900"

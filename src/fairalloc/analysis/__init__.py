@@ -7,9 +7,6 @@
   capacity), re-evaluating only the parts that read them.
 * :func:`sensitivity`: how often each resident is served when weights vary within ranges, and
   :func:`weight_margin`: the smallest weight change that moves a resident across the cut-off.
-
-The ``diff`` and ``sweep`` commands of the command line are built from :func:`add_diff_parser`,
-:func:`run_diff`, :func:`add_sweep_parser` and :func:`run_sweep`.
 """
 
 from __future__ import annotations
@@ -20,13 +17,10 @@ from fairalloc.analysis._compare import (
     CriterionChange,
     CutoffChange,
     Mover,
-    add_diff_parser,
     compare,
-    kendall_tau_b,
-    run_diff,
-    spearman_rho,
 )
 from fairalloc.analysis._diff import Change, Document, PolicyDiff, policy_diff
+from fairalloc.analysis._rankcorr import kendall_tau_b, spearman_rho
 from fairalloc.analysis._sensitivity import (
     Margin,
     Sensitivity,
@@ -38,8 +32,6 @@ from fairalloc.analysis._sensitivity import (
 from fairalloc.analysis._sweep import (
     Sweep,
     SweepPoint,
-    add_sweep_parser,
-    run_sweep,
     sweep,
     with_parameters,
 )
@@ -57,14 +49,10 @@ __all__ = [
     "Sensitivity",
     "Sweep",
     "SweepPoint",
-    "add_diff_parser",
-    "add_sweep_parser",
     "compare",
     "kendall_tau_b",
     "policy_diff",
     "policy_weights",
-    "run_diff",
-    "run_sweep",
     "sensitivity",
     "spearman_rho",
     "sweep",

@@ -21,14 +21,11 @@ give byte-identical JSON in any row order.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -37,12 +34,12 @@ import numpy.typing as npt
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
-from fairalloc._io import write_text
 from fairalloc._numeric import MICRO, micro
 from fairalloc._population import Population
 from fairalloc.allocation import allocate_evaluation
 from fairalloc.allocation._result import Allocation, Cutoff
 from fairalloc.analysis._diff import Document, PolicyDiff, policy_diff, show
+from fairalloc.analysis._rankcorr import canonical_pairs, kendall_of_pairs, spearman_of_pairs
 from fairalloc.audit._groups import GroupStatistics, group_statistics
 from fairalloc.errors import FairallocError, PopulationError
 from fairalloc.policy._model import Policy
@@ -56,11 +53,7 @@ __all__ = [
     "CriterionChange",
     "CutoffChange",
     "Mover",
-    "add_diff_parser",
     "compare",
-    "kendall_tau_b",
-    "run_diff",
-    "spearman_rho",
 ]
 
 #: Version of the comparison's JSON layout.
@@ -186,167 +179,6 @@ class Mover:
             "main_change": self.main_change,
         }
 
-
-# -- rank correlation ---------------------------------------------------------------------------
-
-
-def spearman_rho(x: npt.ArrayLike, y: npt.ArrayLike) -> float | None:
-    """Spearman's rank correlation of two equally long samples, with ties averaged.
-
-    Each sample is replaced by its ranks (tied values share the mean of the ranks they span) and
-    the Pearson correlation of the ranks is returned. The sums run over the pairs sorted by
-    ``(x, y)``, so the result does not depend on the order the pairs come in.
-
-    Args:
-        x: The first sample (numbers).
-        y: The second sample, paired with ``x``.
-
-    Returns:
-        rho in [-1, 1], or None with fewer than two pairs or when a sample is constant.
-
-    Raises:
-        ValueError: if the samples differ in length.
-
-    Examples:
-        >>> spearman_rho([1, 2, 3, 4], [10, 20, 30, 40])
-        1.0
-        >>> spearman_rho([1, 2, 3, 4], [1, 3, 2, 4])
-        0.8
-    """
-    return _spearman(*_canonical_pairs(x, y))
-
-
-def _spearman(xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> float | None:
-    """Spearman's rho of pairs sorted by ``(x, y)``."""
-    n = len(xs)
-    if n < 2:
-        return None
-    rx, ry = _average_ranks(xs), _average_ranks(ys)
-    centre = (n + 1) / 2.0  # the mean of 1..n, kept by averaging ties
-    dx, dy = rx - centre, ry - centre
-    sxx, syy = float(np.dot(dx, dx)), float(np.dot(dy, dy))
-    if sxx == 0.0 or syy == 0.0:
-        return None
-    rho = float(np.dot(dx, dy)) / np.sqrt(sxx * syy)
-    return float(min(1.0, max(-1.0, rho)))
-
-
-def kendall_tau_b(x: npt.ArrayLike, y: npt.ArrayLike) -> float | None:
-    """Kendall's tau-b of two equally long samples, exact, in O(n log n) vectorized steps.
-
-    ``tau_b = (C - D) / sqrt((P - Tx) (P - Ty))`` with ``P = n(n-1)/2`` pairs, ``C`` and ``D``
-    concordant and discordant pairs, ``Tx`` and ``Ty`` the pairs tied in ``x`` and in ``y``
-    (Knight's method: sort by ``x`` then ``y``; discordant pairs are the inversions of ``y``,
-    counted bit by bit of its dense rank with cumulative sums).
-
-    Args:
-        x: The first sample (numbers).
-        y: The second sample, paired with ``x``.
-
-    Returns:
-        tau-b in [-1, 1], or None with fewer than two pairs or when a sample is constant.
-
-    Raises:
-        ValueError: if the samples differ in length.
-
-    Examples:
-        >>> kendall_tau_b([1, 2, 3], [1, 2, 3])
-        1.0
-        >>> round(kendall_tau_b([1, 2, 3, 4], [1, 3, 2, 4]), 4)
-        0.6667
-    """
-    return _kendall(*_canonical_pairs(x, y))
-
-
-def _kendall(xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> float | None:
-    """Kendall's tau-b of pairs sorted by ``(x, y)``."""
-    n = len(xs)
-    if n < 2:
-        return None
-    pairs = n * (n - 1) // 2
-    tied_x = _tied_pairs(xs)
-    tied_y = _tied_pairs(np.sort(ys, kind="stable"))
-    same = np.concatenate(([True], (xs[1:] != xs[:-1]) | (ys[1:] != ys[:-1])))
-    tied_xy = _run_pairs(same)
-    if tied_x == pairs or tied_y == pairs:
-        return None
-    dense = np.unique(ys, return_inverse=True)[1].astype(np.int64).ravel()
-    discordant = _inversions(dense)
-    numerator = pairs - tied_x - tied_y + tied_xy - 2 * discordant
-    tau = numerator / np.sqrt(float(pairs - tied_x) * float(pairs - tied_y))
-    return float(min(1.0, max(-1.0, tau)))
-
-
-def _canonical_pairs(
-    x: npt.ArrayLike, y: npt.ArrayLike
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    xa = np.asarray(x, dtype=np.float64).ravel()
-    ya = np.asarray(y, dtype=np.float64).ravel()
-    if xa.shape != ya.shape:
-        raise ValueError(f"the samples differ in length: {len(xa)} and {len(ya)}")
-    order = np.lexsort((ya, xa))
-    return xa[order], ya[order]
-
-
-def _average_ranks(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    order = np.argsort(v, kind="stable")
-    s = v[order]
-    new = np.concatenate(([True], s[1:] != s[:-1]))
-    starts = np.flatnonzero(new)
-    counts = np.diff(np.append(starts, len(s)))
-    group = np.cumsum(new) - 1
-    mean_rank = starts + (counts + 1) / 2.0
-    out = np.empty(len(v), dtype=np.float64)
-    out[order] = mean_rank[group]
-    return out
-
-
-def _run_pairs(new: BoolArray) -> int:
-    """Pairs within runs, where ``new`` marks the first element of each run."""
-    starts = np.flatnonzero(new)
-    counts = np.diff(np.append(starts, len(new))).astype(np.int64)
-    return int((counts * (counts - 1) // 2).sum())
-
-
-def _tied_pairs(sorted_values: npt.NDArray[np.float64]) -> int:
-    s = sorted_values
-    return _run_pairs(np.concatenate(([True], s[1:] != s[:-1])))
-
-
-def _inversions(v: IntArray) -> int:
-    """Pairs ``i < j`` with ``v[i] > v[j]`` of non-negative integers, one pass per bit.
-
-    At each bit, from the highest, residents are grouped by their higher bits (a stable
-    partition so far); within a group, every element with the bit clear is inverted with each
-    earlier element that has it set. Then each group is split, stably, into clear and set.
-    """
-    n = len(v)
-    if n < 2:
-        return 0
-    cur = v.copy()
-    total = 0
-    positions = np.arange(n, dtype=np.int64)
-    for bit in range(int(cur.max()).bit_length() - 1, -1, -1):
-        b = (cur >> bit) & 1
-        high = cur >> (bit + 1)
-        new = np.concatenate(([True], high[1:] != high[:-1]))
-        starts = np.flatnonzero(new)
-        ends = np.append(starts[1:], n)
-        group = np.cumsum(new) - 1
-        g_start = starts[group]
-        ones = np.concatenate(([0], np.cumsum(b)))  # ones in [0, i)
-        ones_before = ones[:-1] - ones[g_start]
-        clear = b == 0
-        total += int(ones_before[clear].sum())
-        zeros_in_group = (ends - starts) - (ones[ends] - ones[starts])
-        zeros_before = (positions - g_start) - ones_before
-        target = np.where(
-            clear, g_start + zeros_before, g_start + zeros_in_group[group] + ones_before
-        )
-        nxt = np.empty_like(cur)
-        nxt[target] = cur
-        cur = nxt
-    return total
 
 
 # -- the comparison -----------------------------------------------------------------------------
@@ -625,7 +457,7 @@ class Comparison:
             return self._ranks
         shift = self.rank_shifts()
         both = self.eligible_both
-        xs, ys = _canonical_pairs(self.rank_before[both], self.rank_after[both])
+        xs, ys = canonical_pairs(self.rank_before[both], self.rank_after[both])
         mag = np.abs(shift)
         bands = []
         for lo, hi in SHIFT_BANDS:
@@ -647,8 +479,8 @@ class Comparison:
             "mean_absolute_shift": _exact_sum(mag) / n if n else None,
             "largest_up": int(shift.max()) if n and shift.max() > 0 else 0,
             "largest_down": int(-shift.min()) if n and shift.min() < 0 else 0,
-            "spearman_rho": _spearman(xs, ys),
-            "kendall_tau_b": _kendall(xs, ys),
+            "spearman_rho": spearman_of_pairs(xs, ys),
+            "kendall_tau_b": kendall_of_pairs(xs, ys),
             "distribution": bands,
             "largest_movers": [m.to_dict() for m in self.movers],
         }
@@ -782,7 +614,9 @@ class Comparison:
             level: The heading level of the title.
             include_diff: Include the structural diff of the two policies.
         """
-        return _Report(self, level).build(include_diff=include_diff)
+        from fairalloc.analysis._compare_report import report  # the rendering of these facts
+
+        return report(self, level, include_diff=include_diff)
 
     def to_markdown(self, *, include_diff: bool = True) -> str:
         """The comparison as Markdown: the policy changes, then each figure with its table.
@@ -1360,410 +1194,3 @@ def _group_rows(before: GroupStatistics, after: GroupStatistics) -> list[dict[st
             }
         )
     return out
-
-
-# -- the report ---------------------------------------------------------------------------------
-
-
-def _pts(x: float | None, *, sign: bool = False) -> str:
-    if x is None:
-        return "—"
-    text = f"{x:+.6f}" if sign else f"{x:.6f}"
-    text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("+0", "-0") else text
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:.1f}%"
-
-
-def _ids_line(ids: Sequence[str]) -> str:
-    shown = ", ".join(ids[:LISTED])
-    more = f" … and {len(ids) - LISTED} more" if len(ids) > LISTED else ""
-    return shown + more
-
-
-class _Report:
-    """Builds the document of a comparison, section by section."""
-
-    def __init__(self, c: Comparison, level: int) -> None:
-        self.c = c
-        self.level = level
-        self.doc = Document()
-
-    def build(self, *, include_diff: bool) -> Document:
-        c, doc, h = self.c, self.doc, self.level
-        doc.heading(h, f"Comparison: {c.before} → {c.after}")
-        only = ""
-        if c.only_before or c.only_after:
-            only = (
-                f" {len(c.only_before)} only in the residents of the first policy,"
-                f" {len(c.only_after)} only in those of the second (not compared)."
-            )
-        doc.paragraph(
-            f"Before: `{c.before}`; after: `{c.after}`. Residents compared: {c.n}, matched by"
-            f" id.{only}" + ("" if c.changed else " **Nothing changes for any resident.**")
-        )
-        if c.only_before:
-            doc.paragraph(f"Only before: {_ids_line(c.only_before)}.")
-        if c.only_after:
-            doc.paragraph(f"Only after: {_ids_line(c.only_after)}.")
-        if include_diff:
-            doc.extend(c.diff.document(h + 1))
-        self.eligibility()
-        self.served()
-        self.ranks()
-        self.scores()
-        self.groups()
-        if c.notes:
-            doc.heading(h + 1, "Notes")
-            doc.items(c.notes)
-        return doc
-
-    def eligibility(self) -> None:
-        c, doc, h = self.c, self.doc, self.level
-        e = c.eligibility_summary()
-        doc.heading(h + 1, "Eligibility")
-        doc.table(
-            ["residents", "count"],
-            [
-                ["eligible under both", e["eligible_both"]],
-                ["newly eligible", e["newly_eligible"]],
-                ["newly ineligible", e["newly_ineligible"]],
-                ["ineligible under both", e["ineligible_both"]],
-            ],
-        )
-        if e["newly_eligible"]:
-            doc.paragraph(f"Newly eligible: {_ids_line(c.newly_eligible)}.")
-        if e["newly_ineligible"]:
-            doc.paragraph(f"Newly ineligible: {_ids_line(c.newly_ineligible)}.")
-        why = [
-            f"{n} newly ineligible {_rule_phrase(rule)} under the policy after"
-            for rule, n in e["newly_ineligible_by_rule"].items()
-        ] + [
-            f"{n} newly eligible {_rule_phrase(rule, past=True)} under the policy before"
-            for rule, n in e["newly_eligible_by_rule"].items()
-        ]
-        doc.items(why)
-
-    def served(self) -> None:
-        c, doc, h = self.c, self.doc, self.level
-        s = c.served_summary()
-        if s is None:
-            return
-        doc.heading(h + 1, "Who is served")
-        doc.table(
-            ["", "before", "after"],
-            [
-                ["capacity", s["capacity_before"], s["capacity_after"]],
-                ["served", s["served_before"], s["served_after"]],
-            ],
-        )
-        doc.table(
-            ["residents", "count"],
-            [
-                ["served under both", s["served_both"]],
-                ["served under both, in another category", s["category_changed"]],
-                ["newly served", s["newly_served"]],
-                ["newly served: newly eligible", s["newly_served_newly_eligible"]],
-                ["newly served: moved above a cut-off", s["newly_served_above_cutoff"]],
-                ["losing their place", s["losing_place"]],
-                ["losing their place: no longer eligible", s["losing_place_no_longer_eligible"]],
-                ["losing their place: now below a cut-off", s["losing_place_below_cutoff"]],
-            ],
-        )
-        if s["newly_served"]:
-            doc.paragraph(f"Newly served: {_ids_line(c.newly_served)}.")
-        if s["losing_place"]:
-            doc.paragraph(f"Losing their place: {_ids_line(c.losing_place)}.")
-        doc.heading(h + 2, "Cut-offs")
-        rows = []
-        for cc in c.cutoff_changes:
-            bf, af = cc.before, cc.after
-            rows.append(
-                [
-                    cc.category,
-                    "—" if bf is None else f"{bf.used} of {bf.size}",
-                    "—" if af is None else f"{af.used} of {af.size}",
-                    "—" if bf is None or bf.last_id is None else bf.last_id,
-                    "—" if af is None or af.last_id is None else af.last_id,
-                    _pts(None if bf is None else bf.score),
-                    _pts(None if af is None else af.score),
-                    "changed" if cc.changed else "same",
-                ]
-            )
-        doc.table(
-            [
-                "category",
-                "given before",
-                "given after",
-                "last served before",
-                "last served after",
-                "cut-off score before",
-                "cut-off score after",
-                "status",
-            ],
-            rows,
-        )
-
-    def ranks(self) -> None:
-        c, doc, h = self.c, self.doc, self.level
-        r = c.rank_summary()
-        doc.heading(h + 1, "Ranks")
-        if r["compared"] == 0:
-            doc.paragraph("Nobody is eligible under both policies, so no ranks are compared.")
-            return
-
-        def corr(x: float | None) -> str:
-            return "undefined (fewer than two residents, or all tied)" if x is None else f"{x:.4f}"
-
-        doc.paragraph(
-            f"Among the {r['compared']} residents eligible under both (each policy's own ranks,"
-            f" 1 = best): {r['unchanged']} keep their rank, {r['moved_up']} move up,"
-            f" {r['moved_down']} move down; the median shift is {_pts(r['median_shift'])}, the"
-            f" mean absolute shift {_pts(r['mean_absolute_shift'])}, the largest"
-            f" {r['largest_up']} up and {r['largest_down']} down. Rank correlation: Spearman's"
-            f" rho {corr(r['spearman_rho'])}, Kendall's tau-b {corr(r['kendall_tau_b'])}."
-        )
-        doc.table(
-            ["shift (places)", "moved up", "moved down"],
-            [[d["shift"], d["up"], d["down"]] for d in r["distribution"]],
-        )
-        if c.movers:
-            doc.heading(h + 2, "Largest movers")
-            doc.table(
-                [
-                    "id",
-                    "rank before",
-                    "rank after",
-                    "shift",
-                    "score before",
-                    "score after",
-                    "main change",
-                ],
-                [
-                    [
-                        m.id,
-                        m.rank_before,
-                        m.rank_after,
-                        f"{m.shift:+d}",
-                        _pts(m.score_before),
-                        _pts(m.score_after),
-                        "score unchanged"
-                        if m.main_criterion is None
-                        else f"{m.main_criterion} {_pts(m.main_change, sign=True)}",
-                    ]
-                    for m in c.movers
-                ],
-            )
-
-    def scores(self) -> None:
-        c, doc, h = self.c, self.doc, self.level
-        s = c.score_summary()
-        doc.heading(h + 1, "Scores")
-        how = (
-            "Each criterion's change is the change of its contribution to the score (its points"
-            " times the weights above it), so the changes of a resident add up exactly to the"
-            " change of their score."
-            if c.additive
-            else "The scores are not sums, so each criterion's change is a change in its points,"
-            " which need not add up to the change of the score."
-        )
-        if not s["changed"]:
-            doc.paragraph(f"No resident's score changes ({len(c.criteria)} criteria compared).")
-            return
-        doc.paragraph(
-            f"{s['changed']} of {c.n} residents' scores change ({s['changed_among_eligible_both']}"
-            f" of them eligible under both); the mean change is"
-            f" {_pts(s['mean_change'], sign=True)} points. {how}"
-        )
-        doc.table(
-            [
-                "criterion",
-                "status",
-                "residents changed",
-                "mean change",
-                "smallest",
-                "largest",
-                "because",
-            ],
-            [
-                [
-                    cc.criterion,
-                    cc.status,
-                    cc.residents_changed,
-                    _pts(cc.mean_change, sign=True),
-                    _pts(cc.smallest, sign=True),
-                    _pts(cc.largest, sign=True),
-                    "; ".join(cc.causes) or "—",
-                ]
-                for cc in c.criterion_changes
-            ],
-        )
-
-    def groups(self) -> None:
-        c, doc, h = self.c, self.doc, self.level
-        rows = c.group_rows()
-        stats = c.groups_after
-        if not rows or stats is None:
-            return
-        doc.heading(h + 1, "Groups")
-        what = (
-            "served among the eligible residents"
-            if stats.outcome == "served"
-            else "eligible among all residents"
-        )
-        within = f", overall and within the grades of `{stats.strata}`" if stats.strata else ""
-        doc.paragraph(
-            f"Selection rate: residents {what}, by group{within}, under each policy. The ratio"
-            " is the group's rate over the reference group's: the best-served group among those"
-            " large enough to publish, so a smaller group can exceed 1. A ratio below 0.8 fails"
-            ' the four-fifths rule; "disparity" means its interval also excludes parity (see'
-            " `fairalloc.audit.group_statistics`)."
-        )
-        by_grouping: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            by_grouping.setdefault(r["grouping"], []).append(r)
-        for grouping, recs in by_grouping.items():
-            doc.heading(h + 2, grouping)
-            heads = ["group", "n before", "n after", "rate before", "rate after", "change"]
-            heads += ["ratio before", "ratio after", "flags"]
-            if stats.strata:
-                heads.insert(0, stats.strata)
-            table = []
-            for r in recs:
-                change = r["rate_change"]
-                cells: list[object] = [
-                    r["group"],
-                    "—" if r["n_before"] is None else r["n_before"],
-                    "—" if r["n_after"] is None else r["n_after"],
-                    _pct(r["rate_before"]),
-                    _pct(r["rate_after"]),
-                    "—" if change is None else f"{change * 100:+.1f} pp",
-                    _ratio(r["ratio_before"]),
-                    _ratio(r["ratio_after"]),
-                    _flags(r),
-                ]
-                if stats.strata:
-                    cells.insert(0, "all" if r["stratum"] is None else r["stratum"])
-                table.append(cells)
-            doc.table(heads, table)
-
-
-def _ratio(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2f}"
-
-
-def _flags(r: Mapping[str, Any]) -> str:
-    out = []
-    for side in ("before", "after"):
-        if r[f"disparity_{side}"]:
-            out.append(f"disparity {side}")
-        elif r[f"four_fifths_{side}"]:
-            out.append(f"below four-fifths {side}")
-    return "; ".join(out)
-
-
-def _rule_phrase(rule: str, *, past: bool = False) -> str:
-    verb, _, rid = rule.partition(" ")
-    if verb == "fails":
-        return f"{'failed' if past else 'fail'} `{rid}`"
-    return f"{'were' if past else 'are'} excluded by `{rule.removeprefix('excluded by ')}`"
-
-
-# -- command line -------------------------------------------------------------------------------
-
-
-def add_diff_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``diff`` command to the ``fairalloc`` command line's subcommands.
-
-    ``fairalloc diff OLD NEW [DATA] [--capacity N] [--format text|md|json] [--group-by ATTR
-    ...]``: without DATA, the structural diff of the two policy files; with DATA, also the
-    comparison of their outcomes on those residents (see :func:`run_diff`).
-
-    Args:
-        subparsers: What :meth:`argparse.ArgumentParser.add_subparsers` returned.
-    """
-    p = subparsers.add_parser(
-        "diff",
-        help="what changed between two policies, and for whom",
-        description="Compare two policy files: what the text changes and, given residents,"
-        " who becomes eligible or ineligible, who is served, how ranks and scores move, and"
-        " selection rates by group. Exit status: 0 when nothing differs, 1 when something"
-        " does, 2 when a policy or the data cannot be read.",
-    )
-    p.add_argument("old", type=Path, help="the policy before (.yaml, .json, .toml)")
-    p.add_argument("new", type=Path, help="the policy after")
-    p.add_argument("data", type=Path, nargs="?", help="residents (.csv): also compare outcomes")
-    p.add_argument(
-        "--capacity", type=int, help="units to allocate under both (default: each one's)"
-    )
-    p.add_argument("--format", choices=("text", "md", "json"), default="text", help="report format")
-    p.add_argument(
-        "--group-by",
-        nargs="+",
-        action="extend",
-        metavar="ATTR",
-        help="attributes whose groups to compare (default: the protected attributes)",
-    )
-    p.add_argument("--top", type=int, default=10, help="largest rank movers to list (default 10)")
-    p.add_argument("--as-of", type=dt.date.fromisoformat, help="date of parameter values")
-    p.add_argument("--out", type=Path, help="write the report to FILE instead of stdout")
-    p.set_defaults(handler=run_diff)
-
-
-def run_diff(args: argparse.Namespace) -> int:
-    """Run ``fairalloc diff`` with parsed arguments (see :func:`add_diff_parser`).
-
-    Returns:
-        0 when the policies say the same (and, with DATA, nothing changes for any resident),
-        1 when they differ, 2 when a policy or the data cannot be read or compared (the
-        message is printed on stderr).
-    """
-    import fairalloc as fa
-
-    try:
-        # Loaded for audit: a proposal that reads a protected attribute without a justified
-        # use is still compared (what it would do), but never allocates; the diff names the read.
-        old = fa.load_policy(args.old, as_of=args.as_of, audit=True)
-        new = fa.load_policy(args.new, as_of=args.as_of, audit=True)
-        diff = policy_diff(old, new)
-        comparison = None
-        if args.data is not None:
-            comparison = compare(
-                fa.compile_policy(old, as_of=args.as_of, audit=True),
-                fa.compile_policy(new, as_of=args.as_of, audit=True),
-                args.data,
-                capacity=args.capacity,
-                group_by=args.group_by,
-                top=args.top,
-            )
-    except FairallocError as e:
-        print(str(e), file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 2
-    except UnicodeDecodeError as e:
-        print(
-            f"error: the data is not UTF-8 text (byte {e.start}); save it as UTF-8", file=sys.stderr
-        )
-        return 2
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.format == "json":
-        doc: dict[str, Any] = (
-            {"policy_diff": diff.to_dict()} if comparison is None else comparison.to_dict()
-        )
-        text = json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
-    else:
-        document = diff.document() if comparison is None else comparison.document()
-        text = document.markdown() if args.format == "md" else document.text()
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        write_text(args.out, text)
-        print(f"wrote the report to {args.out}", file=sys.stdout)
-    differs = bool(diff) or (comparison is not None and comparison.changed)
-    return 1 if differs else 0

@@ -13,7 +13,6 @@ outcome (selection rates by group, ratios to the best-served group, four-fifths 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import datetime as dt
@@ -21,15 +20,12 @@ import difflib
 import itertools
 import json
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 from pydantic import ValidationError
 
 from fairalloc._compiler import CompiledPolicy, compile_policy, remember_compiled
@@ -37,7 +33,7 @@ from fairalloc._engine import DEFAULT_CHUNK, compiled_of, evaluate_compiled, ree
 from fairalloc._escape import csv_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
-from fairalloc._io import atomic_write, write_text
+from fairalloc._io import atomic_write
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
 from fairalloc._ranking import LotteryKeys, Ranking, rank
@@ -54,8 +50,6 @@ __all__ = [
     "CAPACITY",
     "Sweep",
     "SweepPoint",
-    "add_sweep_parser",
-    "run_sweep",
     "sweep",
     "with_parameters",
 ]
@@ -560,6 +554,14 @@ class Sweep:
         """:meth:`to_dict` as JSON; the same residents give the same text in any order."""
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
 
+    def to_text(self) -> str:
+        """The sweep as a text table, one line per point, then the points with a disparity."""
+        return sweep_text(self)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write one row per point: the columns of :meth:`to_pandas`."""
+        write_csv(self, path)
+
     def __repr__(self) -> str:
         shape = " × ".join(f"{k} ({len(self.grid[k])} values)" for k in self.keys)
         eligible = [p.eligible for p in self.points]
@@ -786,136 +788,35 @@ def _evaluate_at(
     return ev, parts
 
 
-# -- command line -------------------------------------------------------------------------------
+# -- reports --------------------------------------------------------------------------------------
 
 
-def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``sweep`` command to the ``fairalloc`` command's subparsers."""
-    sw = subparsers.add_parser(
-        "sweep", help="outcomes and group statistics as parameters (or the capacity) vary"
-    )
-    sw.add_argument("policy", type=Path, help="policy file (.yaml, .json, .toml)")
-    sw.add_argument("data", type=Path, help="residents (.csv)")
-    sw.add_argument(
-        "--param",
-        action="append",
-        required=True,
-        metavar="NAME=V1,V2,...",
-        help="a parameter (or `capacity`) and its values; give it twice for a grid of two",
-    )
-    sw.add_argument("--capacity", type=int, help="units to allocate (default: the policy's)")
-    sw.add_argument(
-        "--group-by",
-        action="append",
-        metavar="ATTRIBUTE",
-        help="attribute whose groups are compared (repeatable; default: the protected ones)",
-    )
-    sw.add_argument("--strata", help="graded scale whose grades the groups are also compared in")
-    sw.add_argument("--as-of", type=dt.date.fromisoformat, help="date of parameter values")
-    sw.add_argument("--out", type=Path, help="write the sweep to FILE (.json or .csv)")
-    sw.set_defaults(handler=run_sweep)
-    return sw  # type: ignore[no-any-return]
-
-
-def parse_param(text: str) -> tuple[str, list[Any]]:
-    """``NAME=V1,V2,...`` as a name and values, each read as in a policy file.
-
-    ``60`` is a number, ``0.5`` too, ``2025-12-31`` a date, ``true`` a condition, anything
-    else a text.
-
-    Raises:
-        ValueError: without ``=`` or values.
-    """
-    name, sep, rest = text.partition("=")
-    name = name.strip()
-    if not sep or not name or not rest.strip():
-        raise ValueError(f"write --param NAME=V1,V2,... (got {text!r})")
-    values = []
-    for item in rest.split(","):
-        item = item.strip()
-        if not item:
-            raise ValueError(f"an empty value in {text!r}")
-        try:
-            value = yaml.safe_load(item)
-        except yaml.YAMLError:
-            value = item
-        values.append(item if value is None or isinstance(value, dict | list) else value)
-    return name, values
-
-
-def run_sweep(args: argparse.Namespace) -> int:
-    """Run ``fairalloc sweep``; returns the exit status."""
-    from fairalloc.policy import load_policy
-
-    grid: dict[str, list[Any]] = {}
-    for text in args.param:
-        try:
-            name, values = parse_param(text)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        grid[name] = values
-    policy = load_policy(args.policy, as_of=args.as_of)
-    population = Population.from_csv(args.data, policy)
-    try:
-        result = sweep(
-            policy,
-            population,
-            grid,
-            capacity=args.capacity,
-            group_by=args.group_by,
-            strata=args.strata,
-            as_of=args.as_of,
-        )
-    except EvaluationError as e:
-        notes = "".join(f"\n  {n}" for n in getattr(e, "__notes__", ()))
-        print(f"{e}{notes}", file=sys.stderr)
-        return 1
-    except PolicyError:
-        raise
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    out = sys.stdout
-    print_sweep(result, out)
-    if args.out is not None:
-        suffix = args.out.suffix.lower()
-        if suffix == ".json":
-            write_text(args.out, result.to_json(indent=1) + "\n")
-        elif suffix == ".csv":
-            write_csv(result, args.out)
-        else:
-            raise FairallocError(f"cannot write `{args.out}`: name it .csv or .json")
-        print(f"wrote {len(result)} points to {args.out}", file=out)
-    return 0
-
-
-def print_sweep(result: Sweep, out: TextIO) -> None:
-    """The sweep as a text table, one line per point."""
-    print(
+def sweep_text(result: Sweep) -> str:
+    """The sweep as a text table, one line per point, and the points below four-fifths."""
+    lines: list[str] = []
+    lines.append(
         f"{result.policy_id} v{result.policy_version}: {len(result.ids)} residents;"
-        f" sweep of {' × '.join(result.keys)}",
-        file=out,
+        f" sweep of {' × '.join(result.keys)}"
     )
     for key in result.keys:
         parts = ", ".join(result.recomputed[key]) or "nothing (allocation only)"
-        print(f"  {key} (now {_show(result.base_values[key])}): evaluated again: {parts}", file=out)
+        lines.append(f"  {key} (now {_show(result.base_values[key])}): evaluated again: {parts}")
     rows = result._rows()
     heads: list[str] = []
     for r in rows:
         heads += [h for h in r if h not in heads]
     cells = [[_show(r.get(h)) for h in heads] for r in rows]
     widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(heads)]
-    print("  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)), file=out)
+    lines.append("  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)))
     for c in cells:
-        print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)), file=out)
+        lines.append("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
     flagged = [p for p in result.points if p.disparities]
     for p in flagged:
-        print(
+        lines.append(
             f"  {_assignments(p.values)}: below four-fifths, interval excludes parity:"
-            f" {', '.join(p.disparities)}",
-            file=out,
+            f" {', '.join(p.disparities)}"
         )
+    return "\n".join(lines) + "\n"
 
 
 def write_csv(
@@ -935,6 +836,7 @@ def write_csv(
     heads: list[str] = []
     for r in rows:
         heads += [h for h in r if h not in heads]
+
     def cell(v: Any) -> Any:
         if v is None:
             return ""

@@ -1,0 +1,106 @@
+"""The ``fairalloc`` command.
+
+Commands:
+    run POLICY DATA       rank the residents in DATA under POLICY (``--out`` CSV or JSON)
+    simulate POLICY DATA  serve POLICY's rotation to DATA for ``--rounds`` rounds (``--out`` CSV
+                          or JSON)
+    validate POLICY...    check policy files; every problem as ``file:line:col: CODE message``
+    check POLICY...       prove which protected attributes each policy reads, and why
+    audit POLICY DATA     fairness audit on a population (Markdown, HTML or JSON report)
+    explain POLICY DATA   why residents got their outcome, what would change it (en, zh-CN)
+    diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
+    sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
+    schema                print the JSON Schema of policy files
+
+Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
+check found a problem (messages on stderr); 2 on wrong usage. A user's mistake is reported as a
+message, never as a traceback. Each command is a module of this package (``_run``,
+``_explain``, ...) holding its arguments and a sequence of public API calls: the command line
+has no logic of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fairalloc import __version__
+from fairalloc.cli import (
+    _audit,
+    _check,
+    _diff,
+    _explain,
+    _run,
+    _schema,
+    _simulate,
+    _sweep,
+    _validate,
+)
+from fairalloc.cli._common import check_not_an_input
+from fairalloc.errors import FairallocError, UsageError
+
+__all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "main"]
+
+#: The command did what was asked (for ``check``, ``audit`` and ``diff``: found nothing).
+EXIT_OK = 0
+#: The policy or the data is at fault, a file cannot be read, or a check found a problem.
+EXIT_FAULT = 1
+#: The command was called wrongly (argparse's own status for usage errors).
+EXIT_USAGE = 2
+
+#: Every command, in the order ``fairalloc --help`` lists them.
+COMMANDS = (_run, _simulate, _validate, _check, _audit, _diff, _sweep, _explain, _schema)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Usage errors that argparse finds end the process with status 2 (``SystemExit``), as
+    argparse does.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        check_not_an_input(
+            getattr(args, "out", None), (getattr(args, name) for name in args.inputs)
+        )
+        return int(args.handler(args))
+    except UsageError as e:
+        print(f"fairalloc {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except FairallocError as e:
+        notes = "".join(f"\n  {n}" for n in getattr(e, "__notes__", ()))
+        print(f"{e}{notes}", file=sys.stderr)
+        return EXIT_FAULT
+    except OSError as e:
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_FAULT
+    except UnicodeDecodeError as e:
+        print(
+            f"error: the data is not UTF-8 text (byte {e.start}); save it as UTF-8", file=sys.stderr
+        )
+        return EXIT_FAULT
+    except ValueError as e:  # library checks not yet in the error tree
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAULT
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fairalloc",
+        description="Allocation policies as data: validate, evaluate and rank.",
+    )
+    p.add_argument("--version", action="version", version=f"fairalloc {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    p.set_defaults(inputs=())
+    return p
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

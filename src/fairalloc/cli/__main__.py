@@ -1,0 +1,7 @@
+"""``python -m fairalloc.cli``: the same as the ``fairalloc`` command."""
+
+import sys
+
+from fairalloc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""``fairalloc audit POLICY DATA``: the fairness audit as Markdown, HTML or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import fairalloc as fa
+from fairalloc.audit import audit
+from fairalloc.cli._common import count, out_file, write_text
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``audit`` command."""
+    aud = sub.add_parser("audit", help="fairness audit of a policy on a population")
+    aud.add_argument("policy", type=Path, help="policy file")
+    aud.add_argument("data", type=Path, help="residents (.csv)")
+    aud.add_argument("--capacity", type=count(), help="units to allocate (default: the policy's)")
+    aud.add_argument("--strata", help="graded scale whose grades are the need strata")
+    aud.add_argument(
+        "--format",
+        choices=("md", "html", "json"),
+        default="md",
+        help="report format (default md)",
+    )
+    aud.add_argument(
+        "--out",
+        type=out_file(".md", ".html", ".json"),
+        metavar="FILE",
+        help="write the report to FILE",
+    )
+    aud.add_argument(
+        "--publication", action="store_true", help="suppress small cells, as for a published report"
+    )
+    aud.set_defaults(handler=handle, inputs=("policy", "data"))
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the command; returns 1 when a verdict of the audit failed."""
+    policy = fa.load_policy(args.policy, audit=True)
+    report = audit(
+        policy,
+        fa.Population.from_csv(args.data, policy),
+        capacity=args.capacity,
+        strata=args.strata,
+        publication=args.publication,
+    )
+    if args.format == "md":
+        text = report.to_markdown()
+    elif args.format == "html":
+        text = report.to_html()
+    else:
+        text = report.to_json(indent=1) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_text(args.out, text)
+        print(f"wrote the audit report to {args.out}", file=sys.stdout)
+    return 0 if report.ok else 1

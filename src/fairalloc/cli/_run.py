@@ -1,0 +1,170 @@
+"""``fairalloc run POLICY DATA``: rank residents and, with an allocation section, allocate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import fairalloc as fa
+from fairalloc.cli._common import (
+    Progress,
+    add_as_of,
+    cell,
+    count,
+    out_file,
+    print_table,
+    title_of,
+    write_text,
+)
+from fairalloc.errors import UsageError
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``run`` command."""
+    run = sub.add_parser("run", help="rank residents under a policy")
+    run.add_argument("policy", type=Path, help="policy file (.yaml, .json, .toml)")
+    run.add_argument("data", type=Path, help="residents (.csv)")
+    run.add_argument(
+        "--out",
+        type=out_file(".csv", ".json"),
+        metavar="FILE",
+        help="write every resident's outcome to FILE (.csv or .json; a matching: .json)",
+    )
+    run.add_argument(
+        "--top", type=count(), default=20, help="rows to print (default 20; 0 for none)"
+    )
+    add_as_of(run)
+    run.add_argument("--capacity", type=count(), help="units to allocate (default: the policy's)")
+    run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    run.set_defaults(handler=handle, inputs=("policy", "data"))
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the command; returns the exit status."""
+    policy = fa.load_policy(args.policy, as_of=args.as_of)
+    spec = policy.allocation
+    matching = spec is not None and spec.matching is not None
+    if matching and args.out is not None and args.out.suffix.lower() != ".json":
+        raise UsageError(f"cannot write `{args.out}`: a matching is written as .json")
+    population = fa.Population.from_csv(args.data, policy)
+    with Progress(population.n, enabled=not args.no_progress) as tick:
+        result = fa.evaluate(policy, population, as_of=args.as_of, progress=tick)
+    ranking = result.ranking
+    out = sys.stdout
+    _summary(result, out)
+    if matching:
+        matched = fa.match(result)
+        _print_matching(matched, args.top, out)
+        if args.out is not None:
+            write_text(args.out, matched.to_json(indent=1) + "\n")
+            print(f"wrote the matching of {result.n} residents to {args.out}", file=out)
+        return 0
+    if spec is not None and spec.rotation is not None:
+        print(
+            "this policy serves a waiting list over rounds: `fairalloc simulate` runs them;"
+            " the ranking of the first round follows",
+            file=out,
+        )
+    if spec is not None and spec.rotation is None:
+        allocation = fa.allocate(result, capacity=args.capacity)
+        _print_allocation(allocation, args.top, out, written=args.out is not None)
+        if args.out is not None:
+            _write(allocation, args.out)
+            print(f"wrote the outcomes of all {result.n} residents to {args.out}", file=out)
+        return 0
+    if args.top > 0:
+        rows = [ranking.row(i) for i in range(min(args.top, len(ranking)))]
+        print_table(rows, len(ranking), out, more=_more(args.out))
+    if args.out is not None:
+        _write(ranking, args.out)
+        print(f"wrote {len(ranking)} ranked residents to {args.out}", file=out)
+    return 0
+
+
+def _more(out: Path | None) -> str:
+    return "" if out is not None else " (use --out to write all)"
+
+
+def _write(result: fa.Ranking | fa.Allocation, path: Path) -> None:
+    if path.suffix.lower() == ".json":
+        write_text(path, result.to_json(indent=1) + "\n")
+    else:
+        result.to_csv(path)
+
+
+def _summary(result: fa.Evaluation, out: TextIO) -> None:
+    cp = result.policy
+    meta = cp.policy.policy
+    print(f"{title_of(meta)} ({meta.id} v{meta.version})", file=out)
+    print(f"{result.n} residents, {int(result.eligible.sum())} eligible", file=out)
+    for j, rid in enumerate(cp.eligibility_ids):
+        failed = int((~result.eligibility[:, j]).sum())
+        if failed:
+            print(f"  {failed} not meeting `{rid}`", file=out)
+    for j, rid in enumerate(cp.exclusion_ids):
+        hit = int(result.exclusions[:, j].sum())
+        if hit:
+            print(f"  {hit} excluded by `{rid}`", file=out)
+    chain = ", ".join(["score (desc)", *cp.tie_break_labels])
+    print(f"ranked by {chain}", file=out)
+    if cp.lottery_seed is not None:
+        print(f"lottery seed: {cp.lottery_seed}", file=out)
+
+
+def _print_matching(result: fa.MatchingResult, top: int, out: TextIO) -> None:
+    s = result.summary()
+    print(
+        f"matching: deferred acceptance, {s['served']} served of {s['eligible']} eligible,"
+        f" {s['proposals']} proposals",
+        file=out,
+    )
+    for c in result.cutoffs():
+        last = f", last admitted {c.last_id} (priority rank {c.last_rank})" if c.last_id else ""
+        print(
+            f"  {c.resource}: {c.used} of {c.capacity} units, {c.demand} applicants{last}", file=out
+        )
+    rows = [r for r in result.to_dicts() if r["eligible"]][:top]
+    table: list[dict[str, object]] = [
+        {
+            "id": r["id"],
+            "score": r["score"],
+            "holds": ", ".join(r["resources"]) or "-",
+            "choice": ", ".join(str(c) for c in r["choices"]) or "-",
+        }
+        for r in rows
+    ]
+    if table:
+        print_table(table, int(s["eligible"]), out, more=" (use --out to write all)")
+
+
+def _print_allocation(allocation: fa.Allocation, top: int, out: TextIO, *, written: bool) -> None:
+    print(
+        f"allocation: {allocation.mechanism}, {allocation.capacity} units,"
+        f" {allocation.n_served} served",
+        file=out,
+    )
+    for c in allocation.cutoffs():
+        score = "" if c.score is None else f", cut-off score {cell(c.score)} ({c.last_id})"
+        print(f"  {c.category}: {c.used} of {c.size} units{score}", file=out)
+    if allocation.lapsed.sum():
+        print(f"  {int(allocation.lapsed.sum())} reserved units lapsed", file=out)
+    if top > 0:
+        rows = []
+        for row in allocation.order[:top]:
+            rec = allocation.record(int(row))
+            rows.append(
+                {
+                    "position": rec["position"],
+                    "id": rec["id"],
+                    "score": rec["score"],
+                    **({"lottery_draw": rec["lottery_draw"]} if "lottery_draw" in rec else {}),
+                    "served": rec["category"] or "-",
+                    "tied": False,
+                }
+            )
+        more = "" if written else " (use --out to write all)"
+        print_table(rows, len(allocation.order), out, more=more)
