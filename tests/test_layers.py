@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "policy._load": 1,
     "_compiler": 2,
     "_population": 2,
+    "_csvread": 2,
     # The policy package's entry points load *and* check a policy, which compiles it.
     "policy": 3,
     "_evaluation": 3,

@@ -8,6 +8,8 @@ spreadsheet formulas. Every renderer of the library passes such text through the
 * :func:`markdown_text` for Markdown prose and table cells, :func:`markdown_code` for code spans;
 * :func:`terminal_text` for text printed on a terminal (ANSI escape sequences and other control
   characters shown as visible escapes);
+* :func:`plot_text` for figure titles and labels (``$`` escaped, so that matplotlib reads no
+  mathematics in it);
 * :func:`csv_text` (one cell) and :func:`csv_column` (an Arrow column) for CSV, which neutralise
   formulas as OWASP recommends: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or
   a carriage return gets a leading ``'``. Numeric columns are never changed.
@@ -26,6 +28,7 @@ __all__ = [
     "html_text",
     "markdown_code",
     "markdown_text",
+    "plot_text",
     "terminal_text",
 ]
 
@@ -119,6 +122,16 @@ def terminal_text(value: Any, *, multiline: bool = False) -> str:
     """
     pattern = _CONTROL if multiline else _CONTROL_ALL
     return pattern.sub(_visible, str(value))
+
+
+def plot_text(value: Any) -> str:
+    r"""``value`` as matplotlib text: ``$`` escaped (no mathtext), controls made visible.
+
+    Examples:
+        >>> print(plot_text("R$1$"))
+        R\$1\$
+    """
+    return terminal_text(value).replace("$", r"\$")
 
 
 def csv_text(value: str) -> str:

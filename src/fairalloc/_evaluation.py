@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Evaluation"]
 
+_COMPILED = "fairalloc.compiled-policy/1"
+
 
 class Evaluation(Explainable):
     """Per-resident results of :func:`fairalloc.evaluate`, with the full trace.
@@ -92,6 +94,27 @@ class Evaluation(Explainable):
         if self.exclusions.shape[1]:
             self.exclusion = np.where(excluded, self.exclusions.argmax(axis=1), -1).astype(np.int16)
         self.eligible = self.eligibility.all(axis=1) & ~excluded
+
+    # -- pickling ----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled kernels are code made in this process: ship the policy document and the
+        # date and mode it was compiled for, and compile it again on arrival (compilation is
+        # deterministic, so the kernels are the same).
+        state = dict(self.__dict__)
+        cp = self.policy
+        document = cp.policy.model_copy(update={"policy": cp.policy.policy})
+        state["policy"] = (_COMPILED, document, cp.as_of, bool(cp.violations))
+        state.pop("_index", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from fairalloc._compiler import compiled_for
+
+        marker, document, as_of, audit = state["policy"]
+        if marker != _COMPILED:
+            raise ValueError("not a pickled Evaluation")
+        state["policy"] = compiled_for(document, as_of, audit=audit)
+        self.__dict__.update(state)
 
     # -- views -------------------------------------------------------------------------
     def __len__(self) -> int:

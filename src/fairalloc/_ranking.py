@@ -147,6 +147,19 @@ class Ranking:
         The file is replaced atomically. Ids that a spreadsheet would run as a formula get a
         leading ``'`` unless ``escape_formulas`` is false (for programs that read the file).
         """
+        write_table(
+            path,
+            self._columns(),
+            text_columns=("id",),
+            escape_formulas=escape_formulas,
+            file_format="csv",
+        )
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the columns of :meth:`to_csv` as Parquet, atomically."""
+        write_table(path, self._columns(), file_format="parquet")
+
+    def _columns(self) -> dict[str, Any]:
         import pyarrow as pa
 
         ev = self.evaluation
@@ -171,9 +184,7 @@ class Ranking:
             cols[f"points.{k}"] = pa.array(ev.points[rows, j] / MICRO)
         for j, p in enumerate(cp.scale_paths):
             cols[f"scale.{p}"] = pa.array(ev.scale_totals[rows, j] / MICRO)
-        write_table(
-            path, cols, text_columns=("id",), escape_formulas=escape_formulas, file_format="csv"
-        )
+        return cols
 
     def to_pandas(self) -> pd.DataFrame:
         """The ranking as a DataFrame (best first) with the evaluation's columns beside it."""
