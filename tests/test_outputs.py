@@ -90,14 +90,18 @@ LIVE_HTML = re.compile(r"<\s*(script|img|a|iframe|svg|b)\b|javascript:\S*\)", re
 @pytest.mark.parametrize("text", HOSTILE)
 def test_html_text_leaves_no_markup(text: str) -> None:
     out = html_text(text)
-    assert "<" not in out and ">" not in out and '"' not in out
+    assert "<" not in out
+    assert ">" not in out
+    assert '"' not in out
     assert "\x1b" not in out
 
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_markdown_text_leaves_no_markup(text: str) -> None:
     out = markdown_text(text)
-    assert "<" not in out and "\n" not in out and "\x1b" not in out
+    assert "<" not in out
+    assert "\n" not in out
+    assert "\x1b" not in out
     # every Markdown punctuation character is escaped
     for ch in "[]()*_`|":
         assert re.search(rf"(?<!\\){re.escape(ch)}", out) is None, (text, out)
@@ -162,7 +166,8 @@ def test_terminal_output_of_explanations_shows_escapes(tmp_path: Path) -> None:
     )
     pop = fa.Population.load({"rid": ["a"], "age": [70], "kind": ["plain"], "sex": ["f"]}, policy)
     text = fa.evaluate(policy, pop).explain("a").to_text()
-    assert "\x1b" not in text and "\\x1b[2J" in text
+    assert "\x1b" not in text
+    assert "\\x1b[2J" in text
 
 
 def test_audit_report_markdown_and_html(hostile: tuple[fa.Policy, fa.Population]) -> None:
@@ -231,7 +236,8 @@ def test_csv_exports_neutralise_formulas_and_keep_numbers(
         ids = [r[rows[0].index("id")] for r in rows[1:]]
         assert not [i for i in ids if formula.match(i)]
         assert '\'=HYPERLINK("http://evil","x")#4' in ids
-        assert "'@SUM(1)#6" in ids and "'-2+3#7" in ids
+        assert "'@SUM(1)#6" in ids
+        assert "'-2+3#7" in ids
         write(path, escape_formulas=False)
         raw = [r[rows[0].index("id")] for r in _cells(path)[1:]]
         assert '=HYPERLINK("http://evil","x")#4' in raw
@@ -318,9 +324,14 @@ def _fill(policy: fa.Policy, people: dict[str, list[Any]]) -> fa.Population:
 def test_a_writer_that_fails_midway_leaves_the_previous_file(tmp_path: Path) -> None:
     target = tmp_path / "out.csv"
     target.write_text("previous complete file\n")
-    with pytest.raises(RuntimeError), atomic_write(target) as fh:
-        fh.write("half of the new")
-        raise RuntimeError("disk on fire")
+
+    def export() -> None:
+        with atomic_write(target) as fh:
+            fh.write("half of the new")
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        export()
     assert target.read_text() == "previous complete file\n"
     assert os.listdir(tmp_path) == ["out.csv"]
 

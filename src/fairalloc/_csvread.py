@@ -135,9 +135,15 @@ def read_csv_bytes(
     start = len(_BOM) if data.startswith(_BOM) else 0
     if re.compile(rb"[^\r\n]").search(data, start) is None:
         raise PopulationError(
-            [PopulationIssue("FA501", "", "the file is empty: a header row is needed")],
+            [
+                PopulationIssue(
+                    "FA501", "", "the file is empty: a header row is needed", ids=("line 1",)
+                )
+            ],
             source=source,
         )
+    if b"\x00" in data:
+        raise _nul(data, source)
     index = LineIndex(data)
     names = _header(data, start, source)
     check_columns(names, source)
@@ -160,6 +166,26 @@ def read_csv_bytes(
         _raise_ragged(index, invalid, source, width)
     columns = [table.column(j) for j in range(width)]
     return CsvTable(names, columns, index, table.num_rows)
+
+
+def _nul(data: bytes, source: str) -> PopulationError:
+    """NUL bytes are no text: a file holding them is binary, or UTF-16 read as UTF-8."""
+    at = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)
+    breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    lines = np.unique(np.searchsorted(breaks, at) + 1)
+    return PopulationError(
+        [
+            PopulationIssue(
+                "FA511",
+                "",
+                "NUL bytes, which no text holds (a binary file, or UTF-16 read as UTF-8?)",
+                ids=tuple(f"line {k}" for k in lines[:MAX_LISTED]),
+                valid="text without NUL bytes (or give the file's encoding, e.g. utf-16)",
+                count=len(lines),
+            )
+        ],
+        source=source,
+    )
 
 
 def _header(data: bytes, start: int, source: str) -> list[str]:
@@ -210,6 +236,12 @@ def _as_utf8(data: bytes, source: str, encoding: str) -> bytes:
     except LookupError as e:
         raise ValueError(f"unknown encoding {encoding!r}") from e
     if name in _UTF8 or encoding.lower() in _UTF8:
+        # Checked before parsing: the parser would meet bad bytes in worker threads, and a
+        # row it hands back for a decision must be text.
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _not_text(data, e, source, "utf-8") from None
         return data
     try:
         text = data.decode(encoding)
@@ -251,7 +283,11 @@ def _parse(
     invalid: list[str] = []
 
     def skip(row: Any) -> str:
-        invalid.append(str(row.text))
+        try:
+            text = str(row.text)
+        except (UnicodeDecodeError, ValueError):  # Arrow decodes the row's text for us
+            text = "(not UTF-8)"
+        invalid.append(text)
         return "skip"
 
     fields = [f"f{j}" for j in range(len(names))]

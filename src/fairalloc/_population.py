@@ -215,8 +215,8 @@ class Population:
             items = list(data)
             if items and all(isinstance(i, BaseModel) for i in items):
                 return cls.from_models(items, schema, source=source)
-            if not items or any(isinstance(i, Mapping | BaseModel) for i in items):
-                return cls.from_records(items, schema, source=source)
+            # Anything else is read as records: an item that is not one is named by its row.
+            return cls.from_records(items, schema, source=source)
         raise TypeError(
             f"cannot read residents from {type(data).__name__}: give a CSV or Parquet path, a"
             " DataFrame, an Arrow table, a mapping of columns, records (dicts) or pydantic models"
@@ -804,6 +804,7 @@ def check_columns(keys: Sequence[Any], source: str) -> None:
             "the same column name at positions "
             + ", ".join(map(str, where[:-1]))
             + f" and {where[-1]}",
+            ids=tuple(f"column {p}" for p in where[:MAX_LISTED]),
             valid="one column per name",
             count=len(where),
         )
