@@ -242,9 +242,14 @@ def csv_bytes(arrays: Mapping[str, Any], escape: set[str]) -> bytes:
         text = _as_text(col)
         if name in escape:
             text = csv_column(text)
-        needs = pc.match_substring_regex(text, r'[,"\r\n]')
-        quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
-        cells.append(pc.fill_null(pc.if_else(needs, quoted, text), ""))
+        if _is_text(col.type):  # numbers and flags never hold a comma, quote or line break
+            needs = pc.match_substring_regex(text, r'[,"\r\n]')
+            if pc.any(needs).as_py():
+                quoted = pc.binary_join_element_wise(
+                    '"', pc.replace_substring(text, '"', '""'), '"', ""
+                )
+                text = pc.if_else(needs, quoted, text)
+        cells.append(pc.fill_null(text, ""))
     rows = pc.binary_join_element_wise(*cells, pa.scalar(","))
     lines = pc.binary_join_element_wise(rows, "\n", "").cast(pa.large_string())
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
@@ -270,11 +275,35 @@ def _as_text(col: Any) -> Any:
     if pa.types.is_boolean(kind):
         return pc.if_else(col, "True", "False")
     if pa.types.is_floating(kind):
-        values = col.to_pylist()
-        return pa.array([None if v is None else repr(v) for v in values], type=pa.string())
+        return _float_text(col)
     if pa.types.is_integer(kind) or pa.types.is_null(kind):
         return col.cast(pa.string())
     return pa.array([None if v is None else str(v) for v in col.to_pylist()], type=pa.string())
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _float_text(col: Any) -> Any:
+    """Floats as Python's ``repr`` writes them; each distinct value formatted once."""
+    import pyarrow as pa
+
+    values = np.asarray(col.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    # Distinct bit patterns, so that -0.0 and 0.0 (equal as numbers) keep their own text.
+    distinct, where = np.unique(values.view(np.int64), return_inverse=True)
+    if len(distinct) * 2 < len(values):
+        shown = list(map(repr, distinct.view(np.float64).tolist()))
+        text = pa.array(shown, type=pa.string()).take(where.ravel())
+    else:
+        text = pa.array(list(map(repr, values.tolist())), type=pa.string())
+    if col.null_count:
+        import pyarrow.compute as pc
+
+        text = pc.if_else(col.is_null(), pa.scalar(None, pa.string()), text)
+    return text
 
 
 def _write_with(path: str | os.PathLike[str], write: Callable[[Any], None]) -> None:
