@@ -254,8 +254,10 @@ def test_integer_columns_stay_integers_and_numeric_ids_become_text() -> None:
 
 
 def test_populations_pickle(tmp_path: Path) -> None:
-    pop = fa.Population.load(GOOD, SCHEMA)
-    fa.evaluate(SCHEMA, pop)  # the policy now holds compiled code, which is not pickled
+    example = Path(__file__).resolve().parent.parent / "examples" / "elderly-care"
+    policy = fa.load_policy(example / "policy.yaml")
+    pop = fa.Population.load(example / "residents.csv", policy)
+    fa.evaluate(policy, pop)  # the policy now holds compiled code, which is not pickled
     back = pickle.loads(pickle.dumps(pop))
     assert back.to_records() == pop.to_records()
     assert list(back.filled) == list(pop.filled)

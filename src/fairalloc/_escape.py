@@ -27,6 +27,7 @@ __all__ = [
     "csv_text",
     "html_text",
     "markdown_code",
+    "markdown_inline",
     "markdown_text",
     "plot_text",
     "terminal_text",
@@ -41,11 +42,17 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u20
 _CONTROL_ALL = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
 )
-# Characters with a meaning in CommonMark/GFM inline text; `<` and `&` are escaped as HTML
-# entities instead (a backslash does not stop every renderer from reading raw HTML).
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]()!|~])")
-# What starts a block (heading, list, quote, rule) only at the start of a line.
-_MD_LEADING = re.compile(r"^(\s*)(?:([#+\-=])|(\d+)([.)]))")
+# Characters that start inline Markdown wherever they stand (emphasis, code, links, tables,
+# strikethrough); `_` only at a word's edge (inside a word it cannot start emphasis). `<` and
+# entity-like `&` become HTML entities instead: a backslash does not stop every renderer from
+# reading raw HTML.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+# What starts a block (heading, list, quote) only at the start of a line, before a space.
+_MD_LEADING = re.compile(r"^(\s*)(?:([#+\-=](?=\s|$)|>)|(\d+)([.)])(?=\s|$))")
+_MD_RULE = re.compile(r"^(\s*)([-=])(?=[\s\-=]*$)")
+_ENTITY_LIKE = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+_CODE_SPAN = re.compile(r"(`[^`]+`)")
+_CODE_OR_BOLD = re.compile(r"(\*\*|`[^`]+`)")
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -68,20 +75,21 @@ def html_text(value: Any) -> str:
 def markdown_text(value: Any) -> str:
     r"""``value`` as Markdown text that renders as exactly these characters.
 
-    Markdown punctuation is backslash-escaped (no emphasis, link, image, heading, list or table
-    cell boundary can start inside), ``<``, ``>`` and ``&`` become HTML entities (no raw HTML or
-    autolink), line breaks become spaces (a table row stays one row) and control characters are
-    shown as visible escapes.
+    Markdown punctuation is backslash-escaped where it could act (no emphasis, code, link, image,
+    heading, list, quote or table cell boundary can start inside), ``<`` and entity-like ``&``
+    become HTML entities (no raw HTML, autolink or entity), line breaks become spaces (a table
+    row stays one row) and control characters are shown as visible escapes.
 
     Examples:
         >>> print(markdown_text("[x](javascript:alert(1))"))
-        \[x\]\(javascript:alert\(1\)\)
+        \[x\](javascript:alert(1))
         >>> markdown_text("<script>")
-        '&lt;script&gt;'
+        '&lt;script>'
     """
     text = _CONTROL_ALL.sub(_visible, str(value).replace("\r\n", " ").replace("\n", " "))
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _ENTITY_LIKE.sub("&amp;", text).replace("<", "&lt;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_RULE.sub(r"\1\\\2", text)
     return _MD_LEADING.sub(_leading, text)
 
 
@@ -89,6 +97,33 @@ def _leading(m: re.Match[str]) -> str:
     if m.group(2):
         return f"{m.group(1)}\\{m.group(2)}"
     return f"{m.group(1)}{m.group(3)}\\{m.group(4)}"
+
+
+def markdown_inline(text: str, *, bold: bool = False, cell: bool = False) -> str:
+    """A renderer's own text as Markdown: code spans (and ``**`` with ``bold``) kept as markup.
+
+    For texts a renderer composes with values in them: what stands in backticks becomes a code
+    span (:func:`markdown_code`), everything else is escaped as :func:`markdown_text` does.
+
+    Args:
+        text: The text.
+        bold: Keep ``**`` as bold markers.
+        cell: Escape pipes inside code spans too (for a table cell).
+
+    Examples:
+        >>> markdown_inline("rule `a-1` reads `<b>`")
+        'rule `a-1` reads `<b>`'
+    """
+    out = []
+    for k, part in enumerate((_CODE_OR_BOLD if bold else _CODE_SPAN).split(text)):
+        if k % 2 == 0:
+            out.append(markdown_text(part))
+        elif part == "**":
+            out.append(part)
+        else:
+            code = markdown_code(part[1:-1])
+            out.append(code.replace("|", "\\|") if cell else code)
+    return "".join(out)
 
 
 def markdown_code(value: Any) -> str:

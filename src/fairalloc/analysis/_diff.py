@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fairalloc._compiler import CompiledPolicy
-from fairalloc._escape import html_text, markdown_code, markdown_text, terminal_text
+from fairalloc._escape import html_text, markdown_inline, terminal_text
 from fairalloc._html import table as html_table
 from fairalloc.expr import _ast as A
 from fairalloc.expr._parser import ExprSyntaxError, children, parse
@@ -1196,25 +1196,9 @@ def _md_cell(text: str) -> str:
     return _md_inline(text, cell=True)
 
 
-_MARKUP = re.compile(r"(\*\*|`[^`]+`)")
-
-
 def _md_inline(text: str, *, cell: bool = False) -> str:
-    """A document text as Markdown: its own markup kept, the rest escaped.
-
-    ``**`` and code in backticks stay markup; everything else is escaped, so that no text from
-    a policy or the data acts as Markdown or HTML.
-    """
-    out = []
-    for k, part in enumerate(_MARKUP.split(text)):
-        if k % 2 == 0:
-            out.append(markdown_text(part))
-        elif part == "**":
-            out.append(part)
-        else:
-            code = markdown_code(part[1:-1])
-            out.append(code.replace("|", "\\|") if cell else code)
-    return "".join(out)
+    """A document text as Markdown: ``**`` and code spans kept, the rest escaped."""
+    return markdown_inline(text, bold=True, cell=cell)
 
 
 def _plain(text: str) -> str:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fairalloc._compiler import CompiledPolicy, ReadPath, _Builder, compile_policy
-from fairalloc._escape import markdown_text
+from fairalloc._escape import markdown_inline
 from fairalloc.policy._model import JustifiedUse, Policy
 
 __all__ = ["AttributeProof", "ProtectedRead", "StaticProof", "part_label", "static_proof"]
@@ -359,5 +359,5 @@ def _source(source: str | list[str]) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: escaped, on one line (see ``_escape``)."""
-    return markdown_text(" ".join(text.split()))
+    """Text safe inside a Markdown table cell: on one line, code spans kept, the rest escaped."""
+    return markdown_inline(" ".join(text.split()), cell=True)
