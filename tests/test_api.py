@@ -76,3 +76,14 @@ def test_dependencies_are_exact(result: fa.Evaluation) -> None:
     assert str(readers["rule:waiting-time"][0]) == "derived `months_waited` -> `waiting_days`"
     for protected in ("gender", "occupation", "ethnicity", "disability"):
         assert result.policy.readers_of(protected) == {}
+
+
+def test_a_missing_optional_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    result = fa.evaluate(fa.load_policy(EXAMPLE / "policy.yaml"), EXAMPLE / "residents.csv")
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if it were not installed
+    with pytest.raises(fa.MissingDependency, match=r"pip install 'fairalloc\[pandas\]'") as info:
+        result.ranking.to_pandas()
+    assert isinstance(info.value, ImportError)
+    assert info.value.extra == "pandas"

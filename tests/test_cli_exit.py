@@ -71,6 +71,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("check ok", ["check", P], 0, ""),
     ("check finds a read", ["check", str(UNFAIR)], 1, ""),
     ("check bad policy", ["check", "{bad_policy}"], 1, "FA2"),
+    ("check json", ["check", P, str(UNFAIR), "--format", "json"], 1, '"violation"'),
     # audit
     ("audit bad format", ["audit", P, D, "--format", "pdf"], 2, "invalid choice"),
     ("audit negative capacity", ["audit", P, D, "--capacity", "-5"], 2, "expected 0"),
@@ -111,6 +112,9 @@ CASES: list[tuple[str, list[str], int, str]] = [
     # schema
     ("schema ok", ["schema", "--out", "{tmp}/s.json"], 0, ""),
     ("schema bad --out", ["schema", "--out", "{tmp}/s.yaml"], 2, "*.json"),
+    # examples
+    ("examples ok", ["examples", "{tmp}/ex"], 0, "elderly-care"),
+    ("examples no folder", ["examples"], 2, "required"),
     # no command
     ("no command", [], 2, ""),
     ("unknown command", ["frobnicate"], 2, "invalid choice"),
@@ -141,3 +145,22 @@ def test_a_refused_output_leaves_the_input_untouched(tmp_path: Path) -> None:
     data.write_bytes(DATA.read_bytes())
     assert status_of(["run", P, str(data), "--out", str(data)]) == 2
     assert data.read_bytes() == DATA.read_bytes()
+
+
+def test_examples_are_copied_once_and_then_refused(tmp_path: Path) -> None:
+    assert status_of(["examples", str(tmp_path)]) == 0
+    copied = tmp_path / "elderly-care" / "policy.yaml"
+    assert copied.read_bytes() == POLICY.read_bytes()
+    assert status_of(["run", str(copied), str(tmp_path / "elderly-care" / "residents.csv")]) == 0
+    assert status_of(["examples", str(tmp_path)]) == 2  # never overwrites
+
+
+def test_every_option_has_help() -> None:
+    from fairalloc.cli import _parser
+
+    parser = _parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():  # type: ignore[union-attr]
+        for action in command._actions:
+            if action.dest != "help":
+                assert action.help, f"fairalloc {name}: {action.option_strings or action.dest}"

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "_html": 0,
     "_escape": 0,
     "_io": 0,
+    "_optional": 0,
     "_numeric": 1,
     "expr": 1,
     "policy._model": 1,

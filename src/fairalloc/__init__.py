@@ -33,14 +33,21 @@ from fairalloc.analysis import (
     sweep,
 )
 from fairalloc.errors import (
+    AllocationError,
+    AllocationReason,
+    ArgumentError,
+    ArgumentTypeError,
+    ComparisonError,
     EvaluationError,
     FairallocError,
     FairnessViolation,
+    MissingDependency,
     PolicyError,
     PolicyIssue,
     PopulationError,
     PopulationIssue,
     SourceSpan,
+    UsageError,
 )
 from fairalloc.explain import Contrast, Explanation, contrast, explain, export_explanations
 from fairalloc.policy import Policy, json_schema, load_policy, parse_policy
@@ -49,7 +56,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Allocation",
+    "AllocationError",
+    "AllocationReason",
+    "ArgumentError",
+    "ArgumentTypeError",
     "Comparison",
+    "ComparisonError",
     "CompiledPolicy",
     "Contrast",
     "Cutoff",
@@ -59,6 +71,7 @@ __all__ = [
     "FairallocError",
     "FairnessViolation",
     "MatchingResult",
+    "MissingDependency",
     "Policy",
     "PolicyDiff",
     "PolicyError",
@@ -73,6 +86,7 @@ __all__ = [
     "Simulation",
     "SourceSpan",
     "Sweep",
+    "UsageError",
     "__version__",
     "allocate",
     "compare",

@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fairalloc.errors import FairnessViolation, IssueCollector, PolicyError, PolicyIssue, _ExprIssue
+from fairalloc.errors import (
+    ArgumentError,
+    FairnessViolation,
+    IssueCollector,
+    PolicyError,
+    PolicyIssue,
+    _ExprIssue,
+)
 from fairalloc.expr._check import BOOL, DATE, NUMBER, Checked, ExprTypeError, Scope, Type, check
 from fairalloc.expr._numpy import CondKernel, NumKernel, compile_cond, compile_num
 from fairalloc.expr._parser import ExprSyntaxError, parse
@@ -718,10 +725,10 @@ class _Builder:
         for name, param in self.p.parameters.items():
             try:
                 self.params[name] = param.at(self.as_of)
-            except ValueError as e:
+            except ArgumentError as e:
                 self.issue(
                     "FA130",
-                    f"parameter `{name}`: {e}",
+                    f"parameter `{name}`: {e.message}",
                     ("parameters", name),
                     hint="give a `value` in force before the first dated value",
                 )

@@ -234,7 +234,18 @@ def _as_utf8(data: bytes, source: str, encoding: str) -> bytes:
     try:
         name = codecs.lookup(encoding).name
     except LookupError as e:
-        raise ValueError(f"unknown encoding {encoding!r}") from e
+        raise PopulationError(
+            [
+                PopulationIssue(
+                    "FA513",
+                    "",
+                    f"no text encoding is named {encoding!r}",
+                    ids=("the whole file",),
+                    valid="an encoding Python knows, such as utf-8, cp1252 or utf-16",
+                )
+            ],
+            source=source,
+        ) from e
     if name in _UTF8 or encoding.lower() in _UTF8:
         # Checked before parsing: the parser would meet bad bytes in worker threads, and a
         # row it hands back for a decision must be text.

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from fairalloc._escape import html_text
 from fairalloc._explainable import Explainable
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,9 +111,7 @@ class Evaluation(Explainable):
     def __setstate__(self, state: dict[str, Any]) -> None:
         from fairalloc._compiler import compiled_for
 
-        marker, document, as_of, audit = state["policy"]
-        if marker != _COMPILED:
-            raise ValueError("not a pickled Evaluation")
+        _, document, as_of, audit = state["policy"]  # (_COMPILED, ...) as __getstate__ made it
         state["policy"] = compiled_for(document, as_of, audit=audit)
         self.__dict__.update(state)
 
@@ -197,6 +196,7 @@ class Evaluation(Explainable):
 
         Rows keep the population's order (join on the index); points are in points.
         """
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         cp = self.policy

@@ -66,7 +66,9 @@ def atomic_write(
         'all or nothing'
     """
     if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_write mode must be 'w' or 'wb', not {mode!r}")
+        raise OutputError(
+            "FA803", str(path), f"cannot open for writing in mode {mode!r}", "'w' or 'wb'"
+        )
     target = Path(path)
     folder = target.parent
     try:

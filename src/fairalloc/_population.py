@@ -31,7 +31,14 @@ import numpy.typing as npt
 from pydantic import BaseModel
 
 from fairalloc._html import table as html_table
-from fairalloc.errors import MAX_LISTED, PopulationError, PopulationIssue
+from fairalloc._optional import require
+from fairalloc.errors import (
+    MAX_LISTED,
+    ArgumentError,
+    ArgumentTypeError,
+    PopulationError,
+    PopulationIssue,
+)
 from fairalloc.policy._model import Attribute, Policy
 
 __all__ = ["Population"]
@@ -198,8 +205,11 @@ class Population:
             if suffix == ".parquet":
                 return cls.from_parquet(path, schema, source=source or str(path))
             if suffix != ".csv":
-                raise TypeError(
-                    f"cannot read residents from `{path.name}`: give a .csv or .parquet file"
+                raise ArgumentTypeError(
+                    "FA640",
+                    f"cannot read residents from `{path.name}`: give a .csv or .parquet file",
+                    argument="data",
+                    value=str(data),
                 )
             return cls.from_csv(path, schema, source=source or str(path))
         module = type(data).__module__.split(".")[0]
@@ -217,9 +227,11 @@ class Population:
                 return cls.from_models(items, schema, source=source)
             # Anything else is read as records: an item that is not one is named by its row.
             return cls.from_records(items, schema, source=source)
-        raise TypeError(
+        raise ArgumentTypeError(
+            "FA640",
             f"cannot read residents from {type(data).__name__}: give a CSV or Parquet path, a"
-            " DataFrame, an Arrow table, a mapping of columns, records (dicts) or pydantic models"
+            " DataFrame, an Arrow table, a mapping of columns, records (dicts) or pydantic models",
+            argument="data",
         )
 
     @classmethod
@@ -420,7 +432,11 @@ class Population:
         """
         idx = np.asarray(indices, dtype=np.intp)
         if len(np.unique(idx)) != len(idx):
-            raise ValueError("take() positions must be distinct: a resident cannot appear twice")
+            raise ArgumentError(
+                "FA613",
+                "take() positions must be distinct: a resident cannot appear twice",
+                argument="indices",
+            )
         return Population(
             self.ids[idx],
             {k: v[idx] for k, v in self.columns.items()},
@@ -442,7 +458,11 @@ class Population:
         attr = self.schema.attributes[column]
         arr = np.asarray(values)
         if arr.shape != (self.n,):
-            raise ValueError(f"`{column}` needs {self.n} values, got shape {arr.shape}")
+            raise ArgumentError(
+                "FA613",
+                f"`{column}` needs {self.n} values, got shape {arr.shape}",
+                argument="values",
+            )
         probs = _Problems(self.ids)  # ids are text already; labels are made only on a problem
         encoded = _check_encoded(column, attr, arr, probs)
         if probs.issues:
@@ -491,6 +511,7 @@ class Population:
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame, the id first (requires pandas)."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         data: dict[str, Any] = {self.schema.id_attribute: self.ids.astype(str)}

@@ -30,6 +30,7 @@ import numpy.typing as npt
 from fairalloc._html import table as html_table
 from fairalloc._io import write_table
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,6 +189,7 @@ class Ranking:
 
     def to_pandas(self) -> pd.DataFrame:
         """The ranking as a DataFrame (best first) with the evaluation's columns beside it."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         ev = self.evaluation

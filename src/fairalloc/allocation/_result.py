@@ -16,6 +16,7 @@ from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
 from fairalloc._io import write_table
 from fairalloc._numeric import MICRO
+from fairalloc._optional import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -262,6 +263,7 @@ class Allocation(Explainable):
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per resident (indexed by id, population order) with outcome columns."""
+        require("pandas", extra="pandas", feature="DataFrames")
         import pandas as pd
 
         ev = self.evaluation

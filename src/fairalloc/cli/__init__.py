@@ -11,6 +11,7 @@ Commands:
     diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
     schema                print the JSON Schema of policy files
+    examples DIR          copy the bundled example policies and residents to DIR
 
 Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
 check found a problem (messages on stderr); 2 on wrong usage. A user's mistake is reported as a
@@ -30,6 +31,7 @@ from fairalloc.cli import (
     _audit,
     _check,
     _diff,
+    _examples,
     _explain,
     _run,
     _schema,
@@ -38,7 +40,7 @@ from fairalloc.cli import (
     _validate,
 )
 from fairalloc.cli._common import check_not_an_input
-from fairalloc.errors import FairallocError, UsageError
+from fairalloc.errors import ArgumentError, FairallocError, UsageError
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -50,7 +52,18 @@ EXIT_FAULT = 1
 EXIT_USAGE = 2
 
 #: Every command, in the order ``fairalloc --help`` lists them.
-COMMANDS = (_run, _simulate, _validate, _check, _audit, _diff, _sweep, _explain, _schema)
+COMMANDS = (
+    _run,
+    _simulate,
+    _validate,
+    _check,
+    _audit,
+    _diff,
+    _sweep,
+    _explain,
+    _schema,
+    _examples,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "out", None), (getattr(args, name) for name in args.inputs)
         )
         return int(args.handler(args))
-    except UsageError as e:
+    except (UsageError, ArgumentError) as e:  # an option value the library cannot use
         print(f"fairalloc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FairallocError as e:
@@ -83,9 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"error: the data is not UTF-8 text (byte {e.start}); save it as UTF-8", file=sys.stderr
         )
-        return EXIT_FAULT
-    except ValueError as e:  # library checks not yet in the error tree
-        print(f"error: {e}", file=sys.stderr)
         return EXIT_FAULT
 
 
