@@ -383,6 +383,10 @@ def test_atomic_write_keeps_permissions_and_refuses_missing_folders(tmp_path: Pa
     with pytest.raises(OutputError) as info, atomic_write(tmp_path / "no" / "x.txt") as fh:
         fh.write("x")
     assert info.value.code == "FA802"
+    with pytest.raises(OutputError) as info, atomic_write(target, "a") as fh:  # type: ignore[call-overload]
+        fh.write("x")
+    assert info.value.code == "FA803"
+    assert target.read_text() == "new"
 
 
 def test_outputs_never_overwrite_inputs(tmp_path: Path) -> None:

@@ -208,6 +208,13 @@ def test_other_encodings_are_read_when_named(tmp_path: Path) -> None:
     assert info.value.issues[0].ids == ("line 2",)
 
 
+def test_an_unknown_encoding(tmp_path: Path) -> None:
+    path = csv(tmp_path, f"{HEAD}\n{ROW.format(rid='a')}\n")
+    with pytest.raises(PopulationError) as info:
+        fa.Population.from_csv(path, SCHEMA, encoding="no-such-codec")
+    assert info.value.issues[0].code == "FA513"
+
+
 def test_empty_files(tmp_path: Path) -> None:
     for text in ["", "\n\n", "\ufeff", "\r\n"]:
         found = problems(csv(tmp_path, text))
