@@ -602,9 +602,9 @@ class Sweep:
         """The sweep as a text table, one line per point, then the points with a disparity."""
         return sweep_text(self)
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write one row per point: the columns of :meth:`to_pandas`."""
-        write_csv(self, path)
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
+        """Write one row per point: the columns of :meth:`to_pandas` (see :func:`write_csv`)."""
+        write_csv(self, path, escape_formulas=escape_formulas)
 
     def __repr__(self) -> str:
         shape = " × ".join(f"{k} ({len(self.grid[k])} values)" for k in self.keys)
