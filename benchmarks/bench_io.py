@@ -73,10 +73,10 @@ def main() -> None:
         allocation = fa.allocate(fa.evaluate(policy, from_csv), capacity=args.n // 100)
         out_csv, out_parquet = folder / "out.csv", folder / "out.parquet"
         allocation.to_csv(out_csv)
-        back = pd.read_csv(out_csv, keep_default_na=False, dtype={"id": str})
+        back = pd.read_csv(out_csv, keep_default_na=False, dtype=str)
         records = allocation.to_dicts()
         assert back["id"].tolist() == [r["id"] for r in records]
-        assert back["served"].tolist() == [r["served"] for r in records]
+        assert back["served"].tolist() == [str(r["served"]) for r in records]
         frame = allocation.to_pandas()
 
         tasks: dict[str, Callable[[], Any]] = {

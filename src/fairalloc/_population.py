@@ -632,7 +632,7 @@ class _Validator:
         attr = self.schema.attributes[idname]
         strings = _as_strings(raw)
         if strings is not None:
-            out, empty, bad_rows, spaced = _text_ids(strings)
+            out, empty, bad_rows, spaced = _text_ids(strings, raw)
             vals: Any = _Cells(strings)
         elif isinstance(raw, np.ndarray) and raw.dtype.kind in "iuf":
             out, bad_rows = _numeric_ids(raw, attr)
@@ -701,13 +701,18 @@ def _ids_slow(
     return out, empty, bad, spaced
 
 
-def _text_ids(strings: Any) -> tuple[npt.NDArray[np.object_], list[int], list[int], list[int]]:
+def _text_ids(
+    strings: Any, raw: Any
+) -> tuple[npt.NDArray[np.object_], list[int], list[int], list[int]]:
     """Ids given as text: missing (null or empty), and refused (spaces, control characters)."""
     import pyarrow.compute as pc
 
     missing = _np_bool(pc.fill_null(pc.equal(strings, ""), fill_value=True))
     flagged = _np_bool(pc.fill_null(pc.match_substring_regex(strings, _BAD_ID), fill_value=False))
-    out = strings.to_numpy(zero_copy_only=False)
+    if isinstance(raw, np.ndarray) and raw.dtype == object and not missing.any():
+        out = raw.copy()  # the same str objects: no second conversion from Arrow
+    else:
+        out = strings.to_numpy(zero_copy_only=False)
     if missing.any():
         out = out.copy()
         out[missing] = None
