@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
+
+from fairalloc._escape import html_text
 
 __all__ = ["table"]
 
 
 def table(heads: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A table with column headers; every value is escaped."""
-    head = "".join(f"<th scope='col'>{html.escape(str(h))}</th>" for h in heads)
+    head = "".join(f"<th scope='col'>{html_text(h)}</th>" for h in heads)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{html_text(v)}</td>" for v in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
