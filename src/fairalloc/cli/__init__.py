@@ -30,29 +30,11 @@ has no logic of its own.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from fairalloc import __version__
-from fairalloc.cli import (
-    _audit,
-    _check,
-    _decide,
-    _diff,
-    _draw,
-    _examples,
-    _explain,
-    _freeze,
-    _log,
-    _receipt,
-    _run,
-    _schema,
-    _simulate,
-    _sweep,
-    _test,
-    _validate,
-    _verify,
-)
 from fairalloc.cli._common import check_not_an_input
 from fairalloc.errors import ArgumentError, FairallocError, UsageError
 
@@ -65,25 +47,26 @@ EXIT_FAULT = 1
 #: The command was called wrongly (argparse's own status for usage errors).
 EXIT_USAGE = 2
 
-#: Every command, in the order ``fairalloc --help`` lists them.
+#: Every command's module, in the order ``fairalloc --help`` lists them (loaded when the
+#: parser is built, so that ``fairalloc --version`` loads none of them).
 COMMANDS = (
-    _run,
-    _simulate,
-    _validate,
-    _check,
-    _audit,
-    _diff,
-    _sweep,
-    _explain,
-    _test,
-    _schema,
-    _examples,
-    _log,
-    _freeze,
-    _draw,
-    _decide,
-    _verify,
-    _receipt,
+    "_run",
+    "_simulate",
+    "_validate",
+    "_check",
+    "_audit",
+    "_diff",
+    "_sweep",
+    "_explain",
+    "_test",
+    "_schema",
+    "_examples",
+    "_log",
+    "_freeze",
+    "_draw",
+    "_decide",
+    "_verify",
+    "_receipt",
 )
 
 
@@ -93,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Usage errors that argparse finds end the process with status 2 (``SystemExit``), as
     argparse does.
     """
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(f"fairalloc {__version__}")
+        return EXIT_OK
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -127,8 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"fairalloc {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     p.set_defaults(inputs=())
     return p
 
