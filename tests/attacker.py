@@ -88,7 +88,8 @@ def attack(published: dict[str, Any], *, sizes_published: bool = False) -> Attac
 
     n_all = overall[None]["n"]
     k_all = overall[None]["selected"]
-    assert n_all is not None and k_all is not None, "the overall totals are stated"
+    assert n_all is not None, "the overall totals are stated"
+    assert k_all is not None, "the overall totals are stated"
     # Variables: hidden sizes (m), hidden selected (m). A missing cell is a known zero.
     eq_rows: list[int] = []
     eq_cols: list[int] = []
@@ -119,9 +120,7 @@ def attack(published: dict[str, Any], *, sizes_published: bool = False) -> Attac
             r_i += 1
     a_line = sparse.csr_matrix((eq_vals, (eq_rows, eq_cols)), shape=(r_i, m))
     size_known = np.array([n_known(cells[k]) for k in hidden], dtype=bool)
-    size_value = np.array(
-        [cells[k]["n"] if n_known(cells[k]) else 0 for k in hidden], dtype=float
-    )
+    size_value = np.array([cells[k]["n"] if n_known(cells[k]) else 0 for k in hidden], dtype=float)
     if sizes_published:
         # Sizes are constants: only the selected counts are unknown; the size block vanishes.
         a_eq = sparse.block_diag([sparse.csr_matrix((0, m)), a_line], format="csr")
@@ -141,8 +140,9 @@ def attack(published: dict[str, Any], *, sizes_published: bool = False) -> Attac
     def solve(c: np.ndarray) -> np.ndarray | None:
         nonlocal lps
         lps += 1
-        res = linprog(c, A_ub=a_ub, b_ub=np.zeros(m), A_eq=a_eq, b_eq=b_eq, bounds=bounds,
-                      method="highs")
+        res = linprog(
+            c, A_ub=a_ub, b_ub=np.zeros(m), A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs"
+        )
         if res.status != 0:
             return None
         x = np.asarray(res.x)
@@ -184,7 +184,4 @@ def attack(published: dict[str, Any], *, sizes_published: bool = False) -> Attac
                 lo, hi = np.minimum(lo, v), np.maximum(hi, v)
             if hi[t, q] - lo[t, q] < 1.0 - 1e-6:
                 recovered.append((*key, quantities[q]))
-    return Attack(
-        published=len(cells) - m, suppressed=m, recovered=recovered, lps=lps
-    )
-
+    return Attack(published=len(cells) - m, suppressed=m, recovered=recovered, lps=lps)

@@ -15,7 +15,8 @@ from tests.conftest import EXAMPLE
 
 def _generated(n: int, seed: int) -> dict[str, Any]:
     spec = importlib.util.spec_from_file_location("generate", EXAMPLE / "generate.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     columns: dict[str, Any] = gen.generate(n, seed)
@@ -62,3 +63,70 @@ def test_attacker_recovers_nothing_on_2000_generated_residents(policy: fa.Policy
     stats = group_statistics(alloc, strata="need")
     assert attack(_old_layout(stats), sizes_published=True).recovered
     _report("2,000 generated residents", stats)
+
+
+def test_sweep_and_audit_agree_on_the_same_allocation_and_strata(policy: fa.Policy) -> None:
+    residents = EXAMPLE / "residents.csv"
+    report = fa.audit.audit(policy, residents, strata="need")
+    groups = dict(report.sections)["group statistics"].section
+    sweep = fa.sweep(policy, residents, {"capacity": [40]}, strata="need", intersections=True)
+    point = sweep.points[0]
+    assert len(point.disparities) == len(groups.disparities)
+    assert report.for_review()["group statistics"] == len(groups.disparities)
+    flat = fa.sweep(policy, residents, {"capacity": [40]}, intersections=True).points[0]
+    # --strata changes what is counted: rows within grades, not across them.
+    assert all(" in " in label for label in point.four_fifths)
+    assert all(" in " not in label for label in flat.four_fifths)
+    assert point.four_fifths != flat.four_fifths
+
+
+def test_audit_headline_counts_what_its_tables_mark(policy: fa.Policy) -> None:
+    report = fa.audit.audit(policy, EXAMPLE / "residents.csv", strata="need")
+    md = report.to_markdown()
+    groups = dict(report.sections)["group statistics"].section
+    marked = sum(
+        "below four-fifths; interval excludes parity" in line
+        for line in md.splitlines()
+        if line.startswith("|")
+    )
+    within = len(groups.disparities)
+    across = sum(1 for r in groups.rows if r["disparity"] and r["stratum"] is None)
+    assert marked == within + across
+    assert f"{within} group(s) below four-fifths" in md
+    assert "within a grade is below four-fifths" in md or within
+    assert md.count("(across grades: for review, not counted)") == across
+
+
+def test_publication_lists_no_resident_and_no_small_cell(policy: fa.Policy) -> None:
+    import json
+    import re
+
+    report = fa.audit.audit(policy, EXAMPLE / "residents.csv", publication=True)
+    plain = fa.audit.audit(policy, EXAMPLE / "residents.csv")
+    assert "R0000001" in plain.to_markdown()  # the audit itself lists affected residents
+    for text in (report.to_markdown(), report.to_json(), report.to_html()):
+        assert not re.search(r"R\d{7}", text)
+    doc = json.loads(report.to_json())
+    assert doc["publication"] is True
+    flips = doc["sections"]["flip audit"]
+    assert "results" not in flips
+    assert all("n_compared" not in a for a in flips["attributes"])
+    groups = doc["sections"]["group statistics"]
+    hidden = [r for r in groups["rows"] if r["suppressed"]]
+    assert hidden
+    for r in [*hidden, *(o for o in groups["overall"] if o["suppressed"])]:
+        assert r["n"] is None
+        assert r["selected"] is None
+        assert not any(re.search(r"\d", t.replace("2.2.2", "")) for t in r["suppression"])
+    published = {
+        (r["grouping"], r["stratum"], r["group"]): r["n"]
+        for r in groups["rows"]
+        if not r["suppressed"]
+    }
+    scales = doc["sections"]["scale audit"]["rows"]
+    assert scales
+    for r in scales:
+        assert r["n"] >= groups["min_group"]
+        assert published[(r["attribute"], r["stratum"], r["group"])] == r["n"]
+    # The whole published audit, attacked: nothing comes back.
+    assert attack(groups).recovered == []

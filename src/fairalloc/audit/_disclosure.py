@@ -83,7 +83,9 @@ class _Layout:
         self.size = pos
         self.shapes = {g: arr.shape for g, arr in n.items()}
         lines: list[list[tuple[int, int]]] = []
-        ids = {g: self.offsets[g] + np.arange(arr.size).reshape(arr.shape) for g, arr in n.items()}
+        ids: dict[tuple[int, ...], npt.NDArray[np.int64]] = {
+            g: self.offsets[g] + np.arange(arr.size).reshape(arr.shape) for g, arr in n.items()
+        }
         totals = np.arange(n_strata)
         for g, arr_ids in ids.items():
             if len(g) == 1:
@@ -91,11 +93,12 @@ class _Layout:
                     lines.append([(int(totals[s]), -1), *((int(i), 1) for i in arr_ids[s])])
             else:
                 a, b = g
+                dims: tuple[int, ...] = tuple(arr_ids.shape)
                 for s in range(n_strata):
-                    for ja in range(arr_ids.shape[1]):
+                    for ja in range(dims[1]):
                         members = [(int(i), 1) for i in arr_ids[s, ja, :]]
                         lines.append([(int(ids[(a,)][s, ja]), -1), *members])
-                    for jb in range(arr_ids.shape[2]):
+                    for jb in range(dims[2]):
                         members = [(int(i), 1) for i in arr_ids[s, :, jb]]
                         lines.append([(int(ids[(b,)][s, jb]), -1), *members])
             if stratified:
@@ -168,14 +171,14 @@ def feasible_ranges(
         if not any(hidden[i] for i, _ in line):
             continue
         bn = bk = 0.0
-        for i, c in line:
+        for i, coef in line:
             if hidden[i]:
                 rows.append(r)
                 cols.append(int(var[i]))
-                vals.append(float(c))
+                vals.append(float(coef))
             else:
-                bn -= c * float(n[i])
-                bk -= c * float(k[i])
+                bn -= coef * float(n[i])
+                bk -= coef * float(k[i])
         rhs_n.append(bn)
         rhs_k.append(bk)
         r += 1
@@ -204,9 +207,9 @@ def feasible_ranges(
     points = [x0]
     rng = np.random.default_rng(20260101)
     for _ in range(_RANDOM_DIRECTIONS):
-        c = rng.standard_normal(2 * m)
+        direction = rng.standard_normal(2 * m)
         for sign in (1.0, -1.0):
-            x = solve(sign * c)
+            x = solve(sign * direction)
             if x is not None:
                 points.append(x)
     # The affine hull of the attacker's polytope: the equalities, and the inequalities that are
@@ -264,23 +267,23 @@ def feasible_ranges(
     k_move = np.abs(null[m:]).max(axis=1, initial=0.0)
     nk_move = np.abs(null[:m] - null[m:]).max(axis=1, initial=0.0)
     movable = np.stack([n_move, k_move, nk_move], axis=1) > 1e-6
-    vals = np.stack([values(x) for x in points])
-    lo = np.minimum(vals.min(axis=0), base)
-    hi = np.maximum(vals.max(axis=0), base)
+    seen = np.stack([values(x) for x in points])
+    lo = np.minimum(seen.min(axis=0), base)
+    hi = np.maximum(seen.max(axis=0), base)
     targets = np.arange(m) if only is None else var[only][var[only] >= 0]
     for t_i in targets:
         for q in range(3):
             if not movable[t_i, q] or hi[t_i, q] - lo[t_i, q] >= _MIN_RANGE:
                 continue
-            c = np.zeros(2 * m)
+            objective = np.zeros(2 * m)
             if q == 0:
-                c[t_i] = 1.0
+                objective[t_i] = 1.0
             elif q == 1:
-                c[m + t_i] = 1.0
+                objective[m + t_i] = 1.0
             else:
-                c[t_i], c[m + t_i] = 1.0, -1.0
+                objective[t_i], objective[m + t_i] = 1.0, -1.0
             for sign in (1.0, -1.0):
-                x = solve(sign * c)
+                x = solve(sign * objective)
                 if x is not None:
                     v = values(x)
                     lo, hi = np.minimum(lo, v), np.maximum(hi, v)

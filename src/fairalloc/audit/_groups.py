@@ -741,7 +741,8 @@ class GroupStatistics:
                 cells = _markdown_cells(r, publication=publication)
                 if self.strata:
                     cells.insert(0, "all grades" if r["stratum"] is None else r["stratum"])
-                    if r["stratum"] is None and r.get("disparity") and not r["suppressed"]:
+                    shown = not (publication and r["suppressed"])
+                    if r["stratum"] is None and r["disparity"] and shown:
                         cells[-1] += " (across grades: for review, not counted)"
                 lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
             lines.append("")
@@ -930,7 +931,9 @@ class _Source:
     stratum_names: list[str | None]
     z: float
 
-    def publication(self, stats: GroupStatistics) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Protection]:
+    def publication(
+        self, stats: GroupStatistics
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Protection]:
         """Rows and overall records with the suppression :func:`protect` finds, and its counts."""
         c = self.cells
         reasons, total_reasons = self.primary

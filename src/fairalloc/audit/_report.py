@@ -69,6 +69,7 @@ class AuditReport:
     sections: list[tuple[str, _Section]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    publication: bool = False
 
     @property
     def ok(self) -> bool:
@@ -78,12 +79,49 @@ class AuditReport:
                 return False
         return not self.violations
 
+    def for_review(self) -> dict[str, int]:
+        """Findings for review each section's tables mark (not verdicts), by section title."""
+        out: dict[str, int] = {}
+        for title, section in self.sections:
+            findings = getattr(section, "findings", None)
+            if callable(findings):
+                out[title] = int(findings())
+        return out
+
+    def headline(self) -> list[str]:
+        """The summary sentences: the verdict, then the findings for review, as counted."""
+        failed = [t for t, s in self.sections if getattr(s, "ok", True) is False]
+        if self.violations:
+            failed.insert(0, "violations")
+        lines = [
+            "**Overall: no unjustified use of a protected attribute found** (static proof,"
+            " flip audit, proxies)."
+            if not failed
+            else f"**Overall: problems found** ({', '.join(failed)})."
+        ]
+        review = self.for_review()
+        if review:
+            parts = []
+            groups = review.get("group statistics")
+            if groups is not None:
+                parts.append(
+                    f"{groups} group(s) below four-fifths with an interval that excludes parity"
+                    " (group statistics)"
+                )
+            scales = review.get("scale audit")
+            if scales is not None:
+                parts.append(f"{scales} indicator difference(s) flagged (scale audit)")
+            lines.append("For review, not verdicts: " + "; ".join(parts) + ".")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain values (the JSON layout)."""
         return {
             "schema": REPORT_SCHEMA,
             "meta": self.meta,
             "ok": self.ok,
+            "publication": self.publication,
+            "for_review": self.for_review(),
             "violations": self.violations,
             "sections": {title: section.to_dict() for title, section in self.sections},
         }
@@ -106,7 +144,7 @@ class AuditReport:
             f" lottery seed: {m.get('lottery_seed') or 'none'}. Re-run with"
             " `fairalloc audit POLICY DATA` on the same files.",
             "",
-            "**Overall: no problem found.**" if self.ok else "**Overall: problems found.**",
+            *self.headline(),
             "",
         ]
         if self.violations:
