@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fairalloc.errors import FairnessViolation, IssueCollector, PolicyError, PolicyIssue, _ExprIssue
+from fairalloc.errors import (
+    FairnessViolation,
+    IssueCollector,
+    PolicyError,
+    PolicyIssue,
+    PolicyNotInForce,
+    _ExprIssue,
+)
 from fairalloc.expr._check import BOOL, DATE, NUMBER, Checked, ExprTypeError, Scope, Type, check
 from fairalloc.expr._numpy import CondKernel, NumKernel, compile_cond, compile_num
 from fairalloc.expr._parser import ExprSyntaxError, parse
@@ -640,6 +647,7 @@ class _Builder:
     # -- top level ---------------------------------------------------------------------
     def build(self) -> CompiledPolicy:
         self.check_names()
+        self.check_metadata()
         self.resolve_parameters()
         self.build_scope()
         for name in self.p.derived:
@@ -676,6 +684,56 @@ class _Builder:
         self.issues.raise_if_any()
         self.fairness.raise_if_any(FairnessViolation)
         return cp
+
+    def check_metadata(self) -> None:
+        """The effective window, level titles; then refuse a date outside the window."""
+        meta = self.p.policy
+        if meta.expires is not None and meta.effective is not None:
+            if meta.expires < meta.effective:
+                self.issue(
+                    "FA116",
+                    f"`expires` ({meta.expires}) is before `effective` ({meta.effective})",
+                    ("policy", "expires"),
+                    hint="the policy is in force from `effective` to `expires`, both included",
+                )
+        if meta.approved is not None and meta.effective is not None:
+            if meta.approved.on > meta.effective:
+                self.issue(
+                    "FA117",
+                    f"approved on {meta.approved.on}, after it took effect on {meta.effective}",
+                    ("policy", "approved", "on"),
+                    hint="a policy is approved before it takes effect",
+                )
+        for name, attr in self.p.attributes.items():
+            if not attr.level_titles:
+                continue
+            levels = ("false", "true") if attr.type == "bool" else tuple(attr.levels or ())
+            if not levels:
+                self.issue(
+                    "FA115",
+                    f"`level_titles` only apply to category, ordinal and true/false, not"
+                    f" {attr.type}",
+                    ("attributes", name, "level_titles"),
+                    hint="remove `level_titles`",
+                )
+                continue
+            for key in attr.level_titles:
+                if key not in levels:
+                    close = difflib.get_close_matches(key, levels, n=1)
+                    self.issue(
+                        "FA115",
+                        f"`{key}` in `level_titles` is not a level of `{name}`",
+                        ("attributes", name, "level_titles", key),
+                        hint=f"did you mean `{close[0]}`?"
+                        if close
+                        else "levels: " + ", ".join(levels),
+                    )
+        as_of = self.as_of
+        if as_of is not None and not self.issues.issues:
+            early = meta.effective is not None and as_of < meta.effective
+            late = meta.expires is not None and as_of > meta.expires
+            if early or late:
+                raise PolicyNotInForce(meta.id, as_of, meta.effective, meta.expires)
 
     def check_names(self) -> None:
         kinds: dict[str, str] = {}

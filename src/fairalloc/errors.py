@@ -26,8 +26,10 @@ __all__ = [
     "MissingDependency",
     "PolicyError",
     "PolicyIssue",
+    "PolicyNotInForce",
     "PopulationError",
     "PopulationIssue",
+    "PublishError",
     "SourceSpan",
     "UsageError",
 ]
@@ -254,4 +256,36 @@ class MissingDependency(FairallocError, ImportError):
         what = f"{feature} needs" if feature else "this needs"
         super().__init__(
             f"FA910 {what} {module}, which is not installed: pip install 'fairalloc[{extra}]'"
+        )
+
+
+class PublishError(FairallocError, ValueError):
+    """A public document cannot be made as asked (code ``FA850``).
+
+    An unknown language or format, a period that is not a quarter, month or year, or result
+    files that do not describe the period asked for.
+    """
+
+    code = "FA850"
+
+
+class PolicyNotInForce(FairallocError, ValueError):
+    """A policy is run on a date outside its effective window (code ``FA114``).
+
+    Attributes:
+        as_of: The date asked for.
+        effective: The first day the policy is in force (None: no start).
+        expires: The last day it is in force (None: no end).
+    """
+
+    code = "FA114"
+
+    def __init__(self, policy_id: str, as_of: object, effective: object, expires: object) -> None:
+        self.as_of = as_of
+        self.effective = effective
+        self.expires = expires
+        window = f"from {effective or 'any date'} until {expires or 'further notice'}"
+        super().__init__(
+            f"FA114 policy `{policy_id}` is not in force on {as_of}: it is in force {window};"
+            " run it on a date in that window, or use the policy in force then"
         )

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fairalloc._evaluation import Evaluation
+from fairalloc._html import page
 
 __all__ = ["AuditReport", "data_hash", "markdown_to_html", "policy_hash"]
 
@@ -153,20 +154,15 @@ class AuditReport:
             lines += [section.to_markdown().rstrip(), ""]
         return "\n".join(lines).rstrip() + "\n"
 
-    def to_html(self) -> str:
-        """The report as a standalone, accessible HTML page."""
+    def to_html(self, *, large_print: bool = False) -> str:
+        """The report as a standalone, accessible HTML page.
+
+        Args:
+            large_print: A base text size of 150% (§2.1.3).
+        """
         body = markdown_to_html(self.to_markdown())
-        title = html.escape(str(self.meta.get("policy_id", "policy")))
-        return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>Fairness audit: {title}</title>"
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<style>body{font:1.1rem/1.6 system-ui,sans-serif;max-width:60rem;margin:auto;"
-            "padding:1rem}table{border-collapse:collapse;margin:1rem 0}"
-            "th,td{border:1px solid #444;padding:.3rem .6rem;text-align:left}"
-            "caption{font-weight:bold;text-align:left}</style></head>\n<body><main>\n"
-            f"{body}</main></body></html>\n"
-        )
+        title = f"Fairness audit: {self.meta.get('policy_id', 'policy')}"
+        return page(body, title=title, lang="en", large_print=large_print)
 
     def _repr_html_(self) -> str:
         return markdown_to_html(self.to_markdown())
@@ -236,7 +232,11 @@ def _table(rows: list[str]) -> str:
     trs = "".join(
         "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(r)) + "</tr>" for r in body
     )
-    return f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table>"
+    label = html.escape(head[0] if head else "table", quote=True)
+    return (
+        f'<div class="table" role="region" tabindex="0" aria-label="{label}">'
+        f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table></div>"
+    )
 
 
 def _inline(text: str) -> str:

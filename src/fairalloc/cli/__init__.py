@@ -33,6 +33,7 @@ from fairalloc.cli import (
     _diff,
     _examples,
     _explain,
+    _publish,
     _run,
     _schema,
     _simulate,
@@ -61,6 +62,7 @@ COMMANDS = (
     _diff,
     _sweep,
     _explain,
+    _publish,
     _schema,
     _examples,
 )

@@ -175,6 +175,9 @@ def build_facts(
         counterfactuals=cfs,
         target=target,
         notes=tuple(notes),
+        level_titles={
+            name: dict(a.level_titles) for name, a in doc.attributes.items() if a.level_titles
+        },
     )
 
 

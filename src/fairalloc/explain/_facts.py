@@ -560,6 +560,8 @@ class Facts:
         lottery: The resident's lottery key, if a lottery is part of the policy.
         choices: The resident's list in a matching.
         counterfactuals: Changes that would have changed the outcome, smallest first.
+        level_titles: The titles the policy gives levels, by attribute and level (shown in
+            place of the level's name).
         target: What counterfactuals aim at: ``served``, ``not_served``, ``eligible`` or
             ``rank <= N``.
         notes: Facts that need saying in words, as (message code, parameters): a limit of the
@@ -587,6 +589,7 @@ class Facts:
     counterfactuals: tuple[Counterfactual, ...] = ()
     target: str | None = None
     notes: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
+    level_titles: dict[str, dict[str, LocalizedText]] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
