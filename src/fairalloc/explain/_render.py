@@ -316,7 +316,8 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
                     parts.append(fmt(v / MICRO))
             grade = ""
             if s.grade is not None:
-                grade = _name(s.grade_title, s.grade, lang)
+                # A grade is a level of need: its title alone, as every level is shown.
+                grade = localized(s.grade_title, lang, s.grade)
             scale_rows.append(
                 (_name(s.title, s.path, lang), fmt(s.total), " + ".join(parts), grade)
             )

@@ -503,7 +503,7 @@ def criteria(
     policy: M.Policy,
     *,
     lang: str = "en",
-    format: str = "md",  # noqa: A002
+    format: str = "md",
     large_print: bool = False,
 ) -> str:
     """The policy's selection criteria as a public document (§2.2.1).
