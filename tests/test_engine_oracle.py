@@ -96,6 +96,33 @@ def test_generated_expressions_agree_with_oracle(
     _assert_agrees(policy, records, chunk_size=data.draw(st.integers(1, 13)))
 
 
+@pytest.mark.parametrize(
+    "points",
+    ["(k / (k if true else k))", "(k / (0 if true else k))", "(half / (a if flag else k))"],
+)
+@given(
+    records=st.just(
+        [
+            {
+                "id": "0",
+                "a": 0,
+                "b": 0,
+                "x": -2.5,
+                "flag": True,
+                "lvl": "lo",
+                "cat": "red",
+                "day": "2020-01-01",
+            }
+        ]
+    )
+)
+def test_a_quotient_of_constants_agrees_with_oracle(
+    points: str, records: list[dict[str, Any]]
+) -> None:
+    """Two constants divided (no column read) once made the engine raise a TypeError."""
+    _assert_agrees(_expr_policy(points, "flag"), records)
+
+
 @given(
     method=st.sampled_from(["sum", "product", "tiers"]),
     weights=st.lists(st.sampled_from([1.0, 2.0, 3.0, 0.5, 0.3]), min_size=3, max_size=3),

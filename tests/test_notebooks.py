@@ -28,6 +28,11 @@ def test_notebook_runs(path: Path) -> None:
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+    # Every figure shows itself as an image in a fresh kernel (no pyplot, no `;` needed).
+    plots = [c for c in nb.cells if c.cell_type == "code" and _ends_with_a_plot(c.source)]
+    for cell in plots:
+        kinds = [kind for out in cell.get("outputs", []) for kind in out.get("data", {})]
+        assert "image/png" in kinds, cell.source
     text = "\n".join(
         out.get("text", "")
         for cell in nb.cells
@@ -40,3 +45,23 @@ def test_notebook_runs(path: Path) -> None:
         assert "What would have changed the outcome" in text
         assert "verdict: ok" in text
         assert "parameter `waiting_points_per_month`: value 0.5 → 1" in text
+        assert len(plots) == 5
+
+
+def _ends_with_a_plot(source: str) -> bool:
+    lines = source.strip().splitlines()
+    return bool(lines) and lines[-1].startswith("plot.")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_committed_notebook_shows_its_figures_and_no_machine_path(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    plots = [c for c in nb.cells if c.cell_type == "code" and _ends_with_a_plot(c.source)]
+    assert plots
+    for cell in plots:
+        kinds = [kind for out in cell.get("outputs", []) for kind in out.get("data", {})]
+        assert "image/png" in kinds, cell.source
+    text = path.read_text(encoding="utf-8")
+    root = str(Path(__file__).resolve().parent.parent)
+    for machine_path in (root, "/home/", "/root/", "/tmp/", "/work/"):
+        assert machine_path not in text

@@ -527,3 +527,11 @@ def test_sweep_curves_run_in_value_order_and_match_numbers_by_value() -> None:
     assert list(line.get_ydata()) == [by_age[60], by_age[70], by_age[75]]
     top, _ = plot.sweep_curves(s, at={"capacity": 40.0}).axes  # 40.0 is the grid's 40
     assert "(capacity=40)" in top.get_title(loc="left")
+
+
+def test_figures_show_themselves_as_png_in_a_notebook() -> None:
+    pytest.importorskip("matplotlib")
+    policy = fa.load_policy(EXAMPLE / "policy.yaml")
+    allocation = fa.allocate(policy, EXAMPLE / "residents.csv")
+    png = plot.score_distribution(allocation)._repr_png_()  # type: ignore[attr-defined]
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")

@@ -26,6 +26,7 @@ from fairalloc.analysis._sweep import (
     with_parameters,
 )
 from fairalloc.audit import group_statistics
+from fairalloc.audit._groups import group_bins
 from fairalloc.cli import main
 from fairalloc.cli._sweep import parse_param
 from fairalloc.errors import EvaluationError
@@ -326,7 +327,7 @@ def test_one_parameter_matches_full_evaluations(
         else:
             assert p.mean_score is None
             assert p.median_score is None
-        expected = group_statistics(alloc, intersections=False)
+        expected = group_statistics(alloc, intersections=False, bins=_bins(alloc))
         assert p.groups.to_dict() == expected.to_dict()
         published = [
             r["ratio"]
@@ -361,7 +362,9 @@ def test_two_parameters_form_a_full_grid(policy: fa.Policy, population: fa.Popul
         assert [c["score"] for c in p.cutoffs] == [c.score for c in alloc.cutoffs()]
         assert (
             p.groups.to_dict()
-            == group_statistics(alloc, attributes=["gender"], intersections=False).to_dict()
+            == group_statistics(
+                alloc, attributes=["gender"], intersections=False, bins=_bins(alloc)
+            ).to_dict()
         )
         assert {r["grouping"] for r in p.groups.rows} == {"gender"}
         assert p.recomputed == ("rule:waiting-time",)
@@ -380,7 +383,10 @@ def test_capacity_sweeps_reallocate_without_evaluating(
     assert len({p.eligible for p in s.points}) == 1
     for p in s.points:
         _, alloc = _full_point(policy, population, p.values)
-        assert p.groups.to_dict() == group_statistics(alloc, intersections=False).to_dict()
+        assert (
+            p.groups.to_dict()
+            == group_statistics(alloc, intersections=False, bins=_bins(alloc)).to_dict()
+        )
         assert [c["used"] for c in p.cutoffs] == alloc.used()
 
 
@@ -400,7 +406,10 @@ def test_baseline_is_the_policy_as_it_is(policy: fa.Policy, population: fa.Popul
     assert s.baseline.served == 25
     assert s.baseline.values == {}
     assert s.baseline.to_dict()["cutoffs"] == s.points[0].to_dict()["cutoffs"]
-    assert s.baseline.groups.to_dict() == group_statistics(alloc, intersections=False).to_dict()
+    assert (
+        s.baseline.groups.to_dict()
+        == group_statistics(alloc, intersections=False, bins=_bins(alloc)).to_dict()
+    )
 
 
 def test_without_an_allocation_the_outcome_is_eligibility(tmp_path: Path) -> None:
@@ -575,6 +584,13 @@ def test_rank_with_cached_keys_equals_rank(base: fa.Evaluation) -> None:
     assert not keys.known.all()
 
 
+def _bins(alloc: fa.Allocation) -> dict[str, tuple[float, ...]]:
+    """The fixed groups a sweep uses: the whole population's quartiles."""
+    population = alloc.evaluation.population
+    assert population is not None
+    return group_bins(population, population.schema.protected_attributes)
+
+
 # -- command line -------------------------------------------------------------------------------
 
 
@@ -639,7 +655,7 @@ def test_cli_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_sweep_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli([str(POLICY), str(DATA), "--param", "min_age"]) == 2
     assert "NAME=V1,V2" in capsys.readouterr().err
-    assert _cli([str(POLICY), str(DATA), "--param", "capacity=-3"]) == 1
+    assert _cli([str(POLICY), str(DATA), "--param", "capacity=-3"]) == 2
     assert "at least 0" in capsys.readouterr().err
     assert _cli([str(POLICY), str(DATA), "--param", "min_ag=1"]) == 1
     assert "min_age" in capsys.readouterr().err  # the likely intended name

@@ -33,6 +33,11 @@ from fairalloc.analysis import (
     sweep,
 )
 from fairalloc.errors import (
+    AllocationError,
+    AllocationReason,
+    ArgumentError,
+    ArgumentTypeError,
+    ComparisonError,
     EvaluationError,
     FairallocError,
     FairnessViolation,
@@ -51,7 +56,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Allocation",
+    "AllocationError",
+    "AllocationReason",
+    "ArgumentError",
+    "ArgumentTypeError",
     "Comparison",
+    "ComparisonError",
     "CompiledPolicy",
     "Contrast",
     "Cutoff",

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fairalloc.errors import (
+    ArgumentError,
     FairnessViolation,
     IssueCollector,
     PolicyError,
@@ -776,10 +777,10 @@ class _Builder:
         for name, param in self.p.parameters.items():
             try:
                 self.params[name] = param.at(self.as_of)
-            except ValueError as e:
+            except ArgumentError as e:
                 self.issue(
                     "FA130",
-                    f"parameter `{name}`: {e}",
+                    f"parameter `{name}`: {e.message}",
                     ("parameters", name),
                     hint="give a `value` in force before the first dated value",
                 )

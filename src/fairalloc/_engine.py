@@ -18,7 +18,7 @@ import numpy.typing as npt
 from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode, compiled_for
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro
-from fairalloc.errors import MAX_LISTED, EvaluationError
+from fairalloc.errors import MAX_LISTED, ArgumentError, EvaluationError
 from fairalloc.expr._numpy import Frame
 
 if TYPE_CHECKING:
@@ -96,7 +96,12 @@ def compiled_of(policy: Policy | CompiledPolicy, as_of: dt.date | None) -> Compi
     """The compiled policy :func:`evaluate` uses for ``policy`` and ``as_of``."""
     if isinstance(policy, CompiledPolicy):
         if as_of is not None and as_of != policy.as_of:
-            raise ValueError("as_of applies when compiling; compile the policy with it")
+            raise ArgumentError(
+                "FA611",
+                "as_of applies when compiling; compile the policy with it",
+                argument="as_of",
+                value=as_of,
+            )
         return policy
     return compiled_for(policy, as_of)
 
@@ -129,7 +134,9 @@ def evaluate_compiled(
 ) -> Evaluation:
     """Evaluate ``cp`` over ``population``; see :func:`fairalloc.evaluate`."""
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        raise ArgumentError(
+            "FA600", f"chunk_size must be at least 1, got {chunk_size}", argument="chunk_size"
+        )
     _check_schema(cp, population)
     n = population.n
     out = Evaluation.allocate_arrays(cp, population.ids, n)
@@ -170,9 +177,11 @@ def reevaluate(
     """
     population = base.population
     if population is None:
-        raise ValueError("the evaluation does not hold its residents (population is None)")
+        raise ArgumentError("FA610", "the evaluation does not hold its residents", argument="base")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        raise ArgumentError(
+            "FA600", f"chunk_size must be at least 1, got {chunk_size}", argument="chunk_size"
+        )
     changes = cp.changes_from(base.policy)
     if changes is None:
         return evaluate_compiled(cp, population, chunk_size=chunk_size, progress=progress)
@@ -234,10 +243,12 @@ def _check_schema(cp: CompiledPolicy, population: Population) -> None:
         if a != cp.policy.id_attribute and a not in population.columns
     ]
     if missing:
-        raise ValueError(
+        raise ArgumentError(
+            "FA612",
             "the population was validated against another schema: it lacks "
             + ", ".join(missing)
-            + "; load it with this policy"
+            + "; load it with this policy",
+            argument="population",
         )
 
 

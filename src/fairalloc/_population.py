@@ -29,7 +29,13 @@ from pydantic import BaseModel
 
 from fairalloc._html import table as html_table
 from fairalloc._optional import require
-from fairalloc.errors import MAX_LISTED, PopulationError, PopulationIssue
+from fairalloc.errors import (
+    MAX_LISTED,
+    ArgumentError,
+    ArgumentTypeError,
+    PopulationError,
+    PopulationIssue,
+)
 from fairalloc.policy._model import Attribute, Policy
 
 __all__ = ["Population"]
@@ -163,7 +169,12 @@ class Population:
         if isinstance(data, str | os.PathLike):
             path = Path(data)
             if path.suffix.lower() != ".csv":
-                raise TypeError(f"cannot read residents from `{path.name}`: give a .csv file")
+                raise ArgumentTypeError(
+                    "FA640",
+                    f"cannot read residents from `{path.name}`: give a .csv file",
+                    argument="data",
+                    value=str(data),
+                )
             return cls.from_csv(path, schema, source=source or str(path))
         module = type(data).__module__.split(".")[0]
         if module == "pandas":
@@ -180,9 +191,11 @@ class Population:
                 return cls.from_models(items, schema, source=source)
             if all(isinstance(i, Mapping) for i in items):
                 return cls.from_records(items, schema, source=source)
-        raise TypeError(
+        raise ArgumentTypeError(
+            "FA640",
             f"cannot read residents from {type(data).__name__}: give a CSV path, a DataFrame,"
-            " an Arrow table, a mapping of columns, records (dicts) or pydantic models"
+            " an Arrow table, a mapping of columns, records (dicts) or pydantic models",
+            argument="data",
         )
 
     @classmethod
@@ -330,7 +343,11 @@ class Population:
         """
         idx = np.asarray(indices, dtype=np.intp)
         if len(np.unique(idx)) != len(idx):
-            raise ValueError("take() positions must be distinct: a resident cannot appear twice")
+            raise ArgumentError(
+                "FA613",
+                "take() positions must be distinct: a resident cannot appear twice",
+                argument="indices",
+            )
         return Population(
             self.ids[idx],
             {k: v[idx] for k, v in self.columns.items()},
@@ -352,7 +369,11 @@ class Population:
         attr = self.schema.attributes[column]
         arr = np.asarray(values)
         if arr.shape != (self.n,):
-            raise ValueError(f"`{column}` needs {self.n} values, got shape {arr.shape}")
+            raise ArgumentError(
+                "FA613",
+                f"`{column}` needs {self.n} values, got shape {arr.shape}",
+                argument="values",
+            )
         probs = _Problems(self.ids)  # ids are text already; labels are made only on a problem
         encoded = _check_encoded(column, attr, arr, probs)
         if probs.issues:

@@ -10,6 +10,13 @@ Every error says where the problem is and what would be valid:
   the offending values and what is valid.
 * :class:`EvaluationError` is raised when a policy cannot be applied to some residents (for
   example a division by zero in a points formula), naming the expression and the residents.
+* :class:`ArgumentError` (and :class:`ArgumentTypeError`) is raised when a function is given an
+  argument it cannot use, naming the argument, the value and what is valid.
+* :class:`AllocationError` is raised when an allocation cannot be made as asked, with a
+  machine-readable :class:`AllocationReason` (for example an undecided tie at a cut-off).
+* :class:`ComparisonError` is raised when two policies cannot be compared on their residents.
+
+Every error with a stable code carries it in ``code`` (``FA6xx``, see ``docs/errors.md``).
 
 This module imports nothing of fairalloc, so every other module can depend on it.
 """
@@ -18,8 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 __all__ = [
+    "AllocationError",
+    "AllocationReason",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "ComparisonError",
     "EvaluationError",
     "FairallocError",
     "FairnessViolation",
@@ -119,7 +132,7 @@ class PolicyError(FairallocError, ValueError):
 
     def __init__(self, issues: Sequence[PolicyIssue]) -> None:
         if not issues:
-            raise ValueError("PolicyError needs at least one issue")
+            raise ArgumentError("FA690", "PolicyError needs at least one issue", argument="issues")
         self.issues: tuple[PolicyIssue, ...] = tuple(issues)
         super().__init__(self._render())
 
@@ -187,7 +200,9 @@ class PopulationError(FairallocError, ValueError):
 
     def __init__(self, issues: Sequence[PopulationIssue], source: str = "") -> None:
         if not issues:
-            raise ValueError("PopulationError needs at least one issue")
+            raise ArgumentError(
+                "FA690", "PopulationError needs at least one issue", argument="issues"
+            )
         self.issues: tuple[PopulationIssue, ...] = tuple(issues)
         self.source = source
         where = f" in {source}" if source else ""
@@ -211,6 +226,111 @@ class EvaluationError(FairallocError, ArithmeticError):
         listed = ", ".join(self.ids)
         more = f" (and {count - len(self.ids)} more)" if count > len(self.ids) else ""
         super().__init__(f"{where}: {message}; residents: {listed}{more}")
+
+
+class ArgumentError(FairallocError, ValueError):
+    """An argument given to a fairalloc function cannot be used.
+
+    The string form is ``CODE message``; the message says what is wrong and what would be
+    valid.
+
+    Attributes:
+        code: A stable code such as ``FA601`` (see ``docs/errors.md``).
+        message: The message without the code.
+        argument: The name of the offending argument (or of its part, such as
+            ``departures[3]``), or ``""`` when several arguments together are at fault.
+        value: The offending value, or ``None`` when there is no single one.
+        valid: What would be valid, when it is a list of names or a range ("" otherwise).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        argument: str = "",
+        value: object = None,
+        valid: str = "",
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.argument = argument
+        self.value = value
+        self.valid = valid
+        super().__init__(f"{code} {message}")
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument has the wrong type, or is missing or given where it does not belong.
+
+    A :class:`ArgumentError`, so ``except ArgumentError`` catches every unusable argument, and a
+    :class:`TypeError`, as Python raises for a wrong type.
+    """
+
+
+class ComparisonError(FairallocError, ValueError):
+    """Two policies or their residents cannot be compared as asked; the message says why.
+
+    The string form is ``CODE message``. (An unknown name or a value out of range among the
+    arguments of a comparison is an :class:`ArgumentError`.)
+
+    Attributes:
+        code: A stable code such as ``FA674`` (see ``docs/errors.md``).
+        message: The message without the code.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code} {message}")
+
+
+class AllocationReason(StrEnum):
+    """Why an allocation could not be made (:attr:`AllocationError.reason`)."""
+
+    #: The policy has no ``allocation`` section, or not the part the call needs
+    #: (``matching``, ``rotation``).
+    NO_SECTION = "no-section"
+    #: The policy allocates by another mechanism than the one asked for, or combines parts
+    #: that the mechanism cannot apply together.
+    OTHER_MECHANISM = "other-mechanism"
+    #: The allocation section names something that cannot be applied (a rotation that accrues
+    #: to an unknown or non-numeric attribute).
+    INVALID_SECTION = "invalid-section"
+    #: No capacity was given, neither as an argument nor in the policy.
+    NO_CAPACITY = "no-capacity"
+    #: The reserves need more units than the capacity has.
+    RESERVES_EXCEED_CAPACITY = "reserves-exceed-capacity"
+    #: Residents are tied at a cut-off (or on their lottery keys) and the policy publishes no
+    #: lottery that could decide: neither ids nor row order may.
+    UNDECIDED_TIE = "undecided-tie"
+    #: The mechanism needs a published lottery seed and the policy has none.
+    NO_LOTTERY = "no-lottery"
+    #: Points accrued over the rounds would exceed what fairalloc can add exactly.
+    SCORE_OUT_OF_RANGE = "score-out-of-range"
+
+
+class AllocationError(FairallocError, ValueError):
+    """An allocation, matching or simulation cannot be made as asked.
+
+    Programs branch on :attr:`reason`, never on the message. The string form is
+    ``CODE message``.
+
+    Attributes:
+        code: A stable code such as ``FA650`` (see ``docs/errors.md``).
+        reason: Why, as an :class:`AllocationReason`.
+        message: The message without the code.
+        ids: The residents concerned (the tied residents of an undecided tie), else ``()``.
+    """
+
+    def __init__(
+        self, code: str, reason: AllocationReason, message: str, *, ids: Iterable[str] = ()
+    ) -> None:
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.ids = tuple(str(i) for i in ids)
+        super().__init__(f"{code} {message}")
 
 
 @dataclass(slots=True)

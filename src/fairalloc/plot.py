@@ -32,6 +32,8 @@ Examples:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +45,7 @@ from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 from fairalloc.allocation._result import Allocation
+from fairalloc.errors import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -69,13 +72,29 @@ def _require_matplotlib() -> None:
     require("matplotlib", extra="plot", feature="fairalloc.plot")
 
 
+@functools.cache
+def _figure_class() -> type[Figure]:
+    """A matplotlib ``Figure`` that shows itself in Jupyter, with or without pyplot."""
+    from matplotlib.figure import Figure
+
+    class ShownFigure(Figure):
+        """A figure whose notebook display is its PNG image (pyplot's inline backend not needed)."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=100)
+            return buffer.getvalue()
+
+    return ShownFigure
+
+
 def _canvas(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     """The figure and axes to draw on: the ``ax`` given, or a new figure of ``size`` inches."""
     _require_matplotlib()
     from matplotlib.figure import Figure
 
     if ax is None:
-        fig = Figure(figsize=size, layout="constrained")
+        fig = _figure_class()(figsize=size, layout="constrained")
         return fig, fig.add_subplot()
     root: Any = ax.figure
     while not isinstance(root, Figure):  # axes of a subfigure: draw there, return the figure
@@ -110,7 +129,9 @@ def _evaluation_of(result: Evaluation | Allocation) -> Evaluation:
         return result.evaluation
     if isinstance(result, Evaluation):
         return result
-    raise TypeError(f"give an Evaluation or an Allocation, not {type(result).__name__}")
+    raise ArgumentTypeError(
+        "FA640", f"give an Evaluation or an Allocation, not {type(result).__name__}"
+    )
 
 
 # -- one resident's score ------------------------------------------------------------------------
@@ -362,7 +383,13 @@ def _rate_rows(
     strata = [o["stratum"] for o in stats.overall]
     if stratum not in strata:
         known = ", ".join(repr(s) for s in strata)
-        raise ValueError(f"no stratum {stratum!r} in these statistics; known: {known}")
+        raise ArgumentError(
+            "FA605",
+            f"no stratum {stratum!r} in these statistics; known: {known}",
+            argument="stratum",
+            value=stratum,
+            valid=known,
+        )
     present = list(dict.fromkeys(r["grouping"] for r in stats.rows))
     if groupings is None:
         wanted = [g for g in present if " × " not in g]
@@ -370,10 +397,16 @@ def _rate_rows(
         wanted = [groupings] if isinstance(groupings, str) else list(groupings)
         unknown = [g for g in wanted if g not in present]
         if unknown:
-            raise ValueError(f"no grouping {unknown[0]!r}; known: {', '.join(present)}")
+            raise ArgumentError(
+                "FA605",
+                f"no grouping {unknown[0]!r}; known: {', '.join(present)}",
+                argument="groupings",
+                value=unknown[0],
+                valid=", ".join(present),
+            )
     rows = [r for g in wanted for r in stats.rows if r["grouping"] == g and r["stratum"] == stratum]
     if not rows:
-        raise ValueError("no groups to show")
+        raise ArgumentError("FA618", "no groups to show")
     return rows
 
 
@@ -557,14 +590,27 @@ def _curves(sweep: Sweep, at: Mapping[str, Any] | None) -> _Curves:
     fixed = dict(at or {})
     for key, value in fixed.items():
         if key not in sweep.keys:
-            raise ValueError(f"`{key}` is not swept; swept: {', '.join(sweep.keys)}")
+            raise ArgumentError(
+                "FA607",
+                f"`{key}` is not swept; swept: {', '.join(sweep.keys)}",
+                argument="at",
+                value=key,
+                valid=", ".join(sweep.keys),
+            )
         match = next((v for v in sweep.grid[key] if _same(v, value)), None)
         if match is None:
-            raise ValueError(f"{key}={_shown(value)} is not a value of the sweep")
+            raise ArgumentError(
+                "FA607",
+                f"{key}={_shown(value)} is not a value of the sweep",
+                argument=f"at[{key}]",
+                value=value,
+            )
         fixed[key] = match
     free = [k for k in sweep.keys if k not in fixed]
     if not free:
-        raise ValueError("`at` fixes every swept key: leave one to draw along")
+        raise ArgumentError(
+            "FA607", "`at` fixes every swept key: leave one to draw along", argument="at"
+        )
     key, other = free[0], (free[1] if len(free) > 1 else None)
     values = list(sweep.grid[key])
     numeric = all(_is_number(v) for v in values)
@@ -607,8 +653,10 @@ def _sweep_axes(ax: Axes | Sequence[Axes] | None, *, panels: int) -> tuple[Figur
         return fig, [top, bottom]
     given = [ax] if not isinstance(ax, Sequence) else list(ax)
     if len(given) != panels:
-        raise TypeError(
-            f"give {panels} axes ({'metric, rates' if panels == 2 else 'rates'}), not {len(given)}"
+        raise ArgumentTypeError(
+            "FA644",
+            f"give {panels} axes ({'metric, rates' if panels == 2 else 'rates'}), not {len(given)}",
+            argument="ax",
         )
     fig, _ = _canvas(given[0], (0.0, 0.0))
     return fig, given
@@ -617,6 +665,10 @@ def _sweep_axes(ax: Axes | Sequence[Axes] | None, *, panels: int) -> tuple[Figur
 def _x_axis(ax: Axes, curves: _Curves, *, label: bool) -> None:
     if not curves.numeric:
         ax.set_xticks(curves.positions, labels=[_shown(v) for v in curves.values])
+    elif all(isinstance(v, int) and not isinstance(v, bool) for v in curves.values):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ages, counts: no 62.5
     if curves.base is not None:
         value = _num(curves.base) if curves.numeric else _shown(curves.values[int(curves.base)])
         ax.axvline(
@@ -661,7 +713,12 @@ def _metric_panel(ax: Axes, curves: _Curves, metric: str) -> None:
             ]
             series.append((label or SWEEP_METRICS[metric], ys))
     if metric == "served" and all(np.isnan(v) for _, ys in series for v in ys):
-        raise ValueError("the sweep has no allocation: nobody is served; try metric='eligible'")
+        raise ArgumentError(
+            "FA618",
+            "the sweep has no allocation: nobody is served; try metric='eligible'",
+            argument="metric",
+            value=metric,
+        )
     for i, (name, ys) in enumerate(series):
         ax.plot(
             curves.positions,
@@ -678,17 +735,25 @@ def _metric_panel(ax: Axes, curves: _Curves, metric: str) -> None:
 
 def _rates_panel(ax: Axes, curves: _Curves, grouping: str | None) -> str:
     if len(curves.lines) != 1:
-        raise ValueError(
-            "the sweep varies two keys: fix one with at={...} to draw the selection rates"
+        raise ArgumentError(
+            "FA607",
+            "the sweep varies two keys: fix one with at={...} to draw the selection rates",
+            argument="at",
         )
     _, points = curves.lines[0]
     present = [p for p in points if p is not None]
     groupings = list(dict.fromkeys(r["grouping"] for p in present for r in p.group_rows()))
     if not groupings:
-        raise ValueError("the sweep compared no groups")
+        raise ArgumentError("FA618", "the sweep compared no groups")
     name = grouping if grouping is not None else groupings[0]
     if name not in groupings:
-        raise ValueError(f"no grouping {name!r}; known: {', '.join(groupings)}")
+        raise ArgumentError(
+            "FA605",
+            f"no grouping {name!r}; known: {', '.join(groupings)}",
+            argument="grouping",
+            value=name,
+            valid=", ".join(groupings),
+        )
     rows = [
         {r["group"]: r for r in p.group_rows() if r["grouping"] == name} if p else {}
         for p in points
@@ -799,7 +864,13 @@ def sweep_curves(
         MissingDependency: if matplotlib is not installed.
     """
     if metric is not None and metric not in SWEEP_METRICS:
-        raise ValueError(f"unknown metric {metric!r}; one of: {', '.join(SWEEP_METRICS)}")
+        raise ArgumentError(
+            "FA606",
+            f"unknown metric {metric!r}; one of: {', '.join(SWEEP_METRICS)}",
+            argument="metric",
+            value=metric,
+            valid=", ".join(SWEEP_METRICS),
+        )
     curves = _curves(sweep, at)
     rates = metric is None or len(curves.lines) == 1
     own = ax is None
@@ -840,16 +911,24 @@ def _comparison_groups(
     rows = comparison._rows[1]
     population = side.evaluation.population
     if population is None:
-        raise ValueError("the comparison's evaluation does not hold its residents")
+        raise ArgumentError("FA610", "the comparison's evaluation does not hold its residents")
     if attribute is None:
         single = [r["grouping"] for r in comparison.group_rows() if " × " not in r["grouping"]]
         protected = [*single, *population.schema.protected_attributes]
         if not protected:
-            raise ValueError("no protected attribute to group by: give attribute=")
+            raise ArgumentError(
+                "FA618", "no protected attribute to group by: give attribute=", argument="attribute"
+            )
         attribute = protected[0]
     if attribute not in population.columns:
         known = ", ".join(population.columns)
-        raise ValueError(f"no attribute `{attribute}` to group by; attributes: {known}")
+        raise ArgumentError(
+            "FA602",
+            f"no attribute `{attribute}` to group by; attributes: {known}",
+            argument="attribute",
+            value=attribute,
+            valid=known,
+        )
     coded = _code_attribute(population.take(rows), attribute, None)
     return attribute, coded.labels, coded.codes
 
@@ -882,9 +961,10 @@ def comparison_groups(
     """
     before, after = comparison.served_before, comparison.served_after
     if before is None or after is None:
-        raise ValueError(
+        raise ArgumentError(
+            "FA618",
             "the comparison did not compare who is served: give both policies an allocation,"
-            " or compare with capacity="
+            " or compare with capacity=",
         )
     name, labels, codes = _comparison_groups(comparison, attribute)
     k = len(labels)

@@ -14,6 +14,7 @@ from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
 from fairalloc.allocation._capacity import allocate_units, category_sizes
 from fairalloc.allocation._result import Allocation, Cutoff
+from fairalloc.errors import AllocationError, AllocationReason, ArgumentError, ArgumentTypeError
 from fairalloc.policy._model import AllocationSpec, Policy
 
 __all__ = ["Allocation", "Cutoff", "allocate", "allocate_evaluation"]
@@ -39,14 +40,26 @@ def allocate_evaluation(
         evaluation.policy.refuse_if_audit_only("allocate")
     spec: AllocationSpec | None = evaluation.policy.policy.allocation
     if spec is None:
-        raise ValueError("the policy has no `allocation` section")
+        raise AllocationError(
+            "FA650", AllocationReason.NO_SECTION, "the policy has no `allocation` section"
+        )
     if spec.matching is not None:
-        raise ValueError("this policy allocates by matching: use fairalloc.match()")
+        raise AllocationError(
+            "FA651",
+            AllocationReason.OTHER_MECHANISM,
+            "this policy allocates by matching: use fairalloc.match()",
+        )
     units = capacity if capacity is not None else spec.capacity
     if units is None:
-        raise ValueError("no capacity: give capacity= or `allocation.capacity` in the policy")
+        raise AllocationError(
+            "FA654",
+            AllocationReason.NO_CAPACITY,
+            "no capacity: give capacity= or `allocation.capacity` in the policy",
+        )
     if units < 0:
-        raise ValueError(f"capacity must be at least 0, got {units}")
+        raise ArgumentError(
+            "FA601", f"capacity must be at least 0, got {units}", argument="capacity", value=units
+        )
     cats = category_sizes(spec, units)
     result = allocate_units(evaluation, spec, units)
     return Allocation(
@@ -100,10 +113,16 @@ def allocate(
     """
     if isinstance(source, Evaluation):
         if residents is not None:
-            raise TypeError("residents are given with a policy, not with an evaluation")
+            raise ArgumentTypeError(
+                "FA641",
+                "residents are given with a policy, not with an evaluation",
+                argument="residents",
+            )
         evaluation = source
     else:
         if residents is None:
-            raise TypeError("give the residents to allocate among")
+            raise ArgumentTypeError(
+                "FA642", "give the residents to allocate among", argument="residents"
+            )
         evaluation = evaluate(source, residents)
     return allocate_evaluation(evaluation, capacity=capacity)

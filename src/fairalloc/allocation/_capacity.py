@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from fairalloc._evaluation import Evaluation
 from fairalloc.allocation._lottery import lottery_order
+from fairalloc.errors import AllocationError, AllocationReason
 from fairalloc.policy._model import AllocationSpec
 
 __all__ = ["Categories", "allocate_units", "assign_categories", "base_order", "category_sizes"]
@@ -60,7 +61,11 @@ def category_sizes(spec: AllocationSpec, capacity: int) -> Categories:
         size = r.count if r.count is not None else math.floor((r.share or 0.0) * capacity + 1e-9)
         sizes.append(size)
     if sum(sizes) > capacity:
-        raise ValueError(f"the reserves ({sum(sizes)} units) exceed the capacity {capacity}")
+        raise AllocationError(
+            "FA655",
+            AllocationReason.RESERVES_EXCEED_CAPACITY,
+            f"the reserves ({sum(sizes)} units) exceed the capacity {capacity}",
+        )
     return Categories((*(r.id for r in spec.reserves), "open"), (*sizes, capacity - sum(sizes)))
 
 
@@ -155,10 +160,13 @@ def _refuse_ties_at_cutoffs(
             same &= ev.reserve_priority[waiting, c] == ev.reserve_priority[last, c]
         if same.any():
             other = waiting[np.flatnonzero(same)[0]]
-            raise ValueError(
+            raise AllocationError(
+                "FA656",
+                AllocationReason.UNDECIDED_TIE,
                 f"residents {ev.ids[last]} and {ev.ids[other]} are tied at the cut-off of"
                 f" `{cid}` (same score and tie-break values), and the ranking has no lottery"
-                " to decide between them: add {lottery: {seed: ...}} to ranking.tie_break"
+                " to decide between them: add {lottery: {seed: ...}} to ranking.tie_break",
+                ids=(ev.ids[last], ev.ids[other]),
             )
 
 

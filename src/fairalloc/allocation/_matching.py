@@ -60,6 +60,7 @@ from fairalloc._html import table as html_table
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 from fairalloc._ranking import lottery_keys
+from fairalloc.errors import AllocationError, AllocationReason, ArgumentError, ArgumentTypeError
 from fairalloc.policy._model import Matching, Policy
 
 if TYPE_CHECKING:
@@ -125,31 +126,39 @@ def match(
     """
     if isinstance(source, Evaluation):
         if residents is not None:
-            raise TypeError("residents are given with a policy, not with an evaluation")
+            raise ArgumentTypeError(
+                "FA641",
+                "residents are given with a policy, not with an evaluation",
+                argument="residents",
+            )
         evaluation = source
     elif isinstance(source, Policy | CompiledPolicy):
         doc = source.policy if isinstance(source, CompiledPolicy) else source
         _capacities(_matching_of(doc), capacities)  # fail before evaluating
         if not doc.ranking.tie_break or doc.ranking.tie_break[-1].lottery is None:
-            raise ValueError(_NO_LOTTERY)
+            raise AllocationError("FA659", AllocationReason.NO_LOTTERY, _NO_LOTTERY)
         if residents is None:
-            raise TypeError("give the residents to match")
+            raise ArgumentTypeError("FA642", "give the residents to match", argument="residents")
         evaluation = evaluate(source, residents)
     else:
-        raise TypeError(
-            f"cannot match from {type(source).__name__}: give an Evaluation or a policy"
+        raise ArgumentTypeError(
+            "FA640",
+            f"cannot match from {type(source).__name__}: give an Evaluation or a policy",
+            argument="source",
         )
     cp = evaluation.policy
     cp.refuse_if_audit_only("match")
     spec = _matching_of(cp.policy)
     seed = cp.lottery_seed
     if seed is None:
-        raise ValueError(_NO_LOTTERY)
+        raise AllocationError("FA659", AllocationReason.NO_LOTTERY, _NO_LOTTERY)
     population = evaluation.population
     if population is None:
-        raise ValueError(
+        raise ArgumentError(
+            "FA610",
             "the evaluation does not hold the residents' data (their choices): evaluate with"
-            " fairalloc.evaluate"
+            " fairalloc.evaluate",
+            argument="source",
         )
     caps = _capacities(spec, capacities)
     prefs = _preference_lists(spec, population)
@@ -174,7 +183,11 @@ def match(
 
 def _matching_of(doc: Policy) -> Matching:
     if doc.allocation is None or doc.allocation.matching is None:
-        raise ValueError("the policy has no `allocation.matching` section (resources to match)")
+        raise AllocationError(
+            "FA650",
+            AllocationReason.NO_SECTION,
+            "the policy has no `allocation.matching` section (resources to match)",
+        )
     return doc.allocation.matching
 
 
@@ -182,11 +195,27 @@ def _capacities(spec: Matching, override: Mapping[str, int] | None) -> tuple[int
     caps = {r.id: r.capacity for r in spec.resources}
     for rid, units in (override or {}).items():
         if rid not in caps:
-            raise ValueError(f"capacities: no resource `{rid}`; resources: {', '.join(caps)}")
+            raise ArgumentError(
+                "FA609",
+                f"capacities: no resource `{rid}`; resources: {', '.join(caps)}",
+                argument="capacities",
+                value=rid,
+                valid=", ".join(caps),
+            )
         if isinstance(units, bool) or not isinstance(units, numbers.Integral):
-            raise ValueError(f"capacities: `{rid}` needs a whole number of units, got {units!r}")
+            raise ArgumentError(
+                "FA601",
+                f"capacities: `{rid}` needs a whole number of units, got {units!r}",
+                argument=f"capacities[{rid}]",
+                value=units,
+            )
         if units < 0:
-            raise ValueError(f"capacities: `{rid}` needs at least 0 units, got {units}")
+            raise ArgumentError(
+                "FA601",
+                f"capacities: `{rid}` needs at least 0 units, got {units}",
+                argument=f"capacities[{rid}]",
+                value=units,
+            )
         caps[rid] = int(units)
     return tuple(caps.values())
 
@@ -239,9 +268,12 @@ def _base_order(ev: Evaluation, seed: str) -> npt.NDArray[np.intp]:
         if same.any():
             k = int(np.flatnonzero(same)[0])
             pair = ", ".join(str(ev.ids[rows[order[i]]]) for i in (k, k + 1))
-            raise ValueError(
+            raise AllocationError(
+                "FA658",
+                AllocationReason.UNDECIDED_TIE,
                 f"residents {pair} tie on score, ranking and their lottery keys: the published"
-                " lottery cannot order them; choose another seed"
+                " lottery cannot order them; choose another seed",
+                ids=(str(ev.ids[rows[order[i]]]) for i in (k, k + 1)),
             )
     return rows[order]
 

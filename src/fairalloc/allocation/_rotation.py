@@ -51,6 +51,7 @@ from fairalloc._numeric import micro_scalar
 from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import lottery_keys
+from fairalloc.errors import AllocationError, AllocationReason, ArgumentError, ArgumentTypeError
 from fairalloc.policy._model import AllocationSpec, Policy, Rotation
 
 if TYPE_CHECKING:
@@ -123,9 +124,13 @@ def simulate(
     spec, rotation = _rotation_of(model)
     units = _capacity_of(spec, rotation, capacity)
     if isinstance(rounds, bool) or not isinstance(rounds, int):
-        raise TypeError(f"rounds must be a whole number, got {rounds!r}")
+        raise ArgumentTypeError(
+            "FA643", f"rounds must be a whole number, got {rounds!r}", argument="rounds"
+        )
     if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+        raise ArgumentError(
+            "FA600", f"rounds must be at least 1, got {rounds}", argument="rounds", value=rounds
+        )
     joining = _schedule("arrivals", arrivals, rounds)
     leaving = {
         r: _departing_ids(r, ids) for r, ids in _schedule("departures", departures, rounds).items()
@@ -133,9 +138,11 @@ def simulate(
     accrue = _accruals(model, rotation)
     bonus = micro_scalar(rotation.points_per_round)
     if bonus * rounds > _MAX_BONUS:
-        raise ValueError(
+        raise AllocationError(
+            "FA660",
+            AllocationReason.SCORE_OUT_OF_RANGE,
             f"points_per_round {rotation.points_per_round} over {rounds} rounds exceeds the"
-            " largest score fairalloc can add exactly"
+            " largest score fairalloc can add exactly",
         )
     seed = _ranking_seed(model)
 
@@ -186,27 +193,37 @@ def simulate(
 def _rotation_of(model: Policy) -> tuple[AllocationSpec, Rotation]:
     spec = model.allocation
     if spec is None:
-        raise ValueError(
-            "the policy has no `allocation` section; a simulation needs `allocation.rotation`"
+        raise AllocationError(
+            "FA650",
+            AllocationReason.NO_SECTION,
+            "the policy has no `allocation` section; a simulation needs `allocation.rotation`",
         )
     if spec.rotation is None:
-        raise ValueError(
+        raise AllocationError(
+            "FA650",
+            AllocationReason.NO_SECTION,
             "the policy's allocation has no `rotation` section; a simulation needs"
-            " `allocation.rotation`"
+            " `allocation.rotation`",
         )
     if spec.matching is not None:
-        raise ValueError(
-            "`allocation.matching` and `allocation.rotation` cannot be simulated together"
+        raise AllocationError(
+            "FA652",
+            AllocationReason.OTHER_MECHANISM,
+            "`allocation.matching` and `allocation.rotation` cannot be simulated together",
         )
     if spec.reserves:
-        raise ValueError(
+        raise AllocationError(
+            "FA652",
+            AllocationReason.OTHER_MECHANISM,
             "`allocation.reserves` are not applied by a rotation; remove them or allocate each"
-            " round with fairalloc.allocate()"
+            " round with fairalloc.allocate()",
         )
     if spec.mechanism != "priority":
-        raise ValueError(
+        raise AllocationError(
+            "FA652",
+            AllocationReason.OTHER_MECHANISM,
             f"a rotation orders residents by the policy's ranking; `mechanism: {spec.mechanism}`"
-            " is not supported with `allocation.rotation`"
+            " is not supported with `allocation.rotation`",
         )
     return spec, spec.rotation
 
@@ -214,16 +231,25 @@ def _rotation_of(model: Policy) -> tuple[AllocationSpec, Rotation]:
 def _capacity_of(spec: AllocationSpec, rotation: Rotation, capacity: int | None) -> int:
     if capacity is not None:
         if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise TypeError(f"capacity must be a whole number, got {capacity!r}")
+            raise ArgumentTypeError(
+                "FA643", f"capacity must be a whole number, got {capacity!r}", argument="capacity"
+            )
         if capacity < 0:
-            raise ValueError(f"capacity must be at least 0, got {capacity}")
+            raise ArgumentError(
+                "FA601",
+                f"capacity must be at least 0, got {capacity}",
+                argument="capacity",
+                value=capacity,
+            )
         return capacity
     if rotation.capacity is not None:
         return rotation.capacity
     if spec.capacity is not None:
         return spec.capacity
-    raise ValueError(
-        "no capacity: give capacity=, `allocation.rotation.capacity` or `allocation.capacity`"
+    raise AllocationError(
+        "FA654",
+        AllocationReason.NO_CAPACITY,
+        "no capacity: give capacity=, `allocation.rotation.capacity` or `allocation.capacity`",
     )
 
 
@@ -233,21 +259,37 @@ def _schedule(what: str, given: Mapping[int, Any] | None, rounds: int) -> dict[i
     out: dict[int, Any] = {}
     for r, v in given.items():
         if isinstance(r, bool) or not isinstance(r, int | np.integer):
-            raise TypeError(f"{what} are keyed by round number, got {r!r}")
+            raise ArgumentTypeError(
+                "FA643", f"{what} are keyed by round number, got {r!r}", argument=what, value=r
+            )
         if not 1 <= int(r) <= rounds:
-            raise ValueError(f"{what} for round {r}, but the rounds run are 1 to {rounds}")
+            raise ArgumentError(
+                "FA614",
+                f"{what} for round {r}, but the rounds run are 1 to {rounds}",
+                argument=what,
+                value=r,
+            )
         out[int(r)] = v
     return out
 
 
 def _departing_ids(r: int, ids: Iterable[str]) -> list[str]:
     if isinstance(ids, str | bytes):
-        raise TypeError(f"departures[{r}] must be a collection of ids, not the string {ids!r}")
+        raise ArgumentTypeError(
+            "FA643",
+            f"departures[{r}] must be a collection of ids, not the string {ids!r}",
+            argument=f"departures[{r}]",
+        )
     out = [str(i) for i in ids]
     seen: set[str] = set()
     for i in out:
         if i in seen:
-            raise ValueError(f"departures[{r}] lists resident {i!r} twice")
+            raise ArgumentError(
+                "FA614",
+                f"departures[{r}] lists resident {i!r} twice",
+                argument=f"departures[{r}]",
+                value=i,
+            )
         seen.add(i)
     return out
 
@@ -258,19 +300,25 @@ def _accruals(model: Policy, rotation: Rotation) -> dict[str, tuple[float, float
     for name, per_round in rotation.accrue.items():
         attr = model.attributes.get(name)
         if attr is None:
-            raise ValueError(
+            raise AllocationError(
+                "FA653",
+                AllocationReason.INVALID_SECTION,
                 f"`allocation.rotation.accrue` names unknown attribute `{name}`; attributes: "
-                + ", ".join(model.attributes)
+                + ", ".join(model.attributes),
             )
         if attr.type not in ("int", "float") or attr.role == "id":
-            raise ValueError(
+            raise AllocationError(
+                "FA653",
+                AllocationReason.INVALID_SECTION,
                 f"`allocation.rotation.accrue` adds to `{name}`, whose type is {attr.type};"
-                " only int and float attributes can accrue"
+                " only int and float attributes can accrue",
             )
         if attr.type == "int" and float(per_round) != int(per_round):
-            raise ValueError(
+            raise AllocationError(
+                "FA653",
+                AllocationReason.INVALID_SECTION,
                 f"`allocation.rotation.accrue` adds {per_round} to `{name}` each round, but"
-                f" `{name}` holds whole numbers"
+                f" `{name}` holds whole numbers",
             )
         lo = float(attr.min) if isinstance(attr.min, int | float) else -np.inf
         hi = float(attr.max) if isinstance(attr.max, int | float) else np.inf
@@ -294,9 +342,11 @@ def _load(data: Any, model: Policy, what: str) -> Population:
 
 def _concat(a: Population, b: Population) -> Population:
     if set(a.columns) != set(b.columns):
-        raise ValueError(
+        raise ArgumentError(
+            "FA614",
             "arriving residents have other columns than those present: "
-            + ", ".join(sorted(set(a.columns) ^ set(b.columns)))
+            + ", ".join(sorted(set(a.columns) ^ set(b.columns))),
+            argument="arrivals",
         )
     filled = {
         k: np.concatenate(
@@ -327,11 +377,19 @@ def _depart(
     for k, rid in enumerate(ids):
         entry = ledger.index.get(rid)
         if entry is None:
-            raise ValueError(f"departures[{r}]: no resident has id {rid!r}")
+            raise ArgumentError(
+                "FA614",
+                f"departures[{r}]: no resident has id {rid!r}",
+                argument=f"departures[{r}]",
+                value=rid,
+            )
         if where[entry] < 0:
-            raise ValueError(
+            raise ArgumentError(
+                "FA614",
                 f"departures[{r}]: resident {rid!r} already left in round"
-                f" {int(ledger.departed[entry])}"
+                f" {int(ledger.departed[entry])}",
+                argument=f"departures[{r}]",
+                value=rid,
             )
         gone[k] = where[entry]
     ledger.leave(rows[gone], r)
@@ -374,10 +432,13 @@ def _order(
         a, b = order[units - 1], order[units]
         if all(k[a] == k[b] for k in keys):
             ids = ev.ids[eligible]
-            raise ValueError(
+            raise AllocationError(
+                "FA657",
+                AllocationReason.UNDECIDED_TIE,
                 f"round {r}: residents {ids[a]!r} and {ids[b]!r} are tied on the whole order at"
                 f" the capacity ({units}), and the policy publishes no lottery seed to decide;"
-                " end `ranking.tie_break` with `{lottery: {seed: ...}}`"
+                " end `ranking.tie_break` with `{lottery: {seed: ...}}`",
+                ids=(ids[a], ids[b]),
             )
     return order
 
@@ -425,9 +486,12 @@ class _Ledger:
                     if self.arrived[e] == 0
                     else (f"arrived in round {int(self.arrived[e])}")
                 )
-                raise ValueError(
+                raise ArgumentError(
+                    "FA614",
                     f"arrivals[{r}]: resident {rid!r} is not new ({when}); ids are unique for the"
-                    " whole simulation"
+                    " whole simulation",
+                    argument=f"arrivals[{r}]",
+                    value=rid,
                 )
         start, k = len(self.ids), len(new)
         self.ids.extend(new)

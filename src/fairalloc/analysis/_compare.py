@@ -42,7 +42,13 @@ from fairalloc.allocation._result import Allocation, Cutoff
 from fairalloc.analysis._diff import Document, PolicyDiff, policy_diff, show
 from fairalloc.analysis._rankcorr import canonical_pairs, kendall_of_pairs, spearman_of_pairs
 from fairalloc.audit._groups import GroupStatistics, group_statistics
-from fairalloc.errors import FairallocError, PopulationError
+from fairalloc.errors import (
+    AllocationError,
+    ArgumentError,
+    ArgumentTypeError,
+    ComparisonError,
+    PopulationError,
+)
 from fairalloc.policy._model import Policy
 
 if TYPE_CHECKING:
@@ -69,10 +75,6 @@ SHIFT_BANDS = ((1, 9), (10, 99), (100, 999), (1000, None))
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 Source = Policy | CompiledPolicy | Evaluation | Allocation
-
-
-class ComparisonError(FairallocError, ValueError):
-    """Two policies or their residents cannot be compared as asked; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,6 @@ class Mover:
             "main_criterion": self.main_criterion,
             "main_change": self.main_change,
         }
-
 
 
 # -- the comparison -----------------------------------------------------------------------------
@@ -730,18 +731,28 @@ def compare(
         (['a'], ['b'], ['a'])
     """
     if top < 0:
-        raise ValueError(f"top must be at least 0, got {top}")
+        raise ArgumentError(
+            "FA600", f"top must be at least 0, got {top}", argument="top", value=top, valid=">= 0"
+        )
     if capacity is not None and served is False:
-        raise ComparisonError("capacity= allocates to compare who is served; drop served=False")
+        raise ArgumentError(
+            "FA617", "capacity= allocates to compare who is served; drop served=False"
+        )
     schema_a, schema_b = _schema_of(a), _schema_of(b)
     _check_ids(schema_a, schema_b)
     needs_residents = not isinstance(a, Evaluation | Allocation) or not isinstance(
         b, Evaluation | Allocation
     )
     if needs_residents and residents is None:
-        raise TypeError("give the residents to compare the policies on")
+        raise ArgumentTypeError(
+            "FA642", "give the residents to compare the policies on", argument="residents"
+        )
     if not needs_residents and residents is not None:
-        raise TypeError("residents are given with policies, not with evaluations or allocations")
+        raise ArgumentTypeError(
+            "FA641",
+            "residents are given with policies, not with evaluations or allocations",
+            argument="residents",
+        )
     if isinstance(residents, Iterator):
         residents = list(residents)  # loaded once per policy
     loaded: list[Population] = []
@@ -773,9 +784,11 @@ def _schema_of(x: Source) -> Policy:
         return x.policy.policy
     if isinstance(x, Allocation):
         return x.evaluation.policy.policy
-    raise TypeError(
+    raise ArgumentTypeError(
+        "FA640",
         f"cannot compare a {type(x).__name__}: give a Policy, a CompiledPolicy, an Evaluation"
-        " or an Allocation"
+        " or an Allocation",
+        valid="Policy, CompiledPolicy, Evaluation, Allocation",
     )
 
 
@@ -793,9 +806,10 @@ def _check_ids(a: Policy, b: Policy) -> None:
     ta, tb = a.attributes[ida].type, b.attributes[idb].type
     if ta != tb:
         raise ComparisonError(
+            "FA670",
             f"the policies identify residents with ids of different types: before by `{ida}`"
             f" ({ta}), after by `{idb}` ({tb}); residents are matched by id, so both id"
-            " attributes must have the same type (both str or both int)"
+            " attributes must have the same type (both str or both int)",
         )
 
 
@@ -804,9 +818,12 @@ def _side(
 ) -> _Side:
     compiled = _compiled_of(x)
     if compiled is not None and as_of is not None and as_of != compiled.as_of:
-        raise ComparisonError(
+        raise ArgumentError(
+            "FA611",
             f"the {name} policy was compiled as of {compiled.as_of}, not {as_of}: compile it"
-            " with as_of, or give the Policy"
+            " with as_of, or give the Policy",
+            argument="as_of",
+            value=as_of,
         )
     if isinstance(x, Allocation):
         return _Side(name, x.evaluation, x)
@@ -832,8 +849,9 @@ def _population_for(
             pop = Population.load(residents, schema, source=source)
     except PopulationError as e:
         raise ComparisonError(
+            "FA671",
             f"the residents do not fit the attributes of the {name} policy"
-            f" ({schema.policy.id} v{schema.policy.version}):\n{e}"
+            f" ({schema.policy.id} v{schema.policy.version}):\n{e}",
         ) from e
     loaded.append(pop)
     return pop
@@ -865,8 +883,9 @@ def _allocate(a: _Side, b: _Side, *, capacity: int | None, served: bool | None) 
         )
         if capacity is not None or served:
             raise ComparisonError(
+                "FA672",
                 f"cannot compare who is served: {why}. Compare eligibility, ranks and scores"
-                " only with served=False (and no capacity=)"
+                " only with served=False (and no capacity=)",
             )
         a.allocation = b.allocation = None
         return [f"Who is served is not compared: {why}."]
@@ -875,11 +894,9 @@ def _allocate(a: _Side, b: _Side, *, capacity: int | None, served: bool | None) 
             continue
         try:
             s.allocation = allocate_evaluation(s.evaluation, capacity=capacity)
-        except FairallocError:
-            raise
-        except ValueError as e:
+        except AllocationError as e:
             raise ComparisonError(
-                f"cannot allocate under the {s.name} policy ({s.label}): {e}"
+                "FA673", f"cannot allocate under the {s.name} policy ({s.label}): {e}"
             ) from e
     return []
 
@@ -919,9 +936,10 @@ def _match(
     common, rows_a, rows_b = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
     if len(common) == 0:
         raise ComparisonError(
+            "FA674",
             "no resident is in both populations: residents are matched by id, never by row;"
             f" before has {ev_a.n} (ids such as {_examples(ids_a)}), after has {ev_b.n}"
-            f" (ids such as {_examples(ids_b)})"
+            f" (ids such as {_examples(ids_b)})",
         )
     # Sorted, so that reports do not depend on the order residents came in.
     only_a = np.sort(np.setdiff1d(ids_a, common, assume_unique=True))
@@ -968,9 +986,13 @@ def _groups(
         ]
         for n in names:
             if n not in both:
-                raise ComparisonError(
+                raise ArgumentError(
+                    "FA603",
                     f"cannot group by `{n}`: it is not an attribute of both policies that has"
-                    f" groups; attributes of both: {', '.join(both) or 'none'}"
+                    f" groups; attributes of both: {', '.join(both) or 'none'}",
+                    argument="group_by",
+                    value=n,
+                    valid=", ".join(both) or "none",
                 )
     if not names:
         return None, None
@@ -985,9 +1007,13 @@ def _groups(
         path = strata
         for side, graded in ((a, graded_a), (b, graded_b)):
             if path not in graded:
-                raise ComparisonError(
+                raise ArgumentError(
+                    "FA608",
                     f"`{path}` is not a graded scale of the {side.name} policy; its graded"
-                    f" scales: {', '.join(graded) or 'none'}"
+                    f" scales: {', '.join(graded) or 'none'}",
+                    argument="strata",
+                    value=path,
+                    valid=", ".join(graded) or "none",
                 )
     stats = []
     for s in (a, b):

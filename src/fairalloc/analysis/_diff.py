@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._html import table as html_table
+from fairalloc.errors import ArgumentError, ArgumentTypeError
 from fairalloc.expr import _ast as A
 from fairalloc.expr._parser import ExprSyntaxError, children, parse
 from fairalloc.policy._model import Policy
@@ -205,7 +206,13 @@ class PolicyDiff:
     def in_section(self, section: str) -> list[Change]:
         """The changes of one section (see :data:`SECTIONS`)."""
         if section not in SECTIONS:
-            raise ValueError(f"no section {section!r}; sections: {', '.join(SECTIONS)}")
+            raise ArgumentError(
+                "FA606",
+                f"no section {section!r}; sections: {', '.join(SECTIONS)}",
+                argument="section",
+                value=section,
+                valid=", ".join(SECTIONS),
+            )
         return [c for c in self.changes if c.section == section]
 
     def names_read_by(self, part: str) -> set[str]:
@@ -418,8 +425,9 @@ def _policy_of(p: Policy | CompiledPolicy | str | os.PathLike[str]) -> Policy:
         # A document diff: a policy that reads a protected attribute without a justified use is
         # still read (the diff shows the new read), as an audit reads it.
         return load_policy(p, audit=True)
-    raise TypeError(
-        f"cannot compare a {type(p).__name__}: give a Policy, a CompiledPolicy or a policy file"
+    raise ArgumentTypeError(
+        "FA640",
+        f"cannot compare a {type(p).__name__}: give a Policy, a CompiledPolicy or a policy file",
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc.errors import ArgumentError
+
 __all__ = [
     "canonical_pairs",
     "kendall_of_pairs",
@@ -114,7 +116,7 @@ def canonical_pairs(
     xa = np.asarray(x, dtype=np.float64).ravel()
     ya = np.asarray(y, dtype=np.float64).ravel()
     if xa.shape != ya.shape:
-        raise ValueError(f"the samples differ in length: {len(xa)} and {len(ya)}")
+        raise ArgumentError("FA613", f"the samples differ in length: {len(xa)} and {len(ya)}")
     order = np.lexsort((ya, xa))
     return xa[order], ya[order]
 

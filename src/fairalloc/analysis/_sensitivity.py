@@ -48,7 +48,13 @@ from fairalloc.analysis._sweep import (
     rank_with,
     release,
 )
-from fairalloc.errors import PolicyError, PolicyIssue
+from fairalloc.errors import (
+    AllocationError,
+    AllocationReason,
+    ArgumentError,
+    PolicyError,
+    PolicyIssue,
+)
 from fairalloc.policy import _model as M
 
 if TYPE_CHECKING:
@@ -294,9 +300,19 @@ def _runner(
     cp = compiled_of(policy, as_of)
     units = allocation_units(cp, capacity)
     if units is None:
-        raise ValueError(
+        spec = cp.policy.allocation
+        code, reason = (
+            ("FA650", AllocationReason.NO_SECTION)
+            if spec is None
+            else ("FA654", AllocationReason.NO_CAPACITY)
+            if spec.matching is None and spec.rotation is None
+            else ("FA652", AllocationReason.OTHER_MECHANISM)
+        )
+        raise AllocationError(
+            code,
+            reason,
             "sensitivity counts who is served: the policy needs an `allocation` section with a"
-            " capacity (priority or lottery, not matching or rotation)"
+            " capacity (priority or lottery, not matching or rotation)",
         )
     population = Population.of(residents, cp.policy)
     return _Runner(cp, population, units, chunk_size)
@@ -509,7 +525,7 @@ class Sensitivity:
         See :func:`weight_margin`; this reuses the sensitivity's evaluation.
         """
         if self._runner is None:
-            raise ValueError("this sensitivity holds no evaluation to search from")
+            raise ArgumentError("FA618", "this sensitivity holds no evaluation to search from")
         return _margins(self._runner, resident_id, weights, within, steps, decimals)
 
     def to_pandas(self) -> pd.DataFrame:
@@ -616,7 +632,12 @@ def _ranges(
     weights = cp.weights()
     if relative is not None:
         if not (isinstance(relative, int | float) and 0 <= relative < 1e6):
-            raise ValueError(f"relative must be a number of at least 0, got {relative!r}")
+            raise ArgumentError(
+                "FA600",
+                f"relative must be a number of at least 0, got {relative!r}",
+                argument="relative",
+                value=relative,
+            )
         method = cp.policy.score.method
         fixed = {n for n, _ in cp.score_terms} if method == "product" else set()
         terms = {n for n, _ in cp.score_terms}
@@ -632,10 +653,20 @@ def _ranges(
         pair = [plain_value(b) for b in bounds]
         check_weights(cp, {name: pair[0] if pair else 0})
         if len(pair) != 2 or not all(isinstance(b, int | float) for b in pair):
-            raise ValueError(f"give the range of `{name}` as (low, high), got {bounds!r}")
+            raise ArgumentError(
+                "FA615",
+                f"give the range of `{name}` as (low, high), got {bounds!r}",
+                argument=f"ranges[{name}]",
+                value=bounds,
+            )
         lo, hi = float(pair[0]), float(pair[1])
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-            raise ValueError(f"the range of `{name}` must be finite with low <= high")
+            raise ArgumentError(
+                "FA615",
+                f"the range of `{name}` must be finite with low <= high",
+                argument=f"ranges[{name}]",
+                value=bounds,
+            )
         out[name] = (lo, hi)
     order = list(weights)
     return {k: out[k] for k in sorted(out, key=order.index)}
@@ -714,16 +745,25 @@ def sensitivity(
     varied: dict[str, Any]
     if grid is not None:
         if ranges is not None or relative is not None:
-            raise ValueError("give a grid, or ranges / relative for random samples, not both")
+            raise ArgumentError(
+                "FA617", "give a grid, or ranges / relative for random samples, not both"
+            )
         if not grid:
-            raise ValueError("the grid names no weight")
+            raise ArgumentError("FA615", "the grid names no weight", argument="grid", value=grid)
         axes = {}
         for name, values in grid.items():
             if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
-                raise ValueError(f"give the values of `{name}` as a list, got {values!r}")
+                raise ArgumentError(
+                    "FA615",
+                    f"give the values of `{name}` as a list, got {values!r}",
+                    argument=f"grid[{name}]",
+                    value=values,
+                )
             axes[name] = [check_weights(cp, {name: v})[name] for v in values]
             if not axes[name]:
-                raise ValueError(f"`{name}` has no values")
+                raise ArgumentError(
+                    "FA615", f"`{name}` has no values", argument=f"grid[{name}]", value=values
+                )
         names = list(axes)
         drawn = [
             dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())
@@ -733,9 +773,14 @@ def sensitivity(
     else:
         bounds = _ranges(cp, ranges, relative)
         if not bounds:
-            raise ValueError("nothing to vary: give ranges=, relative= or grid=")
+            raise ArgumentError("FA617", "nothing to vary: give ranges=, relative= or grid=")
         if samples < 1:
-            raise ValueError(f"samples must be at least 1, got {samples}")
+            raise ArgumentError(
+                "FA600",
+                f"samples must be at least 1, got {samples}",
+                argument="samples",
+                value=samples,
+            )
         rng = np.random.default_rng(seed)
         lo = np.array([b[0] for b in bounds.values()])
         hi = np.array([b[1] for b in bounds.values()])
@@ -787,7 +832,9 @@ def _margins(
     else:
         names = list(check_weights(run.cp, {n: known.get(n, 0.0) for n in weights}))
     if not (within > 0 and steps >= 1 and decimals >= 0):
-        raise ValueError("within must be above 0, steps at least 1 and decimals at least 0")
+        raise ArgumentError(
+            "FA600", "within must be above 0, steps at least 1 and decimals at least 0"
+        )
     return [
         _margin(run, row, n, known[n], within=within, steps=steps, decimals=decimals) for n in names
     ]

@@ -37,7 +37,15 @@ from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import LotteryKeys, Ranking, rank
 from fairalloc.allocation import Allocation, allocate_evaluation
-from fairalloc.errors import EvaluationError, FairallocError, PolicyError, PolicyIssue
+from fairalloc.errors import (
+    AllocationError,
+    AllocationReason,
+    ArgumentError,
+    EvaluationError,
+    FairallocError,
+    PolicyError,
+    PolicyIssue,
+)
 from fairalloc.policy import _model as M
 
 if TYPE_CHECKING:
@@ -255,7 +263,11 @@ def allocation_units(cp: CompiledPolicy, capacity: int | None) -> int | None:
                 if spec.matching is not None
                 else "serves a waiting list over rounds (rotation)"
             )
-            raise ValueError(f"cannot allocate a capacity: the policy {why}")
+            code = "FA650" if spec is None else "FA652"
+            reason = (
+                AllocationReason.NO_SECTION if spec is None else AllocationReason.OTHER_MECHANISM
+            )
+            raise AllocationError(code, reason, f"cannot allocate a capacity: the policy {why}")
         return None
     return capacity if capacity is not None else spec.capacity
 
@@ -264,9 +276,21 @@ def check_capacity(value: Any) -> int:
     """A capacity from a grid: a whole number of at least 0."""
     value = plain_value(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"a capacity is a whole number of units, got {value!r}")
+        raise ArgumentError(
+            "FA601",
+            f"a capacity is a whole number of units, got {value!r}",
+            argument="capacity",
+            value=value,
+            valid="a whole number, 0 or more",
+        )
     if value < 0:
-        raise ValueError(f"capacity must be at least 0, got {value}")
+        raise ArgumentError(
+            "FA601",
+            f"capacity must be at least 0, got {value}",
+            argument="capacity",
+            value=value,
+            valid="a whole number, 0 or more",
+        )
     return value
 
 
@@ -408,6 +432,7 @@ def summarize(
     group_by: Sequence[str] | None,
     strata: str | None,
     intersections: bool,
+    bins: Mapping[str, Sequence[float]] | None = None,
     recomputed: tuple[str, ...] = (),
 ) -> tuple[SweepPoint, npt.NDArray[np.bool_]]:
     """One point's outcome and the residents selected (served, or eligible)."""
@@ -429,6 +454,7 @@ def summarize(
         attributes=group_by,
         strata=strata,
         intersections=intersections,
+        bins=bins,
     )
     point = SweepPoint(
         values=values,
@@ -551,7 +577,9 @@ class Sweep:
         import pandas as pd
 
         if self.served is None:
-            raise ValueError("the sweep kept no per-resident outcomes: pass keep_served=True")
+            raise ArgumentError(
+                "FA618", "the sweep kept no per-resident outcomes: pass keep_served=True"
+            )
         labels = [
             ", ".join(f"{k}={_jsonable(v)}" for k, v in p.values.items()) for p in self.points
         ]
@@ -629,8 +657,10 @@ def _resolve_keys(
     cp: CompiledPolicy, grid: Mapping[str, Sequence[Any]]
 ) -> tuple[tuple[str, ...], dict[str, list[Any]]]:
     if not isinstance(grid, Mapping) or not 1 <= len(grid) <= 2:
-        raise ValueError(
-            "a sweep varies one or two keys: give {name: [values, ...]} with one or two names"
+        raise ArgumentError(
+            "FA615",
+            "a sweep varies one or two keys: give {name: [values, ...]} with one or two names",
+            argument="grid",
         )
     keys: list[str] = []
     axes: dict[str, list[Any]] = {}
@@ -640,12 +670,14 @@ def _resolve_keys(
         if key == CAPACITY_ALIAS or (key == CAPACITY and cap == CAPACITY):
             name = cap
         if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
-            raise ValueError(f"give the values of `{key}` as a list, got {values!r}")
+            raise ArgumentError(
+                "FA615", f"give the values of `{key}` as a list, got {values!r}", argument=key
+            )
         vals = [plain_value(v) for v in values]
         if not vals:
-            raise ValueError(f"`{key}` has no values to sweep")
+            raise ArgumentError("FA615", f"`{key}` has no values to sweep", argument=key)
         if name in axes:
-            raise ValueError(f"`{key}` is given twice")
+            raise ArgumentError("FA615", f"`{key}` is given twice", argument=key)
         if name == capacity_key(cp):
             vals = [check_capacity(v) for v in vals]
         keys.append(name)
@@ -737,7 +769,18 @@ def sweep(
     cap = capacity_key(cp0)
     params = [k for k in keys if k != cap]
     base_units = allocation_units(cp0, capacity)
-    kw: dict[str, Any] = {"group_by": group_by, "strata": strata, "intersections": intersections}
+    from fairalloc.audit._groups import group_bins
+
+    # Numbers and dates are grouped by the whole population's quartiles, once: each point's
+    # own quartiles would move the groups from point to point.
+    grouped = [*(group_by or population.schema.protected_attributes)]
+    bins = group_bins(population, [a for a in grouped if a in population.schema.attributes])
+    kw: dict[str, Any] = {
+        "group_by": group_by,
+        "strata": strata,
+        "intersections": intersections,
+        "bins": bins,
+    }
 
     base = evaluate_compiled(cp0, population, chunk_size=chunk_size)
     lottery = LotteryKeys(population.ids)

@@ -90,7 +90,7 @@ from fairalloc._numeric import MICRO
 from fairalloc._population import Population
 from fairalloc._ranking import _sort_keys, lottery_keys
 from fairalloc.audit._static import StaticProof, _cell, part_label, static_proof
-from fairalloc.errors import EvaluationError
+from fairalloc.errors import ArgumentError, ArgumentTypeError, EvaluationError
 from fairalloc.policy._model import Attribute, Policy
 
 __all__ = ["AffectedResident", "AttributeFlips", "FlipAudit", "FlipResult", "flip_audit"]
@@ -553,11 +553,18 @@ def flip_audit(
     cp = ev.policy
     pop = ev.population
     if pop is None:
-        raise ValueError(
-            "this evaluation does not hold its residents; give the policy and the residents"
+        raise ArgumentError(
+            "FA610",
+            "this evaluation does not hold its residents; give the policy and the residents",
+            argument="source",
         )
     if max_listed < 0:
-        raise ValueError(f"max_listed must be at least 0, got {max_listed}")
+        raise ArgumentError(
+            "FA600",
+            f"max_listed must be at least 0, got {max_listed}",
+            argument="max_listed",
+            value=max_listed,
+        )
     proof = static_proof(cp)
     names = _attributes_to_audit(cp, attributes)
     units, served_note = _served_capacity(cp, capacity)
@@ -613,10 +620,14 @@ def _evaluation_of(
 ) -> Evaluation:
     if isinstance(source, Evaluation):
         if residents is not None:
-            raise TypeError("residents are given with a policy, not with an evaluation")
+            raise ArgumentTypeError(
+                "FA641",
+                "residents are given with a policy, not with an evaluation",
+                argument="residents",
+            )
         return source
     if residents is None:
-        raise TypeError("give the residents to audit")
+        raise ArgumentTypeError("FA642", "give the residents to audit", argument="residents")
     cp = source if isinstance(source, CompiledPolicy) else compiled_for(source, audit=True)
     return evaluate(cp, residents)
 
@@ -630,16 +641,30 @@ def _attributes_to_audit(cp: CompiledPolicy, attributes: Sequence[str] | None) -
     if attributes is None:
         return list(p.protected_attributes)
     if isinstance(attributes, str):
-        raise TypeError("give a list of attribute names, not one string")
+        raise ArgumentTypeError(
+            "FA643",
+            "give a list of attribute names, not one string",
+            argument="attributes",
+            value=attributes,
+        )
     out: list[str] = []
     for name in attributes:
         if name not in p.attributes:
-            raise ValueError(
-                f"unknown attribute `{name}`; attributes: "
-                + ", ".join(a for a in p.attributes if a != p.id_attribute)
+            known = ", ".join(a for a in p.attributes if a != p.id_attribute)
+            raise ArgumentError(
+                "FA602",
+                f"unknown attribute `{name}`; attributes: {known}",
+                argument="attributes",
+                value=name,
+                valid=known,
             )
         if name == p.id_attribute:
-            raise ValueError(f"`{name}` is the id, which no rule may read")
+            raise ArgumentError(
+                "FA603",
+                f"`{name}` is the id, which no rule may read",
+                argument="attributes",
+                value=name,
+            )
         if name not in out:
             out.append(name)
     return out
@@ -649,7 +674,12 @@ def _served_capacity(cp: CompiledPolicy, capacity: int | None) -> tuple[int | No
     """The capacity for served status, or None and the reason it is not computed."""
     spec = cp.policy.allocation
     if capacity is not None and capacity < 0:
-        raise ValueError(f"capacity must be at least 0, got {capacity}")
+        raise ArgumentError(
+            "FA601",
+            f"capacity must be at least 0, got {capacity}",
+            argument="capacity",
+            value=capacity,
+        )
     if spec is not None:
         if spec.matching is not None:
             return None, "the policy allocates by matching"

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 from fairalloc.allocation._result import Allocation
 from fairalloc.audit._disclosure import Protection, protect
+from fairalloc.errors import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GroupStatistics",
     "ScaleAudit",
+    "group_bins",
     "group_statistics",
     "rate_ratio_interval",
     "scale_audit",
@@ -75,7 +78,12 @@ BoolArray = npt.NDArray[np.bool_]
 
 def _z(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+        raise ArgumentError(
+            "FA600",
+            f"confidence must be between 0 and 1, got {confidence}",
+            argument="confidence",
+            value=confidence,
+        )
     return NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
@@ -116,7 +124,9 @@ def wilson_interval(selected: int, n: int, *, confidence: float = 0.95) -> tuple
         (0.0362, 0.6245)
     """
     if n <= 0 or not 0 <= selected <= n:
-        raise ValueError(f"need 0 <= selected <= n and n > 0, got {selected} of {n}")
+        raise ArgumentError(
+            "FA600", f"need 0 <= selected <= n and n > 0, got {selected} of {n}", value=selected
+        )
     lo, hi = _wilson(np.array([float(selected)]), np.array([float(n)]), _z(confidence))
     return float(lo[0]), float(hi[0])
 
@@ -168,9 +178,14 @@ def rate_ratio_interval(
         (0.5, 0.316, 0.792)
     """
     if n <= 0 or ref_n <= 0 or not 0 <= selected <= n or not 0 <= ref_selected <= ref_n:
-        raise ValueError("counts must satisfy 0 <= selected <= n with n > 0")
+        raise ArgumentError("FA600", "counts must satisfy 0 <= selected <= n with n > 0")
     if ref_selected == 0:
-        raise ValueError("nobody in the reference group is selected: the ratio is undefined")
+        raise ArgumentError(
+            "FA621",
+            "nobody in the reference group is selected: the ratio is undefined",
+            argument="ref_selected",
+            value=0,
+        )
     lo, hi, _ = _katz(
         np.array([float(selected)]),
         np.array([float(n)]),
@@ -196,7 +211,9 @@ class _Coded:
 def _population_of(evaluation: Evaluation) -> Population:
     pop = evaluation.population
     if pop is None:
-        raise ValueError("the evaluation does not hold its residents (population is None)")
+        raise ArgumentError(
+            "FA610", "the evaluation does not hold its residents (population is None)"
+        )
     return pop
 
 
@@ -210,12 +227,51 @@ def _attribute_names(population: Population, attributes: Sequence[str] | None) -
     for name in names:
         if name not in population.columns:
             known = ", ".join(c for c in population.columns)
-            raise ValueError(f"no attribute `{name}` to group by; attributes: {known}")
+            raise ArgumentError(
+                "FA602",
+                f"no attribute `{name}` to group by; attributes: {known}",
+                argument="attributes",
+                value=name,
+                valid=known,
+            )
     return names
 
 
-def _code_attribute(population: Population, name: str, rows: BoolArray | None) -> _Coded:
-    """Group codes of ``name`` for the residents at ``rows`` (all if None)."""
+def group_bins(population: Population, attributes: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """Fixed group boundaries for the numeric and date attributes among ``attributes``.
+
+    The quartiles of the whole population, as whole numbers for ``int`` and ``date``
+    attributes. Passed to :func:`group_statistics` as ``bins``, they keep the groups the same
+    across several statistics of the same residents (a sweep's points), where the quartiles of
+    each point's eligible residents would move.
+    """
+    bins: dict[str, tuple[float, ...]] = {}
+    for name in attributes:
+        attr = population.schema.attributes[name]
+        if attr.type not in ("int", "float", "date"):
+            continue
+        values = population.columns[name].astype(np.float64)
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            continue
+        edges = np.quantile(present, [0.25, 0.5, 0.75])
+        if attr.type != "float":
+            edges = np.ceil(edges)
+        bins[name] = tuple(float(e) for e in np.unique(edges))
+    return bins
+
+
+def _code_attribute(
+    population: Population,
+    name: str,
+    rows: BoolArray | None,
+    edges: Sequence[float] | None = None,
+) -> _Coded:
+    """Group codes of ``name`` for the residents at ``rows`` (all if None).
+
+    Numbers and dates fall into quartile groups of the residents compared, or into the groups
+    that ``edges`` bound (a value equal to an edge starts the next group).
+    """
     attr = population.schema.attributes[name]
     col = population.columns[name]
     if rows is not None:
@@ -225,23 +281,47 @@ def _code_attribute(population: Population, name: str, rows: BoolArray | None) -
     if attr.type == "bool":
         return _Coded(name, col.astype(np.intp), ("false", "true"))
     if attr.type not in ("int", "float", "date"):
-        raise ValueError(f"cannot group by `{name}`: a {attr.type} attribute has no groups")
+        raise ArgumentError(
+            "FA603",
+            f"cannot group by `{name}`: a {attr.type} attribute has no groups",
+            argument="attributes",
+            value=name,
+        )
     values = col.astype(np.float64)
     missing = np.isnan(values)
     present = values[~missing]
-    if present.size == 0:
+    labels: list[str] = []
+    if edges is not None:
+        fixed = np.asarray(edges, dtype=np.float64)
+        codes = np.searchsorted(fixed, values, side="right").astype(np.intp)
+        labels = _edge_labels(attr.type, fixed)
+    elif present.size == 0:
         return _Coded(name, np.zeros(len(values), dtype=np.intp), ("missing",))
-    edges = np.unique(np.quantile(present, [0.25, 0.5, 0.75]))
-    codes = np.searchsorted(edges, values, side="right").astype(np.intp)
-    present_codes = codes[~missing] if missing.any() else codes
-    labels = []
-    for b in range(len(edges) + 1):
-        in_bin = present[present_codes == b]
-        labels.append(_range_label(attr.type, in_bin) if in_bin.size else f"bin {b + 1}")
+    else:
+        quartiles = np.unique(np.quantile(present, [0.25, 0.5, 0.75]))
+        codes = np.searchsorted(quartiles, values, side="right").astype(np.intp)
+        present_codes = codes[~missing] if missing.any() else codes
+        for b in range(len(quartiles) + 1):
+            in_bin = present[present_codes == b]
+            labels.append(_range_label(attr.type, in_bin) if in_bin.size else f"bin {b + 1}")
     if missing.any():
         codes[missing] = len(labels)
         labels.append("missing")
     return _Coded(name, codes, tuple(labels))
+
+
+def _edge_labels(kind: str, edges: FloatArray) -> list[str]:
+    """Labels of the groups that ``edges`` bound: below the first, between, from the last."""
+    if kind == "float":
+        shown = [f"{e:g}" for e in edges]
+        inner = [f"{a} to under {b}" for a, b in itertools.pairwise(shown)]
+        return [f"under {shown[0]}", *inner, f"{shown[-1]} and over"]
+
+    def at(x: float) -> str:
+        return (_EPOCH + dt.timedelta(days=int(x))).isoformat() if kind == "date" else str(int(x))
+
+    inner = [at(a) if b - a == 1 else f"{at(a)}–{at(b - 1)}" for a, b in itertools.pairwise(edges)]
+    return [f"up to {at(edges[0] - 1)}", *inner, f"{at(edges[-1])} and over"]
 
 
 def _range_label(kind: str, values: FloatArray) -> str:
@@ -260,7 +340,13 @@ def _graded_scale(evaluation: Evaluation, path: str) -> ScaleNode:
         if s.path == path:
             return s
     names = ", ".join(s.path for s in graded) or "none"
-    raise ValueError(f"`{path}` is not a graded scale; graded scales: {names}")
+    raise ArgumentError(
+        "FA608",
+        f"`{path}` is not a graded scale; graded scales: {names}",
+        argument="strata",
+        value=path,
+        valid=names,
+    )
 
 
 # -- counting -----------------------------------------------------------------------------------
@@ -817,7 +903,11 @@ def _outcome_of(result: Allocation | Evaluation) -> tuple[Evaluation, BoolArray,
         return ev, np.asarray(ev.eligible, dtype=bool), np.asarray(result.served), "served"
     if isinstance(result, Evaluation):
         return result, np.ones(result.n, dtype=bool), np.asarray(result.eligible), "eligible"
-    raise TypeError(f"give an Allocation or an Evaluation, not {type(result).__name__}")
+    raise ArgumentTypeError(
+        "FA640",
+        f"give an Allocation or an Evaluation, not {type(result).__name__}",
+        argument="result",
+    )
 
 
 def group_statistics(
@@ -829,6 +919,7 @@ def group_statistics(
     confidence: float = 0.95,
     min_group: int = 10,
     min_expected: float = 5.0,
+    bins: Mapping[str, Sequence[float]] | None = None,
 ) -> GroupStatistics:
     """Selection rates by group of the protected attributes, for the audit and for publication.
 
@@ -865,6 +956,8 @@ def group_statistics(
         confidence: Confidence level of the intervals.
         min_group: Cells with fewer residents are suppressed for publication.
         min_expected: Cells expecting fewer selected (or not selected) are suppressed.
+        bins: Fixed group boundaries of numeric and date attributes (see :func:`group_bins`);
+            by default the quartiles of the residents compared.
 
     Returns:
         The :class:`GroupStatistics`.
@@ -879,7 +972,10 @@ def group_statistics(
     pop = _population_of(ev)
     names = _attribute_names(pop, attributes)
     rows_base: BoolArray | None = None if base.all() else base
-    coded = [_code_attribute(pop, name, rows_base) for name in names]
+    coded = [
+        _code_attribute(pop, name, rows_base, None if bins is None else bins.get(name))
+        for name in names
+    ]
     selected = selected_all if rows_base is None else selected_all[rows_base]
     if strata is not None:
         scale = _graded_scale(ev, strata)
@@ -1260,7 +1356,13 @@ def scale_audit(
     ev = evaluation.evaluation if isinstance(evaluation, Allocation) else evaluation
     z = _z(confidence)
     if among not in ("eligible", "all"):
-        raise ValueError(f"among must be `eligible` or `all`, got {among!r}")
+        raise ArgumentError(
+            "FA606",
+            f"among must be `eligible` or `all`, got {among!r}",
+            argument="among",
+            value=among,
+            valid="eligible, all",
+        )
     pop = _population_of(ev)
     names = _attribute_names(pop, attributes)
     rows_mask: BoolArray | None = (

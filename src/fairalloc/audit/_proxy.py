@@ -50,6 +50,7 @@ import numpy.typing as npt
 
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
+from fairalloc.errors import ArgumentError
 
 if TYPE_CHECKING:
     from fairalloc._compiler import CompiledPolicy, ScaleNode
@@ -164,7 +165,8 @@ def _association(population: Population, a: str, b: str) -> tuple[str, float]:
         return "correlation ratio η", correlation_ratio(ca.astype(np.intp), cb)
     if ta.type in _NUMERIC and tb.type in _DISCRETE:
         return "correlation ratio η", correlation_ratio(cb.astype(np.intp), ca)
-    raise ValueError(f"cannot measure the association of `{a}` ({ta.type}) and `{b}` ({tb.type})")
+    # Unreachable: the id (type str) is never read by a rule nor protected.
+    raise AssertionError(f"no association measure for `{a}` ({ta.type}) and `{b}` ({tb.type})")
 
 
 def _levels(attr: Attribute) -> int:
@@ -343,7 +345,9 @@ def proxy_check(
     """
     pop = evaluation.population
     if pop is None:
-        raise ValueError("the evaluation does not hold its residents (population is None)")
+        raise ArgumentError(
+            "FA610", "the evaluation does not hold its residents (population is None)"
+        )
     cp = evaluation.policy
     schema = pop.schema
     protected = [a for a in schema.protected_attributes if a in pop.columns]

@@ -41,7 +41,7 @@ from fairalloc.cli import (
     _validate,
 )
 from fairalloc.cli._common import check_not_an_input
-from fairalloc.errors import FairallocError, UsageError
+from fairalloc.errors import ArgumentError, FairallocError, UsageError
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "out", None), (getattr(args, name) for name in args.inputs)
         )
         return int(args.handler(args))
-    except UsageError as e:
+    except (UsageError, ArgumentError) as e:  # an option value the library cannot use
         print(f"fairalloc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FairallocError as e:
@@ -98,9 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"error: the data is not UTF-8 text (byte {e.start}); save it as UTF-8", file=sys.stderr
         )
-        return EXIT_FAULT
-    except ValueError as e:  # library checks not yet in the error tree
-        print(f"error: {e}", file=sys.stderr)
         return EXIT_FAULT
 
 

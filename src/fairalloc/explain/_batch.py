@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._numeric import MICRO
+from fairalloc.errors import ArgumentError
 
 if TYPE_CHECKING:
     from fairalloc._evaluation import Evaluation
@@ -62,7 +63,13 @@ def export_explanations(
     from fairalloc.allocation import Allocation
 
     if format not in ("jsonl", "csv"):
-        raise ValueError(f"no format {format!r}; formats: jsonl, csv")
+        raise ArgumentError(
+            "FA606",
+            f"no format {format!r}; formats: jsonl, csv",
+            argument="format",
+            value=format,
+            valid="jsonl, csv",
+        )
     alloc = source if isinstance(source, Allocation) else None
     ev = source.evaluation if isinstance(source, Allocation) else source
     cols = _Columns(ev, alloc)

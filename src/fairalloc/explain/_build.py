@@ -18,6 +18,7 @@ import numpy.typing as npt
 import fairalloc._engine as _engine
 from fairalloc._numeric import MICRO
 from fairalloc._ranking import lottery_key
+from fairalloc.errors import ArgumentError, ArgumentTypeError
 from fairalloc.explain._counterfactual import search, written_value
 from fairalloc.explain._facts import (
     Check,
@@ -91,9 +92,11 @@ def build_facts(
     elif isinstance(source, Evaluation):
         ev = source
     else:
-        raise TypeError(
+        raise ArgumentTypeError(
+            "FA640",
             "explain an Evaluation, Allocation, MatchingResult or Simulation,"
-            f" not {type(source).__name__}"
+            f" not {type(source).__name__}",
+            argument="source",
         )
     if sim is not None and resident_id not in ev._index:
         rec = sim.record(resident_id)  # KeyError if the resident never took part
@@ -293,7 +296,7 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
     if not cp._indicators:
         return ()
     if pop is None:  # pragma: no cover - evaluations made by the engine hold their population
-        raise ValueError("this evaluation does not hold its residents")
+        raise ArgumentError("FA610", "this evaluation does not hold its residents")
     inputs = _engine.indicator_inputs(cp, pop, np.array([row], dtype=np.intp))
     weights = cp.criterion_weights()
     out = []

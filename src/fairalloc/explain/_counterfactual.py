@@ -51,7 +51,7 @@ from fairalloc.allocation._capacity import (
     category_sizes,
 )
 from fairalloc.allocation._lottery import weighted_draws
-from fairalloc.errors import EvaluationError
+from fairalloc.errors import AllocationError, ArgumentError, EvaluationError
 from fairalloc.explain._facts import Counterfactual, Value
 
 if TYPE_CHECKING:
@@ -132,29 +132,44 @@ def search(
     pop = ev.population
     notes: Notes = []
     if allocation is not None and target_rank is not None:
-        raise ValueError(
-            "target_rank applies to a ranking alone; with an allocation the outcome is being served"
+        raise ArgumentError(
+            "FA617",
+            "target_rank applies to a ranking alone; with an allocation the outcome is being"
+            " served",
+            argument="target_rank",
+            value=target_rank,
         )
     if pop is None:  # pragma: no cover - evaluations made by the engine hold their population
-        raise ValueError("this evaluation does not hold its residents")
+        raise ArgumentError("FA610", "this evaluation does not hold its residents")
     doc = ev.policy.policy
     allowed = changeable_attributes(ev)
     names = allowed if attributes is None else list(attributes)
     for name in names:
         attr = doc.attributes.get(name)
         if attr is None or name == doc.id_attribute:
-            raise ValueError(
-                f"no attribute `{name}` to vary; attributes: {', '.join(doc.attributes)}"
+            raise ArgumentError(
+                "FA602",
+                f"no attribute `{name}` to vary; attributes: {', '.join(doc.attributes)}",
+                argument="attributes",
+                value=name,
+                valid=", ".join(doc.attributes),
             )
         if attr.protected:
-            raise ValueError(
+            raise ArgumentError(
+                "FA604",
                 f"`{name}` is protected: counterfactuals never suggest changing a protected"
-                " attribute"
+                " attribute",
+                argument="attributes",
+                value=name,
             )
         if name not in allowed:
-            raise ValueError(
+            raise ArgumentError(
+                "FA604",
                 f"`{name}` is not marked `changeable: true` in the policy (or nothing reads"
-                f" it); attributes that may vary: {', '.join(allowed) or 'none'}"
+                f" it); attributes that may vary: {', '.join(allowed) or 'none'}",
+                argument="attributes",
+                value=name,
+                valid=", ".join(allowed),
             )
     if not names:
         notes.append(("cf_none_given" if attributes is not None else "cf_none_changeable", {}))
@@ -373,7 +388,7 @@ class _World:
             patched.ranking = SimpleNamespace(rank=rank)
             try:
                 _refuse_ties_at_cutoffs(view, self.spec, self.cats, order, category)
-            except ValueError:
+            except AllocationError:
                 return None
         return bool(category[self.row] >= 0)
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fairalloc._numeric import MICRO
+from fairalloc.errors import ArgumentError
 from fairalloc.explain._build import build_facts
 from fairalloc.explain._facts import Facts, Value
 from fairalloc.explain._i18n import check_locale, localized, message
@@ -65,7 +66,13 @@ class _Rendered:
             return self.to_html(lang, fragment=False)
         if format == "json":
             return self.to_json(indent=2) + "\n"
-        raise ValueError(f"no format {format!r}; formats: text, md, html, json")
+        raise ArgumentError(
+            "FA606",
+            f"no format {format!r}; formats: text, md, html, json",
+            argument="format",
+            value=format,
+            valid="text, md, html, json",
+        )
 
     def __str__(self) -> str:
         return self.to_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fairalloc.errors import ArgumentError
 from fairalloc.policy._model import LocalizedText
 
 __all__ = ["LOCALES", "localized", "message"]
@@ -284,7 +285,13 @@ _CATALOGS = {"en": _EN, "zh-CN": _ZH}
 def check_locale(lang: str) -> str:
     """``lang`` if supported; otherwise a ValueError naming the supported locales."""
     if lang not in _CATALOGS:
-        raise ValueError(f"no locale {lang!r}; explanations are written in: {', '.join(LOCALES)}")
+        raise ArgumentError(
+            "FA606",
+            f"no locale {lang!r}; explanations are written in: {', '.join(LOCALES)}",
+            argument="lang",
+            value=lang,
+            valid=", ".join(LOCALES),
+        )
     return lang
 
 

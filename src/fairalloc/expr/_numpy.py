@@ -154,7 +154,7 @@ class _Compiler:
                 a, b = ka(f), kb(f)
                 if isinstance(b, float):
                     return a / b if b != 0.0 else a * np.nan
-                out = np.divide(a, b)
+                out = np.asarray(np.divide(a, b))  # 0-d when both are: `k / (k if c else k)`
                 out[b == 0.0] = np.nan
                 return out
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from fairalloc.errors import ArgumentError
+
 __all__ = [
     "AllocationSpec",
     "Approval",
@@ -298,7 +300,12 @@ class Parameter(_Documented):
                 current = dv.value
         if current is None:
             first = (self.values or [])[0].from_
-            raise ValueError(f"no value in force on {when} (the first is from {first})")
+            raise ArgumentError(
+                "FA620",
+                f"no value in force on {when} (the first is from {first})",
+                argument="when",
+                value=when,
+            )
         return current
 
 

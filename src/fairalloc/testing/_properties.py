@@ -31,7 +31,7 @@ import fairalloc as fa
 from fairalloc._evaluation import Evaluation
 from fairalloc.allocation import allocate_evaluation
 from fairalloc.allocation._capacity import category_sizes
-from fairalloc.errors import EvaluationError
+from fairalloc.errors import AllocationError, ArgumentError, EvaluationError
 from fairalloc.policy._model import Attribute, Policy
 from fairalloc.testing._strategies import (
     PolicyLike,
@@ -132,9 +132,13 @@ def check_protected_invariance(
     names = list(protected) if attributes is None else list(attributes)
     for name in names:
         if name not in protected:
-            raise ValueError(
+            raise ArgumentError(
+                "FA603",
                 f"`{name}` is not a protected attribute of {sub.label}; protected: "
-                + (", ".join(protected) or "none")
+                + (", ".join(protected) or "none"),
+                argument="attributes",
+                value=name,
+                valid=", ".join(protected),
             )
     for name in names:
         _invariance(sub, name, settings, seed, max_residents)
@@ -268,9 +272,13 @@ def check_need_monotonicity(
     names = declared if attributes is None else list(attributes)
     for name in names:
         if name not in declared:
-            raise ValueError(
+            raise ArgumentError(
+                "FA603",
                 f"`{name}` declares no `need` with an order in {sub.label}; need attributes: "
-                + (", ".join(declared) or "none")
+                + (", ".join(declared) or "none"),
+                argument="attributes",
+                value=name,
+                valid=", ".join(declared),
             )
     if not names:
         return
@@ -707,7 +715,7 @@ def _capacity_allocation(
         if capacity is not None:
             try:
                 category_sizes(spec, capacity)
-            except ValueError:
+            except AllocationError:
                 capacity = None  # the reserves need more units: use the policy's capacity
         ev = sub.evaluate(prop, records)
         try:
@@ -978,9 +986,13 @@ def plan_checks(policy: PolicyLike, properties: Iterable[str] | None = None) -> 
     wanted = None if properties is None else set(properties)
     for name in wanted or ():
         if name not in PROPERTIES and not name.endswith("-invariance"):
-            raise ValueError(
+            raise ArgumentError(
+                "FA606",
                 f"unknown property `{name}`; properties: {', '.join(PROPERTIES)}, or"
-                " <attribute>-invariance"
+                " <attribute>-invariance",
+                argument="properties",
+                value=name,
+                valid=", ".join(PROPERTIES),
             )
     sub = Subject(policy)
     doc = sub.doc

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._population import Population
+from fairalloc.errors import ArgumentError
 from fairalloc.policy import load_policy
 from fairalloc.policy._model import Attribute, Policy
 
@@ -103,7 +104,11 @@ def attribute_values(attribute: Attribute, *, missing: bool = True) -> st.Search
             bounds leave no valid value.
     """
     if attribute.role == "id":
-        raise ValueError("ids are drawn by residents(), distinct for each resident")
+        raise ArgumentError(
+            "FA619",
+            "ids are drawn by residents(), distinct for each resident",
+            argument="attribute",
+        )
     values = _present_values(attribute)
     if missing and attribute.missing == "default":
         last = _MISSING_ONE_IN - 1
@@ -132,7 +137,7 @@ def _present_values(attr: Attribute) -> st.SearchStrategy[Any]:
         lo = attr.min if isinstance(attr.min, dt.date) else FIRST_DATE
         hi = attr.max if isinstance(attr.max, dt.date) else LAST_DATE
         if lo > hi:
-            raise ValueError(f"no valid date from {lo} to {hi}")
+            raise ArgumentError("FA619", f"no valid date from {lo} to {hi}", argument="attribute")
         # Days from 2000-01-01, so that dates shrink towards it (or the bound nearest it).
         origin = _DATE_ORIGIN.toordinal()
         days = _spread(lo.toordinal() - origin, hi.toordinal() - origin)
@@ -141,7 +146,9 @@ def _present_values(attr: Attribute) -> st.SearchStrategy[Any]:
     if attr.type == "int":
         lo_i, hi_i = math.ceil(lo_n), math.floor(hi_n)
         if lo_i > hi_i:
-            raise ValueError(f"no whole number from {lo_n:g} to {hi_n:g}")
+            raise ArgumentError(
+                "FA619", f"no whole number from {lo_n:g} to {hi_n:g}", argument="attribute"
+            )
         return _spread(lo_i, hi_i)
     if attr.type == "float":
         # Mostly tenths (the outermost clamped onto the bounds), now and then any float.
@@ -149,7 +156,9 @@ def _present_values(attr: Attribute) -> st.SearchStrategy[Any]:
             lambda k: min(max(k / 10, lo_n), hi_n)
         )
         return st.one_of(tenths, st.floats(lo_n, hi_n, allow_nan=False, allow_infinity=False))
-    raise ValueError(f"no values to draw for type {attr.type}")  # str is only for the id
+    raise ArgumentError(  # str is only for the id
+        "FA619", f"no values to draw for type {attr.type}", argument="attribute"
+    )
 
 
 def number_bounds(attr: Attribute) -> tuple[float, float]:
@@ -165,12 +174,21 @@ def _fields(
     given = dict(values or {})
     unknown = [n for n in given if n not in schema.attributes]
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
+            "FA602",
             f"values given for unknown attributes {', '.join(unknown)}; attributes: "
-            + ", ".join(schema.attributes)
+            + ", ".join(schema.attributes),
+            argument="values",
+            value=unknown[0],
+            valid=", ".join(schema.attributes),
         )
     if schema.id_attribute in given:
-        raise ValueError("ids are drawn by residents(), distinct for each resident")
+        raise ArgumentError(
+            "FA619",
+            "ids are drawn by residents(), distinct for each resident",
+            argument="values",
+            value=schema.id_attribute,
+        )
     return {
         name: given[name] if name in given else attribute_values(attr)
         for name, attr in schema.attributes.items()
@@ -258,7 +276,9 @@ def residents(
     """
     schema = schema_of(policy)
     if min_size < 0 or max_size < min_size:
-        raise ValueError(f"need 0 <= min_size <= max_size, got {min_size} and {max_size}")
+        raise ArgumentError(
+            "FA600", f"need 0 <= min_size <= max_size, got {min_size} and {max_size}"
+        )
     return _drawn(schema, _fields(schema, values), st.none(), min_size, max_size).map(
         lambda pairs: [record for record, _ in pairs]
     )

@@ -32,7 +32,7 @@ from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
 from fairalloc.allocation import allocate_evaluation
-from fairalloc.errors import EvaluationError, FairnessViolation
+from fairalloc.errors import AllocationError, AllocationReason, EvaluationError, FairnessViolation
 from fairalloc.policy._model import Policy
 from fairalloc.testing._strategies import PolicyLike, resident_id, schema_of
 
@@ -139,10 +139,9 @@ def show_points(v: Any) -> str:
     return "0" if text == "-0" else text
 
 
-def refused_tie(error: ValueError) -> bool:
+def refused_tie(error: Exception) -> bool:
     """Whether a mechanism refused to decide a tie that only ids or row order could decide."""
-    text = str(error)
-    return "tied" in text or "tie on score" in text
+    return isinstance(error, AllocationError) and error.reason is AllocationReason.UNDECIDED_TIE
 
 
 def _grade_names(grades: tuple[str, ...]) -> Callable[[Any], str]:
