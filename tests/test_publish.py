@@ -153,9 +153,14 @@ def test_zh_outputs_show_titles_not_level_identifiers(path: Path) -> None:
     result: object = fa.evaluate(policy, path.parent / "residents.csv")
     if policy.allocation is not None and policy.allocation.capacity is not None:
         result = fa.allocate(policy, path.parent / "residents.csv")
-    ids = [str(i) for i in result.evaluation.ids[:12]] if hasattr(result, "evaluation") else [
-        str(i) for i in result.ids[:12]  # type: ignore[attr-defined]
-    ]
+    ids = (
+        [str(i) for i in result.evaluation.ids[:12]]
+        if hasattr(result, "evaluation")
+        else [
+            str(i)
+            for i in result.ids[:12]  # type: ignore[attr-defined]
+        ]
+    )
     for rid in ids:
         ex = explain(result, rid)  # type: ignore[arg-type]
         outputs += [ex.to_text(lang="zh-CN"), ex.to_markdown(lang="zh-CN")]
@@ -204,7 +209,9 @@ def test_expires_before_effective_and_late_approval_are_errors(tmp_path: Path) -
 
 def test_diff_shows_metadata_changes(tmp_path: Path) -> None:
     old = fa.load_policy(_yaml(tmp_path, MINIMAL))
-    new_text = MINIMAL.replace("on: 2025-12-01, reference: \"M-1\"", "on: 2025-12-01, reference: \"M-2\"")
+    new_text = MINIMAL.replace(
+        'on: 2025-12-01, reference: "M-1"', 'on: 2025-12-01, reference: "M-2"'
+    )
     new_text = new_text.replace("expires: 2026-06-30", "expires: 2026-09-30")
     (tmp_path / "new").mkdir()
     new = fa.load_policy(_yaml(tmp_path / "new", new_text))

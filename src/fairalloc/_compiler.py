@@ -689,22 +689,24 @@ class _Builder:
     def check_metadata(self) -> None:
         """The effective window, level titles; then refuse a date outside the window."""
         meta = self.p.policy
-        if meta.expires is not None and meta.effective is not None:
-            if meta.expires < meta.effective:
-                self.issue(
-                    "FA116",
-                    f"`expires` ({meta.expires}) is before `effective` ({meta.effective})",
-                    ("policy", "expires"),
-                    hint="the policy is in force from `effective` to `expires`, both included",
-                )
-        if meta.approved is not None and meta.effective is not None:
-            if meta.approved.on > meta.effective:
-                self.issue(
-                    "FA117",
-                    f"approved on {meta.approved.on}, after it took effect on {meta.effective}",
-                    ("policy", "approved", "on"),
-                    hint="a policy is approved before it takes effect",
-                )
+        if meta.expires is not None and meta.effective is not None and (
+            meta.expires < meta.effective
+        ):
+            self.issue(
+                "FA116",
+                f"`expires` ({meta.expires}) is before `effective` ({meta.effective})",
+                ("policy", "expires"),
+                hint="the policy is in force from `effective` to `expires`, both included",
+            )
+        if meta.approved is not None and meta.effective is not None and (
+            meta.approved.on > meta.effective
+        ):
+            self.issue(
+                "FA117",
+                f"approved on {meta.approved.on}, after it took effect on {meta.effective}",
+                ("policy", "approved", "on"),
+                hint="a policy is approved before it takes effect",
+            )
         for name, attr in self.p.attributes.items():
             if not attr.level_titles:
                 continue

@@ -16,7 +16,9 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``publish`` command and its ``criteria`` document."""
     pub = sub.add_parser("publish", help="documents for the public (§2.2)")
-    docs = pub.add_subparsers(dest="document", required=True, metavar="DOCUMENT")
+    docs = pub.add_subparsers(
+        dest="document", required=True, metavar="DOCUMENT", help="the document to publish"
+    )
     crit = docs.add_parser("criteria", help="the selection criteria of a policy (§2.2.1)")
     crit.add_argument("policy", type=Path, help="policy file")
     crit.add_argument("--lang", choices=LOCALES, default="en", help="language (default en)")

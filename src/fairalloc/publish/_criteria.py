@@ -55,7 +55,7 @@ def _attr_name(policy: M.Policy, name: str, lang: str) -> str:
     return shown if shown == name else f"{shown} ({name})"
 
 
-def _when(lang: str, value: str | bool) -> str:
+def _when(lang: str, value: str | bool) -> str:  # noqa: FBT001
     if value is True:
         return word(lang, "always")
     if value is False:
@@ -104,7 +104,11 @@ def criteria_blocks(policy: M.Policy, lang: str = "en") -> list[Block]:
         out.append(
             Block(
                 "table",
-                heads=(word(lang, "col_rule"), word(lang, "col_condition"), word(lang, "col_source")),
+                heads=(
+                    word(lang, "col_rule"),
+                    word(lang, "col_condition"),
+                    word(lang, "col_source"),
+                ),
                 rows=tuple(
                     (text(r.title, lang, r.id), _when(lang, r.when), _source(r))
                     for r in rules.eligibility
@@ -127,8 +131,12 @@ def criteria_blocks(policy: M.Policy, lang: str = "en") -> list[Block]:
                     word(lang, "col_source"),
                 ),
                 rows=tuple(
-                    (text(r.title, lang, r.id), _when(lang, r.when), text(r.reason, lang, ""),
-                     _source(r))
+                    (
+                        text(r.title, lang, r.id),
+                        _when(lang, r.when),
+                        text(r.reason, lang, ""),
+                        _source(r),
+                    )
                     for r in rules.exclusions
                 ),
                 caption=word(lang, "cap_exclusions"),
@@ -235,8 +243,7 @@ def criteria_blocks(policy: M.Policy, lang: str = "en") -> list[Block]:
                     word(lang, "col_source"),
                 ),
                 rows=tuple(
-                    (_attr_name(policy, u.attribute, lang), _use_target(u, lang), u.why,
-                     _source(u))
+                    (_attr_name(policy, u.attribute, lang), _use_target(u, lang), u.why, _source(u))
                     for u in policy.justified_uses
                 ),
                 caption=word(lang, "h_uses"),
@@ -259,7 +266,11 @@ def criteria_blocks(policy: M.Policy, lang: str = "en") -> list[Block]:
         out.append(
             Block(
                 "table",
-                heads=(word(lang, "col_parameter"), word(lang, "col_value"), word(lang, "col_source")),
+                heads=(
+                    word(lang, "col_parameter"),
+                    word(lang, "col_value"),
+                    word(lang, "col_source"),
+                ),
                 rows=tuple(prow),
                 caption=word(lang, "h_parameters"),
             )
@@ -295,8 +306,14 @@ def _review(review: Any, lang: str) -> list[Block]:
             continue
         shown = text(value, lang, "") if isinstance(value, str | dict) else _value(value, lang)
         rows.append((word(lang, f"review_{key}"), shown))
-    return [Block("table", heads=(word(lang, "col_item"), word(lang, "col_value")), rows=tuple(rows),
-                  caption=word(lang, "h_review"))]
+    return [
+        Block(
+            "table",
+            heads=(word(lang, "col_item"), word(lang, "col_value")),
+            rows=tuple(rows),
+            caption=word(lang, "h_review"),
+        )
+    ]
 
 
 def _term(policy: M.Policy, of: str, lang: str) -> str:
@@ -345,8 +362,13 @@ def _scale(policy: M.Policy, path: str, scale: M.Scale, lang: str, level: int) -
                 how += " " + ", ".join(caps)
             reads = _attr_name(policy, ind.of, lang) if ind.of else "—"
             rows.append(
-                (f"{text(ind.title, lang, name)} ({path}.{name})", reads, how,
-                 _num(ind.weight), _source(ind))
+                (
+                    f"{text(ind.title, lang, name)} ({path}.{name})",
+                    reads,
+                    how,
+                    _num(ind.weight),
+                    _source(ind),
+                )
             )
         out.append(
             Block(
@@ -390,9 +412,7 @@ def _scale(policy: M.Policy, path: str, scale: M.Scale, lang: str, level: int) -
             Block(
                 "table",
                 heads=(word(lang, "col_grade"), word(lang, "col_total")),
-                rows=tuple(
-                    (text(g.title, lang, g.grade), _bounds(lang, g)) for g in scale.grades
-                ),
+                rows=tuple((text(g.title, lang, g.grade), _bounds(lang, g)) for g in scale.grades),
                 caption=word(lang, "cap_grades", scale=text(scale.title, lang, path)),
             )
         )
@@ -424,8 +444,13 @@ def _allocation(policy: M.Policy, alloc: M.AllocationSpec, lang: str) -> list[Bl
                 else word(lang, "count", count=r.count if r.count is not None else 0)
             )
             rows.append(
-                (text(r.title, lang, r.id), size, _when(lang, r.eligible),
-                 str(r.priority) if r.priority else word(lang, "by_ranking"), _source(r))
+                (
+                    text(r.title, lang, r.id),
+                    size,
+                    _when(lang, r.eligible),
+                    str(r.priority) if r.priority else word(lang, "by_ranking"),
+                    _source(r),
+                )
             )
         out.append(
             Block(
@@ -443,7 +468,10 @@ def _allocation(policy: M.Policy, alloc: M.AllocationSpec, lang: str) -> list[Bl
             )
         )
         out.append(
-            Block("p", word(lang, "unused_open" if alloc.unused_reserved == "open" else "unused_lapse"))
+            Block(
+                "p",
+                word(lang, "unused_open" if alloc.unused_reserved == "open" else "unused_lapse"),
+            )
         )
     if alloc.lottery is not None:
         weight = alloc.lottery.weight
@@ -473,11 +501,19 @@ def _allocation(policy: M.Policy, alloc: M.AllocationSpec, lang: str) -> list[Bl
         out.append(
             Block(
                 "table",
-                heads=(word(lang, "col_resource"), word(lang, "col_capacity"), word(lang, "col_who"),
-                       word(lang, "col_source")),
+                heads=(
+                    word(lang, "col_resource"),
+                    word(lang, "col_capacity"),
+                    word(lang, "col_who"),
+                    word(lang, "col_source"),
+                ),
                 rows=tuple(
-                    (text(r.title, lang, r.id), str(r.capacity), _when(lang, r.eligible),
-                     _source(r))
+                    (
+                        text(r.title, lang, r.id),
+                        str(r.capacity),
+                        _when(lang, r.eligible),
+                        _source(r),
+                    )
                     for r in m.resources
                 ),
                 caption=word(lang, "cap_resources"),
@@ -528,4 +564,3 @@ def criteria(
     if format == "md":
         return to_markdown(blocks)
     return page(to_html(blocks), title=blocks[0].text, lang=lang, large_print=large_print)
-

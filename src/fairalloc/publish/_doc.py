@@ -93,9 +93,7 @@ def to_markdown(blocks: list[Block]) -> str:
             lines.append("|" + "---|" * len(b.heads))
             lines += [
                 "| "
-                + " | ".join(
-                    _md_span(c) if i in b.code else md_escape(c) for i, c in enumerate(r)
-                )
+                + " | ".join(_md_span(c) if i in b.code else md_escape(c) for i, c in enumerate(r))
                 + " |"
                 for r in b.rows
             ]
