@@ -108,6 +108,8 @@ NAMES = (
     "criteria zh-CN large print",
     "explanation en",
     "explanation zh-CN",
+    "report en",
+    "report zh-CN large print",
 )
 
 
@@ -129,6 +131,17 @@ def pages() -> dict[str, str]:
     out["audit publication large print"] = audit(policy, data, publication=True).to_html(
         large_print=True
     )
+    import datetime as dt
+
+    from fairalloc.publish import report
+    from tests.test_disclosure import _generated
+
+    rounds = []
+    for k, day in enumerate((dt.date(2026, 1, 15), dt.date(2026, 2, 15))):
+        rounds.append((day, fa.allocate(fa.evaluate(policy, _generated(300, 11 + k), as_of=day))))
+    period = report(rounds, period="2026-Q1")
+    out["report en"] = period.render(format="html")
+    out["report zh-CN large print"] = period.render(lang="zh-CN", format="html", large_print=True)
     assert sorted(out) == sorted(NAMES)
     return out
 

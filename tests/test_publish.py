@@ -165,6 +165,15 @@ def test_zh_outputs_show_titles_not_level_identifiers(path: Path) -> None:
         ex = explain(result, rid)  # type: ignore[arg-type]
         outputs += [ex.to_text(lang="zh-CN"), ex.to_markdown(lang="zh-CN")]
         outputs.append(ex.to_html(lang="zh-CN"))
+    if path.parent.name == "elderly-care":
+        import datetime as dt
+
+        from fairalloc.publish import report
+
+        day = dt.date(2026, 1, 15)
+        rounds = [(day, fa.allocate(fa.evaluate(policy, path.parent / "residents.csv", as_of=day)))]
+        period = report(rounds, period="2026-Q1")
+        outputs += [period.render(lang="zh-CN", format=f) for f in ("md", "html")]
     found = []
     for text in outputs:
         prose = _prose(text)
@@ -236,3 +245,18 @@ def test_cli_publishes_criteria(tmp_path: Path, capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as e:
         main(["publish", "criteria", policy, "--lang", "fr"])
     assert e.value.code == 2
+
+
+def test_both_catalogs_hold_the_same_words() -> None:
+    import string
+
+    from fairalloc.publish._words import WORDS
+
+    en, zh = WORDS["en"], WORDS["zh-CN"]
+    assert en.keys() == zh.keys()
+
+    def fields(s: str) -> set[str]:
+        return {f for _, f, _, _ in string.Formatter().parse(s) if f}
+
+    for key in en:
+        assert fields(en[key]) == fields(zh[key]), key

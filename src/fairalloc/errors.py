@@ -382,11 +382,18 @@ class MissingDependency(FairallocError, ImportError):
 class PublishError(FairallocError, ValueError):
     """A public document cannot be made as asked (code ``FA850``).
 
-    An unknown language or format, a period that is not a quarter, month or year, or result
-    files that do not describe the period asked for.
+    An unknown language or format (``FA850``), a period that is not a quarter, month or year
+    (``FA851``), a period in which no round was decided (``FA852``).
+
+    Attributes:
+        code: The error's code.
     """
 
     code = "FA850"
+
+    def __init__(self, message: str, *, code: str = "FA850") -> None:
+        self.code = code
+        super().__init__(f"{code} {message}")
 
 
 class PolicyNotInForce(FairallocError, ValueError):

@@ -56,6 +56,7 @@ __all__ = [
     "ScaleAudit",
     "group_bins",
     "group_statistics",
+    "pooled_group_statistics",
     "rate_ratio_interval",
     "scale_audit",
     "wilson_interval",
@@ -967,7 +968,7 @@ def group_statistics(
             evaluation that does not hold its residents.
         TypeError: if ``result`` is neither an allocation nor an evaluation.
     """
-    z = _z(confidence)
+    _z(confidence)  # a bad level fails before any counting
     ev, base, selected_all, outcome = _outcome_of(result)
     pop = _population_of(ev)
     names = _attribute_names(pop, attributes)
@@ -985,6 +986,112 @@ def group_statistics(
     else:
         stratum = np.zeros(len(selected), dtype=np.intp)
         strata_labels = ("all",)
+    return _statistics(
+        coded,
+        stratum,
+        strata_labels,
+        selected,
+        outcome=outcome,
+        strata=strata,
+        intersections=intersections,
+        confidence=confidence,
+        min_group=min_group,
+        min_expected=min_expected,
+    )
+
+
+def pooled_group_statistics(
+    allocations: Sequence[Allocation],
+    *,
+    strata: str | None = None,
+    attributes: Sequence[str] | None = None,
+    intersections: bool = False,
+    confidence: float = 0.95,
+    min_group: int = 10,
+    min_expected: float = 5.0,
+) -> GroupStatistics:
+    """:func:`group_statistics` of the applications of several allocations together.
+
+    Every eligible resident of every allocation is one application (a resident who applied in
+    two rounds counts twice), served or not. Numbers and dates are grouped by the quartiles of
+    all the applications (:func:`group_bins`), so the groups are the same in every round and
+    their labels are bounds, not residents' values. The allocations must apply policies with
+    the same attributes and, with ``strata``, the same graded scale.
+
+    Args:
+        allocations: The allocations (rounds) pooled.
+        strata: A graded scale whose grades are the strata.
+        attributes: The attributes to group by; by default every protected attribute.
+        intersections: Also group by every pair of attributes.
+        confidence: Confidence level of the intervals.
+        min_group: Cells with fewer applications are suppressed for publication.
+        min_expected: Cells expecting fewer selected (or not selected) are suppressed.
+
+    Returns:
+        The :class:`GroupStatistics` (outcome ``served``, base ``eligible``).
+    """
+    from fairalloc._population import Population
+
+    if not allocations:
+        raise ArgumentError("FA618", "no allocation to pool", argument="allocations")
+    pops = []
+    selected_parts = []
+    grade_parts = []
+    strata_labels: tuple[str, ...] = ("all",)
+    for a in allocations:
+        ev = a.evaluation
+        pop = _population_of(ev)
+        rows = np.asarray(ev.eligible, dtype=bool)
+        pops.append((pop, rows))
+        selected_parts.append(np.asarray(a.served, dtype=bool)[rows])
+        if strata is not None:
+            scale = _graded_scale(ev, strata)
+            grade_parts.append(ev.grades[rows, scale.grade_index].astype(np.intp))
+            strata_labels = scale.grades
+    first = pops[0][0]
+    names = _attribute_names(first, attributes)
+    ids = np.concatenate(
+        [
+            np.array([f"{r}:{i}" for i in p.ids[rows]], dtype=object)
+            for r, (p, rows) in enumerate(pops)
+        ]
+    )
+    columns = {name: np.concatenate([p.columns[name][rows] for p, rows in pops]) for name in names}
+    pooled = Population(ids, columns, first.schema)
+    bins = group_bins(pooled, names)
+    coded = [_code_attribute(pooled, name, None, bins.get(name)) for name in names]
+    selected = np.concatenate(selected_parts)
+    stratum = (
+        np.concatenate(grade_parts) if strata is not None else np.zeros(len(ids), dtype=np.intp)
+    )
+    return _statistics(
+        coded,
+        stratum,
+        strata_labels,
+        selected,
+        outcome="served",
+        strata=strata,
+        intersections=intersections,
+        confidence=confidence,
+        min_group=min_group,
+        min_expected=min_expected,
+    )
+
+
+def _statistics(
+    coded: list[_Coded],
+    stratum: npt.NDArray[np.intp],
+    strata_labels: tuple[str, ...],
+    selected: BoolArray,
+    *,
+    outcome: str,
+    strata: str | None,
+    intersections: bool,
+    confidence: float,
+    min_group: int,
+    min_expected: float,
+) -> GroupStatistics:
+    z = _z(confidence)
     groupings: list[tuple[int, ...]] = [(i,) for i in range(len(coded))]
     if intersections:
         groupings += [(i, j) for i in range(len(coded)) for j in range(i + 1, len(coded))]

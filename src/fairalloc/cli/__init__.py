@@ -34,6 +34,7 @@ from fairalloc.cli import (
     _examples,
     _explain,
     _publish,
+    _report,
     _run,
     _schema,
     _simulate,
@@ -63,6 +64,7 @@ COMMANDS = (
     _sweep,
     _explain,
     _publish,
+    _report,
     _schema,
     _examples,
 )

@@ -44,3 +44,4 @@ def handle_criteria(args: argparse.Namespace) -> int:
         write_text(args.out, text)
         print(f"wrote the criteria to {args.out}", file=sys.stdout)
     return 0
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fairalloc.publish._criteria import criteria
 from fairalloc.publish._doc import page
+from fairalloc.publish._report import PeriodReport, parse_period, report
 from fairalloc.publish._words import LOCALES
 
-__all__ = ["LOCALES", "criteria", "page"]
+__all__ = ["LOCALES", "PeriodReport", "criteria", "page", "parse_period", "report"]

@@ -53,7 +53,8 @@ def md_escape(text: str) -> str:
     """Text that Markdown shows as written (no emphasis, link, HTML or table cell break)."""
     out = _MD_SPECIAL.sub(r"\\\1", text.replace("\r", " ").replace("\n", " "))
     # A line starting with "-" or "1." would become a list: escape the marker.
-    return re.sub(r"^(\s*)([-=]|\d+\.)", r"\1\\\2", out)
+    out = re.sub(r"^(\s*)([-=])", r"\1\\\2", out)
+    return re.sub(r"^(\s*\d+)\.", r"\1\\.", out)
 
 
 def _md_code(text: str) -> str:
