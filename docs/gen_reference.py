@@ -425,12 +425,21 @@ def render_cli(parser: argparse.ArgumentParser, doc: str = "") -> str:
     out += [f"| [`{name}`](#{prog}-{name}) | {_cell(text)} |" for name, text, _ in commands]
     out.append("")
     for name, text, sub_parser in commands:
-        out += [f"## `{prog} {name}`", "", text[:1].upper() + text[1:] + "."]
-        if sub_parser.description:
-            out += ["", sub_parser.description]
-        out += ["", "```", _usage(f"{prog} {name}", sub_parser), "```", ""]
-        out += [*_arguments_table(sub_parser), ""]
+        out += _command(f"{prog} {name}", text, sub_parser)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _command(prog: str, text: str, parser: argparse.ArgumentParser) -> list[str]:
+    """One command's section, then one per action of a command that has actions."""
+    out = [f"## `{prog}`", "", text[:1].upper() + text[1:] + "."]
+    if parser.description:
+        out += ["", parser.description]
+    out += ["", "```", _usage(prog, parser), "```", ""]
+    out += [*_arguments_table(parser), ""]
+    for sub in _subcommands(parser):
+        for choice in sub._choices_actions:
+            out += _command(f"{prog} {choice.dest}", choice.help or "", sub.choices[choice.dest])
+    return out
 
 
 # -- the example policies -----------------------------------------------------------------------
@@ -456,6 +465,8 @@ def render_examples(root: Path) -> str:
         "",
     ]
     for folder in sorted(p for p in (root / "examples").iterdir() if p.is_dir()):
+        if not any(folder.glob("*.yaml")):
+            continue  # a folder of scripts, not a policy
         name = folder.name
         out += [f"## {name}", ""]
         data = folder / "residents.csv"

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "explain": 6,
     "audit": 7,
     "analysis": 8,
+    "records": 8,
     "publish": 8,
     "__init__": 9,
     "plot": 10,

@@ -322,6 +322,21 @@ class CompiledPolicy:
         """The published lottery seed, if the chain ends with a lottery."""
         return self._tie_breaks[-1].seed if self._tie_breaks else None
 
+    @property
+    def draw(self) -> str | None:
+        """Whether this policy's lottery is a recorded draw (``None`` if it draws no lots).
+
+        A seed written in the policy file is known before anyone applies, so results drawn
+        with it are simulations and analyses, not a draw: a decision draws its seed after
+        the applicant list is frozen (``fairalloc.records``).
+        """
+        spec = self.policy.allocation
+        if self.lottery_seed is None and (spec is None or spec.lottery is None):
+            return None
+        if self.policy._recorded_seed is not None:
+            return "a recorded draw: the seed was drawn after the list was frozen"
+        return "not a draw: the policy file's seed is known in advance"
+
     def criterion_weights(self) -> list[float]:
         """Each criterion's weight in the score, for the columns of the points matrix.
 

@@ -138,6 +138,7 @@ class Ranking:
             "as_of": cp.as_of.isoformat() if cp.as_of else None,
             "tie_break": cp.tie_break_labels,
             "lottery_seed": cp.lottery_seed,
+            **({"draw": cp.draw} if cp.draw else {}),
             "ranking": self.to_dicts(),
         }
         return json.dumps(doc, ensure_ascii=False, indent=indent)

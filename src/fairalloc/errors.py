@@ -43,6 +43,7 @@ __all__ = [
     "PopulationError",
     "PopulationIssue",
     "PublishError",
+    "RecordsError",
     "SourceSpan",
     "UsageError",
 ]
@@ -331,6 +332,28 @@ class AllocationError(FairallocError, ValueError):
         self.message = message
         self.ids = tuple(str(i) for i in ids)
         super().__init__(f"{code} {message}")
+
+
+class RecordsError(FairallocError, ValueError):
+    """A decision log refused an operation or found a record that does not hold.
+
+    Attributes:
+        code: A stable code from ``FA700`` to ``FA779`` (see ``docs/errors.md``).
+        message: The message without the code.
+        record: The sequence number of the record concerned, if any.
+        valid: What would be valid.
+    """
+
+    def __init__(
+        self, code: str, message: str, *, record: int | None = None, valid: str = ""
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.record = record
+        self.valid = valid
+        where = f"record {record}: " if record is not None else ""
+        tail = f"\n    valid: {valid}" if valid else ""
+        super().__init__(f"{code} {where}{message}{tail}")
 
 
 @dataclass(slots=True)

@@ -210,6 +210,7 @@ class Allocation(Explainable):
             "categories": [c.to_dict() for c in self.cutoffs()],
             "lapsed": int(self.lapsed.sum()),
             "reverted_to_open": self.reverted,
+            **({"draw": draw} if (draw := self.evaluation.policy.draw) else {}),
         }
 
     def to_json(self, *, indent: int | None = None) -> str:

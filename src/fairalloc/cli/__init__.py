@@ -12,6 +12,12 @@ Commands:
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
     schema                print the JSON Schema of policy files
     examples DIR          copy the bundled example policies and residents to DIR
+    log ACTION LOG        decision log: register a policy, show, head, export, retention, erase
+    freeze LOG POLICY DATA  freeze the applicant list before any draw
+    draw LOG              record the lottery seed drawn after a freeze
+    decide LOG POLICY DATA  allocate with the recorded seed and record the decision
+    verify LOG            check a log or its export; re-run its decisions (exit 1 on mismatch)
+    receipt ACTION        make a resident's receipt, or check one against a published head
 
 Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
 check found a problem (messages on stderr); 2 on wrong usage. A user's mistake is reported as a
@@ -30,16 +36,22 @@ from fairalloc import __version__
 from fairalloc.cli import (
     _audit,
     _check,
+    _decide,
     _diff,
+    _draw,
     _examples,
     _explain,
+    _freeze,
+    _log,
     _publish,
+    _receipt,
     _report,
     _run,
     _schema,
     _simulate,
     _sweep,
     _validate,
+    _verify,
 )
 from fairalloc.cli._common import check_not_an_input
 from fairalloc.errors import ArgumentError, FairallocError, UsageError
@@ -67,6 +79,12 @@ COMMANDS = (
     _report,
     _schema,
     _examples,
+    _log,
+    _freeze,
+    _draw,
+    _decide,
+    _verify,
+    _receipt,
 )
 
 

@@ -112,7 +112,7 @@ def _summary(result: fa.Evaluation, out: TextIO) -> None:
     chain = ", ".join(["score (desc)", *cp.tie_break_labels])
     print(f"ranked by {chain}", file=out)
     if cp.lottery_seed is not None:
-        print(f"lottery seed: {cp.lottery_seed}", file=out)
+        print(f"lottery seed: {cp.lottery_seed} ({cp.draw})", file=out)
 
 
 def _print_matching(result: fa.MatchingResult, top: int, out: TextIO) -> None:

@@ -682,6 +682,31 @@ class AllocationSpec(_Documented):
         return self
 
 
+Period = Annotated[
+    str, Field(pattern=r"^[1-9][0-9]{0,3} (day|days|month|months|year|years)$", max_length=16)
+]
+
+
+class Retention(_Model):
+    """How long what the decision log touches is kept (PIPL art. 19 and 47).
+
+    ``data``: residents' rows in the operator's own store; ``openings``: the nonces that open
+    residents' commitments (receipts and re-runs need them); ``log``: the records themselves,
+    which hold commitments only (``permanent`` by default). Periods read ``6 months``,
+    ``3 years``, ``90 days`` and run from the record's time.
+    """
+
+    data: Period | None = None
+    openings: Period | None = None
+    log: Period | Literal["permanent"] = "permanent"
+
+
+class RecordsSpec(_Model):
+    """What the decision log keeps for this policy's decisions, and for how long."""
+
+    retention: Retention = Field(default_factory=Retention)
+
+
 class Policy(_Model):
     """A complete allocation policy, as loaded from a file or built in Python.
 
@@ -701,10 +726,14 @@ class Policy(_Model):
     score: Score = Field(default_factory=Score)
     ranking: Ranking = Field(default_factory=Ranking)
     allocation: AllocationSpec | None = None
+    records: RecordsSpec | None = None
 
     _origin: Any = PrivateAttr(default=None)
     #: Compilations by date and mode; read and written only by ``_compiler.compiled_for``.
     _compiled: Any = PrivateAttr(default=None)
+    #: The seed of a recorded draw this copy runs with (``fairalloc.records.with_seed``);
+    #: ``None``: any lottery seed is the policy file's own, so results are not a draw.
+    _recorded_seed: str | None = PrivateAttr(default=None)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
         """A copy; with ``update``, compiled kernels of the original are not carried over."""

@@ -1,0 +1,147 @@
+"""Hiding commitments to residents' rows and outcomes, and the policy's canonical hash.
+
+A resident's leaf is the RFC 9162 leaf hash of ``nonce || message``::
+
+    leaf = SHA-256(0x00 || nonce || message)
+
+where ``nonce`` is 32 random bytes drawn for that leaf alone and ``message`` the canonical JSON
+of the resident's row (at a freeze) or outcome (at a decision). Without the nonce, the leaf
+says nothing about the message, however few the plausible messages are; with it (the
+resident's receipt, or the operator's private openings) anyone recomputes the leaf with
+``hashlib``. Leaves are in the order of the residents' ids (code points, i.e. UTF-8 bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from operator import methodcaller
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fairalloc.records._canonical import canonical, column_texts, json_text
+
+if TYPE_CHECKING:
+    from fairalloc._population import Population
+    from fairalloc.allocation import Allocation
+    from fairalloc.policy._model import Policy
+
+__all__ = [
+    "NONCE_BYTES",
+    "commit",
+    "fingerprint",
+    "id_order",
+    "leaf_of",
+    "outcome_messages",
+    "policy_hash",
+    "recommit",
+    "row_messages",
+]
+
+NONCE_BYTES = 32
+_digest = methodcaller("digest")
+
+
+def policy_hash(policy: Policy) -> str:
+    """The SHA-256 (hex) of the policy document's canonical JSON.
+
+    Formatting, comments, key order and values written out although they are the defaults
+    do not change it; any change of meaning does.
+    """
+    doc = policy.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return hashlib.sha256(canonical(doc)).hexdigest()
+
+
+def id_order(ids: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+    """Row positions in leaf order: by id, in code-point order."""
+    return np.argsort(ids.astype(str), kind="stable")
+
+
+def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[bytes]:
+    """Each resident's canonical row (every attribute of the policy), in ``order``."""
+    schema = population.schema
+    cols: dict[str, list[str]] = {}
+    for name in population.schema_attributes:
+        attr = schema.attributes[name]
+        if attr.type in ("category", "ordinal") and name != schema.id_attribute:
+            codes = population.columns[name][order]
+            cols[name] = column_texts(codes, attr.type, levels=attr.levels or [])
+        else:
+            cols[name] = column_texts(population.decode(name)[order], attr.type)
+    keys = sorted(cols, key=lambda k: k.encode("utf-16-be"))
+    # Attribute names are identifiers (no `%`), so the template has only the `%s` slots.
+    head = "{" + ",".join(json_text(k) + ":%s" for k in keys) + "}"
+    return [(head % t).encode("utf-8") for t in zip(*(cols[k] for k in keys), strict=True)]
+
+
+def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> list[bytes]:
+    """Each resident's canonical outcome, in ``order``.
+
+    An outcome is ``{"category", "eligible", "id", "position", "rank", "score_micro",
+    "served"}``: the category served in (or ``null``), whether eligible, the id, the place in
+    the allocation's order and in the ranking (``null`` when none), the score in millionths and
+    whether served.
+    """
+    ev = allocation.evaluation
+    cats = [json_text(c) for c in allocation.categories]
+    category = allocation.category[order].tolist()
+    cat_text = ["null" if c < 0 else cats[c] for c in category]
+    ids = column_texts(ev.ids[order], "str")
+    elig = np.where(ev.eligible[order], "true", "false").tolist()
+    served = np.where(allocation.served[order], "true", "false").tolist()
+    pos = allocation.position[order].tolist()
+    rank = ev.ranking.rank[order].tolist()
+    score = ev.score_micro[order].astype(np.int64).tolist()
+    fmt = (
+        '{"category":%s,"eligible":%s,"id":%s,"position":%s,"rank":%s,"score_micro":%d,"served":%s}'
+    )
+    return [
+        (fmt % (c, e, i, p or "null", r or "null", s, v)).encode("utf-8")
+        for c, e, i, p, r, s, v in zip(cat_text, elig, ids, pos, rank, score, served, strict=True)
+    ]
+
+
+def fingerprint(population: Population, order: npt.NDArray[np.intp]) -> str:
+    """A SHA-256 over the population's columns in leaf order, for the operator's store only.
+
+    Equal fingerprints mean equal canonical rows, so data already checked against a freeze
+    need not be committed again row by row. It is a plain hash of residents' data: it is kept
+    with the private openings and never published.
+    """
+    h = hashlib.sha256(b"fairalloc population fingerprint 1\x00")
+    h.update(policy_hash(population.schema).encode("ascii"))
+    ids = population.ids[order].astype(str).tolist()
+    h.update(json.dumps(ids, ensure_ascii=False).encode("utf-8"))
+    for name in sorted(population.columns):
+        col = np.ascontiguousarray(population.columns[name][order])
+        h.update(f"\x00{name}\x00{col.dtype.str}\x00".encode())
+        h.update(col.tobytes() if col.dtype != object else json.dumps(col.tolist()).encode())
+    return h.hexdigest()
+
+
+def commit(messages: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
+    """Fresh nonces for ``messages`` and their leaves: ``(nonces, leaf hashes)``."""
+    nonces = secrets.token_bytes(NONCE_BYTES * len(messages))
+    return nonces, recommit(messages, nonces)
+
+
+def recommit(messages: Sequence[bytes], nonces: bytes) -> list[bytes]:
+    """The leaves of ``messages`` under the given nonces (32 bytes each, in order)."""
+    n = len(messages)
+    framed = np.zeros((n, NONCE_BYTES + 1), dtype=np.uint8)
+    framed[:, 1:] = np.frombuffer(nonces, dtype=np.uint8, count=n * NONCE_BYTES).reshape(
+        n, NONCE_BYTES
+    )
+    blob = framed.tobytes()
+    w = NONCE_BYTES + 1
+    prefixes = [blob[i : i + w] for i in range(0, n * w, w)]
+    return list(map(_digest, map(hashlib.sha256, map(bytes.__add__, prefixes, messages))))
+
+
+def leaf_of(nonce: bytes, message: bytes) -> bytes:
+    """One leaf: ``SHA-256(0x00 || nonce || message)``."""
+    return hashlib.sha256(b"\x00" + nonce + message).digest()
