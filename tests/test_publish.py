@@ -260,3 +260,27 @@ def test_both_catalogs_hold_the_same_words() -> None:
 
     for key in en:
         assert fields(en[key]) == fields(zh[key]), key
+
+
+def test_registering_a_version_records_its_approval(tmp_path: Path) -> None:
+    from fairalloc.errors import RecordsError
+    from fairalloc.records import DecisionLog
+
+    policy = fa.load_policy(EXAMPLE / "policy.yaml")
+    with DecisionLog.open(str(tmp_path / "log.sqlite")) as log:
+        rec = log.register_policy(policy, operator="clerk", time="2026-12-01T09:00:00Z")
+        assert rec.body["approved_by"] == "Community residents' committee"
+        assert rec.body["approved_at"] == "2025-12-15"
+        assert rec.body["effective"] == {"from": "2026-01-01", "until": "2026-12-31"}
+        bare = fa.load_policy(
+            _yaml(
+                tmp_path,
+                MINIMAL.replace(
+                    '  approved: {by: "Committee [x](http://evil)", on: 2025-12-01, reference: "M-1"}\n',
+                    "",
+                ),
+            )
+        )
+        with pytest.raises(RecordsError) as e:
+            log.register_policy(bare, operator="clerk", time="2026-12-01T09:00:00Z")
+        assert e.value.code == "FA118"
