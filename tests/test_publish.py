@@ -263,7 +263,7 @@ def test_both_catalogs_hold_the_same_words() -> None:
 
 
 def test_registering_a_version_records_its_approval(tmp_path: Path) -> None:
-    from fairalloc.errors import RecordsError
+    from fairalloc.errors import ApprovalMissing
     from fairalloc.records import DecisionLog
 
     policy = fa.load_policy(EXAMPLE / "policy.yaml")
@@ -281,6 +281,6 @@ def test_registering_a_version_records_its_approval(tmp_path: Path) -> None:
                 ),
             )
         )
-        with pytest.raises(RecordsError) as e:
+        with pytest.raises(ApprovalMissing) as e:
             log.register_policy(bare, operator="clerk", time="2026-12-01T09:00:00Z")
         assert e.value.code == "FA118"

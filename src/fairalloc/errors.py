@@ -30,6 +30,7 @@ from enum import StrEnum
 __all__ = [
     "AllocationError",
     "AllocationReason",
+    "ApprovalMissing",
     "ArgumentError",
     "ArgumentTypeError",
     "ComparisonError",
@@ -438,4 +439,16 @@ class PolicyNotInForce(FairallocError, ValueError):
         super().__init__(
             f"FA114 policy `{policy_id}` is not in force on {as_of}: it is in force {window};"
             " run it on a date in that window, or use the policy in force then"
+        )
+
+
+class ApprovalMissing(FairallocError, ValueError):
+    """A policy version is registered without saying who approved it and when (``FA118``)."""
+
+    code = "FA118"
+
+    def __init__(self, policy_id: str, version: str) -> None:
+        super().__init__(
+            f"FA118 policy `{policy_id}` version {version} records no approval: give"
+            " approved_by= and approved_at=, or write `policy.approved: {by, on}`"
         )

@@ -1,7 +1,7 @@
 """Statistical disclosure control of published group statistics: cell suppression, audited.
 
 The method is the one national statistics offices use for linked frequency tables (Hundepool et
-al., *Statistical Disclosure Control*, Wiley 2012, ch. 4; the τ-ARGUS manual, "secondary cell
+al., *Statistical Disclosure Control*, Wiley 2012, ch. 4-5; the τ-ARGUS manual, "secondary cell
 suppression" and "audit"): a **threshold rule** marks the primary cells (too few residents, or
 too few expected selected or not selected), then **secondary suppression** adds cells until an
 attacker who knows every published number, and that all tables add up, can no longer pin any

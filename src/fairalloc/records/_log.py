@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fairalloc._population import Population
-from fairalloc.errors import RecordsError
+from fairalloc.errors import ApprovalMissing, RecordsError
 from fairalloc.records._canonical import canonical
 from fairalloc.records._commit import (
     NONCE_BYTES,
@@ -455,7 +455,7 @@ class DecisionLog:
             time: When recorded; now by default.
 
         Raises:
-            RecordsError: ``FA118`` when neither the arguments nor the policy say who
+            ApprovalMissing: ``FA118`` when neither the arguments nor the policy say who
                 approved it and when.
         """
         meta = policy.policy
@@ -467,11 +467,7 @@ class DecisionLog:
         if effective_until is None:
             effective_until = meta.expires
         if approved_by is None or approved_at is None:
-            raise RecordsError(
-                "FA118",
-                f"policy `{meta.id}` version {meta.version} records no approval",
-                valid="give approved_by= and approved_at=, or `policy.approved: {by, on}`",
-            )
+            raise ApprovalMissing(meta.id, meta.version)
         body = {
             "approved_at": approved_at,
             "approved_by": approved_by,
