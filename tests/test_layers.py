@@ -29,7 +29,10 @@ LAYERS: dict[str, int] = {
     "expr": 1,
     "policy._model": 1,
     "policy._load": 1,
+    "policy._tables": 1,
+    "_tables": 1,
     "_compiler": 2,
+    "_instruments": 2,
     "_population": 2,
     # The policy package's entry points load *and* check a policy, which compiles it.
     "policy": 3,

@@ -55,6 +55,8 @@ class Evaluation(Explainable):
         resource_priority: ``[n, resources]``: each resource's own priority value (0 if none).
         lottery_weight: The weight of each resident in a weighted lottery (1 if unweighted).
         rotation_band: The need band of each resident in a rotation (0 if none).
+        table_rows: ``[n, tables]``: the row of each decision table that applied (see
+            :attr:`CompiledPolicy.tables`).
     """
 
     def __init__(self, policy: CompiledPolicy, ids: np.ndarray, n: int) -> None:
@@ -69,6 +71,7 @@ class Evaluation(Explainable):
         self.points = np.zeros((n, len(policy.criteria)), dtype=np.int64)
         self.scale_totals = np.zeros((n, len(policy.scale_paths)), dtype=np.int64)
         self.grades = np.zeros((n, len(policy.graded_scales)), dtype=np.int16)
+        self.table_rows = np.zeros((n, len(policy.tables)), dtype=np.int16)
         self.terms = np.zeros((n, len(policy.score_terms)), dtype=np.int64)
         self.score_micro = np.zeros(n, dtype=np.int64)
         self.tie_values = np.zeros((n, len(policy._tie_breaks)), dtype=np.float64)

@@ -634,6 +634,8 @@ def _valid_text(attr: Attribute) -> str:
         lo = f" from {attr.min}" if attr.min is not None else ""
         hi = f" to {attr.max}" if attr.max is not None else ""
         return f"a date YYYY-MM-DD{lo}{hi}"
+    if attr.values is not None:
+        return "one of: " + ", ".join(_num(v) for v in sorted(set(attr.values)))
     kind = "a whole number" if attr.type == "int" else "a number"
     lo = f" from {_num(attr.min)}" if attr.min is not None else ""
     hi = f" to {_num(attr.max)}" if attr.max is not None else ""
@@ -780,6 +782,12 @@ def _range(
     below = ok & (out < lo) if lo is not None else np.zeros(len(out), dtype=bool)
     above = ok & (out > hi) if hi is not None else np.zeros(len(out), dtype=bool)
     probs.add("FA503", name, "out of range", np.flatnonzero(below | above), raw, _valid_text(attr))
+    if attr.values is not None and attr.type in ("int", "float"):
+        allowed = np.asarray(sorted(set(attr.values)), dtype=np.float64)
+        stray = ok & ~(below | above) & ~np.isin(out, allowed)
+        probs.add(
+            "FA440", name, "not an allowed value", np.flatnonzero(stray), raw, _valid_text(attr)
+        )
 
 
 def _bools(

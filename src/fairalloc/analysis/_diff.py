@@ -937,7 +937,7 @@ def expression_reads(policy: Policy) -> dict[str, frozenset[str]]:
                 names |= _names(e) & known
 
     for name, d in policy.derived.items():
-        note(f"derived:{name}", d.expr)
+        note(f"derived:{name}", d.expr, *(d.table.inputs.values() if d.table else ()))
     for r in policy.rules.eligibility:
         note(f"rule:{r.id}", r.when)
     for x in policy.rules.exclusions:
@@ -945,7 +945,12 @@ def expression_reads(policy: Policy) -> dict[str, frozenset[str]]:
     for pr in policy.rules.priority:
         note(f"rule:{pr.id}", pr.when, pr.points)
     for path, ind in _indicators(policy):
-        note(f"indicator:{path}", ind.of, ind.points)
+        note(
+            f"indicator:{path}",
+            ind.of,
+            ind.points,
+            *(ind.table.inputs.values() if ind.table else ()),
+        )
     for i, tb in enumerate(policy.ranking.tie_break):
         note(f"tie_break:{i}", tb.by)
     spec = policy.allocation

@@ -10,6 +10,7 @@ Commands:
     explain POLICY DATA   why residents got their outcome, what would change it (en, zh-CN)
     diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
+    test CASES...         run named test cases of policies, expected against actual
     schema                print the JSON Schema of policy files
     examples DIR          copy the bundled example policies and residents to DIR
     log ACTION LOG        decision log: register a policy, show, head, export, retention, erase
@@ -50,6 +51,7 @@ from fairalloc.cli import (
     _schema,
     _simulate,
     _sweep,
+    _test,
     _validate,
     _verify,
 )
@@ -77,6 +79,7 @@ COMMANDS = (
     _explain,
     _publish,
     _report,
+    _test,
     _schema,
     _examples,
     _log,

@@ -113,6 +113,7 @@ def blocks(f: Facts, lang: str) -> list[Block]:
     out += _outcome(f, lang)
     out += _checks(f, lang)
     out += _assessment(f, lang)
+    out += _tables(f, lang)
     out += _score(f, lang)
     out += _lottery(f, lang)
     out += _cutoffs(f, lang)
@@ -123,6 +124,42 @@ def blocks(f: Facts, lang: str) -> list[Block]:
         out.append(Block("h", m("h_notes")))
         for code, params in notes:
             out.append(Block("p", _note(lang, code, params)))
+    return out
+
+
+def _tables(f: Facts, lang: str) -> list[Block]:
+    """Each decision table as it decided: the row that applied, its conditions, its output."""
+
+    def m(key: str, **kw: Any) -> str:
+        return message(lang, key, **kw)
+
+    if not f.tables:
+        return []
+    out = [Block("h", m("h_tables"))]
+    for t in f.tables:
+        output = (
+            _name(t.output_title, t.output, lang)
+            if t.output_title
+            else _lv(f, t.part.partition(":")[2], t.output, lang)
+        )
+        line = m(
+            "table_row",
+            title=_name(t.title, t.part.partition(":")[2], lang),
+            n=t.row + 1,
+            hit=m(f"hit_{t.hit}"),
+            output=output,
+        )
+        if t.row_title:
+            line += m("table_row_title", title=localized(t.row_title, lang, ""))
+        cells = dict(t.cells)
+        rows = tuple(
+            (name if name == expr else f"{name} = {expr}", value, cells.get(name, "-"))
+            for name, expr, value in t.inputs
+        )
+        out += [
+            Block("p", line),
+            Block("table", heads=(m("col_input"), m("col_value"), m("col_cell")), rows=rows),
+        ]
     return out
 
 
@@ -237,19 +274,21 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
                 band = m("formula")
             elif i.kind == "bands":
                 band = m("band", n=i.band_index + 1, bounds=i.band or m("any_value"))
+            elif i.kind == "table":
+                band = m("table_row_n", n=i.band_index + 1)
             else:
                 band = m(
                     "level",
                     level=fmt(i.band == "true", lang)
                     if i.band in ("true", "false")
-                    else _lv(f, i.attribute, i.band, lang),
+                    else _lv(f, i.attribute or i.of, i.band, lang),
                 )
             pts = fmt(i.points)
             if i.capped:
                 pts = m("capped", points=pts)
             if i.weight != 1.0:
                 pts = m("weighted", points=pts, weight=fmt(i.weight))
-            value = _lv(f, i.attribute, i.value, lang)
+            value = _lv(f, i.attribute or i.of, i.value, lang)
             if isinstance(i.value, str) and i.value in ("true", "false"):
                 value = fmt(i.value == "true", lang)
             rows.append(

@@ -151,6 +151,16 @@ def criteria_blocks(policy: M.Policy, lang: str = "en") -> list[Block]:
         for name, scale in policy.scales.items():
             out += _scale(policy, name, scale, lang, level=3)
 
+    # Derived values given by decision tables
+    tables = [(n, d) for n, d in policy.derived.items() if getattr(d, "table", None) is not None]
+    if tables:
+        out.append(Block("h", word(lang, "h_derived")))
+        for name, d in tables:
+            label = text(d.title, lang, name)
+            if d.description is not None:
+                out.append(Block("p", f"{label}: {text(d.description, lang, '')}"))
+            out.append(_table_block(policy, d.table, d, lang, word(lang, "cap_table", name=label)))
+
     # Priority rules
     if rules.priority:
         out.append(Block("h", word(lang, "h_priority")))
@@ -351,6 +361,8 @@ def _scale(policy: M.Policy, path: str, scale: M.Scale, lang: str, level: int) -
                 how = word(lang, "how_bands")
             elif ind.lookup is not None:
                 how = word(lang, "how_lookup")
+            elif getattr(ind, "table", None) is not None:
+                how = word(lang, "how_table")
             else:
                 how = word(lang, "how_formula", formula=str(ind.points))
             caps = []
@@ -395,8 +407,12 @@ def _scale(policy: M.Policy, path: str, scale: M.Scale, lang: str, level: int) -
                         caption=word(lang, "cap_bands", indicator=label),
                     )
                 )
+            elif getattr(ind, "table", None) is not None:
+                out.append(
+                    _table_block(policy, ind.table, None, lang, word(lang, "cap_table", name=label))
+                )
             elif ind.lookup is not None:
-                attr = policy.attributes.get(ind.of or "")
+                attr = _levelled(policy, ind.of or "")
                 out.append(
                     Block(
                         "table",
@@ -421,8 +437,46 @@ def _scale(policy: M.Policy, path: str, scale: M.Scale, lang: str, level: int) -
     return out
 
 
-def _level(attr: M.Attribute | None, key: str, lang: str) -> str:
-    if attr is not None and attr.type == "bool":
+def _levelled(policy: M.Policy, name: str) -> Any:
+    """The attribute or derived value ``name`` (whose levels may carry titles), or None."""
+    return policy.attributes.get(name) or policy.derived.get(name)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _num(value)
+    return str(value)
+
+
+def _table_block(policy: M.Policy, table: Any, owner: Any, lang: str, caption: str) -> Block:
+    """A decision table: one column per input (its expression), then the output."""
+    inputs = list(table.inputs)
+    heads = tuple(f"{name} = {table.inputs[name]}" for name in inputs)
+    rows = []
+    for row in table.rows:
+        cells = tuple(_cell(row.cells[i]) if i in row.cells else "-" for i in inputs)
+        output = row.output
+        if isinstance(output, str) and owner is not None:
+            shown = level_title(owner, output, lang)
+        else:
+            shown = _cell(output)
+        rows.append((*cells, shown))
+    hit = word(lang, "hit_first" if table.hit == "first" else "hit_unique")
+    return Block(
+        "table",
+        heads=(*heads, word(lang, "col_output")),
+        rows=tuple(rows),
+        caption=f"{caption} ({hit})",
+        code=tuple(range(len(inputs))),
+    )
+
+
+def _level(attr: Any, key: str, lang: str) -> str:
+    if attr is not None and getattr(attr, "type", None) == "bool":
         return word(lang, "true" if key == "true" else "false")
     if attr is None:
         return key

@@ -122,8 +122,7 @@ def parse_period(period: str) -> tuple[dt.date, dt.date]:
     m = _PERIOD.match(period.strip())
     if m is None:
         raise PublishError(
-            f"period {period!r} is not a quarter (2026-Q1), a month (2026-03) or a year"
-            " (2026)",
+            f"period {period!r} is not a quarter (2026-Q1), a month (2026-03) or a year (2026)",
             code="FA851",
         )
     year = int(m.group(1))
@@ -354,9 +353,7 @@ class PeriodReport:
         w = _WORDS[lang]
         g = self.groups
         out = [Block("h", w["h_groups"])]
-        out.append(
-            Block("p", w["groups_intro"].format(within=w["within"] if self.strata else ""))
-        )
+        out.append(Block("p", w["groups_intro"].format(within=w["within"] if self.strata else "")))
         d = g["disclosure"]
         out.append(
             Block(

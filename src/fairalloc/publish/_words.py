@@ -43,6 +43,12 @@ _EN: dict[str, str] = {
     "weight": "Weight {weight}.",
     "how_bands": "points by band of value (table below)",
     "how_lookup": "points by level (table below)",
+    "how_table": "points by decision table (below)",
+    "h_derived": "Values decided by tables",
+    "cap_table": "Decision table of {name}",
+    "col_output": "Result",
+    "hit_first": "the first matching row applies",
+    "hit_unique": "exactly one row matches",
     "how_formula": "points by the formula {formula}",
     "min_points": "at least {points} points",
     "max_points": "at most {points} points",
@@ -162,6 +168,12 @@ _ZH: dict[str, str] = {
     "weight": "权重 {weight}。",
     "how_bands": "按数值区间计分（见下表）",
     "how_lookup": "按等级计分（见下表）",
+    "how_table": "按决策表计分（见下表）",
+    "h_derived": "按决策表确定的数值",
+    "cap_table": "{name}的决策表",
+    "col_output": "结果",
+    "hit_first": "按顺序取第一个符合的行",
+    "hit_unique": "恰有一行符合",
     "how_formula": "按公式 {formula} 计分",
     "min_points": "最低 {points} 分",
     "max_points": "最高 {points} 分",
@@ -276,7 +288,7 @@ def text(value: M.LocalizedText | None, lang: str, fallback: str) -> str:
     return mapping.get(lang) or mapping.get("en") or next(iter(mapping.values()), fallback)
 
 
-def level_title(attr: M.Attribute, level: str, lang: str) -> str:
+def level_title(attr: Any, level: str, lang: str) -> str:
     """A level's title in ``lang`` (its name when it has none)."""
     titles = getattr(attr, "level_titles", None) or {}
     return text(titles.get(level), lang, level)

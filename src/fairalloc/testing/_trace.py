@@ -164,6 +164,7 @@ _ASPECT = {
     "priority": "priority",
     "weight": "",
     "band": "",
+    "row": "table row",
 }
 _SHOW: dict[str, Callable[[Any], str]] = {
     "eligibility": words("holds", "fails"),
@@ -175,6 +176,7 @@ _SHOW: dict[str, Callable[[Any], str]] = {
     "priority": show_number,
     "weight": show_number,
     "band": show_number,
+    "row": lambda v: f"row {int(v)}",
 }
 
 
@@ -335,6 +337,8 @@ class Subject:
             return f"tie-break {name} (`{by}`)", _ASPECT[col.kind]
         if kind == "allocation":
             return name.replace("-", " "), _ASPECT[col.kind]
+        if kind == "grade":
+            return f"grade table of `{name}`", _ASPECT[col.kind]
         return f"{kind} `{name}`", _ASPECT[col.kind]
 
     def totals(self, ev: Evaluation) -> list[Output]:
