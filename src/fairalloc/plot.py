@@ -251,6 +251,7 @@ def score_breakdown(
     ax.axvline(0.0, color="0.3", linewidth=0.8)
     ax.margins(x=0.2)
     ax.set_xlabel("points")
+    ax.set_ylabel("part of the score")
     rec = ev.record(row)
     status = ""
     if not rec["eligible"]:
@@ -536,7 +537,8 @@ def selection_rates(
         if not publication and any(r["suppressed"] for r in rows)
         else ""
     )
-    ax.set_xlabel(f"selection rate ({selected}) with {pct}% Wilson interval{note}")
+    ax.set_xlabel(f"selection rate ({selected}),\n{pct}% Wilson interval{note}")
+    ax.set_ylabel("group (residents compared)")
     ax.set_title(f"Selection rates by group: {where}", loc="left", fontsize="medium")
     _legend(fig, ax, own=own)
     return fig
@@ -679,7 +681,8 @@ def _x_axis(ax: Axes, curves: _Curves, *, label: bool) -> None:
             label=f"policy as it is: {curves.key}={value}",
         )
     if label:
-        ax.set_xlabel(curves.key)
+        unit = " (units)" if curves.key in ("capacity", "allocation.capacity") else ""
+        ax.set_xlabel(f"{curves.key}{unit}")
 
 
 def _metric_panel(ax: Axes, curves: _Curves, metric: str) -> None:
@@ -994,6 +997,7 @@ def comparison_groups(
     ax.set_xlim(-reach * 1.3, reach * 1.3)
     ax.xaxis.set_major_formatter(_unsigned_ticks())
     ax.set_xlabel("residents: losing their place ← | → newly served")
+    ax.set_ylabel(f"{name} (residents compared)")
     ax.set_title(
         f"Who gains and who loses a place, by {name}\n{comparison.before} → {comparison.after}",
         loc="left",

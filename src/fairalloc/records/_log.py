@@ -289,6 +289,14 @@ class DecisionLog:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Leaves never change once written, so a record's tree is built once per log object.
+        self._trees: dict[int, Tree] = {}
+
+    def _tree(self, seq: int) -> Tree:
+        tree = self._trees.get(seq)
+        if tree is None:
+            tree = self._trees[seq] = Tree(self.leaves(seq))
+        return tree
 
     @classmethod
     def open(cls, url: str | Path) -> DecisionLog:
@@ -872,8 +880,8 @@ class DecisionLog:
                 "FA715", f"resident {resident_id!r}'s openings were erased", record=decision.seq
             )
         head = self.head()
-        out_tree = Tree(self.leaves(decision.seq))
-        row_tree = Tree(self.leaves(decision.freeze.seq))
+        out_tree = self._tree(decision.seq)
+        row_tree = self._tree(decision.freeze.seq)
         n = len(decision.ids)
         return {
             "decision": decision.record.raw.decode("utf-8"),
