@@ -130,3 +130,22 @@ def test_publication_lists_no_resident_and_no_small_cell(policy: fa.Policy) -> N
         assert published[(r["attribute"], r["stratum"], r["group"])] == r["n"]
     # The whole published audit, attacked: nothing comes back.
     assert attack(groups).recovered == []
+
+
+def test_published_number_groups_are_bounds_not_residents_values(policy: fa.Policy) -> None:
+    import json
+
+    plain = fa.audit.audit(policy, EXAMPLE / "residents.csv")
+    ages = {
+        r["group"]
+        for r in dict(plain.sections)["group statistics"].section.rows
+        if r["grouping"] == "age"
+    }
+    oldest = max(int(g.split("–")[-1]) for g in ages if g[0].isdigit())
+    report = fa.audit.audit(policy, EXAMPLE / "residents.csv", publication=True)
+    doc = json.loads(report.to_json())
+    published = {
+        r["group"] for r in doc["sections"]["group statistics"]["rows"] if r["grouping"] == "age"
+    }
+    assert any(g.endswith("and over") for g in published)
+    assert not any(str(oldest) in g for g in published)

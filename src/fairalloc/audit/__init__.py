@@ -31,6 +31,7 @@ from fairalloc.audit._flip import (
 from fairalloc.audit._groups import (
     GroupStatistics,
     ScaleAudit,
+    group_bins,
     group_statistics,
     rate_ratio_interval,
     scale_audit,
@@ -127,7 +128,14 @@ def audit(
     flips = flip_audit(ev, capacity=units)
     report.sections.append(("flip audit", _PublishedFlips(flips) if publication else flips))
     report.sections.append(("proxies", proxy_check(ev)))
-    groups = group_statistics(outcome, strata=strata)
+    # Published groups of numbers and dates are bounded by the population's quartiles, not
+    # labelled by the smallest and largest value in them (which are residents' values).
+    bins = (
+        group_bins(population, list(population.schema.protected_attributes))
+        if publication
+        else None
+    )
+    groups = group_statistics(outcome, strata=strata, bins=bins)
     report.sections.append(("group statistics", _Review(groups, publication=publication)))
     scales = scale_audit(ev, strata=strata)
     report.sections.append(
