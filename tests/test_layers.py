@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "_compiler": 2,
     "_instruments": 2,
     "_population": 2,
+    "_csvread": 2,
     # The policy package's entry points load *and* check a policy, which compiles it.
     "policy": 3,
     "_evaluation": 3,

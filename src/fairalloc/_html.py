@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
+
+from fairalloc._escape import html_text
 
 __all__ = ["STYLE", "page", "table"]
 
 
 def table(heads: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A table with column headers; every value is escaped."""
-    head = "".join(f"<th scope='col'>{html.escape(str(h))}</th>" for h in heads)
+    head = "".join(f"<th scope='col'>{html_text(h)}</th>" for h in heads)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{html_text(v)}</td>" for v in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -45,7 +46,7 @@ def page(body: str, *, title: str, lang: str, large_print: bool = False) -> str:
         lang: The page's language (``en``, ``zh-CN``).
         large_print: Set the base text size to 150% (§2.1.3).
     """
-    e = html.escape
+    e = html_text
     style = STYLE + (_LARGE if large_print else "")
     return (
         f'<!DOCTYPE html>\n<html lang="{e(lang)}">\n<head><meta charset="utf-8">'

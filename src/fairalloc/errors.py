@@ -38,6 +38,7 @@ __all__ = [
     "FairallocError",
     "FairnessViolation",
     "MissingDependency",
+    "OutputError",
     "PolicyError",
     "PolicyIssue",
     "PolicyNotInForce",
@@ -228,6 +229,25 @@ class EvaluationError(FairallocError, ArithmeticError):
         listed = ", ".join(self.ids)
         more = f" (and {count - len(self.ids)} more)" if count > len(self.ids) else ""
         super().__init__(f"{where}: {message}; residents: {listed}{more}")
+
+
+class OutputError(FairallocError, ValueError):
+    """fairalloc refused, or failed, to write an output file.
+
+    Attributes:
+        code: A stable code such as ``FA801`` (see ``docs/errors.md``).
+        path: The file concerned.
+        hint: What to do instead.
+    """
+
+    def __init__(self, code: str, path: str, message: str, hint: str = "") -> None:
+        self.code = code
+        self.path = path
+        self.hint = hint
+        text = f"{path}: {code} {message}"
+        if hint:
+            text += f"\n    hint: {hint}"
+        super().__init__(text)
 
 
 class ArgumentError(FairallocError, ValueError):

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import plot_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
@@ -259,7 +260,8 @@ def score_breakdown(
         why += [f"excluded by `{rec['exclusion']}`"] if rec["exclusion"] else []
         status = " (not eligible: " + ", ".join(why) + ")"
     ax.set_title(
-        f"{rec['id']}: score {_num(rec['score'])}{status}\n= {_score_formula(ev, row)}",
+        f"{plot_text(rec['id'])}: score {_num(rec['score'])}{status}\n"
+        f"= {_score_formula(ev, row)}",
         loc="left",
         fontsize="medium",
     )
@@ -305,7 +307,9 @@ def score_distribution(
     ax.set_xlabel(what)
     ax.set_ylabel("residents")
     meta = ev.policy.policy.policy
-    ax.set_title(f"Scores of the eligible residents: {meta.id} v{meta.version}", loc="left")
+    ax.set_title(
+        f"Scores of the eligible residents: {meta.id} v{plot_text(meta.version)}", loc="left"
+    )
     if len(scores) == 0:
         ax.text(0.5, 0.5, "nobody is eligible", transform=ax.transAxes, ha="center")
         return fig
@@ -342,7 +346,7 @@ def _cutoff_lines(ax: Axes, allocation: Allocation) -> None:
             color="0.1",
             linestyle=style,
             linewidth=1.5,
-            label=f"cut-off {c.category}: {_num(c.score)} ({c.last_id})",
+            label=f"cut-off {c.category}: {_num(c.score)} ({plot_text(c.last_id)})",
         )
         ax.annotate(
             c.category,
@@ -883,7 +887,8 @@ def sweep_curves(
         _x_axis(axes[0], curves, label=not rates)
         held = ", ".join(f"{k}={_shown(v)}" for k, v in curves.fixed.items())
         axes[0].set_title(
-            f"{sweep.policy_id} v{sweep.policy_version}: {SWEEP_METRICS[metric]} by {curves.key}"
+            f"{sweep.policy_id} v{plot_text(sweep.policy_version)}:"
+            f" {SWEEP_METRICS[metric]} by {curves.key}"
             + (f" ({held})" if held else ""),
             loc="left",
             fontsize="medium",

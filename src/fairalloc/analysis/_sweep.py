@@ -30,8 +30,10 @@ from pydantic import ValidationError
 
 from fairalloc._compiler import CompiledPolicy, compile_policy, remember_compiled
 from fairalloc._engine import DEFAULT_CHUNK, compiled_of, evaluate_compiled, reevaluate
+from fairalloc._escape import csv_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
+from fairalloc._io import atomic_write
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 from fairalloc._population import Population
@@ -610,9 +612,9 @@ class Sweep:
         """The sweep as a text table, one line per point, then the points with a disparity."""
         return sweep_text(self)
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write one row per point: the columns of :meth:`to_pandas`."""
-        write_csv(self, path)
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
+        """Write one row per point: the columns of :meth:`to_pandas` (see :func:`write_csv`)."""
+        write_csv(self, path, escape_formulas=escape_formulas)
 
     def __repr__(self) -> str:
         shape = " × ".join(f"{k} ({len(self.grid[k])} values)" for k in self.keys)
@@ -886,8 +888,14 @@ def sweep_text(result: Sweep) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_csv(result: Sweep, path: str | os.PathLike[str]) -> None:
-    """Write one row per point: the columns of :meth:`Sweep.to_pandas`."""
+def write_csv(
+    result: Sweep, path: str | os.PathLike[str], *, escape_formulas: bool = True
+) -> None:
+    """Write one row per point: the columns of :meth:`Sweep.to_pandas`, atomically.
+
+    Text cells that a spreadsheet would run as a formula get a leading ``'`` unless
+    ``escape_formulas`` is false; numbers are written as they are.
+    """
     rows = result._rows()
     for row, p in zip(rows, result.points, strict=True):
         for r in p.group_rows():
@@ -897,8 +905,15 @@ def write_csv(result: Sweep, path: str | os.PathLike[str]) -> None:
     heads: list[str] = []
     for r in rows:
         heads += [h for h in r if h not in heads]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+
+    def cell(v: Any) -> Any:
+        if v is None:
+            return ""
+        v = _jsonable(v)
+        return csv_text(v) if escape_formulas and isinstance(v, str) else v
+
+    with atomic_write(path) as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(heads)
+        w.writerow([cell(h) for h in heads])
         for r in rows:
-            w.writerow(["" if r.get(h) is None else _jsonable(r.get(h)) for h in heads])
+            w.writerow([cell(r.get(h)) for h in heads])

@@ -30,6 +30,7 @@ import copy
 import datetime as dt
 import itertools
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import markdown_code, markdown_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
@@ -795,7 +797,9 @@ class GroupStatistics:
         else:
             overall, all_rows = self.overall, self.rows
         for o in overall:
-            where = "All residents compared" if o["stratum"] is None else f"`{o['stratum']}`"
+            where = (
+                "All residents compared" if o["stratum"] is None else markdown_code(o["stratum"])
+            )
             if o["suppressed"] and publication:
                 lines.append(f"- {where}: suppressed.")
             else:
@@ -827,7 +831,9 @@ class GroupStatistics:
             for r in rows:
                 cells = _markdown_cells(r, publication=publication)
                 if self.strata:
-                    cells.insert(0, "all grades" if r["stratum"] is None else r["stratum"])
+                    cells.insert(
+                        0, "all grades" if r["stratum"] is None else markdown_text(r["stratum"])
+                    )
                     shown = not (publication and r["suppressed"])
                     if r["stratum"] is None and r["disparity"] and shown:
                         cells[-1] += " (across grades: for review, not counted)"
@@ -868,13 +874,14 @@ def _pct(rate: float | None) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    # Pipes not escaped yet (texts from the data are escaped whole by markdown_text).
+    return re.sub(r"(?<!\\)\|", r"\\|", text)
 
 
 def _markdown_cells(r: dict[str, Any], *, publication: bool) -> list[str]:
     hide = publication and r["suppressed"]
     if hide:
-        return [r["group"], "—", "—", "—", "—", PUBLISHED_REASON]
+        return [markdown_text(r["group"]), "—", "—", "—", "—", PUBLISHED_REASON]
     rate = f"{_pct(r['rate'])} ({_pct(r['rate_low'])}–{_pct(r['rate_high'])})"
     if r["reference"]:
         ratio = "1" if r["ratio"] is not None else "—"
@@ -895,7 +902,7 @@ def _markdown_cells(r: dict[str, Any], *, publication: bool) -> list[str]:
         note = "; ".join(
             x for x in (note, "suppressed in publication: " + "; ".join(r["suppression"])) if x
         )
-    return [r["group"], str(r["n"]), str(r["selected"]), rate, ratio, note]
+    return [markdown_text(r["group"]), str(r["n"]), str(r["selected"]), rate, ratio, note]
 
 
 def _outcome_of(result: Allocation | Evaluation) -> tuple[Evaluation, BoolArray, BoolArray, str]:
@@ -1369,14 +1376,23 @@ class ScaleAudit:
         )
         lines.append("")
         flags = self.flags
-        lines += [f"- {f}" for f in flags] if flags else ["No indicator is flagged."]
+        flagged = [r for r in self.rows if r["flagged"]]
+        lines += (
+            [f"- {_scale_message(r, markdown=True)}" for r in flagged]
+            if flags
+            else ["No indicator is flagged."]
+        )
         lines.append("")
         indicators = list(dict.fromkeys(r["indicator"] for r in self.rows))
         tables: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in self.rows:
             tables.setdefault((r["attribute"], r["stratum"]), []).append(r)
         for (attr, stratum), rows in tables.items():
-            title = attr if self.strata is None else f"{attr}, `{self.strata}` {stratum}"
+            title = (
+                attr
+                if self.strata is None
+                else f"{attr}, `{self.strata}` {markdown_text(stratum)}"
+            )
             lines += [f"### {title}", ""]
             lines.append("| group | n | " + " | ".join(f"`{i}`" for i in indicators) + " |")
             lines.append("|" + "---|" * (2 + len(indicators)))
@@ -1393,7 +1409,8 @@ class ScaleAudit:
                         continue
                     text = f"{rec['mean']:.2f} ({rec['difference']:+.2f})"
                     vals.append(f"**{text} flagged**" if rec["flagged"] else text)
-                lines.append("| " + " | ".join(_cell(c) for c in [group, str(n), *vals]) + " |")
+                cells = [markdown_text(group), str(n), *vals]
+                lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
@@ -1404,12 +1421,17 @@ class ScaleAudit:
         )
 
 
-def _scale_message(r: dict[str, Any]) -> str:
-    where = "Overall" if r["stratum"] == "all" else f"In grade `{r['stratum']}`"
+def _scale_message(r: dict[str, Any], *, markdown: bool = False) -> str:
+    stratum, group = r["stratum"], r["group"]
+    if markdown:
+        stratum_shown, group = markdown_code(stratum), markdown_text(group)
+    else:
+        stratum_shown = f"`{stratum}`"
+    where = "Overall" if stratum == "all" else f"In grade {stratum_shown}"
     mean = "the mean" if r["stratum"] == "all" else "the grade's mean"
     more = "more" if r["difference"] > 0 else "fewer"
     return (
-        f"{where}, indicator `{r['indicator']}` gives {r['attribute']} = {r['group']}"
+        f"{where}, indicator `{r['indicator']}` gives {r['attribute']} = {group}"
         f" {abs(r['difference']):.2f} points {more} than {mean}"
         f" ({r['standardized']:+.2f} SD, n = {r['n']})"
     )

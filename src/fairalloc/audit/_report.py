@@ -10,7 +10,6 @@ JSON.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fairalloc._escape import html_text, markdown_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import page
 
@@ -135,7 +135,7 @@ class AuditReport:
         """The report as Markdown, for a third party to read."""
         m = self.meta
         lines = [
-            f"# Fairness audit: {m.get('policy_title', m.get('policy_id'))}",
+            f"# Fairness audit: {markdown_text(m.get('policy_title', m.get('policy_id')))}",
             "",
             f"Policy `{m.get('policy_id')}` version {m.get('policy_version')}"
             f" (content SHA-256 `{m.get('policy_hash', '')[:16]}…`), {m.get('residents')}"
@@ -186,8 +186,30 @@ _TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}")
 def markdown_to_html(text: str) -> str:
     """Render the report's own Markdown (headings, paragraphs, lists, pipe tables) as HTML.
 
-    Only the constructs the report writes are supported; all text is escaped.
+    Only the constructs the report writes are supported; all text is escaped. Backslash
+    escapes and the entities ``&lt;``, ``&gt;``, ``&amp;`` (as :mod:`fairalloc._escape` writes
+    texts from policies and data) stand for their characters and never for markup.
     """
+    held: list[str] = []
+
+    def hold(char: str) -> str:
+        held.append(char)
+        return f"\ue000{len(held) - 1}\ue001"
+
+    text = text.replace("\ue000", "").replace("\ue001", "")
+    text = _ESCAPED.sub(lambda m: hold(m.group(1)), text)
+    text = _ENTITY.sub(lambda m: hold(_ENTITIES[m.group(1)]), text)
+    body = _blocks(text)
+    return _HELD.sub(lambda m: html_text(held[int(m.group(1))]), body)
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&"}
+_ENTITY = re.compile(r"&(lt|gt|amp);")
+_HELD = re.compile("\ue000([0-9]+)\ue001")
+
+
+def _blocks(text: str) -> str:
     out: list[str] = []
     lines = text.splitlines()
     i = 0
@@ -240,6 +262,6 @@ def _table(rows: list[str]) -> str:
 
 
 def _inline(text: str) -> str:
-    escaped = html.escape(text)
+    escaped = html_text(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)

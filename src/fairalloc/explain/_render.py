@@ -11,10 +11,11 @@ headings and tables with header cells, relative units only, no meaning carried b
 
 from __future__ import annotations
 
-import html
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from fairalloc._escape import html_text, markdown_text, terminal_text
 from fairalloc._numeric import MICRO
 from fairalloc.explain._facts import Facts, Value
 from fairalloc.explain._i18n import localized, message
@@ -570,9 +571,13 @@ def _outcome_word(lang: str, outcome: str, target: str | None) -> str:
 
 
 def to_text(bs: list[Block]) -> str:
-    """Plain text: headings underlined, tables aligned in columns."""
+    """Plain text: headings underlined, tables aligned in columns.
+
+    Control characters (ANSI escape sequences among them) from ids and policy texts are shown
+    as visible escapes, so printing the text on a terminal runs nothing.
+    """
     lines: list[str] = []
-    for b in bs:
+    for b in map(_terminal_block, bs):
         if b.kind == "h":
             if lines:
                 lines.append("")
@@ -591,27 +596,49 @@ def to_text(bs: list[Block]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _terminal_block(b: Block) -> Block:
+    return Block(
+        b.kind,
+        terminal_text(b.text, multiline=b.kind == "code"),
+        tuple(terminal_text(h) for h in b.heads),
+        tuple(tuple(terminal_text(c) for c in r) for r in b.rows),
+        b.strong,
+    )
+
+
 def _width(s: str) -> int:
     # East Asian wide characters take two columns in a terminal.
     return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in s)
 
 
 def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(s)
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``."""
+    runs = [len(r) for r in re.findall("`{3,}", text)]
+    return "`" * max([3, *(n + 1 for n in runs)])
 
 
 def to_markdown(bs: list[Block]) -> str:
-    """Markdown: ``#`` headings, pipe tables (deciding rows in bold), fenced code."""
+    """Markdown: ``#`` headings, pipe tables (deciding rows in bold), fenced code.
+
+    Every text is escaped (:func:`fairalloc._escape.markdown_text`): ids and policy texts
+    render as the characters they are, never as HTML, links or emphasis.
+    """
     out: list[str] = []
     first = True
     for b in bs:
         if b.kind == "h":
-            out.append(("# " if first else "## ") + b.text)
+            out.append(("# " if first else "## ") + markdown_text(b.text))
             first = False
         elif b.kind == "p":
-            out.append(b.text)
+            out.append(markdown_text(b.text))
         elif b.kind == "code":
-            out.append("```python\n" + b.text + "\n```")
+            fence = _fence(b.text)
+            code = terminal_text(b.text, multiline=True)
+            out.append(f"{fence}python\n{code}\n{fence}")
         else:
             lines = ["| " + " | ".join(_md_cell(h) for h in b.heads) + " |"]
             lines.append("|" + "---|" * len(b.heads))
@@ -626,7 +653,7 @@ def to_markdown(bs: list[Block]) -> str:
 
 def to_html(bs: list[Block], lang: str, *, fragment: bool = True) -> str:
     """HTML: an ``<article>`` with headings, captioned tables and header cells."""
-    e = html.escape
+    e = html_text
     parts = [f'<article lang="{e(lang)}" class="fairalloc-explanation" style="font-size:1rem">']
     first = True
     heading = ""

@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fairalloc._io import atomic_write
 from fairalloc._population import Population
 from fairalloc.errors import ApprovalMissing, RecordsError
 from fairalloc.records._canonical import canonical
@@ -946,7 +947,7 @@ class DecisionLog:
         text), "seq"}``. Residents' openings are never exported.
         """
         head = self.head()
-        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        with atomic_write(path) as fh:  # whole or not at all; lines end in \n as written
             fh.write(json.dumps({"fairalloc_log": 1, **head.to_dict()}) + "\n")
             for r in self.store.records():
                 blob = self.store.leaves(r.seq)
@@ -964,7 +965,7 @@ class DecisionLog:
 
         This file holds residents' ids: keep it with the data, never publish it.
         """
-        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        with atomic_write(path) as fh:  # whole or not at all; lines end in \n as written
             for seq, op in self.store.openings():
                 fh.write(json.dumps({"ids": op.ids, "nonces": op.nonces.hex(), "seq": seq}) + "\n")
 
