@@ -254,7 +254,7 @@ def _table(rows: list[str]) -> str:
     trs = "".join(
         "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(r)) + "</tr>" for r in body
     )
-    label = html.escape(head[0] if head else "table", quote=True)
+    label = html_text(head[0] if head else "table")
     return (
         f'<div class="table" role="region" tabindex="0" aria-label="{label}">'
         f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table></div>"
