@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "_escape": 0,
     "_io": 0,
     "_optional": 0,
+    "_text": 0,
     "_numeric": 1,
     "expr": 1,
     "policy._model": 1,

@@ -45,6 +45,7 @@ from fairalloc._escape import plot_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
+from fairalloc._text import number
 from fairalloc.allocation._result import Allocation
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 
@@ -120,9 +121,7 @@ def _legend(fig: Figure, ax: Axes, *, own: bool) -> None:
 
 def _num(value: float) -> str:
     """A number as the command line prints it: up to six decimals, no trailing zeros."""
-    if value == int(value):
-        return str(int(value))
-    return f"{value:.6f}".rstrip("0").rstrip(".")
+    return number(value)
 
 
 def _evaluation_of(result: Evaluation | Allocation) -> Evaluation:

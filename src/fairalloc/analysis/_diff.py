@@ -32,6 +32,7 @@ from typing import Any, Literal
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._escape import html_text, markdown_inline, terminal_text
 from fairalloc._html import table as html_table
+from fairalloc._text import text_table
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 from fairalloc.expr import _ast as A
 from fairalloc.expr._parser import ExprSyntaxError, children, parse
@@ -1229,12 +1230,5 @@ _NUMERIC = re.compile(r"^[+\-−]?[\d.,]+%?$|^—$")
 
 def _text_table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     cells = [[terminal_text(_plain(c)) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[k]) for r in cells)) for k, h in enumerate(heads)]
     right = [all(_NUMERIC.match(r[k]) for r in cells) for k in range(len(heads))]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(
-            (v.rjust(w) if r else v.ljust(w)) for v, w, r in zip(values, widths, right, strict=True)
-        ).rstrip()
-
-    return "\n".join([line(heads), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+    return "\n".join(text_table(heads, cells, right=right, rule=True))

@@ -38,6 +38,7 @@ from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import LotteryKeys, Ranking, rank
+from fairalloc._text import text_table, value
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.errors import (
     AllocationError,
@@ -637,14 +638,8 @@ class Sweep:
         return html_table(heads, ([_show(r.get(h)) for h in heads] for r in rows))
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
+def _show(v: Any) -> str:
+    return value(v)
 
 
 def capacity_key(cp: CompiledPolicy) -> str:
@@ -875,10 +870,7 @@ def sweep_text(result: Sweep) -> str:
     for r in rows:
         heads += [h for h in r if h not in heads]
     cells = [[_show(r.get(h)) for h in heads] for r in rows]
-    widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(heads)]
-    lines.append("  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)))
-    for c in cells:
-        lines.append("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
+    lines += text_table(heads, cells, right=[True] * len(heads))
     flagged = [p for p in result.points if p.disparities]
     for p in flagged:
         lines.append(

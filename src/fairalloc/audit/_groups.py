@@ -43,6 +43,7 @@ from fairalloc._escape import markdown_code, markdown_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
+from fairalloc._text import fixed
 from fairalloc.allocation._result import Allocation
 from fairalloc.audit._disclosure import Protection, protect
 from fairalloc.errors import ArgumentError, ArgumentTypeError
@@ -1407,7 +1408,7 @@ class ScaleAudit:
                     if rec is None:
                         vals.append("—")
                         continue
-                    text = f"{rec['mean']:.2f} ({rec['difference']:+.2f})"
+                    text = f"{fixed(rec['mean'])} ({fixed(rec['difference'], sign=True)})"
                     vals.append(f"**{text} flagged**" if rec["flagged"] else text)
                 cells = [markdown_text(group), str(n), *vals]
                 lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
@@ -1432,7 +1433,7 @@ def _scale_message(r: dict[str, Any], *, markdown: bool = False) -> str:
     more = "more" if r["difference"] > 0 else "fewer"
     return (
         f"{where}, indicator `{r['indicator']}` gives {r['attribute']} = {group}"
-        f" {abs(r['difference']):.2f} points {more} than {mean}"
+        f" {fixed(abs(r['difference']))} points {more} than {mean}"
         f" ({r['standardized']:+.2f} SD, n = {r['n']})"
     )
 

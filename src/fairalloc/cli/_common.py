@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from fairalloc._escape import terminal_text
 from fairalloc._io import check_not_input
 from fairalloc._io import write_text as atomic_write_text
+from fairalloc._text import number, text_table
 from fairalloc.errors import OutputError, UsageError
 
 __all__ = [
@@ -118,8 +119,8 @@ def title_of(meta: Any) -> str:
 
 def cell(v: object) -> str:
     """A value as a table cell: whole floats without decimals, others to six places at most."""
-    if isinstance(v, float):
-        return f"{v:.6f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return number(v)
     return terminal_text(v)
 
 
@@ -135,16 +136,8 @@ def print_table(rows: list[dict[str, object]], total: int, out: TextIO, *, more:
         [cell(r.get(h, "")) + ("=" if h == "rank" and r.get("tied") else "") for h in heads]
         for r in rows
     ]
-    widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(heads)]
-    print("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)), file=out)
-    for c in cells:
-        print(
-            "  ".join(
-                v.ljust(w) if heads[k] in ("id", "holds") else v.rjust(w)
-                for k, (v, w) in enumerate(zip(c, widths, strict=True))
-            ),
-            file=out,
-        )
+    for line in text_table(heads, cells):
+        print(line, file=out)
     if total > len(rows):
         print(f"... {total - len(rows)} more{more}", file=out)
     if any(r.get("tied") for r in rows):

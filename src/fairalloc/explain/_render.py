@@ -17,6 +17,7 @@ from typing import Any
 
 from fairalloc._escape import html_text, markdown_text, terminal_text
 from fairalloc._numeric import MICRO
+from fairalloc._text import display_width, text_table
 from fairalloc.explain._facts import Facts, Value
 from fairalloc.explain._i18n import localized, message
 
@@ -581,18 +582,17 @@ def to_text(bs: list[Block]) -> str:
         if b.kind == "h":
             if lines:
                 lines.append("")
-            lines += [b.text, "=" * _width(b.text) if not lines else "-" * _width(b.text)]
+            rule = "=" if not lines else "-"
+            lines += [b.text, rule * display_width(b.text)]
         elif b.kind == "p":
             lines.append(b.text)
         elif b.kind == "code":
             lines += ["    " + line for line in b.text.splitlines()]
         else:
-            rows = [b.heads, *b.rows]
-            widths = [max(_width(r[i]) for r in rows) for i in range(len(b.heads))]
-            for k, r in enumerate(rows):
+            table = text_table(b.heads, b.rows)
+            for k, line in enumerate(table):
                 mark = "* " if k > 0 and b.strong and b.strong[k - 1] else "  "
-                cells = [c + " " * (widths[i] - _width(c)) for i, c in enumerate(r)]
-                lines.append((mark + "  ".join(cells)).rstrip())
+                lines.append((mark + line).rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -604,11 +604,6 @@ def _terminal_block(b: Block) -> Block:
         tuple(tuple(terminal_text(c) for c in r) for r in b.rows),
         b.strong,
     )
-
-
-def _width(s: str) -> int:
-    # East Asian wide characters take two columns in a terminal.
-    return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in s)
 
 
 def _md_cell(s: str) -> str:
