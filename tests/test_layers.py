@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "audit": 7,
     "analysis": 8,
     "records": 8,
+    "publish": 8,
     "__init__": 9,
     "plot": 10,
     "testing": 10,

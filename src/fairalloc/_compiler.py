@@ -23,6 +23,7 @@ from fairalloc.errors import (
     IssueCollector,
     PolicyError,
     PolicyIssue,
+    PolicyNotInForce,
     _ExprIssue,
 )
 from fairalloc.expr._check import BOOL, DATE, NUMBER, Checked, ExprTypeError, Scope, Type, check
@@ -704,6 +705,7 @@ class _Builder:
     # -- top level ---------------------------------------------------------------------
     def build(self) -> CompiledPolicy:
         self.check_names()
+        self.check_metadata()
         self.resolve_parameters()
         self.build_scope()
         for name in self.p.derived:
@@ -744,6 +746,67 @@ class _Builder:
         self.issues.raise_if_any()
         self.fairness.raise_if_any(FairnessViolation)
         return cp
+
+    def check_metadata(self) -> None:
+        """The effective window, level titles; then refuse a date outside the window."""
+        meta = self.p.policy
+        if meta.expires is not None and meta.effective is not None and (
+            meta.expires < meta.effective
+        ):
+            self.issue(
+                "FA116",
+                f"`expires` ({meta.expires}) is before `effective` ({meta.effective})",
+                ("policy", "expires"),
+                hint="the policy is in force from `effective` to `expires`, both included",
+            )
+        if meta.approved is not None and meta.effective is not None and (
+            meta.approved.on > meta.effective
+        ):
+            self.issue(
+                "FA117",
+                f"approved on {meta.approved.on}, after it took effect on {meta.effective}",
+                ("policy", "approved", "on"),
+                hint="a policy is approved before it takes effect",
+            )
+        titled: list[tuple[str, str, Any, tuple[str, ...]]] = [
+            (
+                "attributes",
+                name,
+                attr,
+                ("false", "true") if attr.type == "bool" else tuple(attr.levels or ()),
+            )
+            for name, attr in self.p.attributes.items()
+        ]
+        titled += [("derived", n, d, tuple(d.levels or ())) for n, d in self.p.derived.items()]
+        for section, name, attr, levels in titled:
+            if not attr.level_titles:
+                continue
+            if not levels:
+                self.issue(
+                    "FA115",
+                    "`level_titles` only apply to values with levels: category, ordinal,"
+                    " true/false, or a decision table with `levels`",
+                    (section, name, "level_titles"),
+                    hint="remove `level_titles`",
+                )
+                continue
+            for key in attr.level_titles:
+                if key not in levels:
+                    close = difflib.get_close_matches(key, levels, n=1)
+                    self.issue(
+                        "FA115",
+                        f"`{key}` in `level_titles` is not a level of `{name}`",
+                        (section, name, "level_titles", key),
+                        hint=f"did you mean `{close[0]}`?"
+                        if close
+                        else "levels: " + ", ".join(levels),
+                    )
+        as_of = self.as_of
+        if as_of is not None and not self.issues.issues:
+            early = meta.effective is not None and as_of < meta.effective
+            late = meta.expires is not None and as_of > meta.expires
+            if early or late:
+                raise PolicyNotInForce(meta.id, as_of, meta.effective, meta.expires)
 
     def check_names(self) -> None:
         kinds: dict[str, str] = {}

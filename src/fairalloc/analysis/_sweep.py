@@ -337,8 +337,13 @@ class SweepPoint:
     recomputed: tuple[str, ...] = ()
 
     def group_rows(self) -> list[dict[str, Any]]:
-        """The groups compared over all residents compared (not within strata)."""
-        return [r for r in self.groups.rows if r["stratum"] is None]
+        """The groups compared, as the audit counts them.
+
+        Within each grade of the strata when the sweep has strata (differences across need
+        grades are what a needs-based policy is for), else over all residents compared.
+        """
+        within = self.groups.strata is not None
+        return [r for r in self.groups.rows if (r["stratum"] is not None) == within]
 
     @property
     def min_ratio(self) -> float | None:
@@ -357,12 +362,12 @@ class SweepPoint:
     @property
     def four_fifths(self) -> list[str]:
         """The groups below four-fifths of the best-served group's rate (``attribute=group``)."""
-        return [f"{r['grouping']}={r['group']}" for r in self.group_rows() if r["four_fifths"]]
+        return [_label(r) for r in self.group_rows() if r["four_fifths"]]
 
     @property
     def disparities(self) -> list[str]:
         """The groups below four-fifths whose interval excludes parity."""
-        return [f"{r['grouping']}={r['group']}" for r in self.group_rows() if r["disparity"]]
+        return [_label(r) for r in self.group_rows() if r["disparity"]]
 
     def to_dict(self) -> dict[str, Any]:
         """The point as plain values (dates as ISO text)."""
@@ -400,6 +405,11 @@ _GROUP_KEYS = (
     "compatible_with_parity",
     "disparity",
 )
+
+
+def _label(row: dict[str, Any]) -> str:
+    label = f"{row['grouping']}={row['group']}"
+    return label if row["stratum"] is None else f"{label} in {row['stratum']}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -8,6 +8,8 @@ Commands:
     check POLICY...       prove which protected attributes each policy reads, and why
     audit POLICY DATA     fairness audit on a population (Markdown, HTML or JSON report)
     explain POLICY DATA   why residents got their outcome, what would change it (en, zh-CN)
+    publish criteria POLICY   the selection criteria as a document (§2.2.1; zh-CN, en)
+    report POLICY         a period's statistics for publication (§2.2.2), exposing no resident
     diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
     test CASES...         run named test cases of policies, expected against actual
@@ -58,6 +60,8 @@ COMMANDS = (
     "_diff",
     "_sweep",
     "_explain",
+    "_publish",
+    "_report",
     "_test",
     "_schema",
     "_examples",

@@ -108,6 +108,7 @@ class IndicatorLine:
         capped: Whether ``min_points``/``max_points`` changed the points.
         points_micro: Its points (weighted) in micro-points, as the engine summed them.
         reads: The attributes and parameters it read, by name.
+        of: The attribute or derived value it maps, by name (None for a formula).
         counts: Whether its points reach the score (its scale is a term of the score and no
             weight on the way is 0).
     """
@@ -125,6 +126,7 @@ class IndicatorLine:
     points_micro: int
     reads: dict[str, Value]
     counts: bool = True
+    of: str | None = None
 
     @property
     def points(self) -> float:
@@ -602,6 +604,8 @@ class Facts:
         lottery: The resident's lottery key, if a lottery is part of the policy.
         choices: The resident's list in a matching.
         counterfactuals: Changes that would have changed the outcome, smallest first.
+        level_titles: The titles the policy gives levels, by attribute and level (shown in
+            place of the level's name).
         target: What counterfactuals aim at: ``served``, ``not_served``, ``eligible`` or
             ``rank <= N``.
         notes: Facts that need saying in words, as (message code, parameters): a limit of the
@@ -630,6 +634,7 @@ class Facts:
     counterfactuals: tuple[Counterfactual, ...] = ()
     target: str | None = None
     notes: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
+    level_titles: dict[str, dict[str, LocalizedText]] = field(default_factory=dict)
     tables: tuple[TableLine, ...] = ()
 
     @property

@@ -58,10 +58,21 @@ def fmt(v: Value | float, lang: str | None = None) -> str:
     return str(v)
 
 
-def _reads(values: dict[str, Value], lang: str, via: dict[str, list[str]] | None = None) -> str:
+def _lv(f: Facts, attribute: str | None, value: Value, lang: str) -> str:
+    """A value as shown: a level's title where the policy gives one, else :func:`fmt`."""
+    if isinstance(value, str) and attribute is not None:
+        title = f.level_titles.get(attribute, {}).get(value)
+        if title is not None:
+            return localized(title, lang, value)
+    return fmt(value, lang)
+
+
+def _reads(
+    f: Facts, values: dict[str, Value], lang: str, via: dict[str, list[str]] | None = None
+) -> str:
     parts = []
     for k, v in values.items():
-        text = f"{k} = {fmt(v, lang)}"
+        text = f"{k} = {_lv(f, k, v, lang)}"
         if via and k in via:
             text += " " + message(lang, "via", names=", ".join(via[k]))
         parts.append(text)
@@ -128,7 +139,11 @@ def _tables(f: Facts, lang: str) -> list[Block]:
         return []
     out = [Block("h", m("h_tables"))]
     for t in f.tables:
-        output = _name(t.output_title, t.output, lang) if t.output_title else t.output
+        output = (
+            _name(t.output_title, t.output, lang)
+            if t.output_title
+            else _lv(f, t.part.partition(":")[2], t.output, lang)
+        )
         line = m(
             "table_row",
             title=_name(t.title, t.part.partition(":")[2], lang),
@@ -236,7 +251,7 @@ def _checks(f: Facts, lang: str) -> list[Block]:
             (
                 name,
                 result,
-                _reads(c.reads, lang),
+                _reads(f, c.reads, lang),
                 m("yes") if c.deciding else m("no"),
                 c.source or "",
             )
@@ -266,14 +281,16 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
             else:
                 band = m(
                     "level",
-                    level=fmt(i.band == "true", lang) if i.band in ("true", "false") else i.band,
+                    level=fmt(i.band == "true", lang)
+                    if i.band in ("true", "false")
+                    else _lv(f, i.attribute or i.of, i.band, lang),
                 )
             pts = fmt(i.points)
             if i.capped:
                 pts = m("capped", points=pts)
             if i.weight != 1.0:
                 pts = m("weighted", points=pts, weight=fmt(i.weight))
-            value = fmt(i.value, lang) if not isinstance(i.value, str) else i.value
+            value = _lv(f, i.attribute or i.of, i.value, lang)
             if isinstance(i.value, str) and i.value in ("true", "false"):
                 value = fmt(i.value == "true", lang)
             rows.append(
@@ -305,7 +322,7 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
             (
                 _name(p.title, p.rule, lang),
                 m("yes") if p.fired else m("no"),
-                _reads(p.reads, lang, p.via),
+                _reads(f, p.reads, lang, p.via),
                 fmt(p.points),
                 m("yes") if p.deciding else m("no"),
             )
@@ -340,7 +357,8 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
                     parts.append(fmt(v / MICRO))
             grade = ""
             if s.grade is not None:
-                grade = _name(s.grade_title, s.grade, lang)
+                # A grade is a level of need: its title alone, as every level is shown.
+                grade = localized(s.grade_title, lang, s.grade)
             scale_rows.append(
                 (_name(s.title, s.path, lang), fmt(s.total), " + ".join(parts), grade)
             )
@@ -522,8 +540,8 @@ def _counterfactuals(f: Facts, lang: str) -> list[Block]:
             text = m(
                 "cf_level",
                 attribute=attribute,
-                after=fmt(c.after, lang),
-                before=fmt(c.before, lang),
+                after=_lv(f, c.attribute, c.after, lang),
+                before=_lv(f, c.attribute, c.before, lang),
                 outcome=outcome,
             )
         else:
@@ -669,6 +687,8 @@ def to_html(bs: list[Block], lang: str, *, fragment: bool = True) -> str:
         "<style>body{font-family:system-ui,sans-serif;line-height:1.5;max-width:60rem;"
         "margin:auto;padding:1rem}table{border-collapse:collapse;margin:1rem 0}"
         "th,td{border:1px solid;padding:.25rem .5rem;text-align:left;vertical-align:top}"
-        "caption{text-align:left;font-weight:bold}</style></head>\n<body>\n"
+        "caption{text-align:left;font-weight:bold}"
+        "pre{white-space:pre-wrap;overflow-wrap:anywhere}td,th{overflow-wrap:anywhere}"
+        "</style></head>\n<body>\n"
         f"{doc}\n</body>\n</html>\n"
     )

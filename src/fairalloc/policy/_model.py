@@ -18,6 +18,7 @@ from fairalloc.policy._tables import DecisionTable
 
 __all__ = [
     "AllocationSpec",
+    "Approval",
     "Attribute",
     "Band",
     "DecisionTable",
@@ -99,13 +100,37 @@ class _Documented(_Model):
     source: Source | None = None
 
 
+class Approval(_Model):
+    """Who approved a policy version, on which day, under which reference (§2.3.1)."""
+
+    by: str = Field(min_length=1)
+    on: dt.date
+    reference: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, v: Any) -> Any:
+        # YAML 1.1 reads the key `on:` as true; it means the field `on`.
+        if isinstance(v, dict) and True in v and "on" not in v:
+            v = {("on" if k is True else k): x for k, x in v.items()}
+        return v
+
+
 class PolicyMeta(_Documented):
-    """Identity of a policy: id, version, title, effective date and regulation source."""
+    """Identity of a policy: id, version, title, effective window, approval and lineage.
+
+    ``effective`` is the first day the policy is in force and ``expires`` the last; a run on a
+    date outside that window is refused (FA114). ``approved`` records who approved this
+    version; ``supersedes`` names the policy version it replaces (``id@version`` or a version).
+    """
 
     id: RuleId
     version: str = Field(min_length=1)
     title: LocalizedText
     effective: dt.date | None = None
+    expires: dt.date | None = None
+    approved: Approval | None = None
+    supersedes: str | None = Field(default=None, min_length=1)
 
 
 AttributeType = Literal["bool", "int", "float", "category", "ordinal", "date", "str"]
@@ -119,6 +144,9 @@ class Attribute(_Documented):
             (ordered ``levels``, lowest first), ``date`` or ``str`` (only for the id).
         role: ``id`` for the column that identifies residents (exactly one attribute).
         levels: The valid values of a category or ordinal.
+        level_titles: A title per level, in one language or per locale
+            (``{tekun: {en: extreme hardship, zh-CN: 特困}}``); documents and explanations show
+            the title where one is given.
         min: Smallest valid value (numbers and dates).
         max: Largest valid value (numbers and dates).
         unit: The unit of a number, for documentation and explanations (one text, or one per
@@ -148,6 +176,7 @@ class Attribute(_Documented):
     default: bool | float | str | dt.date | None = None
     changeable: bool = False
     need: Literal["higher", "lower"] | None = None
+    level_titles: dict[str, LocalizedText] | None = None
     values: list[float] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
@@ -412,6 +441,7 @@ class Derived(_Documented):
     expr: str | None = None
     table: DecisionTable | None = None
     levels: list[Name] | None = Field(default=None, min_length=1)
+    level_titles: dict[str, LocalizedText] | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> Derived:

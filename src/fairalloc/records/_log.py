@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairalloc._io import atomic_write
 from fairalloc._population import Population
-from fairalloc.errors import RecordsError
+from fairalloc.errors import ApprovalMissing, RecordsError
 from fairalloc.records._canonical import canonical
 from fairalloc.records._commit import (
     NONCE_BYTES,
@@ -446,8 +446,8 @@ class DecisionLog:
         self,
         policy: Policy,
         *,
-        approved_by: str,
-        approved_at: str,
+        approved_by: str | None = None,
+        approved_at: str | None = None,
         operator: str,
         effective_until: dt.date | None = None,
         time: str | None = None,
@@ -456,13 +456,27 @@ class DecisionLog:
 
         Args:
             policy: The policy document.
-            approved_by: Who approved it (a body or a person's role).
-            approved_at: When (ISO 8601 date or time).
+            approved_by: Who approved it (a body or a person's role); by default the policy's
+                own ``policy.approved.by``.
+            approved_at: When (ISO 8601 date or time); by default ``policy.approved.on``.
             operator: Who records it.
-            effective_until: The last day it applies, if known.
+            effective_until: The last day it applies; by default ``policy.expires``.
             time: When recorded; now by default.
+
+        Raises:
+            ApprovalMissing: ``FA118`` when neither the arguments nor the policy say who
+                approved it and when.
         """
         meta = policy.policy
+        approval = meta.approved
+        if approved_by is None and approval is not None:
+            approved_by = approval.by
+        if approved_at is None and approval is not None:
+            approved_at = approval.on.isoformat()
+        if effective_until is None:
+            effective_until = meta.expires
+        if approved_by is None or approved_at is None:
+            raise ApprovalMissing(meta.id, meta.version)
         body = {
             "approved_at": approved_at,
             "approved_by": approved_by,
