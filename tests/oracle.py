@@ -17,7 +17,7 @@ from typing import Any
 
 from fairalloc.expr import _ast as A
 from fairalloc.expr._parser import parse
-from fairalloc.policy._model import Band, Grade, Indicator, Policy, Scale
+from fairalloc.policy._model import Band, DecisionTable, Grade, Indicator, Policy, Scale
 
 MICRO = 1_000_000
 EPOCH = dt.date(1970, 1, 1)
@@ -72,6 +72,7 @@ class Resident:
         self.rec = record
         self.as_of = as_of
         self.derived_cache: dict[str, Any] = {}
+        self.scales = _Scales(policy, self)
 
     # -- values -----------------------------------------------------------------------
     def name(self, name: str) -> Any:
@@ -97,7 +98,14 @@ class Resident:
             return v  # a level name or a list
         if name in self.p.derived:
             if name not in self.derived_cache:
-                self.derived_cache[name] = self.eval(parse(self.p.derived[name].expr))
+                d = self.p.derived[name]
+                if d.table is not None:
+                    out = d.table.rows[self.table_row(d.table)].output
+                    value: Any = Level(tuple(d.levels), str(out)) if d.levels else float(out)
+                else:
+                    assert d.expr is not None
+                    value = self.eval(parse(d.expr))
+                self.derived_cache[name] = value
             return self.derived_cache[name]
         return name  # a bare level name
 
@@ -155,6 +163,11 @@ class Resident:
             r = a - b
         elif op == "*":
             r = a * b
+        elif op == "//":
+            if b == 0:
+                return UNDEF
+            q = a / b
+            r = float(math.floor(q)) if math.isfinite(q) else q
         else:
             if b == 0:
                 return UNDEF
@@ -201,6 +214,10 @@ class Resident:
         return (not r) if negated else r
 
     def call(self, f: str, args: tuple[A.Node, ...]) -> Any:
+        if f == "grade":
+            return self.scales.grade(str(args[0].value))  # type: ignore[attr-defined]
+        if f == "total":
+            return self.scales.total(str(args[0].value)) / MICRO  # type: ignore[attr-defined]
         if f == "date":
             return float((dt.date.fromisoformat(args[0].value) - EPOCH).days)  # type: ignore[attr-defined]
         vals = [self.eval(a) for a in args]
@@ -250,6 +267,133 @@ class Resident:
         if v is UNDEF:
             raise Undefined(text)
         return v
+
+    def table_row(self, table: DecisionTable) -> int:
+        """The row of ``table`` that applies, by its hit policy (Undefined if none, or two)."""
+        values = {name: self.raw(text) for name, text in table.inputs.items()}
+        hits = [
+            k
+            for k, row in enumerate(table.rows)
+            if all(_cell_holds(row.cells.get(name), v) for name, v in values.items())
+        ]
+        if not hits or (table.hit == "unique" and len(hits) > 1):
+            raise Undefined("no single row")
+        return hits[0]
+
+
+def _scalar(item: Any, v: Any) -> Any:
+    """A cell's value in the form of the input's value ``v``."""
+    if isinstance(v, Level):
+        return v.levels.index(str(item).strip())
+    if isinstance(v, bool):
+        return item if isinstance(item, bool) else str(item).strip().lower() == "true"
+    return float(item)
+
+
+def _cell_holds(cell: Any, v: Any) -> bool:
+    """Whether a decision-table cell, as written, holds for the value ``v``."""
+    if cell is None or (isinstance(cell, str) and cell.strip() == "-"):
+        return True
+    x = v.code if isinstance(v, Level) else v
+    if isinstance(v, float) and v != v:
+        raise Undefined("undefined table input")
+    if isinstance(cell, list):
+        return any(x == _scalar(c, v) for c in cell)
+    if isinstance(cell, str):
+        text = cell.strip()
+        for op in ("<=", ">=", "!=", "==", "<", ">"):
+            if text.startswith(op):
+                y = _scalar(text[len(op) :], v)
+                return {
+                    "<=": x <= y,
+                    ">=": x >= y,
+                    "!=": x != y,
+                    "==": x == y,
+                    "<": x < y,
+                    ">": x > y,
+                }[op]
+        if ".." in text:
+            lo, hi = text.split("..", 1)
+            return _scalar(lo, v) <= x <= _scalar(hi, v)
+    return bool(x == _scalar(cell, v))
+
+
+class _Scales:
+    """Every indicator's points and every scale's total and grade, computed when first read."""
+
+    def __init__(self, policy: Policy, r: Resident) -> None:
+        self.p = policy
+        self.r = r
+        self.docs: dict[str, Scale] = {}
+
+        def walk(scales: dict[str, Scale], prefix: str) -> None:
+            for name, sc in scales.items():
+                self.docs[prefix + name] = sc
+                walk(sc.scales, prefix + name + ".")
+
+        walk(policy.scales, "")
+        self.points: dict[str, int] = {}
+        self.totals: dict[str, int] = {}
+        self.grades: dict[str, str] = {}
+
+    def indicator(self, path: str, ind: Indicator) -> int:
+        if path in self.points:
+            return self.points[path]
+        r = self.r
+        if ind.points is not None:
+            p = r.number(ind.points)
+        elif ind.table is not None:
+            p = float(ind.table.rows[r.table_row(ind.table)].output)
+        else:
+            assert ind.of is not None
+            v = r.raw(ind.of)
+            if ind.bands is not None:
+                x = float(v)
+                if x != x:
+                    raise Undefined(ind.of)
+                i = _band(x, ind.bands)
+                if i is None:
+                    raise Undefined("no band")
+                p = ind.bands[i].points
+            else:
+                assert ind.lookup is not None
+                key = ("true" if v else "false") if isinstance(v, bool) else v.name
+                p = ind.lookup[key]
+        if ind.min_points is not None:
+            p = max(p, ind.min_points)
+        if ind.max_points is not None:
+            p = min(p, ind.max_points)
+        w = p * ind.weight if ind.weight != 1.0 else p
+        if not abs(w) <= MAX_POINTS:
+            raise Undefined("points out of range")
+        self.points[path] = micro(w)
+        return self.points[path]
+
+    def total(self, path: str) -> int:
+        if path in self.totals:
+            return self.totals[path]
+        s = self.docs[path]
+        total = 0
+        for name, ind in s.indicators.items():
+            total += self.indicator(f"{path}.{name}", ind)
+        for name, sub in s.scales.items():
+            total += _weighted(self.total(f"{path}.{name}"), sub.weight)
+        self.totals[path] = _total(total)
+        return total
+
+    def grade(self, path: str) -> Level:
+        s = self.docs[path]
+        assert s.grades
+        names = tuple(g.grade for g in s.grades)
+        if path not in self.grades:
+            if s.grade_table is not None:
+                self.grades[path] = str(s.grade_table.rows[self.r.table_row(s.grade_table)].output)
+            else:
+                g = _band(self.total(path) / MICRO, s.grades)
+                if g is None:
+                    raise Undefined("no grade")
+                self.grades[path] = names[g]
+        return Level(names, self.grades[path])
 
 
 def _band(x: float, bands: list[Band] | list[Grade]) -> int | None:
@@ -310,55 +454,17 @@ def evaluate_one(
     r = Resident(policy, record, as_of)
     elig = [r.condition(rule.when) for rule in policy.rules.eligibility]
     excl = [r.condition(rule.when) for rule in policy.rules.exclusions]
-    points: dict[str, int] = {}
-    scales: dict[str, int] = {}
-    grades: dict[str, str] = {}
+    sc = r.scales
+    points: dict[str, int] = sc.points
+    scales: dict[str, int] = sc.totals
 
-    def indicator(ind: Indicator) -> float:
-        if ind.points is not None:
-            p = r.number(ind.points)
-        else:
-            assert ind.of is not None
-            v = r.raw(ind.of)
-            if ind.bands is not None:
-                x = float(v)
-                if x != x:
-                    raise Undefined(ind.of)
-                i = _band(x, ind.bands)
-                if i is None:
-                    raise Undefined("no band")
-                p = ind.bands[i].points
-            else:
-                assert ind.lookup is not None
-                key = ("true" if v else "false") if isinstance(v, bool) else v.name
-                p = ind.lookup[key]
-        if ind.min_points is not None:
-            p = max(p, ind.min_points)
-        if ind.max_points is not None:
-            p = min(p, ind.max_points)
-        return p
-
-    def scale(path: str, s: Scale) -> int:
-        total = 0
+    for path, s in sc.docs.items():
         for name, ind in s.indicators.items():
-            p = indicator(ind)
-            v = p * ind.weight if ind.weight != 1.0 else p
-            if not abs(v) <= MAX_POINTS:
-                raise Undefined("points out of range")
-            points[f"{path}.{name}"] = micro(v)
-            total += micro(v)
-        for name, sub in s.scales.items():
-            total += _weighted(scale(f"{path}.{name}", sub), sub.weight)
-        scales[path] = _total(total)
+            sc.indicator(f"{path}.{name}", ind)
+        sc.total(path)
         if s.grades:
-            g = _band(total / MICRO, s.grades)
-            if g is None:
-                raise Undefined("no grade")
-            grades[path] = s.grades[g].grade
-        return total
-
-    for name, s in policy.scales.items():
-        scale(name, s)
+            sc.grade(path)
+    grades = dict(sc.grades)
     fired = []
     prio_total = 0
     for rule in policy.rules.priority:

@@ -20,6 +20,10 @@ def value_of(attr: Attribute) -> st.SearchStrategy[Any]:
         lo = attr.min if isinstance(attr.min, dt.date) else dt.date(1900, 1, 1)
         hi = attr.max if isinstance(attr.max, dt.date) else dt.date(2100, 12, 31)
         return st.dates(lo, hi)
+    if attr.values is not None:
+        return st.sampled_from(
+            sorted({int(v) if attr.type == "int" else float(v) for v in attr.values})
+        )
     lo_n = attr.min if isinstance(attr.min, int | float) else -1e6
     hi_n = attr.max if isinstance(attr.max, int | float) else 1e6
     if attr.type == "int":

@@ -76,7 +76,7 @@ def test_validate_reports_all_problems(tmp_path: Path, capsys: pytest.CaptureFix
     bad.write_text(
         POLICY.read_text()
         .replace('when: "age >= min_age"', 'when: "agee >= min_age"')
-        .replace("lookup: {intact: 0,", "lookup: {intakt: 0,")
+        .replace("lookup: {intact: 0, mild: 5,", "lookup: {intakt: 0, mild: 5,")
     )
     assert main(["validate", str(bad), str(POLICY)]) == 1
     out = capsys.readouterr().out.splitlines()

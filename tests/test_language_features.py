@@ -134,11 +134,25 @@ def test_points_out_of_range_are_an_error() -> None:
         fa.evaluate(p, ROWS)
 
 
-def test_bands_without_catch_all_report_the_residents() -> None:
+def test_bands_with_a_gap_are_refused_at_load_time_with_an_example() -> None:
+    # The gap below 0 used to fail only at run time, for the residents who fell in it.
+    with pytest.raises(PolicyError) as info:
+        policy("""
+            scales:
+              s: {indicators: {b: {of: n, bands: [{min: 0, points: 1}]}}}
+        """)
+    assert info.value.codes == ["FA410"]
+    assert "no band covers n = -" in info.value.issues[0].message
+
+
+def test_bands_over_a_computed_value_with_a_gap_fail_at_run_time_naming_residents() -> None:
+    # Whether `n * 1` can be negative is not declared: a warning at load, an error at run time.
     p = policy("""
         scales:
-          s: {indicators: {b: {of: n, bands: [{min: 0, points: 1}]}}}
+          s: {indicators: {b: {of: "n * 1", bands: [{min: 0, points: 1}]}}}
     """)
+    warnings = fa.compile_policy(p).warnings
+    assert [w.code for w in warnings] == ["FA410"]
     with pytest.raises(EvaluationError, match="falls in no band") as info:
         fa.evaluate(p, ROWS)
     assert info.value.ids == ("r0",)

@@ -125,8 +125,22 @@ def test_parameters_read_through_derived_values_name_their_readers() -> None:
     ]
 
 
+def _adl_bands(doc: dict[str, Any]) -> None:
+    # The example grades the Barthel index with a decision table; bands are diffed here.
+    doc["scales"]["need"]["scales"]["health"]["indicators"]["adl"] = {
+        "of": "adl_score",
+        "bands": [
+            {"max": 40, "points": 40},
+            {"max": 60, "points": 30},
+            {"max": 90, "points": 15},
+            {"points": 0},
+        ],
+    }
+
+
 def test_scales_indicators_and_weights() -> None:
     def edit(doc: dict[str, Any]) -> None:
+        _adl_bands(doc)
         need = doc["scales"]["need"]
         need["scales"]["family"]["weight"] = 1.2
         need["scales"]["economic"]["indicators"]["hardship"]["lookup"]["dibao"] = 12
@@ -135,7 +149,7 @@ def test_scales_indicators_and_weights() -> None:
         cognition = need["scales"]["health"]["indicators"].pop("cognition")
         need["scales"]["family"]["indicators"]["cognition"] = cognition
 
-    changes = policy_diff(POLICY, variant(edit)).changes
+    changes = policy_diff(variant(_adl_bands), variant(edit)).changes
     by_item = {(c.section, c.item, c.field): c for c in changes}
     assert by_item[("scales", "need.family", "weight")].new == 1.2
     assert by_item[("indicators", "need.economic.hardship", "lookup.dibao")].old == 10

@@ -570,7 +570,13 @@ def test_a_parameter_named_capacity(policy: fa.Policy, population: fa.Population
     assert list(df["allocation.capacity"]) == [5, 5]
 
 
-def test_rank_with_cached_keys_equals_rank(base: fa.Evaluation) -> None:
+def test_rank_with_cached_keys_equals_rank(policy: fa.Policy, tmp_path: Path) -> None:
+    # Every resident twice (under a second id), so that the lottery has ties to break.
+    lines = DATA.read_text(encoding="utf-8").splitlines()
+    twins = [line.replace(",", "-twin,", 1) for line in lines[1:]]
+    doubled = tmp_path / "twice.csv"
+    doubled.write_text("\n".join([*lines, *twins]) + "\n", encoding="utf-8")
+    base = fa.evaluate(policy, fa.Population.from_csv(doubled, policy))
     assert base.population is not None
     keys = LotteryKeys(base.population.ids)
     for values in ({}, {"min_age": 75}, {"waiting_points_per_month": 0.0}):

@@ -12,16 +12,18 @@ import datetime as dt
 import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from fairalloc import _instruments as _ins
 from fairalloc.errors import (
     ArgumentError,
     FairnessViolation,
     IssueCollector,
     PolicyError,
     PolicyIssue,
+    PolicyNotInForce,
     _ExprIssue,
 )
 from fairalloc.expr._check import BOOL, DATE, NUMBER, Checked, ExprTypeError, Scope, Type, check
@@ -29,6 +31,9 @@ from fairalloc.expr._numpy import CondKernel, NumKernel, compile_cond, compile_n
 from fairalloc.expr._parser import ExprSyntaxError, parse
 from fairalloc.policy import _model as M
 from fairalloc.policy._load import PathKey, SourceMap, dotted
+
+if TYPE_CHECKING:
+    from fairalloc._tables import TableCode
 
 __all__ = [
     "BandTable",
@@ -59,7 +64,20 @@ class ReadPath:
     via: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return " -> ".join((*(f"derived `{d}`" for d in self.via), f"`{self.attribute}`"))
+        return " -> ".join((*(_via_text(d) for d in self.via), f"`{self.attribute}`"))
+
+
+def _via_text(step: str) -> str:
+    """One step of a read path: a derived value, or ``KIND:NAME`` for a scale value."""
+    kind, _, name = step.partition(":")
+    if not name:
+        return f"derived `{step}`"
+    return {
+        "grade": "grade of",
+        "total": "total of",
+        "indicator": "indicator",
+        "table": "grade table of",
+    }.get(kind, kind) + f" `{name}`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +124,7 @@ class _IndicatorCode:
     min_points: float | None
     max_points: float | None
     where: str
+    table: TableCode | None = None
 
 
 @dataclass(slots=True)
@@ -119,7 +138,9 @@ class ScaleNode:
         indicators: Columns of its indicators in the points matrix.
         children: Its sub-scales.
         grades: Names of its grades, if graded.
+        grade_table: Its grades' bounds on its total, when graded by bands.
         grade_index: Column in the grades matrix, or -1.
+        decision: The decision table choosing its grade, when graded by a table.
     """
 
     path: str
@@ -130,6 +151,7 @@ class ScaleNode:
     grades: tuple[str, ...] = ()
     grade_table: BandTable | None = None
     grade_index: int = -1
+    decision: TableCode | None = None
 
     def walk(self) -> Iterator[ScaleNode]:
         """This scale and all below it, parents first."""
@@ -283,6 +305,17 @@ class CompiledPolicy:
     _reserves: list[_AllocExpr] = field(default_factory=list)
     _resources: list[_AllocExpr] = field(default_factory=list)
     _lottery_weight: _AllocExpr | None = None
+    #: Decision tables, in the order of an evaluation's ``table_rows`` trace.
+    tables: list[TableCode] = field(default_factory=list)
+    #: Located warnings: gaps a table may have on values the policy does not declare.
+    warnings: tuple[PolicyIssue, ...] = ()
+    #: Whether any part reads a scale's grade or total (evaluation order follows the reads).
+    reads_scales: bool = False
+    #: The parts (and grade tables, ``grade:PATH``) that read a grade or total, directly or
+    #: through derived values: computed again whenever points change.
+    scale_readers: frozenset[str] = frozenset()
+    #: Each derived value's type: ``number``, ``bool``, ``date`` or the levels of a level.
+    derived_types: dict[str, Type] = field(default_factory=dict)
     _rotation_band: _AllocExpr | None = None
     _shape: object = None
 
@@ -309,7 +342,7 @@ class CompiledPolicy:
     @property
     def graded_scales(self) -> list[ScaleNode]:
         """The scales that have grades, in the order of the grades matrix."""
-        return [s for top in self.scales for s in top.walk() if s.grade_table is not None]
+        return [s for top in self.scales for s in top.walk() if s.grades]
 
     @property
     def tie_break_labels(self) -> list[str]:
@@ -397,6 +430,7 @@ class CompiledPolicy:
             for j, tb in enumerate(self._tie_breaks)
             if tb.kernel is not None
         ]
+        out += [TraceColumn(t.part, "row", "table_rows", t.index, t.doc_path) for t in self.tables]
         spec = doc.allocation
         if spec is None:
             return out
@@ -522,6 +556,9 @@ class CompiledPolicy:
         parts |= {f"indicator:{w}" for w in weights if w in indicators}
         sub_scales = {s.path for top in self.scales for s in top.walk() if s is not top}
         scales = any(p.startswith("indicator:") for p in parts) or bool(weights & sub_scales)
+        if scales:
+            # Everything that reads a grade or a total may change with the points.
+            parts |= self.scale_readers
         priority = any(p.removeprefix("rule:") in self.priority_ids for p in parts)
         return Changes(
             params, weights, frozenset(parts), scales, scales or priority or bool(weights)
@@ -647,6 +684,12 @@ class _Builder:
         self._resolving: list[str] = []
         self.reads: dict[str, list[ReadPath]] = {}
         self.param_reads: dict[str, set[str]] = {}
+        #: The checked expressions of each part, for reads through grades and totals.
+        self.part_checks: dict[str, list[Checked]] = {}
+        #: Decision tables, bands and grades waiting for their completeness check.
+        self.pending_tables: list[tuple[TableCode, list[Checked | None], str]] = []
+        #: Derived values given by decision tables.
+        self.derived_tables: dict[str, TableCode] = {}
         self.scope: Scope
 
     # -- issues ------------------------------------------------------------------------
@@ -662,6 +705,7 @@ class _Builder:
     # -- top level ---------------------------------------------------------------------
     def build(self) -> CompiledPolicy:
         self.check_names()
+        self.check_metadata()
         self.resolve_parameters()
         self.build_scope()
         for name in self.p.derived:
@@ -678,11 +722,15 @@ class _Builder:
             source_map=self.smap,
         )
         self.compile_derived(cp)
+        cp.derived_types = {n: c.type for n, c in self.checked_derived.items()}
         self.compile_scales(cp)
         self.compile_rules(cp)
         self.compile_score(cp)
         self.compile_tie_breaks(cp)
         self.compile_allocation(cp)
+        _ins.finish(self, cp)
+        if self.p.allocation is not None and self.p.allocation.matching is not None:
+            self.check_choices_unread(self.p.allocation.matching.preferences)
         self.check_review()
         self.check_justified_uses()
         for name, c in self.checked_derived.items():
@@ -699,6 +747,67 @@ class _Builder:
         self.issues.raise_if_any()
         self.fairness.raise_if_any(FairnessViolation)
         return cp
+
+    def check_metadata(self) -> None:
+        """The effective window, level titles; then refuse a date outside the window."""
+        meta = self.p.policy
+        if meta.expires is not None and meta.effective is not None and (
+            meta.expires < meta.effective
+        ):
+            self.issue(
+                "FA116",
+                f"`expires` ({meta.expires}) is before `effective` ({meta.effective})",
+                ("policy", "expires"),
+                hint="the policy is in force from `effective` to `expires`, both included",
+            )
+        if meta.approved is not None and meta.effective is not None and (
+            meta.approved.on > meta.effective
+        ):
+            self.issue(
+                "FA117",
+                f"approved on {meta.approved.on}, after it took effect on {meta.effective}",
+                ("policy", "approved", "on"),
+                hint="a policy is approved before it takes effect",
+            )
+        titled: list[tuple[str, str, Any, tuple[str, ...]]] = [
+            (
+                "attributes",
+                name,
+                attr,
+                ("false", "true") if attr.type == "bool" else tuple(attr.levels or ()),
+            )
+            for name, attr in self.p.attributes.items()
+        ]
+        titled += [("derived", n, d, tuple(d.levels or ())) for n, d in self.p.derived.items()]
+        for section, name, attr, levels in titled:
+            if not attr.level_titles:
+                continue
+            if not levels:
+                self.issue(
+                    "FA115",
+                    "`level_titles` only apply to values with levels: category, ordinal,"
+                    " true/false, or a decision table with `levels`",
+                    (section, name, "level_titles"),
+                    hint="remove `level_titles`",
+                )
+                continue
+            for key in attr.level_titles:
+                if key not in levels:
+                    close = difflib.get_close_matches(key, levels, n=1)
+                    self.issue(
+                        "FA115",
+                        f"`{key}` in `level_titles` is not a level of `{name}`",
+                        (section, name, "level_titles", key),
+                        hint=f"did you mean `{close[0]}`?"
+                        if close
+                        else "levels: " + ", ".join(levels),
+                    )
+        as_of = self.as_of
+        if as_of is not None and not self.issues.issues:
+            early = meta.effective is not None and as_of < meta.effective
+            late = meta.expires is not None and as_of > meta.expires
+            if early or late:
+                raise PolicyNotInForce(meta.id, as_of, meta.effective, meta.expires)
 
     def check_names(self) -> None:
         kinds: dict[str, str] = {}
@@ -752,6 +861,7 @@ class _Builder:
                 self.params[name] = (param.values or [])[0].value
 
     def build_scope(self) -> None:
+        _ins.check_allowed_values(self)
         for name, a in self.p.attributes.items():
             if a.role == "id":
                 continue
@@ -771,6 +881,7 @@ class _Builder:
             parameters=self.params,
             derived_names=frozenset(self.p.derived),
             derived_resolver=self._resolve_derived,
+            scales=_scale_types(self.p.scales),
         )
 
     # -- expressions -------------------------------------------------------------------
@@ -815,7 +926,12 @@ class _Builder:
             if path not in self.smap.locs:
                 path = ("derived", name)
             before = len(self.issues.issues)
-            result = self.checked(self.p.derived[name].expr, path, None)
+            doc = self.p.derived[name]
+            if doc.table is not None:
+                result = _ins.derived_table(self, name, doc)
+            else:
+                assert doc.expr is not None
+                result = self.checked(doc.expr, path, None)
             if result is None:
                 failed = self.issues.issues[before:]
                 self.failed_derived[name] = failed[0].message if failed else "invalid"
@@ -854,6 +970,7 @@ class _Builder:
         return out
 
     def note_reads(self, part: str, *checks: Checked | None) -> None:
+        self.part_checks.setdefault(part, []).extend(c for c in checks if c is not None)
         params = self.param_reads.setdefault(part, set())
         for c in checks:
             if c is not None:
@@ -872,6 +989,9 @@ class _Builder:
         for name in self._derived_order():
             c = self.checked_derived.get(name)
             if c is None:
+                continue
+            if name in self.derived_tables:
+                _ins.compile_derived_table(cp, name, self.derived_tables[name])
                 continue
             if c.type.kind == "bool":
                 kc, nan = compile_cond(c.ir, cp._derived_nan)
@@ -933,7 +1053,7 @@ class _Builder:
             cp.scales.append(self.compile_scale(cp, name, scale, ("scales", name), counter))
         graded = 0
         for node in (s for top in cp.scales for s in top.walk()):
-            if node.grade_table is not None:
+            if node.grades:
                 node.grade_index = graded
                 graded += 1
 
@@ -955,16 +1075,30 @@ class _Builder:
             names = tuple(g.grade for g in scale.grades)
             if len(set(names)) != len(names):
                 self.issue("FA140", f"scale `{path}` repeats a grade name", (*doc, "grades"))
-            self.check_bands(scale.grades, (*doc, "grades"))
             node.grades = names
-            node.grade_table = _band_table(scale.grades, [float(i) for i in range(len(names))])
+            if scale.grade_table is not None:
+                node.decision = _ins.grade_table(
+                    self, cp, path, names, scale.grade_table, (*doc, "grade_table")
+                )
+            else:
+                if self.check_bands(scale.grades, (*doc, "grades")):
+                    _ins.grades_check(self, cp, path, scale.grades, (*doc, "grades"))
+                node.grade_table = _band_table(scale.grades, [float(i) for i in range(len(names))])
         return node
 
     def compile_indicator(
         self, cp: CompiledPolicy, ipath: str, ind: M.Indicator, doc: PathKey
     ) -> int | None:
         part = f"indicator:{ipath}"
-        if ind.points is not None:
+        table = None
+        if ind.table is not None:
+            table = _ins.indicator_table(self, cp, part, ind.table, (*doc, "table"))
+            if table is None:
+                return None
+            kernel, nan = _ins.row_kernel(table), False
+            bands = lookup = None
+            levels = None
+        elif ind.points is not None:
             c = self.checked(ind.points, (*doc, "points"), NUMBER)
             self.note_reads(part, c)
             if c is None:
@@ -994,7 +1128,8 @@ class _Builder:
                         hint="use `lookup` for levels and true/false",
                     )
                     return None
-                self.check_bands(ind.bands, (*doc, "bands"))
+                if self.check_bands(ind.bands, (*doc, "bands")):
+                    _ins.bands_check(self, cp, part, ind.bands, (*doc, "bands"), c, ind.of)
                 bands = _band_table(ind.bands, [b.points for b in ind.bands])
             else:
                 lookup = self.lookup_table(ind, c.type, doc)
@@ -1014,11 +1149,13 @@ class _Builder:
                 ind.min_points,
                 ind.max_points,
                 cp.span(doc),
+                table,
             )
         )
         return crit
 
-    def check_bands(self, bands: list[M.Band] | list[M.Grade], doc: PathKey) -> None:
+    def check_bands(self, bands: list[M.Band] | list[M.Grade], doc: PathKey) -> bool:
+        """Refuse a catch-all before the last entry; whether the bands passed that check."""
         for i, b in enumerate(bands[:-1]):
             if b.unbounded:
                 self.issue(
@@ -1027,7 +1164,8 @@ class _Builder:
                     (*doc, str(i)),
                     hint="put the catch-all last",
                 )
-                break
+                return False
+        return True
 
     def lookup_table(self, ind: M.Indicator, typ: Type, doc: PathKey) -> np.ndarray | None:
         assert ind.lookup is not None
@@ -1225,7 +1363,6 @@ class _Builder:
                         " residents' own choices, not protected grounds",
                         path,
                     )
-            self.check_choices_unread(m.preferences)
 
     def check_choices_unread(self, choices: list[str]) -> None:
         """Refuse any part of the policy that reads the residents' choices.
@@ -1372,6 +1509,7 @@ class _Builder:
         kind, name = part.split(":", 1)
         doc = self._doc_path(kind, name)
         what = {
+            "grade": "grade table",
             "rule": "rule",
             "indicator": "indicator",
             "tie_break": "tie-break",
@@ -1409,7 +1547,11 @@ class _Builder:
         scales = set(_scale_paths(self.p.scales))
         if name not in scales:
             return None
-        return [f"indicator:{i}" for i in indicators if i.startswith(name + ".")]
+        return [f"indicator:{i}" for i in indicators if i.startswith(name + ".")] + [
+            p
+            for p in self.reads
+            if p.startswith("grade:") and (p + ".").startswith(f"grade:{name}.")
+        ]
 
     def _names_of(self, kind: str) -> list[str]:
         if kind == "rule":
@@ -1452,6 +1594,8 @@ class _Builder:
             )
         parts = name.split(".")
         doc: list[str] = ["scales", parts[0]]
+        if kind == "grade":
+            return (*doc, *(x for p in parts[1:] for x in ("scales", p)), "grade_table")
         for p in parts[1:-1]:
             doc += ["scales", p]
         doc += ["indicators", parts[-1]] if len(parts) > 1 else []
@@ -1535,6 +1679,20 @@ def _indicator_paths(scales: Mapping[str, M.Scale], prefix: str = "") -> Iterato
         for iname in s.indicators:
             yield f"{path}.{iname}"
         yield from _indicator_paths(s.scales, path + ".")
+
+
+def _scale_types(scales: Mapping[str, M.Scale], prefix: str = "") -> dict[str, Type | None]:
+    """Each scale's path and the type of its grade (None when it has no grades)."""
+    out: dict[str, Type | None] = {}
+    for name, s in scales.items():
+        path = f"{prefix}{name}"
+        out[path] = (
+            Type("level", f"grade({path})", tuple(g.grade for g in s.grades), ordered=True)
+            if s.grades
+            else None
+        )
+        out.update(_scale_types(s.scales, path + "."))
+    return out
 
 
 def _scale_paths(scales: Mapping[str, M.Scale], prefix: str = "") -> Iterator[str]:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode, compiled_for
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro
+from fairalloc._tables import TableCode
 from fairalloc.errors import MAX_LISTED, ArgumentError, EvaluationError
 from fairalloc.expr._numpy import Frame
 
@@ -30,10 +31,12 @@ __all__ = [
     "TRACE_ARRAYS",
     "band_index",
     "compiled_of",
+    "derived_values",
     "evaluate",
     "evaluate_compiled",
     "indicator_inputs",
     "reevaluate",
+    "table_inputs",
 ]
 
 #: Residents per chunk: large enough that numpy's per-call overhead vanishes, small enough
@@ -105,6 +108,7 @@ def compiled_of(policy: Policy | CompiledPolicy, as_of: dt.date | None) -> Compi
         return policy
     return compiled_for(policy, as_of)
 
+
 #: The arrays of an evaluation's trace that the engine fills (the rest derive from them).
 TRACE_ARRAYS = (
     "eligibility",
@@ -122,6 +126,7 @@ TRACE_ARRAYS = (
     "resource_priority",
     "lottery_weight",
     "rotation_band",
+    "table_rows",
 )
 
 
@@ -229,6 +234,8 @@ def _written(cp: CompiledPolicy, changes: Changes) -> set[str]:
             out |= {f"{kind}_eligible", f"{kind}_priority"}
         elif kind == "allocation":
             out.add("lottery_weight" if name == "lottery-weight" else "rotation_band")
+    if any(t.part in changes.parts for t in cp.tables):
+        out.add("table_rows")
     if changes.scales:
         out |= {"scale_totals", "grades"}
     if changes.score:
@@ -263,10 +270,14 @@ def _evaluate_chunk(
     """Evaluate one chunk: every part, or with ``changes`` only the parts that changed."""
     sl = slice(start, stop)
     n = stop - start
-    frame = Frame(n, {k: v[sl] for k, v in pop.columns.items()}, cp._derived)  # type: ignore[arg-type]
     ids = pop.ids[sl]
     redo = None if changes is None else changes.parts
+    chunk = _Chunk(cp, {k: v[sl] for k, v in pop.columns.items()}, ids, out, sl, redo)
+    frame = chunk.frame
     with np.errstate(all="ignore"):
+        for table in cp.tables:
+            if redo is None or table.part in redo:
+                out.table_rows[sl, table.index] = chunk.rows(table)
         for j, rule in enumerate(cp._eligibility):
             if redo is None or f"rule:{rule.id}" in redo:
                 out.eligibility[sl, j] = _condition(rule.cond(frame), n, rule.where, ids, rule.id)
@@ -277,10 +288,7 @@ def _evaluate_chunk(
             crit = cp.criteria[ind.criterion]
             if redo is not None and f"indicator:{crit.key}" not in redo:
                 continue
-            pts = _indicator_points(ind, frame, n, ids)
-            out.points[sl, ind.criterion] = _to_micro(
-                pts * crit.weight if crit.weight != 1.0 else pts, ind.where, ids
-            )
+            out.points[sl, ind.criterion] = chunk.points(ind.criterion)
         for j, pr in enumerate(cp._priority):
             if redo is not None and _priority_part(cp, pr.criterion) not in redo:
                 continue
@@ -290,7 +298,11 @@ def _evaluate_chunk(
             pts = np.where(fired, pts, 0.0)
             out.points[sl, pr.criterion] = _to_micro(pts, pr.where, ids)
         if changes is None or changes.scales:
-            _scales(cp, out, sl, ids)
+            for top in cp.scales:
+                for node in top.walk():
+                    out.scale_totals[sl, node.index] = chunk.total(node)
+                    if node.grades:
+                        out.grades[sl, node.grade_index] = chunk.grade(node)
         if changes is None or changes.score:
             _score(cp, out, sl, ids)
         _allocation_inputs(cp, out, frame, sl, n, ids, redo)
@@ -301,6 +313,112 @@ def _evaluate_chunk(
                 vals = _full(tb.kernel(frame), n)
                 _check_defined(np.isnan(vals), tb.where, ids, "the tie-break value is undefined")
                 out.tie_values[sl, j] = vals
+
+
+class _Chunk:
+    """A chunk of residents being evaluated, with every scale value computed once, on demand.
+
+    Indicators, totals and grades may read each other's grades and totals (the compiler has
+    refused cycles), so they are computed in the order their reads require: the first read of
+    a value computes it (and what it needs) and keeps it. The frame's values ``@grade:PATH`` and
+    ``@total:PATH`` are those reads, as expressions see them.
+    """
+
+    def __init__(
+        self,
+        cp: CompiledPolicy,
+        columns: dict[str, np.ndarray],
+        ids: np.ndarray,
+        out: Evaluation | None = None,
+        sl: slice | None = None,
+        redo: frozenset[str] | None = None,
+    ) -> None:
+        self.cp, self.ids, self.out, self.sl, self.redo = cp, ids, out, sl, redo
+        self.n = len(ids)
+        self._points: dict[int, npt.NDArray[np.int64]] = {}
+        self._totals: dict[str, npt.NDArray[np.int64]] = {}
+        self._grades: dict[str, npt.NDArray[np.int64]] = {}
+        self._nodes = {node.path: node for top in cp.scales for node in top.walk()}
+        self._by_criterion = {ind.criterion: ind for ind in cp._indicators}
+        derived: dict[str, Any] = dict(cp._derived)
+        if cp.reads_scales:
+            for path, node in self._nodes.items():
+                derived[f"@total:{path}"] = ("num", self._total_reader(node))
+                if node.grades:
+                    derived[f"@grade:{path}"] = ("num", self._grade_reader(node))
+        self.frame = Frame(self.n, columns, derived)
+
+    def _total_reader(self, node: ScaleNode) -> Callable[[Frame], npt.NDArray[np.float64]]:
+        return lambda _f: self.total(node).astype(np.float64) / MICRO
+
+    def _grade_reader(self, node: ScaleNode) -> Callable[[Frame], npt.NDArray[np.float64]]:
+        return lambda _f: self.grade(node).astype(np.float64)
+
+    def rows(self, table: TableCode) -> npt.NDArray[np.int64]:
+        """The row of ``table`` that applies to each resident; an error where none does."""
+        rows = np.asarray(self.frame.value_of(f"@row:{table.index}"), dtype=np.int64)
+        _check_defined(rows == -1, table.where, self.ids, "no row of the table matches")
+        _check_defined(rows == -2, table.where, self.ids, "two rows of a `unique` table match")
+        return rows
+
+    def points(self, criterion: int) -> npt.NDArray[np.int64]:
+        """An indicator's weighted micro-points."""
+        got = self._points.get(criterion)
+        if got is not None:
+            return got
+        crit = self.cp.criteria[criterion]
+        if (
+            self.redo is not None
+            and self.out is not None
+            and f"indicator:{crit.key}" not in self.redo
+        ):
+            got = self.out.points[self.sl, criterion]
+        else:
+            ind = self._by_criterion[criterion]
+            if ind.table is not None:
+                self.rows(ind.table)
+            pts = _indicator_points(ind, self.frame, self.n, self.ids)
+            got = _to_micro(pts * crit.weight if crit.weight != 1.0 else pts, ind.where, self.ids)
+        self._points[criterion] = got
+        return got
+
+    def total(self, node: ScaleNode) -> npt.NDArray[np.int64]:
+        """A scale's total in micro-points."""
+        got = self._totals.get(node.path)
+        if got is not None:
+            return got
+        doc = ("scales", *node.path.replace(".", ".scales.").split("."))
+        where = self.cp.span(doc)
+        t = np.zeros(self.n, dtype=np.int64)
+        for k in node.indicators:
+            t = t + self.points(k)
+        for child in node.children:
+            t = t + _weighted(self.total(child), child.weight, where, self.ids)
+        _check_total(t, where, self.ids)
+        self._totals[node.path] = t
+        return t
+
+    def grade(self, node: ScaleNode) -> npt.NDArray[np.int64]:
+        """The index of a scale's grade."""
+        got = self._grades.get(node.path)
+        if got is not None:
+            return got
+        if node.decision is not None:
+            table = node.decision
+            got = table.outputs[self.rows(table)].astype(np.int64)
+        else:
+            assert node.grade_table is not None
+            doc = ("scales", *node.path.replace(".", ".scales.").split("."), "grades")
+            g = _bands(self.total(node).astype(np.float64) / MICRO, node.grade_table)
+            _check_defined(
+                np.isnan(g),
+                self.cp.span(doc),
+                self.ids,
+                f"the total of `{node.path}` falls in no grade",
+            )
+            got = g.astype(np.int64)
+        self._grades[node.path] = got
+        return got
 
 
 def _priority_part(cp: CompiledPolicy, criterion: int) -> str:
@@ -388,8 +506,8 @@ def indicator_inputs(
     For residents the engine has evaluated; explanations show these inputs beside the points.
     """
     k = len(rows)
-    frame = Frame(k, {c: v[rows] for c, v in population.columns.items()}, cp._derived)  # type: ignore[arg-type]
     ids = population.ids[rows]
+    frame = _Chunk(cp, {c: v[rows] for c, v in population.columns.items()}, ids).frame
     shape = (k, len(cp._indicators))
     out = IndicatorInputs(
         np.zeros(shape, dtype=np.float64),
@@ -402,11 +520,54 @@ def indicator_inputs(
             out.values[:, i] = x
             if ind.bands is not None:
                 out.bands[:, i] = band_index(x, ind.bands)
-            elif ind.lookup is not None:
+            elif ind.lookup is not None or ind.table is not None:
                 out.bands[:, i] = np.where(np.isnan(x), -1, x).astype(np.int64)
             raw = _uncapped_points(ind, frame, k, ids)
             out.capped[:, i] = _capped(ind, raw) != raw
     return out
+
+
+def derived_values(evaluation: Evaluation, row: int, names: list[str]) -> dict[str, object]:
+    """The derived values ``names`` of the resident at ``row``, as written in a policy.
+
+    Levels by name, conditions as true/false, dates as dates, numbers as floats; a name that is
+    not a derived value is left out.
+    """
+    cp, pop = evaluation.policy, evaluation.population
+    assert pop is not None, "evaluations made by the engine hold their population"
+    rows = np.array([row], dtype=np.intp)
+    chunk = _Chunk(cp, {c: v[rows] for c, v in pop.columns.items()}, pop.ids[rows])
+    out: dict[str, object] = {}
+    with np.errstate(all="ignore"):
+        for name in names:
+            typ = cp.derived_types.get(name)
+            if typ is None:
+                continue
+            raw = chunk.frame.value_of(name)
+            if typ.kind == "bool":
+                out[name] = bool(np.asarray(raw[0] if isinstance(raw, tuple) else raw).ravel()[0])
+                continue
+            x = float(np.asarray(raw, dtype=np.float64).ravel()[0])
+            if typ.kind == "level" and x == x:
+                out[name] = typ.levels[int(x)]
+            elif typ.kind == "date" and x == x:
+                out[name] = dt.date(1970, 1, 1) + dt.timedelta(days=int(x))
+            else:
+                out[name] = x
+    return out
+
+
+def table_inputs(
+    cp: CompiledPolicy, population: Population, rows: npt.NDArray[np.intp]
+) -> list[list[npt.NDArray[np.float64]]]:
+    """Each decision table's input values for ``rows``, as the engine read them.
+
+    For residents the engine has evaluated; explanations show these beside the row that applied.
+    """
+    ids = population.ids[rows]
+    chunk = _Chunk(cp, {c: v[rows] for c, v in population.columns.items()}, ids)
+    with np.errstate(all="ignore"):
+        return [t.inputs(chunk.frame, len(rows)) for t in cp.tables]
 
 
 def _indicator_points(
@@ -429,6 +590,10 @@ def _uncapped_points(ind: object, frame: Frame, n: int, ids: np.ndarray) -> npt.
         )
     elif ind.lookup is not None:
         pts = ind.lookup[x.astype(np.intp)]
+    elif ind.table is not None:
+        rows = x.astype(np.intp)
+        pts = np.where(rows >= 0, ind.table.outputs[np.maximum(rows, 0)], np.nan)
+        _check_defined(np.isnan(pts), ind.where, ids, "no row of the table matches")
     else:
         pts = x
     return pts
@@ -457,30 +622,6 @@ def _weighted(
 def _check_total(total: npt.NDArray[np.int64], where: str, ids: np.ndarray) -> None:
     limit = int(MAX_TOTAL) * MICRO
     _check_defined(np.abs(total) > limit, where, ids, f"the total is beyond ±{MAX_TOTAL:g} points")
-
-
-def _scales(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> None:
-    def total(node: ScaleNode) -> npt.NDArray[np.int64]:
-        doc = ("scales", *node.path.replace(".", ".scales.").split("."))
-        where = cp.span(doc)
-        t: npt.NDArray[np.int64] = out.points[sl][:, node.indicators].sum(axis=1, dtype=np.int64)
-        for child in node.children:
-            t = t + _weighted(total(child), child.weight, where, ids)
-        _check_total(t, where, ids)
-        out.scale_totals[sl, node.index] = t
-        if node.grade_table is not None:
-            g = _bands(t.astype(np.float64) / MICRO, node.grade_table)
-            _check_defined(
-                np.isnan(g),
-                cp.span((*doc, "grades")),
-                ids,
-                f"the total of `{node.path}` falls in no grade",
-            )
-            out.grades[sl, node.grade_index] = g.astype(np.int16)
-        return t
-
-    for top in cp.scales:
-        total(top)
 
 
 def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> None:

@@ -38,7 +38,6 @@ and the policy publishes no lottery seed, :func:`simulate` raises instead of cho
 from __future__ import annotations
 
 import csv
-import html
 import json
 import os
 import statistics
@@ -50,8 +49,10 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
+from fairalloc._escape import csv_text, html_text
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
+from fairalloc._io import atomic_write
 from fairalloc._numeric import micro_scalar
 from fairalloc._optional import require
 from fairalloc._population import Population
@@ -1025,8 +1026,12 @@ class Simulation(Explainable):
         }
         return json.dumps(doc, ensure_ascii=False, indent=indent)
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write one row per resident (sorted by id); rounds served are separated by spaces."""
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
+        """Write one row per resident (sorted by id); rounds served are separated by spaces.
+
+        The file is replaced atomically. Ids that a spreadsheet would run as a formula get a
+        leading ``'`` unless ``escape_formulas`` is false (for programs that read the file).
+        """
         heads = [
             "id",
             "arrived",
@@ -1039,11 +1044,13 @@ class Simulation(Explainable):
             "longest_wait",
             "current_wait",
         ]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        with atomic_write(path) as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(heads)
             for rec in self.to_dicts():
                 rec["rounds_served"] = " ".join(str(r) for r in rec["rounds_served"])
+                if escape_formulas:
+                    rec["id"] = csv_text(str(rec["id"]))
                 w.writerow(["" if rec[h] is None else rec[h] for h in heads])
 
     def to_pandas(self) -> pd.DataFrame:
@@ -1098,11 +1105,11 @@ class Simulation(Explainable):
             ("mean wait before first service", "—" if w["mean"] is None else f"{w['mean']:.2f}"),
             ("median wait before first service", "—" if w["median"] is None else w["median"]),
         ]
-        head = f"<p>{html.escape(repr(self))}</p>"
+        head = f"<p>{html_text(repr(self))}</p>"
         table = (
             "<table><tbody>"
             + "".join(
-                f"<tr><th scope='row'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                f"<tr><th scope='row'>{html_text(k)}</th><td>{html_text(v)}</td></tr>"
                 for k, v in facts
             )
             + "</tbody></table>"

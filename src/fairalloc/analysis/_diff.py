@@ -22,7 +22,6 @@ diff and :class:`~fairalloc.analysis.Comparison` render as text, Markdown and HT
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import os
 import re
@@ -31,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fairalloc._compiler import CompiledPolicy
+from fairalloc._escape import html_text, markdown_inline, terminal_text
 from fairalloc._html import table as html_table
+from fairalloc._text import text_table
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 from fairalloc.expr import _ast as A
 from fairalloc.expr._parser import ExprSyntaxError, children, parse
@@ -937,7 +938,7 @@ def expression_reads(policy: Policy) -> dict[str, frozenset[str]]:
                 names |= _names(e) & known
 
     for name, d in policy.derived.items():
-        note(f"derived:{name}", d.expr)
+        note(f"derived:{name}", d.expr, *(d.table.inputs.values() if d.table else ()))
     for r in policy.rules.eligibility:
         note(f"rule:{r.id}", r.when)
     for x in policy.rules.exclusions:
@@ -945,7 +946,12 @@ def expression_reads(policy: Policy) -> dict[str, frozenset[str]]:
     for pr in policy.rules.priority:
         note(f"rule:{pr.id}", pr.when, pr.points)
     for path, ind in _indicators(policy):
-        note(f"indicator:{path}", ind.of, ind.points)
+        note(
+            f"indicator:{path}",
+            ind.of,
+            ind.points,
+            *(ind.table.inputs.values() if ind.table else ()),
+        )
     for i, tb in enumerate(policy.ranking.tie_break):
         note(f"tie_break:{i}", tb.by)
     spec = policy.allocation
@@ -1142,11 +1148,11 @@ class Document:
         for kind, value in self.blocks:
             if kind == "heading":
                 level, text = value
-                out.append("#" * level + " " + text)
+                out.append("#" * level + " " + _md_inline(text))
             elif kind == "paragraph":
-                out.append(value)
+                out.append(_md_inline(value))
             elif kind == "items":
-                out.append("\n".join(f"- {line}" for line in value))
+                out.append("\n".join(f"- {_md_inline(line)}" for line in value))
             else:
                 heads, rows = value
                 lines = ["| " + " | ".join(_md_cell(h) for h in heads) + " |"]
@@ -1161,12 +1167,12 @@ class Document:
         for kind, value in self.blocks:
             if kind == "heading":
                 level, text = value
-                plain = _plain(text)
+                plain = terminal_text(_plain(text))
                 out.append(plain + "\n" + ("=" if level == 1 else "-") * len(plain))
             elif kind == "paragraph":
-                out.append(_plain(value))
+                out.append(terminal_text(_plain(value)))
             elif kind == "items":
-                out.append("\n".join(f"  - {_plain(line)}" for line in value))
+                out.append("\n".join(f"  - {terminal_text(_plain(line))}" for line in value))
             else:
                 heads, rows = value
                 out.append(_text_table(heads, rows))
@@ -1201,7 +1207,12 @@ def _cell_text(v: object) -> str:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _md_inline(text, cell=True)
+
+
+def _md_inline(text: str, *, cell: bool = False) -> str:
+    """A document text as Markdown: ``**`` and code spans kept, the rest escaped."""
+    return markdown_inline(text, bold=True, cell=cell)
 
 
 def _plain(text: str) -> str:
@@ -1209,7 +1220,7 @@ def _plain(text: str) -> str:
 
 
 def _inline(text: str) -> str:
-    escaped = html.escape(text)
+    escaped = html_text(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
     return _CODE.sub(r"<code>\1</code>", escaped)
 
@@ -1218,13 +1229,6 @@ _NUMERIC = re.compile(r"^[+\-−]?[\d.,]+%?$|^—$")
 
 
 def _text_table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    cells = [[_plain(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[k]) for r in cells)) for k, h in enumerate(heads)]
+    cells = [[terminal_text(_plain(c)) for c in r] for r in rows]
     right = [all(_NUMERIC.match(r[k]) for r in cells) for k in range(len(heads))]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(
-            (v.rjust(w) if r else v.ljust(w)) for v, w, r in zip(values, widths, right, strict=True)
-        ).rstrip()
-
-    return "\n".join([line(heads), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+    return "\n".join(text_table(heads, cells, right=right, rule=True))

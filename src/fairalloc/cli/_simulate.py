@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 import fairalloc as fa
+from fairalloc._text import fixed
 from fairalloc.cli._common import cell, count, out_file, title_of, write_text
 
 __all__ = ["register"]
@@ -89,7 +90,7 @@ def _print_simulation(result: fa.Simulation, n: int, out: TextIO) -> None:
     if w["mean"] is None:
         return
     print(
-        f"wait before first service: mean {w['mean']:.2f}, median {cell(w['median'])},"
+        f"wait before first service: mean {fixed(w['mean'])}, median {cell(w['median'])},"
         f" max {w['max']} rounds",
         file=out,
     )

@@ -34,4 +34,6 @@ def handle(args: argparse.Namespace) -> int:
         else:
             meta = policy.policy
             print(f"{path}: ok ({meta.id} v{meta.version})", file=sys.stdout)
+            for warning in fa.compile_policy(policy).warnings:
+                print(f"{warning} (warning)", file=sys.stdout)
     return status

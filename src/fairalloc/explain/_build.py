@@ -31,6 +31,7 @@ from fairalloc.explain._facts import (
     Outcome,
     PriorityLine,
     ScaleLine,
+    TableLine,
     TermLine,
     Text,
     Value,
@@ -176,8 +177,13 @@ def build_facts(
         lottery=lottery,
         choices=choices,
         counterfactuals=cfs,
+        tables=_tables(ev, row),
         target=target,
         notes=tuple(notes),
+        level_titles={
+            **{n: dict(a.level_titles) for n, a in doc.attributes.items() if a.level_titles},
+            **{n: dict(d.level_titles) for n, d in doc.derived.items() if d.level_titles},
+        },
     )
 
 
@@ -316,6 +322,9 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
             band = levels[k] if 0 <= k < len(levels) else str(k)
             if of is None:  # an expression: show its level, not the code behind it
                 value = band
+        elif ind.table is not None:
+            band = f"row {k + 1}" if k >= 0 else "-"
+            value = _num(x + 1) if k >= 0 else value
         else:
             band = "formula"
         out.append(
@@ -324,15 +333,73 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
                 scale=crit.scale,
                 title=ind.title,
                 attribute=of,
+                of=ind.of if isinstance(ind.of, str) else None,
                 value=value,
                 band=band,
                 band_index=k,
-                kind="bands" if ind.bands is not None else ("lookup" if ind.lookup else "formula"),
+                kind="bands"
+                if ind.bands is not None
+                else "lookup"
+                if ind.lookup
+                else "table"
+                if ind.table is not None
+                else "formula",
                 weight=crit.weight,
                 capped=bool(inputs.capped[0, i]),
                 points_micro=int(ev.points[row, code.criterion]),
                 reads=reads,
                 counts=weights[code.criterion] != 0,
+            )
+        )
+    return tuple(out)
+
+
+def _tables(ev: Evaluation, row: int) -> tuple[TableLine, ...]:
+    cp = ev.policy
+    pop = ev.population
+    if not cp.tables or pop is None:
+        return ()
+    inputs = _engine.table_inputs(cp, pop, np.array([row], dtype=np.intp))
+    doc = cp.policy
+    out = []
+
+    def order(t: Any) -> tuple[int, int]:
+        # As a reader follows them: dimension grades, then the grades made of them, then the
+        # derived values and indicators that read grades.
+        kind, _, name = t.part.partition(":")
+        return ({"grade": 0, "derived": 1}.get(kind, 2), -name.count(".") if kind == "grade" else 0)
+
+    ordered = sorted(zip(cp.tables, inputs, strict=True), key=lambda p: order(p[0]))
+    for t, values in ordered:
+        k = int(ev.table_rows[row, t.index])
+        kind, _, name = t.part.partition(":")
+        output_title = None
+        if kind == "derived":
+            title = doc.derived[name].title
+            table = doc.derived[name].table
+        else:
+            node: Any = _doc_at(cp, t.doc_path[:-1])
+            title = node.title
+            table = node.table if kind == "indicator" else node.grade_table
+            if kind == "grade":
+                output_title = next(
+                    (g.title for g in node.grades if g.grade == t.output_labels[k]), None
+                )
+        assert table is not None
+        out.append(
+            TableLine(
+                part=t.part,
+                title=title,
+                hit=t.hit,
+                row=k,
+                row_title=table.rows[k].title,
+                inputs=tuple(
+                    (n, e, d.label(float(v[0])))
+                    for n, e, d, v in zip(t.names, t.texts, t.domains, values, strict=True)
+                ),
+                cells=tuple((n, c.text) for n, c in zip(t.names, t.cells[k], strict=True)),
+                output=t.output_labels[k],
+                output_title=output_title,
             )
         )
     return tuple(out)

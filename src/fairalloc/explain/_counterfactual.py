@@ -528,6 +528,8 @@ class _World:
     def _between(
         self, previous: _Candidate | None, cand: _Candidate, attr: Attribute, limit: int
     ) -> tuple[_Candidate, Counterfactual] | None:
+        if attr.values is not None:
+            return None  # only the allowed values are candidates, and all of them were tried
         pop = self.ev.population
         assert pop is not None
         column = pop.columns[cand.attribute]
@@ -724,6 +726,14 @@ def _candidates(
             _Candidate(name, code, levels[code], None, abs(code - here) / max(len(levels) - 1, 1))
             for code in steps
         ], False
+    if attr.values is not None and attr.type in ("int", "float"):
+        # Only the allowed values (an item scored 0, 5 or 10), nearest first.
+        c = float(cur)
+        allowed = sorted({float(v) for v in attr.values})
+        beyond = [v for v in allowed if (v > c if direction > 0 else v < c)]
+        beyond.sort(key=lambda v: abs(v - c))
+        span = (allowed[-1] - allowed[0]) or 1.0
+        return [_candidate(attr, name, c, v, span) for v in beyond[:limit]], False
     lo, hi = _bounds(attr, col)
     c = float(cur)
     end = hi if direction > 0 else lo

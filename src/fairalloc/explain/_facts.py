@@ -27,6 +27,7 @@ __all__ = [
     "Outcome",
     "PriorityLine",
     "ScaleLine",
+    "TableLine",
     "TermLine",
     "Text",
     "Value",
@@ -102,11 +103,12 @@ class IndicatorLine:
         band: How the value mapped: the bounds of its band as written (``≤ 60``), the level
             name of a lookup, or ``formula``.
         band_index: The band's index (0 = first), the level code of a lookup; -1 for a formula.
-        kind: ``bands``, ``lookup`` or ``formula``.
+        kind: ``bands``, ``lookup``, ``table`` (a decision table) or ``formula``.
         weight: The indicator's weight.
         capped: Whether ``min_points``/``max_points`` changed the points.
         points_micro: Its points (weighted) in micro-points, as the engine summed them.
         reads: The attributes and parameters it read, by name.
+        of: The attribute or derived value it maps, by name (None for a formula).
         counts: Whether its points reach the score (its scale is a term of the score and no
             weight on the way is 0).
     """
@@ -118,12 +120,13 @@ class IndicatorLine:
     value: Value
     band: str
     band_index: int
-    kind: Literal["bands", "lookup", "formula"]
+    kind: Literal["bands", "lookup", "table", "formula"]
     weight: float
     capped: bool
     points_micro: int
     reads: dict[str, Value]
     counts: bool = True
+    of: str | None = None
 
     @property
     def points(self) -> float:
@@ -206,6 +209,47 @@ class PriorityLine:
             "via": self.via,
             "source": self.source,
             "where": self.where,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TableLine:
+    """A decision table as it decided for the resident: the row that applied and why.
+
+    Attributes:
+        part: The part it decides (``indicator:PATH``, ``grade:PATH`` or ``derived:NAME``).
+        title: The title of that part.
+        hit: The hit policy, ``first`` or ``unique``.
+        row: The index of the row that applied (from 0).
+        row_title: That row's title, if it has one.
+        inputs: Each input as (name, expression, the resident's value as written).
+        cells: The row's conditions as (input name, cell as written), ``-`` for any value.
+        output: The row's output as written (points, a level or a grade).
+        output_title: The title of the output grade, if it has one.
+    """
+
+    part: str
+    title: Text
+    hit: str
+    row: int
+    row_title: Text
+    inputs: tuple[tuple[str, str, str], ...]
+    cells: tuple[tuple[str, str], ...]
+    output: str
+    output_title: Text = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain values."""
+        return {
+            "part": self.part,
+            "title": self.title,
+            "hit": self.hit,
+            "row": self.row,
+            "row_title": self.row_title,
+            "inputs": [{"name": n, "expr": e, "value": v} for n, e, v in self.inputs],
+            "cells": dict(self.cells),
+            "output": self.output,
+            "output_title": self.output_title,
         }
 
 
@@ -560,10 +604,13 @@ class Facts:
         lottery: The resident's lottery key, if a lottery is part of the policy.
         choices: The resident's list in a matching.
         counterfactuals: Changes that would have changed the outcome, smallest first.
+        level_titles: The titles the policy gives levels, by attribute and level (shown in
+            place of the level's name).
         target: What counterfactuals aim at: ``served``, ``not_served``, ``eligible`` or
             ``rank <= N``.
         notes: Facts that need saying in words, as (message code, parameters): a limit of the
             counterfactual search, a mechanism it does not cover.
+        tables: Every decision table, as it decided for the resident.
     """
 
     resident: str
@@ -587,6 +634,8 @@ class Facts:
     counterfactuals: tuple[Counterfactual, ...] = ()
     target: str | None = None
     notes: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
+    level_titles: dict[str, dict[str, LocalizedText]] = field(default_factory=dict)
+    tables: tuple[TableLine, ...] = ()
 
     @property
     def score(self) -> float:
@@ -629,6 +678,7 @@ class Facts:
             "indicators": [i.to_dict() for i in self.indicators],
             "priority": [p.to_dict() for p in self.priority],
             "scales": [s.to_dict() for s in self.scales],
+            "tables": [t.to_dict() for t in self.tables],
             "score": {
                 "method": self.method,
                 "value": self.score,

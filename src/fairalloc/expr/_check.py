@@ -71,7 +71,8 @@ class IR:
     """A node of the typed intermediate form.
 
     ``op`` is one of: ``const`` (``value``), ``col`` (``name``: an attribute), ``derived``
-    (``name``), ``neg``, ``not``, ``+ - * /``, ``== != < <= > >=``, ``and``, ``or``,
+    (``name``: a derived value, or ``@grade:PATH`` / ``@total:PATH`` for a scale's grade or
+    total), ``neg``, ``not``, ``+ - * / //``, ``== != < <= > >=``, ``and``, ``or``,
     ``in`` (``value``: a frozenset of constants), ``range`` (``args``: item, low, high), ``if``
     (``args``: cond, then, otherwise), and the functions ``min max clip abs round floor ceil``.
     ``negated`` flips ``in``/``range``.
@@ -89,13 +90,17 @@ class IR:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A type-checked expression: its type, its intermediate form and what it reads."""
+    """A type-checked expression: its type, its intermediate form and what it reads.
+
+    ``scales`` names the scale values it reads directly, as ``grade:PATH`` or ``total:PATH``.
+    """
 
     type: Type
     ir: IR
     attributes: frozenset[str]
     derived: frozenset[str]
     parameters: frozenset[str]
+    scales: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -110,6 +115,9 @@ class Scope:
         derived: Derived value name → its checked type, filled in as they are checked.
         derived_resolver: Called with a derived value's name that has not been checked yet;
             checks it (raising :class:`ExprTypeError` on a cycle) and returns its type.
+        scales: Scale path → the type of its grade (an ordinal of its grades, in the order
+            listed), or None for a scale without grades; ``grade(PATH)`` and ``total(PATH)``
+            read them.
     """
 
     attributes: Mapping[str, Type]
@@ -118,6 +126,7 @@ class Scope:
     derived_names: frozenset[str] = frozenset()
     derived: dict[str, Type] = field(default_factory=dict)
     derived_resolver: Callable[[str], Type] | None = None
+    scales: Mapping[str, Type | None] = field(default_factory=dict)
 
     def names(self) -> list[str]:
         """Every name an expression may use, for suggestions."""
@@ -145,7 +154,14 @@ def check(tree: A.Node, scope: Scope, expect: Type | None = None) -> Checked:
             tree.end,
             hint,
         )
-    return Checked(ir.type, ir, frozenset(c.attrs), frozenset(c.derived), frozenset(c.params))
+    return Checked(
+        ir.type,
+        ir,
+        frozenset(c.attrs),
+        frozenset(c.derived),
+        frozenset(c.params),
+        frozenset(c.scales),
+    )
 
 
 class _Checker:
@@ -154,6 +170,7 @@ class _Checker:
         self.attrs: set[str] = set()
         self.derived: set[str] = set()
         self.params: set[str] = set()
+        self.scales: set[str] = set()
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
@@ -469,6 +486,8 @@ class _Checker:
             except ValueError:
                 raise self.fail(arg, f"'{arg.value}' is not a date (YYYY-MM-DD)") from None
             return self.const(node, float((day - EPOCH).days), DATE)
+        if node.func in ("grade", "total"):
+            return self.scale_value(node)
         args = tuple(self.visit(a) for a in node.args)
         kinds = ("number", "date") if node.func in ("min", "max", "clip") else ("number",)
         for a, ir in zip(node.args, args, strict=True):
@@ -488,6 +507,34 @@ class _Checker:
             if node.func in ("min", "max", "clip") and ir.type != typ:
                 raise self.fail(a, f"`{node.func}` mixes {typ} and {ir.type}")
         return IR(node.func, typ, args, start=node.start, end=node.end)
+
+    def scale_value(self, node: A.Call) -> IR:
+        """``grade(PATH)`` (an ordinal of the scale's grades) or ``total(PATH)`` (a number)."""
+        arg = node.args[0]
+        assert isinstance(arg, A.Literal)
+        path = str(arg.value)
+        scales = self.scope.scales
+        if path not in scales:
+            close = difflib.get_close_matches(path, list(scales), n=1)
+            raise self.fail(
+                arg,
+                f"`{path}` is not a scale",
+                f"did you mean `{close[0]}`?" if close else "scales: " + ", ".join(scales),
+                "FA420",
+            )
+        typ: Type | None = NUMBER
+        if node.func == "grade":
+            typ = scales[path]
+            if typ is None:
+                raise self.fail(
+                    arg,
+                    f"scale `{path}` has no grades",
+                    f"give it `grades`, or read its total with `total({path})`",
+                    "FA421",
+                )
+        self.scales.add(f"{node.func}:{path}")
+        assert typ is not None
+        return IR("derived", typ, name=f"@{node.func}:{path}", start=node.start, end=node.end)
 
 
 def _iso_date(text: str) -> dt.date | None:

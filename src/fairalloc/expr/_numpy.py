@@ -136,7 +136,7 @@ class _Compiler:
         if op == "derived":
             name = ir.name
             return (lambda f: f.value_of(name)), self.derived_nan.get(name, True)
-        if op in "+-*/":
+        if op in ("+", "-", "*", "/", "//"):
             return self.arith(ir)
         if op == "neg":
             k, nan = self.num(ir.args[0])
@@ -159,6 +159,18 @@ class _Compiler:
                 return out
 
             return div, True
+        if ir.op == "//":
+
+            def floordiv(f: Frame) -> NumValue:
+                # floor(a / b), exactly what `floor(a / b)` computes; undefined where b is 0.
+                a, b = ka(f), kb(f)
+                if isinstance(b, float):
+                    return np.floor(a / b) if b != 0.0 else a * np.nan
+                out = np.floor(np.divide(a, b))
+                out[b == 0.0] = np.nan
+                return out
+
+            return floordiv, True
         fn = {"+": operator.add, "-": operator.sub, "*": operator.mul}[ir.op]
         # inf - inf and 0 * inf are NaN: after an overflow, any arithmetic may be undefined.
         return (lambda f: fn(ka(f), kb(f))), not (_is_const(ir.args[0]) and _is_const(ir.args[1]))

@@ -9,9 +9,10 @@ The grammar, loosest binding first::
     compare  := sum ((CMP sum)+ | ["not"] "in" container)?
     container:= "[" [expr ("," expr)*] "]" | sum ".." sum | NAME
     sum      := term (("+" | "-") term)*
-    term     := unary (("*" | "/") unary)*
+    term     := unary (("*" | "/" | "//") unary)*
     unary    := "-" unary | primary
     primary  := NUMBER | STRING | "true" | "false" | NAME ["(" args ")"] | "(" expr ")"
+    scaleref := ("grade" | "total") "(" NAME ("." NAME)* ")"
 
 Nothing here evaluates anything: the result is a tree of :mod:`fairalloc.expr._ast` nodes, or
 a :class:`ExprSyntaxError` with the offset of the problem.
@@ -40,7 +41,11 @@ FUNCTIONS = {
     "floor": (1, 1),
     "ceil": (1, 1),
     "date": (1, 1),
+    "grade": (1, 1),
+    "total": (1, 1),
 }
+#: Functions whose argument is the dotted path of a scale, e.g. ``grade(need.health)``.
+SCALE_FUNCTIONS = frozenset({"grade", "total"})
 KEYWORDS = frozenset({"and", "or", "not", "in", "if", "else", "true", "false", "True", "False"})
 COMPARE_OPS = ("==", "!=", "<=", ">=", "<", ">")
 
@@ -50,7 +55,7 @@ _TOKEN = re.compile(
   | (?P<number>(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<string>'[^'\\\n]*'|"[^"\\\n]*")
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>==|!=|<=|>=|\.\.|[-+*/()<>\[\],])
+  | (?P<op>==|!=|<=|>=|\.\.|//|[-+*/()<>\[\],.])
     """,
     re.VERBOSE,
 )
@@ -257,7 +262,7 @@ class _Parser:
 
     def term(self) -> A.Node:
         node = self.unary()
-        while self.tok.kind == "op" and self.tok.text in "*/":
+        while self.tok.kind == "op" and self.tok.text in ("*", "/", "//"):
             op = self.advance().text
             right = self.unary()
             node = A.Binary(node.start, right.end, op, node, right)
@@ -320,6 +325,8 @@ class _Parser:
             )
             raise ExprSyntaxError(f"unknown function `{t.text}`", t.start, hint)
         self.advance()
+        if t.text in SCALE_FUNCTIONS:
+            return self.scale_ref(t)
         self.enter(t.start)
         args: list[A.Node] = []
         if not self.at("op", ")"):
@@ -334,6 +341,32 @@ class _Parser:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             raise ExprSyntaxError(f"`{t.text}` takes {want} arguments, got {len(args)}", t.start)
         return A.Call(t.start, close_tok.end, t.text, tuple(args))
+
+    def scale_ref(self, func: Token) -> A.Node:
+        """``grade(need.health)``: the argument is a scale's dotted path, kept as its text."""
+        first = self.tok
+        if first.kind == "string":  # grade('need.health') reads the same
+            self.advance()
+            path, start, end = first.text[1:-1], first.start, first.end
+        else:
+            if first.kind != "name":
+                raise ExprSyntaxError(
+                    f"`{func.text}` takes the path of a scale, found {self._describe(first)}",
+                    first.start,
+                    f"e.g. `{func.text}(need.health)`",
+                )
+            parts = [self.advance().text]
+            while self.at("op", "."):
+                self.advance()
+                if not self.at("name"):
+                    raise ExprSyntaxError(
+                        f"expected a scale name after `.`, found {self._describe(self.tok)}",
+                        self.tok.start,
+                    )
+                parts.append(self.advance().text)
+            path, start, end = ".".join(parts), first.start, self.tokens[self.i - 1].end
+        close = self.expect("op", ")", "`)`")
+        return A.Call(func.start, close.end, func.text, (A.Literal(start, end, path),))
 
 
 def parse(text: str) -> A.Node:

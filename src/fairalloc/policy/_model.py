@@ -14,11 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from fairalloc.errors import ArgumentError
+from fairalloc.policy._tables import DecisionTable
 
 __all__ = [
     "AllocationSpec",
+    "Approval",
     "Attribute",
     "Band",
+    "DecisionTable",
     "Derived",
     "EligibilityRule",
     "ExclusionRule",
@@ -97,13 +100,37 @@ class _Documented(_Model):
     source: Source | None = None
 
 
+class Approval(_Model):
+    """Who approved a policy version, on which day, under which reference (§2.3.1)."""
+
+    by: str = Field(min_length=1)
+    on: dt.date
+    reference: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, v: Any) -> Any:
+        # YAML 1.1 reads the key `on:` as true; it means the field `on`.
+        if isinstance(v, dict) and True in v and "on" not in v:
+            v = {("on" if k is True else k): x for k, x in v.items()}
+        return v
+
+
 class PolicyMeta(_Documented):
-    """Identity of a policy: id, version, title, effective date and regulation source."""
+    """Identity of a policy: id, version, title, effective window, approval and lineage.
+
+    ``effective`` is the first day the policy is in force and ``expires`` the last; a run on a
+    date outside that window is refused (FA114). ``approved`` records who approved this
+    version; ``supersedes`` names the policy version it replaces (``id@version`` or a version).
+    """
 
     id: RuleId
     version: str = Field(min_length=1)
     title: LocalizedText
     effective: dt.date | None = None
+    expires: dt.date | None = None
+    approved: Approval | None = None
+    supersedes: str | None = Field(default=None, min_length=1)
 
 
 AttributeType = Literal["bool", "int", "float", "category", "ordinal", "date", "str"]
@@ -117,6 +144,9 @@ class Attribute(_Documented):
             (ordered ``levels``, lowest first), ``date`` or ``str`` (only for the id).
         role: ``id`` for the column that identifies residents (exactly one attribute).
         levels: The valid values of a category or ordinal.
+        level_titles: A title per level, in one language or per locale
+            (``{tekun: {en: extreme hardship, zh-CN: 特困}}``); documents and explanations show
+            the title where one is given.
         min: Smallest valid value (numbers and dates).
         max: Largest valid value (numbers and dates).
         unit: The unit of a number, for documentation and explanations (one text, or one per
@@ -130,6 +160,8 @@ class Attribute(_Documented):
             declared for counterfactual explanations, which vary only such attributes.
         need: ``higher`` or ``lower`` when more (less) of this attribute means more need;
             declared for monotonicity checks of the policy.
+        values: The only values an ``int`` or ``float`` may take (an item scored 0, 5 or 10),
+            checked when the data is loaded and used to check bands and tables for gaps.
     """
 
     type: AttributeType
@@ -144,6 +176,8 @@ class Attribute(_Documented):
     default: bool | float | str | dt.date | None = None
     changeable: bool = False
     need: Literal["higher", "lower"] | None = None
+    level_titles: dict[str, LocalizedText] | None = None
+    values: list[float] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Attribute:
@@ -315,14 +349,15 @@ class Indicator(_Documented):
     """One item of a needs-assessment scale: what it reads and the points it gives.
 
     Exactly one mapping: ``bands`` or ``lookup`` (both applied to the value of ``of``, an
-    attribute name or expression), or ``points`` (a formula). ``min_points``/``max_points``
-    cap the result; ``weight`` multiplies it.
+    attribute name or expression), ``points`` (a formula) or ``table`` (a decision table whose
+    outputs are points). ``min_points``/``max_points`` cap the result; ``weight`` multiplies it.
     """
 
     of: str | None = None
     bands: list[Band] | None = Field(default=None, min_length=1)
     lookup: dict[str, float] | None = None
     points: float | str | None = None
+    table: DecisionTable | None = None
     min_points: float | None = None
     max_points: float | None = None
     weight: float = 1.0
@@ -337,18 +372,16 @@ class Indicator(_Documented):
 
     @model_validator(mode="after")
     def _one_mapping(self) -> Indicator:
-        forms = [f for f in ("bands", "lookup", "points") if getattr(self, f) is not None]
+        forms = [f for f in ("bands", "lookup", "points", "table") if getattr(self, f) is not None]
         if len(forms) != 1:
             raise ValueError(
-                "an indicator needs exactly one of `bands`, `lookup`, `points`"
+                "an indicator needs exactly one of `bands`, `lookup`, `points`, `table`"
                 f" (got {', '.join(forms) or 'none'})"
             )
         if forms[0] in ("bands", "lookup") and self.of is None:
             raise ValueError(f"`{forms[0]}` needs `of`: the attribute or expression it maps")
-        if forms[0] == "points" and self.of is not None:
-            raise ValueError(
-                "`of` goes with `bands` or `lookup`; a `points` formula names its inputs"
-            )
+        if forms[0] in ("points", "table") and self.of is not None:
+            raise ValueError(f"`of` goes with `bands` or `lookup`; a `{forms[0]}` names its inputs")
         if (
             self.min_points is not None
             and self.max_points is not None
@@ -369,18 +402,28 @@ class Scale(_Documented):
     """A needs-assessment scale: weighted indicators and weighted sub-scales (domains).
 
     The total is the sum of the indicators' weighted points plus the sub-scales' weighted
-    totals; ``grades`` turn the total into a named level (first match wins).
+    totals; ``grades`` turn the total into a named level (first match wins), or, with
+    ``grade_table``, name the levels (lowest first, without bounds) that a decision table over
+    other grades and values chooses from (an overall grade from dimension grades).
     """
 
     indicators: dict[Name, Indicator] = Field(default_factory=dict)
     scales: dict[Name, Scale] = Field(default_factory=dict)
     weight: float = 1.0
     grades: list[Grade] | None = None
+    grade_table: DecisionTable | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> Scale:
         if not self.indicators and not self.scales:
             raise ValueError("a scale needs `indicators` or sub-`scales`")
+        if self.grade_table is not None:
+            if not self.grades:
+                raise ValueError("`grade_table` needs `grades` naming its outputs, lowest first")
+            if any(not g.unbounded for g in self.grades):
+                raise ValueError(
+                    "with `grade_table`, grades take no bounds: the table decides the grade"
+                )
         clash = set(self.indicators) & set(self.scales)
         if clash:
             raise ValueError(f"names used both as indicator and sub-scale: {sorted(clash)}")
@@ -388,9 +431,27 @@ class Scale(_Documented):
 
 
 class Derived(_Documented):
-    """A named intermediate value (an expression) that other expressions may reference."""
+    """A named intermediate value that other expressions may reference.
 
-    expr: str
+    Either ``expr`` (an expression) or ``table`` (a decision table); a table whose outputs are
+    names gives a level of ``levels`` (an ordinal, lowest first), one whose outputs are numbers
+    gives a number.
+    """
+
+    expr: str | None = None
+    table: DecisionTable | None = None
+    levels: list[Name] | None = Field(default=None, min_length=1)
+    level_titles: dict[str, LocalizedText] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Derived:
+        if (self.expr is None) == (self.table is None):
+            raise ValueError("a derived value needs exactly one of `expr` and `table`")
+        if self.levels is not None and self.table is None:
+            raise ValueError("`levels` go with `table`: they are the table's outputs")
+        if self.levels is not None and len(set(self.levels)) != len(self.levels):
+            raise ValueError("`levels` must be distinct")
+        return self
 
 
 class EligibilityRule(_Documented):

@@ -30,6 +30,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fairalloc.testing._cases import (
+        Case,
+        CaseResult,
+        CasesError,
+        CasesFile,
+        load_cases,
+        run_case,
+        run_cases,
+    )
     from fairalloc.testing._properties import (
         PROFILES,
         PROPERTIES,
@@ -55,6 +64,10 @@ if TYPE_CHECKING:
 __all__ = [
     "PROFILES",
     "PROPERTIES",
+    "Case",
+    "CaseResult",
+    "CasesError",
+    "CasesFile",
     "PlannedCheck",
     "PolicyLike",
     "PropertyCheck",
@@ -66,10 +79,13 @@ __all__ = [
     "check_equal_treatment",
     "check_need_monotonicity",
     "check_protected_invariance",
+    "load_cases",
     "plan_checks",
     "populations",
     "resident",
     "residents",
+    "run_case",
+    "run_cases",
 ]
 
 #: What to install when hypothesis is missing.
@@ -95,6 +111,10 @@ _HOME = {
             "plan_checks",
         ],
         "_properties",
+    ),
+    **dict.fromkeys(
+        ["Case", "CaseResult", "CasesError", "CasesFile", "load_cases", "run_case", "run_cases"],
+        "_cases",
     ),
     **dict.fromkeys(
         ["PolicyLike", "attribute_values", "populations", "resident", "residents"],

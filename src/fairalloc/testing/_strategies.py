@@ -142,6 +142,10 @@ def _present_values(attr: Attribute) -> st.SearchStrategy[Any]:
         origin = _DATE_ORIGIN.toordinal()
         days = _spread(lo.toordinal() - origin, hi.toordinal() - origin)
         return days.map(lambda d: dt.date.fromordinal(d + origin))
+    if attr.values is not None:
+        # Only the allowed values (an item scored 0, 5 or 10), smallest first when shrinking.
+        allowed = sorted(set(attr.values))
+        return st.sampled_from([int(v) if attr.type == "int" else float(v) for v in allowed])
     lo_n, hi_n = number_bounds(attr)
     if attr.type == "int":
         lo_i, hi_i = math.ceil(lo_n), math.floor(hi_n)

@@ -27,6 +27,11 @@ Options (group ``fairalloc``):
 * ``--fairalloc-properties NAME,...``: only these properties (names of :data:`PROPERTIES` or
   ``<attribute>-invariance``); also ini ``fairalloc_properties``.
 
+Cases files (see :mod:`fairalloc.testing._cases`): a file named ``cases.yaml``, ``cases.yml``
+or ``*.cases.yaml`` with a top-level ``cases`` list is collected as one test per case, wherever
+pytest collects files (``pytest examples/elderly-ability/cases.yaml`` or a directory holding
+one). A failing case reports each field whose expected and actual values differ.
+
 How policy files become tests: pytest only offers files below the paths it collects to
 ``pytest_collect_file``, so a configured policy file there is collected by that hook, in its
 place in the tree (``pytest policies/`` or a plain ``pytest`` from the repository root). A
@@ -64,6 +69,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POLICY_SUFFIXES",
+    "CaseItem",
+    "CasesFileCollector",
     "LoadItem",
     "PolicyFile",
     "PropertyItem",
@@ -302,10 +309,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"fairalloc: {n} policy file{'s' * (n != 1)}, {profile}{more}"
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PolicyFile | None:
-    """Collect a configured policy file, or one given as a positional argument."""
+def pytest_collect_file(
+    file_path: Path, parent: pytest.Collector
+) -> PolicyFile | CasesFileCollector | None:
+    """Collect a configured policy file, one given as a positional argument, or a cases file."""
     if file_path.suffix not in POLICY_SUFFIXES:
         return None
+    if _is_cases_file(file_path):
+        return CasesFileCollector.from_parent(parent, path=file_path)
     setup = _setup(parent.config)
     resolved = file_path.resolve()
     if resolved not in setup.policies and not (
@@ -331,6 +342,97 @@ def pytest_collection_modifyitems(
         setup.collected.add(path)
         collector = PolicyFile.from_parent(session, path=path)
         items.extend(i for i in session.genitems(collector) if isinstance(i, pytest.Item))
+
+
+def _is_cases_file(path: Path) -> bool:
+    """A file named ``cases.yaml`` (``.yml``) or ``*.cases.yaml`` with a ``cases`` list."""
+    name = path.name
+    if not (name in ("cases.yaml", "cases.yml") or name.endswith((".cases.yaml", ".cases.yml"))):
+        return False
+    try:
+        head = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return re.search(r"^cases\s*:", head, re.MULTILINE) is not None
+
+
+class CasesFileCollector(pytest.File):
+    """A cases file: one test per named case."""
+
+    def collect(self) -> Iterable[pytest.Item]:
+        """One :class:`CaseItem` per case (a file that cannot be read fails as one test)."""
+        from fairalloc.testing._cases import load_cases
+
+        label = _label(self.path)
+        try:
+            cases = load_cases(self.path)
+        except Exception as e:  # CasesError, unreadable file: reported as a failing test
+            yield CaseItem.from_parent(self, name="load", label=label, case=None, error=e)
+            return
+        for case in cases.cases:
+            yield CaseItem.from_parent(
+                self, name=case.name, label=label, case=case, error=None, policy=cases
+            )
+
+
+class CaseItem(pytest.Item):
+    """One named case of a cases file."""
+
+    def __init__(
+        self,
+        *,
+        label: str,
+        case: Any,
+        error: Exception | None,
+        policy: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.label = label
+        self.case = case
+        self.error = error
+        self.cases = policy
+        self.result: Any = None
+
+    def runtest(self) -> None:
+        """Evaluate the case's resident and compare with what it expects."""
+        if self.error is not None:
+            raise self.error
+        import fairalloc as fa
+        from fairalloc.testing._cases import run_case
+
+        policy = self.config.stash.setdefault(_CASE_POLICIES, {})
+        key = (self.cases.policy_path, self.cases.as_of)
+        if key not in policy:
+            policy[key] = fa.load_policy(self.cases.policy_path, as_of=self.cases.as_of)
+        self.result = run_case(policy[key], self.case)
+        if not self.result.passed:
+            raise _CaseFailed(self.result.report(self.label))
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        """The differing fields, expected and actual, or the error that stopped the case."""
+        error = excinfo.value
+        if isinstance(error, _CaseFailed):
+            return str(error)
+        from fairalloc.errors import FairallocError
+
+        if isinstance(error, FairallocError | OSError):
+            return f"{self.label}: {type(error).__name__}: {error}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[os.PathLike[str] | str, int, str]:
+        """The cases file, the case's line and its name."""
+        line = max((self.case.line if self.case is not None else 1) - 1, 0)
+        return self.path, line, f"{self.label}: case '{self.name}'"
+
+
+class _CaseFailed(AssertionError):
+    """A case whose resident did not get what it expects."""
+
+
+_CASE_POLICIES = pytest.StashKey[dict[Any, Any]]()
 
 
 def _label(path: Path) -> str:
