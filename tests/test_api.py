@@ -15,10 +15,11 @@ EXAMPLE = SRC.parent.parent / "examples" / "elderly-care"
 
 
 def test_all_is_complete_and_documented() -> None:
-    public = {n for n in dir(fa) if not n.startswith("_")} - {"annotations", "dt", "os"}
+    helpers = {"annotations", "Any", "TYPE_CHECKING", "sys", "types"}
+    public = {n for n in dir(fa) if not n.startswith("_")} - helpers
     # Subpackages appear as attributes once imported; they are namespaces, not API.
     modules = {n for n in public if inspect.ismodule(getattr(fa, n))}
-    assert public - modules - {"Any", "Callable"} == set(fa.__all__) - {"__version__"}
+    assert public - modules == set(fa.__all__) - {"__version__"}
     for name in fa.__all__:
         obj = getattr(fa, name)
         if name != "__version__":
@@ -87,3 +88,19 @@ def test_a_missing_optional_library_names_the_extra(monkeypatch: pytest.MonkeyPa
         result.ranking.to_pandas()
     assert isinstance(info.value, ImportError)
     assert info.value.extra == "pandas"
+
+
+def test_import_is_light_and_names_load_on_first_use() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fairalloc as fa\n"
+        "heavy = [m for m in ('numpy', 'pydantic', 'fairalloc._engine') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert callable(fa.evaluate) and callable(fa.explain)\n"
+        "import fairalloc.explain\n"
+        "assert callable(fa.explain)  # the function, not the subpackage\n"
+        "assert fa.analysis.with_parameters\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -191,18 +191,22 @@ def test_issue_example_small_cell_is_suppressed() -> None:
     ]
     # Internally the numbers stay ...
     assert (small["selected"], small["rate"]) == (1, 0.2)
-    # ... and publication hides them, with the reason.
-    pub = {r["group"]: r for r in stats.to_dict(publication=True)["rows"]}
-    assert pub["b"]["n"] == 5
-    for key in ("selected", "rate", "rate_low", "ratio", "four_fifths"):
+    # ... and publication hides them (size included), with a reason that carries no value.
+    published = stats.to_dict(publication=True)
+    pub = {r["group"]: r for r in published["rows"]}
+    for key in ("n", "expected", "selected", "rate", "rate_low", "ratio", "four_fifths"):
         assert pub["b"][key] is None
-    assert pub["b"]["suppression"] == small["suppression"]
+        assert pub["a"][key] is None
+    assert pub["b"]["suppression"] == pub["a"]["suppression"] == [
+        "suppressed to protect residents (§2.2.2)"
+    ]
+    assert published["disclosure"]["cells_suppressed"] == 2
+    assert published["disclosure"]["secondary"] == 1
     md = stats.to_markdown(publication=True)
     line = next(x for x in md.splitlines() if x.startswith("| b |"))
-    assert line == (
-        "| b | 5 | suppressed | suppressed | suppressed | suppressed: fewer than 10 residents;"
-        " expected selected 0.1 < 5; expected not selected 4.9 < 5 |"
-    )
+    assert line == "| b | — | — | — | — | suppressed to protect residents (§2.2.2) |"
+    assert "0.1" not in md
+    assert "4.9" not in md
     assert "20.0%" not in md
     assert "suppressed in publication" in stats.to_markdown()
     assert "20.0%" in stats.to_markdown()
@@ -327,9 +331,9 @@ def test_allocation_rates_among_eligible() -> None:
     mild = next(o for o in published["overall"] if o["stratum"] == "mild")
     assert mild["suppressed"]
     assert mild["selected"] is None
-    assert mild["n"] == next(o["n"] for o in stats.overall if o["stratum"] == "mild")
+    assert mild["n"] is None
     assert "ratio" not in mild
-    # No table has exactly one suppressed cell among its groups and its total.
+    # No table has exactly one suppressed cell among its groups and its total (the preview).
     for overall in stats.overall:
         stratum = overall["stratum"]
         for name in ("gender", "hardship", "ethnicity"):

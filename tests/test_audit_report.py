@@ -44,7 +44,7 @@ def test_fair_example_passes_every_verdict() -> None:
     }
     assert doc["sections"]["group statistics"]["for_review"] is True
     md = report.to_markdown()
-    assert "**Overall: no problem found.**" in md
+    assert "**Overall: no unjustified use of a protected attribute found**" in md
     assert "proven independent: nothing reads it" in md
     page = report.to_html()
     assert page.startswith("<!DOCTYPE html>")

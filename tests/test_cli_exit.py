@@ -164,3 +164,10 @@ def test_every_option_has_help() -> None:
         for action in command._actions:
             if action.dest != "help":
                 assert action.help, f"fairalloc {name}: {action.option_strings or action.dest}"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from fairalloc import __version__
+
+    assert status_of(["--version"]) == 0
+    assert capsys.readouterr().out == f"fairalloc {__version__}\n"

@@ -368,7 +368,7 @@ def test_sweep_curves_metric_and_rates_per_group(capacity_sweep: Any) -> None:
     base = _line(top, "policy as it is: capacity=40")
     assert list(base.get_xdata()) == [40, 40]
     assert top.get_ylabel() == "residents served"
-    assert bottom.get_xlabel() == "capacity"
+    assert bottom.get_xlabel() == "capacity (units)"
     rows = [
         {r["group"]: r for r in p.group_rows() if r["grouping"] == "hardship"} for p in s.points
     ]
@@ -545,3 +545,27 @@ def test_figures_show_themselves_as_png_in_a_notebook() -> None:
     allocation = fa.allocate(policy, EXAMPLE / "residents.csv")
     png = plot.score_distribution(allocation)._repr_png_()  # type: ignore[attr-defined]
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_every_figure_is_in_the_gallery_titled_and_labelled() -> None:
+    pytest.importorskip("matplotlib")
+    import importlib.util
+    import inspect
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gen_gallery", root / "docs" / "gen_gallery.py")
+    assert spec is not None
+    assert spec.loader is not None
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    drawn = gallery.figures()
+    public = {n for n, f in inspect.getmembers(plot, inspect.isfunction) if n in plot.__all__}
+    assert set(drawn) == public
+    page = (root / "docs" / "gallery.md").read_text(encoding="utf-8")
+    for name, fig in drawn.items():
+        assert f"(gallery/{name}.png)" in page
+        assert (root / "docs" / "gallery" / f"{name}.png").is_file()
+        shown = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+        assert all(ax.get_ylabel() for ax in shown), name
+        assert shown[-1].get_xlabel(), name  # panels over one x axis label the lowest
+        assert any(ax.get_title(loc="left") for ax in fig.axes), name

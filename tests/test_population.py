@@ -53,7 +53,7 @@ def issues(data: Any, **kw: Any) -> dict[str, PopulationIssue]:
 def test_encodings_and_default_fill() -> None:
     pop = fa.Population.from_columns(GOOD, SCHEMA)
     assert list(pop.ids) == ["a", "b", "c"]
-    assert pop.columns["age"].dtype == np.float64
+    assert pop.columns["age"].dtype == np.int64  # integer columns stay integers
     assert list(pop.columns["gender"]) == [0, 1, 2]
     assert pop.columns["gender"].dtype == np.int16
     assert list(pop.columns["need"]) == [2, 0, 1]
@@ -195,7 +195,7 @@ def test_take_replace_decode_and_repr() -> None:
 def test_unsupported_input_kind() -> None:
     with pytest.raises(TypeError, match="cannot read residents from int"):
         fa.Population.load(3, SCHEMA)
-    with pytest.raises(TypeError, match=r"give a \.csv file"):
+    with pytest.raises(TypeError, match=r"give a \.csv or \.parquet file"):
         fa.Population.load("residents.xlsx", SCHEMA)
 
 

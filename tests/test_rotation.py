@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import fairalloc as fa
 from fairalloc import Simulation, simulate
 from fairalloc.cli import main
+from tests import rotation_oracle
 from tests.strategies import residents
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +169,7 @@ def test_accrual_changes_the_next_rounds_evaluation() -> None:
         _policy({**rotation, "accrue": {"wait": 5}}, points="wait"), people, rounds=20
     )
     assert longer.population.columns["wait"].max() == 40.0
-    assert longer.population.columns["wait"].dtype == np.float64
+    assert longer.population.columns["wait"].dtype == np.int64  # integer columns stay integers
 
 
 def test_accrual_can_make_residents_eligible() -> None:
@@ -348,8 +349,9 @@ def test_round_robin_serves_everyone_once_before_anyone_twice(data: st.DataObjec
 
 @given(data=st.data())
 def test_max_wait_holds_when_capacity_allows(data: st.DataObject) -> None:
+    # Whatever the order of the other keys: served_go_last either way, bands, waiting points.
     max_wait = data.draw(st.integers(1, 4))
-    policy = data.draw(rotation_policies(served_go_last=True, max_wait=st.just(max_wait)))
+    policy = data.draw(rotation_policies(max_wait=st.just(max_wait)))
     people = data.draw(residents(policy, max_size=20))
     eligible = _eligible_ids(policy, people)
     least = max(1, math.ceil(len(eligible) / (max_wait + 1)))  # N <= C * (max_wait + 1)
@@ -391,6 +393,92 @@ def test_deterministic_and_anonymous(data: st.DataObject) -> None:
         if rec["departed"] is not None:
             assert all(r < rec["departed"] for r in rec["rounds_served"])
         assert all(r >= max(rec["arrived"], 1) for r in rec["rounds_served"])
+
+
+@pytest.mark.parametrize("served_go_last", [True, False])
+@pytest.mark.parametrize("max_wait", [2, 3, 4, 5])
+def test_thirty_residents_ten_places_keep_max_wait(served_go_last: bool, max_wait: int) -> None:
+    # The case that once waited one round too long with the need order above the rotation:
+    # 30 residents, 10 places a week, over 6 weeks (and longer), every bound from 2 to 5.
+    people = _people(*((f"r{i:02d}", i % 11) for i in range(30)))
+    policy = _policy({"capacity": 10, "served_go_last": served_go_last, "max_wait": max_wait})
+    for weeks in (6, 6 * (max_wait + 1)):
+        sim = simulate(policy, people, rounds=weeks)
+        _check_history(sim)
+        assert sim.summary()["longest_wait"] <= max_wait
+        served, _ = rotation_oracle.simulate(policy, people, rounds=weeks, capacity=10)
+        assert served == sim.served
+
+
+@given(data=st.data())
+def test_agrees_with_the_plain_python_rounds(data: st.DataObject) -> None:
+    policy = data.draw(rotation_policies())
+    people = data.draw(residents(policy, max_size=14))
+    known = {p["id"] for p in people}
+    newcomers = [p for p in data.draw(residents(policy, max_size=5)) if p["id"] not in known]
+    rounds = data.draw(st.integers(1, 7))
+    leave = data.draw(st.lists(st.sampled_from(sorted(known)), unique=True)) if known else []
+    arrivals = {min(2, rounds): newcomers} if newcomers else {}
+    departures = {rounds: leave} if leave else {}
+    capacity = data.draw(st.integers(0, 5))
+    sim = simulate(
+        policy, people, rounds=rounds, capacity=capacity, arrivals=arrivals, departures=departures
+    )
+    served, book = rotation_oracle.simulate(
+        policy, people, rounds=rounds, capacity=capacity, arrivals=arrivals, departures=departures
+    )
+    assert sim.served == served
+    for rid, e in book.items():
+        rec = sim.record(rid)
+        assert (rec["times_served"], rec["rounds_served"], rec["current_wait"]) == (
+            e.times_served,
+            e.rounds_served,
+            e.waiting,
+        )
+        assert (rec["longest_wait"], rec["eligible_rounds"], rec["arrived"]) == (
+            e.longest,
+            e.eligible_rounds,
+            e.arrived,
+        )
+        assert rec["first_served"] == (e.first_served or None)
+
+
+def _bound_can_hold(n: int, capacity: int, max_wait: int, rounds: int) -> bool:
+    """By brute force: can ``n`` residents, all eligible throughout, be served ``capacity`` a
+    round for ``rounds`` rounds so that nobody ever waits more than ``max_wait`` rounds?"""
+    from functools import cache
+    from itertools import combinations
+
+    take = min(capacity, n)
+
+    @cache
+    def can(waits: tuple[int, ...], left: int) -> bool:
+        if left == 0:
+            return True
+        for chosen in combinations(range(n), take):
+            after = tuple(sorted(0 if i in chosen else w + 1 for i, w in enumerate(waits)))
+            if max(after, default=0) <= max_wait and can(after, left - 1):
+                return True
+        return False
+
+    return can((0,) * n, rounds)
+
+
+@given(data=st.data())
+def test_max_wait_holds_whenever_any_schedule_could_keep_it(data: st.DataObject) -> None:
+    # Brute force over every schedule of small cases: where some schedule keeps the bound,
+    # the rotation keeps it; and one exists exactly when N <= capacity * (max_wait + 1).
+    max_wait = data.draw(st.integers(1, 3))
+    policy = data.draw(rotation_policies(max_wait=st.just(max_wait)))
+    people = data.draw(residents(policy, min_size=1, max_size=7))
+    n = len(_eligible_ids(policy, people))
+    capacity = data.draw(st.integers(1, 3))
+    rounds = max_wait + 2
+    possible = _bound_can_hold(n, capacity, max_wait, rounds)
+    assert possible == (n <= capacity * (max_wait + 1))
+    sim = simulate(policy, people, rounds=rounds, capacity=capacity)
+    if possible:
+        assert int(sim.longest_wait.max(initial=0)) <= max_wait
 
 
 # -- results ------------------------------------------------------------------------------------

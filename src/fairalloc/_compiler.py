@@ -23,6 +23,7 @@ from fairalloc.errors import (
     IssueCollector,
     PolicyError,
     PolicyIssue,
+    PolicyNotInForce,
     _ExprIssue,
 )
 from fairalloc.expr import _ast as A
@@ -726,6 +727,7 @@ class _Builder:
     # -- top level ---------------------------------------------------------------------
     def build(self) -> CompiledPolicy:
         self.check_names()
+        self.check_metadata()
         self.resolve_parameters()
         self.build_scope()
         # In an order that checks each derived value after those it reads: no recursion, so
@@ -757,6 +759,7 @@ class _Builder:
         _ins.finish(self, cp)
         if self.p.allocation is not None and self.p.allocation.matching is not None:
             self.check_choices_unread(self.p.allocation.matching.preferences)
+        self.check_review()
         self.check_justified_uses()
         for name, c in self.checked_derived.items():
             self.param_reads[f"derived:{name}"] = self.params_of(c)
@@ -772,6 +775,67 @@ class _Builder:
         self.issues.raise_if_any()
         self.fairness.raise_if_any(FairnessViolation)
         return cp
+
+    def check_metadata(self) -> None:
+        """The effective window, level titles; then refuse a date outside the window."""
+        meta = self.p.policy
+        if meta.expires is not None and meta.effective is not None and (
+            meta.expires < meta.effective
+        ):
+            self.issue(
+                "FA116",
+                f"`expires` ({meta.expires}) is before `effective` ({meta.effective})",
+                ("policy", "expires"),
+                hint="the policy is in force from `effective` to `expires`, both included",
+            )
+        if meta.approved is not None and meta.effective is not None and (
+            meta.approved.on > meta.effective
+        ):
+            self.issue(
+                "FA117",
+                f"approved on {meta.approved.on}, after it took effect on {meta.effective}",
+                ("policy", "approved", "on"),
+                hint="a policy is approved before it takes effect",
+            )
+        titled: list[tuple[str, str, Any, tuple[str, ...]]] = [
+            (
+                "attributes",
+                name,
+                attr,
+                ("false", "true") if attr.type == "bool" else tuple(attr.levels or ()),
+            )
+            for name, attr in self.p.attributes.items()
+        ]
+        titled += [("derived", n, d, tuple(d.levels or ())) for n, d in self.p.derived.items()]
+        for section, name, attr, levels in titled:
+            if not attr.level_titles:
+                continue
+            if not levels:
+                self.issue(
+                    "FA115",
+                    "`level_titles` only apply to values with levels: category, ordinal,"
+                    " true/false, or a decision table with `levels`",
+                    (section, name, "level_titles"),
+                    hint="remove `level_titles`",
+                )
+                continue
+            for key in attr.level_titles:
+                if key not in levels:
+                    close = difflib.get_close_matches(key, levels, n=1)
+                    self.issue(
+                        "FA115",
+                        f"`{key}` in `level_titles` is not a level of `{name}`",
+                        (section, name, "level_titles", key),
+                        hint=f"did you mean `{close[0]}`?"
+                        if close
+                        else "levels: " + ", ".join(levels),
+                    )
+        as_of = self.as_of
+        if as_of is not None and not self.issues.issues:
+            early = meta.effective is not None and as_of < meta.effective
+            late = meta.expires is not None and as_of > meta.expires
+            if early or late:
+                raise PolicyNotInForce(meta.id, as_of, meta.effective, meta.expires)
 
     def check_names(self) -> None:
         kinds: dict[str, str] = {}
@@ -1260,6 +1324,35 @@ class _Builder:
                     )
                 else:
                     cp.score_terms.append((t.of, t.weight))
+
+    def check_review(self) -> None:
+        """The ``review`` section (§2.3.2): it needs something to remedy, and a remedy."""
+        spec = self.p.review
+        if spec is None:
+            return
+        if self.p.allocation is None:
+            self.issue(
+                "FA177",
+                "a `review` section needs an `allocation` section: a remedy gives a place",
+                ("review",),
+                hint="add `allocation`, or remove `review`",
+            )
+        if spec.remedy is None and not spec.displace:
+            self.issue(
+                "FA178",
+                "`review` says neither a `remedy` nor `displace: true`: a review that finds the"
+                " complainant should have been served must say how they are served",
+                ("review",),
+                hint="remedy: next_free_unit | supernumerary | head_of_waiting_list",
+            )
+        if spec.remedy == "supernumerary" and spec.displace:
+            self.issue(
+                "FA179",
+                "`remedy: supernumerary` adds a place, so it never displaces anyone; it cannot go"
+                " with `displace: true`",
+                ("review", "displace"),
+                hint="remove `displace`, or choose another remedy",
+            )
 
     def compile_allocation(self, cp: CompiledPolicy) -> None:
         spec = self.p.allocation

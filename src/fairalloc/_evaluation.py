@@ -7,7 +7,6 @@ computed instead of computing it again.
 
 from __future__ import annotations
 
-import html
 import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import html_text
 from fairalloc._explainable import Explainable
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from fairalloc._ranking import Ranking
 
 __all__ = ["Evaluation"]
+
+_COMPILED = "fairalloc.compiled-policy/1"
 
 
 class Evaluation(Explainable):
@@ -96,6 +98,25 @@ class Evaluation(Explainable):
         if self.exclusions.shape[1]:
             self.exclusion = np.where(excluded, self.exclusions.argmax(axis=1), -1).astype(np.int16)
         self.eligible = self.eligibility.all(axis=1) & ~excluded
+
+    # -- pickling ----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled kernels are code made in this process: ship the policy document and the
+        # date and mode it was compiled for, and compile it again on arrival (compilation is
+        # deterministic, so the kernels are the same).
+        state = dict(self.__dict__)
+        cp = self.policy
+        document = cp.policy.model_copy(update={"policy": cp.policy.policy})
+        state["policy"] = (_COMPILED, document, cp.as_of, bool(cp.violations))
+        state.pop("_index", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from fairalloc._compiler import compiled_for
+
+        _, document, as_of, audit = state["policy"]  # (_COMPILED, ...) as __getstate__ made it
+        state["policy"] = compiled_for(document, as_of, audit=audit)
+        self.__dict__.update(state)
 
     # -- views -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -216,7 +237,7 @@ class Evaluation(Explainable):
     def _repr_html_(self) -> str:
         meta = self.policy.policy.policy
         head = (
-            f"<p><strong>{html.escape(meta.id)}</strong> v{html.escape(meta.version)}:"
+            f"<p><strong>{html_text(meta.id)}</strong> v{html_text(meta.version)}:"
             f" {self.n} residents, {int(self.eligible.sum())} eligible</p>"
         )
         return head + self.ranking._table_html(limit=20)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fairalloc.explain import Contrast, Explanation
+    from fairalloc.explain import Audience, Contrast, Explanation
 
 __all__ = ["Explainable"]
 
@@ -47,11 +47,13 @@ class Explainable:
             **options,
         )
 
-    def contrast(self, a: str, b: str, *, lang: str = "en") -> Contrast:
+    def contrast(
+        self, a: str, b: str, *, lang: str = "en", audience: Audience = "officer"
+    ) -> Contrast:
         """Why resident ``a`` ranked where it did relative to ``b``, part by part.
 
         See :func:`fairalloc.explain.contrast`.
         """
         from fairalloc.explain import contrast
 
-        return contrast(self, a, b, lang=lang)  # type: ignore[arg-type]
+        return contrast(self, a, b, lang=lang, audience=audience)  # type: ignore[arg-type]

@@ -6,19 +6,22 @@ residents, the column, the values and what would be valid. Nothing is dropped or
 silently: missing values are an error unless the attribute says ``missing: default``, and the
 rows so filled are recorded in :attr:`Population.filled`.
 
-Encodings (what rules see): numbers as float64 (integers exact up to 2**53), flags as bool,
-levels of a category or ordinal as int16 codes (positions in ``levels``), dates as int64 days
-since 1970-01-01. Ids are kept as text.
+Encodings (what rules see): ``int`` attributes as int64 (whole numbers up to 2**53 in size),
+``float`` attributes as float64, flags as bool, levels of a category or ordinal as int16 codes
+(positions in ``levels``), dates as int64 days since 1970-01-01. Ids are kept as text.
+
+Files are parsed by Arrow (CSV in parallel, every cell as text; Parquet as typed columns), and
+text is checked with Arrow's vectorized kernels; numbers in text are ASCII digits only.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import difflib
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,21 @@ _EPOCH = dt.date(1970, 1, 1)
 _MAX_EXACT = 2.0**53
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f"})
+# A number as CSV files may write it: ASCII digits only (no `１００`, `৪০` or `1_000`), an
+# optional sign, fraction and exponent; no `inf` or `nan`.
+_NUMBER = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_WHOLE = r"^[+-]?[0-9]{1,18}$"  # exact in int64
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# What an id may not hold: white space at either end, control characters (C0, DEL, C1), line
+# and paragraph separators, or bidirectional controls that reorder what a reader sees.
+_ID_CONTROL = (
+    r"[\x{00}-\x{1F}\x{7F}-\x{9F}\x{061C}\x{200E}\x{200F}\x{2028}\x{2029}"
+    r"\x{202A}-\x{202E}\x{2066}-\x{2069}\x{FEFF}]"
+)
+_BAD_ID = r"^[\s\p{Z}]|[\s\p{Z}]$|" + _ID_CONTROL
+_BAD_ID_PY = re.compile(
+    r"^\s|\s$|[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]"
+)
 
 
 def _is_missing(v: Any) -> bool:
@@ -99,10 +117,14 @@ def _show(v: Any) -> str:
 
 
 class _RowLabels(Sequence[str]):
-    """``row 1``, ``row 2``, ... (or ``line N`` for CSV), made only when a problem needs one."""
+    """``row 1``, ``row 2``, ... (or ``line N`` for CSV), made only when a problem needs one.
 
-    def __init__(self, pattern: str, base: int, n: int, ids: np.ndarray | None = None) -> None:
-        self.pattern, self.base, self.n, self.ids = pattern, base, n, ids
+    ``label(i)`` names row ``i`` by position; with ``ids``, a row whose id is usable (present
+    and not shared) is named by its id instead.
+    """
+
+    def __init__(self, label: Callable[[int], str], n: int, ids: np.ndarray | None = None) -> None:
+        self.label, self.n, self.ids = label, n, ids
 
     def __len__(self) -> int:
         return self.n
@@ -110,7 +132,7 @@ class _RowLabels(Sequence[str]):
     def __getitem__(self, i: int) -> str:  # type: ignore[override]
         if self.ids is not None and self.ids[i] is not None and not self.duplicated(i):
             return str(self.ids[i])
-        return self.pattern.format(i + self.base)
+        return self.label(i)
 
     def duplicated(self, i: int) -> bool:
         """Whether row ``i``'s id is shared with another row (then it names nobody)."""
@@ -120,10 +142,15 @@ class _RowLabels(Sequence[str]):
         return i in self._dups
 
 
+def _by_row(i: int) -> str:
+    return f"row {i + 1}"
+
+
 class Population:
     """Residents as typed columns, validated against a policy's attribute schema.
 
-    Build one with :meth:`load` (any supported input) or the ``from_*`` constructors.
+    Build one with :meth:`load` (any supported input) or the ``from_*`` constructors. A
+    population pickles (with its policy), for work shipped to other processes.
 
     Attributes:
         ids: Resident ids as ``str`` (an object array), one per row.
@@ -151,14 +178,20 @@ class Population:
         self.source = source
         self.ignored_columns = ignored_columns
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        # The policy's compilations are a cache of code made in this process: leave them out.
+        state["schema"] = _without_cache(self.schema)
+        return state
+
     # -- construction ------------------------------------------------------------------
     @classmethod
     def load(cls, data: Any, schema: Policy, *, source: str = "") -> Population:
         """Build a population from any supported input.
 
-        Accepted: a ``.csv`` path; a pandas or polars DataFrame; a pyarrow Table; a mapping
-        of column name to sequence or array; an iterable of mappings (records) or of pydantic
-        models; or a :class:`Population` (returned as is).
+        Accepted: a ``.csv`` or ``.parquet`` path; a pandas or polars DataFrame; a pyarrow
+        Table; a mapping of column name to sequence or array; an iterable of mappings
+        (records) or of pydantic models; or a :class:`Population` (returned as is).
 
         Raises:
             PopulationError: listing every problem in the data.
@@ -168,10 +201,13 @@ class Population:
             return data
         if isinstance(data, str | os.PathLike):
             path = Path(data)
-            if path.suffix.lower() != ".csv":
+            suffix = path.suffix.lower()
+            if suffix == ".parquet":
+                return cls.from_parquet(path, schema, source=source or str(path))
+            if suffix != ".csv":
                 raise ArgumentTypeError(
                     "FA640",
-                    f"cannot read residents from `{path.name}`: give a .csv file",
+                    f"cannot read residents from `{path.name}`: give a .csv or .parquet file",
                     argument="data",
                     value=str(data),
                 )
@@ -185,16 +221,16 @@ class Population:
             return cls.from_arrow(data, schema, source=source)
         if isinstance(data, Mapping):
             return cls.from_columns(data, schema, source=source)
-        if isinstance(data, Iterable):
+        if isinstance(data, Iterable) and not isinstance(data, bytes | bytearray):
             items = list(data)
             if items and all(isinstance(i, BaseModel) for i in items):
                 return cls.from_models(items, schema, source=source)
-            if all(isinstance(i, Mapping) for i in items):
-                return cls.from_records(items, schema, source=source)
+            # Anything else is read as records: an item that is not one is named by its row.
+            return cls.from_records(items, schema, source=source)
         raise ArgumentTypeError(
             "FA640",
-            f"cannot read residents from {type(data).__name__}: give a CSV path, a DataFrame,"
-            " an Arrow table, a mapping of columns, records (dicts) or pydantic models",
+            f"cannot read residents from {type(data).__name__}: give a CSV or Parquet path, a"
+            " DataFrame, an Arrow table, a mapping of columns, records (dicts) or pydantic models",
             argument="data",
         )
 
@@ -216,13 +252,38 @@ class Population:
     def from_records(
         cls, records: Iterable[Mapping[str, Any]], schema: Policy, *, source: str = ""
     ) -> Population:
-        """From records (one mapping per resident)."""
-        rows = list(records)
-        names = list(dict.fromkeys(k for r in rows for k in r))
+        """From records (one mapping per resident; a pydantic model counts as its fields).
+
+        Raises:
+            PopulationError: ``FA514`` naming every row that is not a record (``None``, a
+                number, ...), reported on its own; otherwise every problem in the data.
+        """
+        rows = [r.model_dump() if isinstance(r, BaseModel) else r for r in records]
+        not_records = [i for i, r in enumerate(rows) if not isinstance(r, Mapping)]
+        if not_records:
+            raise PopulationError(
+                [
+                    PopulationIssue(
+                        "FA514",
+                        "",
+                        "not a record",
+                        ids=tuple(f"row {i + 1}" for i in not_records[:MAX_LISTED]),
+                        values=tuple(_show(rows[i]) for i in not_records[:MAX_LISTED]),
+                        valid="a mapping of column name to value (a dict) for every resident",
+                        count=len(not_records),
+                    )
+                ],
+                source=source,
+            )
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        check_columns(keys, source)
+        names = [str(k) for k in keys]
         wanted = set(schema.attributes)
         if not rows:  # no residents: every column is present, and empty
-            names = list(schema.attributes)
-        cols: dict[str, list[Any]] = {n: [r.get(n) for r in rows] for n in names if n in wanted}
+            keys = names = list(schema.attributes)
+        cols: dict[str, list[Any]] = {
+            n: [r.get(k) for r in rows] for k, n in zip(keys, names, strict=True) if n in wanted
+        }
         ignored = tuple(n for n in names if n not in wanted)
         pop = cls.from_columns(cols, schema, source=source, _n=len(rows))
         pop.ignored_columns = ignored
@@ -237,12 +298,17 @@ class Population:
 
     @classmethod
     def from_pandas(cls, df: Any, schema: Policy, *, source: str = "") -> Population:
-        """From a pandas DataFrame (a named index is used as a column too)."""
-        if df.index.name is not None and df.index.name not in df.columns:
+        """From a pandas DataFrame (a named index is used as a column too).
+
+        Raises:
+            PopulationError: ``FA509`` for a column name given twice (every position).
+        """
+        check_columns(list(df.columns), source)
+        if df.index.name is not None and str(df.index.name) not in map(str, df.columns):
             df = df.reset_index()
         cols: dict[str, Any] = {}
-        for name in df.columns:
-            s = df[name]
+        for j, name in enumerate(df.columns):
+            s = df.iloc[:, j]
             if hasattr(s, "cat"):
                 s = s.astype(object)
             cols[str(name)] = s.to_numpy(dtype=object) if s.hasnans else s.to_numpy()
@@ -250,14 +316,35 @@ class Population:
 
     @classmethod
     def from_arrow(cls, table: Any, schema: Policy, *, source: str = "") -> Population:
-        """From a pyarrow Table (nulls are missing values)."""
-        cols = {name: table.column(name).to_pylist() for name in table.column_names}
-        return cls.from_columns(cols, schema, source=source)
+        """From a pyarrow Table (nulls are missing values).
+
+        Raises:
+            PopulationError: ``FA509`` for a column name given twice (every position).
+        """
+        names = [str(n) for n in table.column_names]
+        check_columns(names, source)
+        cols = {name: _from_arrow(table.column(j)) for j, name in enumerate(names)}
+        return cls.from_columns(cols, schema, source=source, _n=table.num_rows)
 
     @classmethod
     def from_polars(cls, df: Any, schema: Policy, *, source: str = "") -> Population:
         """From a polars DataFrame (nulls are missing values)."""
         return cls.from_columns(df.to_dict(as_series=False), schema, source=source)
+
+    @classmethod
+    def from_parquet(
+        cls, path: str | os.PathLike[str], schema: Policy, *, source: str | None = None
+    ) -> Population:
+        """From a Parquet file, read by Arrow: its typed columns, as :meth:`from_arrow` reads.
+
+        Raises:
+            PopulationError: ``FA512`` for a file Arrow cannot read as Parquet; otherwise as
+                :meth:`from_arrow`.
+        """
+        from fairalloc._csvread import read_parquet
+
+        where = source or str(path)
+        return cls.from_arrow(read_parquet(path, where), schema, source=where)
 
     @classmethod
     def from_csv(
@@ -266,45 +353,42 @@ class Population:
         schema: Policy,
         *,
         source: str | None = None,
-        encoding: str = "utf-8-sig",
+        encoding: str = "utf-8",
     ) -> Population:
         """From a CSV file with a header row; an empty cell is a missing value.
 
-        Problems name residents by id, or by ``line N`` (the header is line 1) where the id
-        itself is missing or repeated.
+        The file is parsed by Arrow, every cell as text; a byte-order mark at the start is
+        skipped, and so are blank lines. Problems name residents by id, or by ``line N`` (the
+        header is line 1; a cell with a line break inside counts its lines) where the id itself
+        is missing, repeated or invalid.
+
+        Args:
+            path: The file.
+            schema: The policy whose attribute schema the data must fit.
+            source: How messages name the data (the path by default).
+            encoding: The file's text encoding (UTF-8 by default, with or without a mark).
         """
-        with open(path, newline="", encoding=encoding, errors="strict") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise PopulationError(
-                    [PopulationIssue("FA501", "", "the file is empty: a header row is needed")],
-                    source=source or str(path),
-                )
-            rows = list(reader)
-        width = len(header)
-        short = [i for i, r in enumerate(rows) if len(r) != width]
-        if short:
-            raise PopulationError(
-                [
-                    PopulationIssue(
-                        "FA502",
-                        "",
-                        f"rows with other than {width} cells",
-                        ids=tuple(f"line {i + 2}" for i in short[:MAX_LISTED]),
-                        values=tuple(str(len(rows[i])) for i in short[:MAX_LISTED]),
-                        valid=f"{width} cells, as in the header",
-                        count=len(short),
-                    )
-                ],
-                source=source or str(path),
-            )
-        cols: dict[str, Any] = {}
-        for j, name in enumerate(header):
-            cols[name.strip()] = np.array([r[j] for r in rows], dtype=object)
-        return cls.from_columns(
-            cols, schema, source=source or str(path), _text=True, _row_label="line {}", _row_base=2
-        )
+        from fairalloc._csvread import read_csv_bytes
+
+        where = source or str(path)
+        data = Path(path).read_bytes()
+        numbers = {
+            name: attr.type
+            for name, attr in schema.attributes.items()
+            if attr.type in ("int", "float") and name != schema.id_attribute
+        }
+        table = read_csv_bytes(data, where, encoding, numbers)
+        lines = table.lines
+
+        def label(i: int) -> str:
+            found = lines.lines
+            # Line numbers hold only while the scan and the parser agree on the records.
+            if len(found) == table.rows + 1:
+                return f"line {found[i + 1]}"
+            return f"row {i + 1}"
+
+        cols = dict(zip(table.names, table.columns, strict=True))
+        return cls.from_columns(cols, schema, source=where, _n=table.rows, _text=True, _label=label)
 
     @classmethod
     def from_columns(
@@ -315,11 +399,16 @@ class Population:
         source: str = "",
         _n: int | None = None,
         _text: bool = False,
-        _row_label: str = "row {}",
-        _row_base: int = 1,
+        _label: Callable[[int], str] = _by_row,
     ) -> Population:
-        """From a mapping of column name to values (lists or numpy arrays)."""
-        return _Validator(schema, columns, source, _n, _text, _row_label, _row_base).run()
+        """From a mapping of column name to values (lists, numpy arrays or Arrow arrays).
+
+        Raises:
+            PopulationError: ``FA509`` if two keys name the same column (``1`` and ``"1"``);
+                otherwise every problem in the data.
+        """
+        check_columns(list(columns), source)
+        return _Validator(schema, columns, source, _n, _text, _label).run()
 
     # -- views -------------------------------------------------------------------------
     @property
@@ -461,13 +550,13 @@ class _Validator:
         source: str,
         n: int | None,
         text: bool,  # noqa: FBT001 - internal, always passed by position from one place
-        row_label: str,
-        row_base: int,
+        label: Callable[[int], str],
     ) -> None:
         self.schema = schema
         self.raw = {str(k): v for k, v in columns.items()}
         self.source = source
         self.text = text
+        self.label = label
         lengths = {k: len(v) for k, v in self.raw.items()}
         if n is None:
             n = max(lengths.values(), default=0)
@@ -483,7 +572,7 @@ class _Validator:
                 source=source,
             )
         self.n = n
-        self.row_labels = _RowLabels(row_label, row_base, n)
+        self.row_labels = _RowLabels(label, n)
 
     def run(self) -> Population:
         schema = self.schema
@@ -510,9 +599,7 @@ class _Validator:
         ids, named = self._ids(pre)
         # Name each row by its id where it has a usable one, else by its row (or CSV line).
         labels: Sequence[str] | np.ndarray = (
-            ids
-            if ids is not None
-            else _RowLabels(self.row_labels.pattern, self.row_labels.base, self.n, named)
+            ids if ids is not None else _RowLabels(self.label, self.n, named)
         )
         probs = _Problems(labels, pre.issues)
         columns: dict[str, np.ndarray] = {}
@@ -537,25 +624,39 @@ class _Validator:
     def _ids(
         self, probs: _Problems
     ) -> tuple[npt.NDArray[np.object_] | None, npt.NDArray[np.object_] | None]:
-        """The ids if all are usable (else None), and the ids as far as they could be read."""
+        """The ids if all are usable (else None), and the usable ids (None where not)."""
         idname = self.schema.id_attribute
         raw = self.raw.get(idname)
         if raw is None:
             return None, None
         attr = self.schema.attributes[idname]
-        arr = _object_array(raw)
-        kinds = _kinds(arr)
-        if kinds <= {str} and not (arr == "").any():
-            out = arr.astype(object)  # the common case, checked at C speed
-            bad_rows: list[int] = []
-            empty: list[int] = []
+        strings = _as_strings(raw)
+        if strings is not None:
+            out, empty, bad_rows, spaced = _text_ids(strings, raw)
+            vals: Any = _Cells(strings)
+        elif isinstance(raw, np.ndarray) and raw.dtype.kind in "iuf":
+            out, bad_rows = _numeric_ids(raw, attr)
+            empty, spaced, vals = [], [], raw
         else:
-            out, empty, bad_rows = self._ids_slow(arr, attr)
-        vals = arr
+            arr = _object_array(raw)
+            out, empty, bad_rows, spaced = _ids_slow(arr, attr)
+            vals = arr
         probs.add(
             "FA507", idname, "missing resident id", empty, vals, "a non-empty id for every resident"
         )
         probs.add("FA502", idname, "not a valid id", bad_rows, vals, "text or a whole number")
+        probs.add(
+            "FA510",
+            idname,
+            "an id with white space around it or a control character in it",
+            spaced,
+            vals,
+            "an id without spaces at either end, line breaks, tabs or other control characters",
+        )
+        usable = out
+        if spaced:
+            usable = out.copy()
+            usable[spaced] = None
         distinct = set(out.tolist())
         distinct.discard(None)
         if len(distinct) != self.n - len(empty) - len(bad_rows):
@@ -565,34 +666,184 @@ class _Validator:
                 idname,
                 "the same id for several residents",
                 dups,
-                arr,
+                vals,
                 "one row per resident",
             )
-            return None, out
-        if empty or bad_rows:
-            return None, out
+            return None, usable
+        if empty or bad_rows or spaced:
+            return None, usable
         return out, out
 
-    def _ids_slow(
-        self, arr: np.ndarray, attr: Attribute
-    ) -> tuple[npt.NDArray[np.object_], list[int], list[int]]:
-        out = np.empty(self.n, dtype=object)
-        empty: list[int] = []
-        bad: list[int] = []
-        for i, v in enumerate(arr):
-            if _is_missing(v):
-                empty.append(i)
-            elif (
-                isinstance(v, bool | np.bool_)
-                or not isinstance(v, str | int | np.integer | float | np.floating)
-                or (isinstance(v, float | np.floating) and not float(v).is_integer())
-            ):
-                bad.append(i)
-            elif isinstance(v, str):
-                out[i] = v.strip()
-            else:
-                out[i] = str(int(v)) if attr.type == "int" or isinstance(v, float) else str(v)
-        return out, empty, bad
+
+def _ids_slow(
+    arr: np.ndarray, attr: Attribute
+) -> tuple[npt.NDArray[np.object_], list[int], list[int], list[int]]:
+    n = len(arr)
+    out = np.empty(n, dtype=object)
+    empty: list[int] = []
+    bad: list[int] = []
+    spaced: list[int] = []
+    for i, v in enumerate(arr):
+        if _is_missing(v) and not (isinstance(v, str) and v):
+            empty.append(i)
+        elif (
+            isinstance(v, bool | np.bool_)
+            or not isinstance(v, str | int | np.integer | float | np.floating)
+            or (isinstance(v, float | np.floating) and not float(v).is_integer())
+        ):
+            bad.append(i)
+        elif isinstance(v, str):
+            out[i] = v
+            if _BAD_ID_PY.search(v):
+                spaced.append(i)
+        else:
+            out[i] = str(int(v)) if attr.type == "int" or isinstance(v, float) else str(v)
+    return out, empty, bad, spaced
+
+
+def _text_ids(
+    strings: Any, raw: Any
+) -> tuple[npt.NDArray[np.object_], list[int], list[int], list[int]]:
+    """Ids given as text: missing (null or empty), and refused (spaces, control characters)."""
+    import pyarrow.compute as pc
+
+    missing = _np_bool(pc.fill_null(pc.equal(strings, ""), fill_value=True))
+    flagged = _np_bool(pc.fill_null(pc.match_substring_regex(strings, _BAD_ID), fill_value=False))
+    if isinstance(raw, np.ndarray) and raw.dtype == object and not missing.any():
+        out = raw.copy()  # the same str objects: no second conversion from Arrow
+    else:
+        out = strings.to_numpy(zero_copy_only=False)
+    if missing.any():
+        out = out.copy()
+        out[missing] = None
+    return out, np.flatnonzero(missing).tolist(), [], np.flatnonzero(flagged & ~missing).tolist()
+
+
+def _numeric_ids(arr: np.ndarray, attr: Attribute) -> tuple[npt.NDArray[np.object_], list[int]]:
+    """Ids given as numbers: whole numbers become their digits; others are not valid ids."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (np.floor(arr) == arr) & (np.abs(arr) < 2.0**63)
+        ints = np.where(whole, arr, 0).astype(np.int64)
+    else:
+        whole = np.ones(len(arr), dtype=bool)
+        ints = arr
+    out = pc.cast(pa.array(ints), pa.string()).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(~whole)
+    if len(bad):
+        out = out.copy()
+        out[bad] = None
+    return out, bad.tolist()
+
+
+class _Cells(Sequence[Any]):
+    """An Arrow column's cells as Python values, made one by one for messages."""
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        return self.column[int(i)].as_py()
+
+
+class _TextCells(_Cells):
+    """Cells read as numbers from a CSV file, shown as the text they were."""
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        value = self.column[int(i)].as_py()
+        return None if value is None else str(value)
+
+
+def _is_arrow(values: Any) -> bool:
+    return type(values).__module__.split(".")[0] == "pyarrow"
+
+
+def _is_arrow_text(values: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(values.type))
+
+
+def _np_bool(arr: Any) -> npt.NDArray[np.bool_]:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _as_strings(values: Any) -> Any:
+    """``values`` as an Arrow string array (null for None and NaN) if every value is text."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values if pa.types.is_string(values.type) else None
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind == "U":
+            return pa.array(values, type=pa.string())
+        if values.dtype != object or values.ndim != 1:
+            return None
+    elif not isinstance(values, list | tuple):
+        return None
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+
+
+def _from_arrow(column: Any) -> Any:
+    """An Arrow column as the validator takes it: text as Arrow, plain columns as numpy."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column = column.cast(kind.value_type)
+        kind = kind.value_type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return column.cast(pa.string()).combine_chunks()
+    plain = (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_date32(kind)
+    )
+    if plain and column.null_count == 0:
+        return column.to_numpy()
+    return column.to_pylist()
+
+
+def check_columns(keys: Sequence[Any], source: str) -> None:
+    """Refuse a column name given twice (``FA509``), naming every position it has (from 1).
+
+    Names are compared as text, so the keys ``1`` and ``"1"`` are one name.
+    """
+    seen: dict[str, list[int]] = {}
+    for pos, key in enumerate(keys, start=1):
+        seen.setdefault(str(key), []).append(pos)
+    issues = [
+        PopulationIssue(
+            "FA509",
+            name,
+            "the same column name at positions "
+            + ", ".join(map(str, where[:-1]))
+            + f" and {where[-1]}",
+            ids=tuple(f"column {p}" for p in where[:MAX_LISTED]),
+            valid="one column per name",
+            count=len(where),
+        )
+        for name, where in seen.items()
+        if len(where) > 1
+    ]
+    if issues:
+        raise PopulationError(issues, source=source)
+
+
+def _without_cache(policy: Policy) -> Policy:
+    # An update, even one that changes nothing, leaves the compilations behind.
+    return policy.model_copy(update={"policy": policy.policy})
 
 
 def _object_array(values: Any) -> np.ndarray:
@@ -650,10 +901,35 @@ def _encode(
     name: str, attr: Attribute, values: Any, probs: _Problems, *, text: bool
 ) -> tuple[np.ndarray, npt.NDArray[np.bool_] | None]:
     """Encode one column; problems go to ``probs``; missing values are filled or reported."""
-    arr = _object_array(values)
+    strings = None
+    arr: Any
+    shown: Any  # the values as messages show them
+    if _is_arrow(values) and not _is_arrow_text(values):  # numbers of a CSV file, or Arrow's
+        import pyarrow.compute as pc
+
+        missing = _np_bool(values.is_null())
+        arr = values.fill_null(0).to_numpy() if values.null_count else values.to_numpy()
+        if not isinstance(arr, np.ndarray) or arr.dtype == object:
+            arr = _object_array(values.to_pylist())
+        shown = _TextCells(values) if text else _Cells(values)
+    else:
+        if (
+            text
+            or attr.type in ("category", "ordinal", "date")
+            or not isinstance(values, np.ndarray)
+        ):
+            strings = _as_strings(values)
+        if strings is not None:
+            import pyarrow.compute as pc
+
+            arr = _Cells(strings)
+            missing = _np_bool(pc.fill_null(pc.equal(strings, ""), fill_value=True))
+        else:
+            arr = _object_array(values)
+            missing = _missing_mask(arr)
+        shown = arr
     n = len(arr)
     out: np.ndarray
-    missing = _missing_mask(arr)
     fill = None
     if missing.any():
         if attr.missing == "default":
@@ -664,19 +940,22 @@ def _encode(
                 name,
                 "missing value",
                 np.flatnonzero(missing),
-                arr,
+                shown,
                 _valid_text(attr) + " (or declare `missing: default`)",
             )
     present = ~missing
     if attr.type in ("int", "float"):
-        out, bad, nonint = _numbers(arr, present, attr, text=text)
-        probs.add("FA502", name, "not a number", np.flatnonzero(bad), arr, _valid_text(attr))
+        if strings is not None:
+            out, bad, nonint = _text_numbers(strings, present, attr, text=text)
+        else:
+            out, bad, nonint = _numbers(arr, present, attr)
+        probs.add("FA502", name, "not a number", np.flatnonzero(bad), shown, _valid_text(attr))
         probs.add(
             "FA508",
             name,
             "not a whole number",
             np.flatnonzero(nonint),
-            arr,
+            shown,
             _valid_text(attr),
         )
         ok = present & ~bad & ~nonint
@@ -685,25 +964,157 @@ def _encode(
             attr,
             out,
             ok,
-            arr,
+            shown,
             probs,
             attr.min if isinstance(attr.min, int | float) else None,
             attr.max if isinstance(attr.max, int | float) else None,
         )
     elif attr.type == "bool":
-        out, bad = _bools(arr, present, text=text)
-        probs.add("FA502", name, "not true or false", np.flatnonzero(bad), arr, _valid_text(attr))
+        if strings is not None:
+            out, bad = _text_bools(strings, present, text=text)
+        else:
+            out, bad = _bools(arr, present)
+        probs.add("FA502", name, "not true or false", np.flatnonzero(bad), shown, _valid_text(attr))
     elif attr.type in ("category", "ordinal"):
-        out = _levels(name, attr, arr, present, probs)
+        if strings is not None:
+            out = _text_levels(name, attr, strings, present, probs)
+        else:
+            out = _levels(name, attr, arr, present, probs)
     else:  # date
-        out, bad = _dates(arr, present)
-        probs.add("FA502", name, "not a date", np.flatnonzero(bad), arr, _valid_text(attr))
+        if strings is not None:
+            out, bad = _text_dates(strings, present)
+        else:
+            out, bad = _dates(arr, present)
+        probs.add("FA502", name, "not a date", np.flatnonzero(bad), shown, _valid_text(attr))
         lo = (attr.min - _EPOCH).days if isinstance(attr.min, dt.date) else None
         hi = (attr.max - _EPOCH).days if isinstance(attr.max, dt.date) else None
-        _range(name, attr, out, present & ~bad, arr, probs, lo, hi)
+        _range(name, attr, out, present & ~bad, shown, probs, lo, hi)
     if fill is not None:
         out = _fill_default(name, attr, out, fill, n, probs)
     return out, fill
+
+
+# -- text, checked by Arrow's kernels --------------------------------------------------------
+
+
+def _match(strings: Any, pattern: str) -> npt.NDArray[np.bool_]:
+    import pyarrow.compute as pc
+
+    return _np_bool(pc.fill_null(pc.match_substring_regex(strings, pattern), fill_value=False))
+
+
+def _where(mask: npt.NDArray[np.bool_], strings: Any, other: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.if_else(pa.array(mask), strings, other)
+
+
+def _text_numbers(
+    strings: Any, present: npt.NDArray[np.bool_], attr: Attribute, *, text: bool
+) -> tuple[np.ndarray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Numbers written as text (ASCII digits only); outside a CSV file text is not a number."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(strings)
+    nonint = np.zeros(n, dtype=bool)
+    if not text:
+        zeros = np.zeros(n, dtype=np.int64 if attr.type == "int" else np.float64)
+        return zeros, present.copy(), nonint
+    trimmed = pc.ascii_trim_whitespace(strings)
+    number = _match(trimmed, _NUMBER) & present
+    bad = present & ~number
+    whole = _match(trimmed, _WHOLE) & number if attr.type == "int" else np.zeros(n, dtype=bool)
+    rest = number & ~whole
+    floats = np.zeros(n, dtype=np.float64)
+    if rest.any():
+        floats = np.asarray(pc.cast(_where(rest, trimmed, "0"), pa.float64()).to_numpy())
+    finite = np.isfinite(floats)
+    bad |= rest & ~finite
+    if attr.type == "float":
+        out = np.where(number & finite, floats, 0.0)
+        return out, bad, nonint
+    ints = np.zeros(n, dtype=np.int64)
+    if whole.any():
+        ints = np.asarray(pc.cast(_where(whole, trimmed, "0"), pa.int64()).to_numpy())
+    nonint = (whole & (np.abs(ints) > _MAX_EXACT)) | (
+        rest & finite & ((floats != np.floor(floats)) | (np.abs(floats) > _MAX_EXACT))
+    )
+    fine_float = rest & finite & ~nonint
+    out = np.where(whole & ~nonint, ints, 0)
+    if fine_float.any():
+        out[fine_float] = floats[fine_float].astype(np.int64)
+    return out.astype(np.int64), bad, nonint
+
+
+def _text_bools(
+    strings: Any, present: npt.NDArray[np.bool_], *, text: bool
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Flags written as words (in a CSV file); outside one text is not a flag."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not text:
+        return np.zeros(len(strings), dtype=bool), present.copy()
+    words = pc.utf8_lower(pc.ascii_trim_whitespace(strings))
+    yes = _np_bool(pc.is_in(words, value_set=pa.array(sorted(_TRUE))).fill_null(fill_value=False))
+    no = _np_bool(pc.is_in(words, value_set=pa.array(sorted(_FALSE))).fill_null(fill_value=False))
+    return yes & present, present & ~(yes | no)
+
+
+def _text_levels(
+    name: str, attr: Attribute, strings: Any, present: npt.NDArray[np.bool_], probs: _Problems
+) -> npt.NDArray[np.int16]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    levels = list(attr.levels or [])
+    value_set = pa.array(levels, type=pa.string())
+    index = pc.index_in(strings, value_set=value_set)
+    matched = _np_bool(index.is_valid())
+    if (present & ~matched).any():  # second chance for values padded with spaces
+        index = pc.coalesce(index, pc.index_in(pc.utf8_trim_whitespace(strings), value_set))
+        matched = _np_bool(index.is_valid())
+    codes = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False), dtype=np.int16)
+    bad = np.flatnonzero(present & ~matched).tolist()
+    if bad:
+        first = str(strings[bad[0]].as_py())
+        close = difflib.get_close_matches(first, levels, n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        probs.add("FA504", name, f"unknown level{hint}", bad, _Cells(strings), _valid_text(attr))
+    return codes
+
+
+def _text_dates(
+    strings: Any, present: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Dates written ``YYYY-MM-DD`` (ASCII digits), real days only."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(strings)
+    shaped = _match(trimmed, _DATE) & present
+    bad = present & ~shaped
+    out = np.zeros(len(strings), dtype=np.int64)
+    if not shaped.any():
+        return out, bad
+    try:
+        days = pc.cast(pc.cast(_where(shaped, trimmed, "1970-01-01"), pa.date32()), pa.int32())
+    except pa.ArrowInvalid:  # some day does not exist (2026-02-30): find which
+        for i in np.flatnonzero(shaped):
+            d = _as_date(str(trimmed[int(i)].as_py()))
+            if d is None:
+                bad[i] = True
+            else:
+                out[i] = (d - _EPOCH).days
+        return out, bad
+    out[:] = np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.int64)
+    out[~shaped] = 0
+    return out, bad
+
+
+# -- Python and numpy values -----------------------------------------------------------------
 
 
 def _missing_mask(arr: np.ndarray) -> npt.NDArray[np.bool_]:
@@ -724,23 +1135,30 @@ def _missing_mask(arr: np.ndarray) -> npt.NDArray[np.bool_]:
 
 
 def _numbers(
-    arr: np.ndarray, present: npt.NDArray[np.bool_], attr: Attribute, *, text: bool
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    arr: np.ndarray, present: npt.NDArray[np.bool_], attr: Attribute
+) -> tuple[np.ndarray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Numbers given as numbers; text, flags and anything non-finite are not numbers."""
     n = len(arr)
     bad = np.zeros(n, dtype=bool)
-    if arr.dtype.kind in "iuf":
+    if arr.dtype.kind in "iu":
         out = arr.astype(np.float64)
-    elif (fast := _float_column(arr, present, text=text)) is not None:
+        if attr.type == "int":  # exact: no detour through float64
+            limit = 2**53
+            nonint = (arr > limit) | ((arr < -limit) if arr.dtype.kind == "i" else False)
+            return np.where(nonint, 0, arr).astype(np.int64), bad, np.asarray(nonint, dtype=bool)
+    elif arr.dtype.kind == "f":
+        out = arr.astype(np.float64)
+    elif (fast := _float_column(arr, present)) is not None:
         out = fast
     else:
         out = np.zeros(n, dtype=np.float64)
         for i in np.flatnonzero(present):
             v = arr[i]
-            if isinstance(v, bool | np.bool_) or (isinstance(v, str) and not text):
+            if isinstance(v, bool | np.bool_ | str | bytes):
                 bad[i] = True
                 continue
             try:
-                out[i] = float(v.strip()) if isinstance(v, str) else float(v)
+                out[i] = float(v)
             except (TypeError, ValueError, OverflowError):
                 bad[i] = True
     finite = np.isfinite(out)
@@ -750,18 +1168,17 @@ def _numbers(
     if attr.type == "int":
         nonint = present & ~bad & ((out != np.floor(out)) | (np.abs(out) > _MAX_EXACT))
         out[nonint] = 0.0
+        return out.astype(np.int64), bad, nonint
     return out, bad, nonint
 
 
 def _float_column(
-    arr: np.ndarray, present: npt.NDArray[np.bool_], *, text: bool
+    arr: np.ndarray, present: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.float64] | None:
     """The whole column converted at C speed, or None if some value needs a closer look."""
     if not present.all():
         return None
-    if not text and any(isinstance(v, str | bool | np.bool_) for v in arr):
-        return None
-    if text and arr.dtype == object and not all(isinstance(v, str) for v in arr):
+    if any(isinstance(v, str | bytes | bool | np.bool_) for v in arr):
         return None
     try:
         return np.asarray(arr, dtype=np.float64)
@@ -774,7 +1191,7 @@ def _range(
     attr: Attribute,
     out: np.ndarray,
     ok: npt.NDArray[np.bool_],
-    raw: np.ndarray,
+    raw: Any,
     probs: _Problems,
     lo: float | None,
     hi: float | None,
@@ -791,24 +1208,16 @@ def _range(
 
 
 def _bools(
-    arr: np.ndarray, present: npt.NDArray[np.bool_], *, text: bool
+    arr: np.ndarray, present: npt.NDArray[np.bool_]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     n = len(arr)
     if arr.dtype.kind == "b":
         return arr.astype(bool), np.zeros(n, dtype=bool)
-    if text and present.all():
-        words = np.char.lower(np.char.strip(arr.astype(str)))
-        yes, no = np.isin(words, list(_TRUE)), np.isin(words, list(_FALSE))
-        return yes, ~(yes | no)
     out = np.zeros(n, dtype=bool)
     bad = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(present):
         v = arr[i]
-        if isinstance(v, bool | np.bool_):
-            out[i] = bool(v)
-        elif isinstance(v, str) and text and v.strip().lower() in _TRUE | _FALSE:
-            out[i] = v.strip().lower() in _TRUE
-        elif isinstance(v, int | np.integer) and not text and v in (0, 1):
+        if isinstance(v, bool | np.bool_) or (isinstance(v, int | np.integer) and v in (0, 1)):
             out[i] = bool(v)
         else:
             bad[i] = True
@@ -818,30 +1227,21 @@ def _bools(
 def _levels(
     name: str, attr: Attribute, arr: np.ndarray, present: npt.NDArray[np.bool_], probs: _Problems
 ) -> npt.NDArray[np.int16]:
+    """Levels from values that are not all text: only text can be a level."""
     levels = list(attr.levels or [])
     codes = np.zeros(len(arr), dtype=np.int16)
-    # One vectorized comparison per level over the column as fixed-width text.
-    if arr.dtype.kind == "U" or (arr.dtype == object and _kinds(arr) <= {str}):
-        text = arr.astype(str)
-    else:
-        is_text = np.fromiter((isinstance(v, str) for v in arr), dtype=bool, count=len(arr))
-        text = np.where(is_text, arr, "").astype(str)
-    matched = np.zeros(len(arr), dtype=bool)
-    for k, level in enumerate(levels):
-        hit = text == level
-        codes[hit] = k
-        matched |= hit
-    loose = np.flatnonzero(present & ~matched)
-    if len(loose):  # second chance for values padded with spaces, e.g. in hand-made CSV
-        stripped = np.char.strip(text[loose])
-        for k, level in enumerate(levels):
-            hit = loose[stripped == level]
-            codes[hit] = k
-            matched[hit] = True
-    bad = np.flatnonzero(present & ~matched).tolist()
+    lookup = {level: k for k, level in enumerate(levels)}
+    bad: list[int] = []
+    for i in np.flatnonzero(present):
+        v = arr[i]
+        k = lookup.get(v.strip()) if isinstance(v, str) else None
+        if k is None:
+            bad.append(int(i))
+        else:
+            codes[i] = k
     if bad:
-        firsts = [str(arr[i]) for i in bad[:MAX_LISTED]]
-        close = difflib.get_close_matches(firsts[0], levels, n=1)
+        first = str(arr[bad[0]])
+        close = difflib.get_close_matches(first, levels, n=1)
         hint = f"; did you mean `{close[0]}`?" if close else ""
         probs.add("FA504", name, f"unknown level{hint}", bad, arr, _valid_text(attr))
     return codes
@@ -856,13 +1256,6 @@ def _dates(
         out = np.where(present, (days - np.datetime64("1970-01-01", "D")).astype(np.int64), 0)
         not_midnight = present & (days.astype(arr.dtype) != arr)
         return out.astype(np.int64), not_midnight
-    if present.all() and all(isinstance(v, str) and len(v.strip()) == 10 for v in arr):
-        try:
-            days = np.char.strip(arr.astype(str)).astype("datetime64[D]")
-        except ValueError:
-            pass  # some value is not a date: find which below
-        else:
-            return (days - np.datetime64("1970-01-01", "D")).astype(np.int64), np.zeros(n, bool)
     out = np.zeros(n, dtype=np.int64)
     bad = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(present):
@@ -880,14 +1273,18 @@ def _as_date(v: Any) -> dt.date | None:
     if isinstance(v, dt.date):
         return v
     if isinstance(v, np.datetime64):
+        if np.isnat(v):
+            return None
         day = v.astype("datetime64[D]")
         return day.astype(dt.date) if day == v else None
     if hasattr(v, "to_pydatetime"):  # pandas.Timestamp
         return _as_date(v.to_pydatetime())
     if isinstance(v, str):
         text = v.strip()
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            return None
         try:
-            return dt.date.fromisoformat(text) if len(text) == 10 else None
+            return dt.date.fromisoformat(text)
         except ValueError:
             return None
     return None
@@ -934,6 +1331,9 @@ def _check_encoded(name: str, attr: Attribute, arr: np.ndarray, probs: _Problems
         lo = float(attr.min) if isinstance(attr.min, int | float) else None
         hi = float(attr.max) if isinstance(attr.max, int | float) else None
         _range(name, attr, out, ~bad, arr, probs, lo, hi)
+        if attr.type == "int":
+            bad |= np.abs(out) > _MAX_EXACT
+            return np.where(bad, 0.0, out).astype(np.int64)
         return out
     if attr.type == "bool":
         if arr.dtype.kind != "b":

@@ -18,7 +18,6 @@ without knowing the seed, and once the seed is published anybody can check every
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._html import table as html_table
+from fairalloc._io import write_table
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 
@@ -143,34 +143,50 @@ class Ranking:
         }
         return json.dumps(doc, ensure_ascii=False, indent=indent)
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write the ranking (best first) with every resident's points and scale totals."""
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
+        """Write the ranking (best first) with every resident's points and scale totals.
+
+        The file is replaced atomically. Ids that a spreadsheet would run as a formula get a
+        leading ``'`` unless ``escape_formulas`` is false (for programs that read the file).
+        """
+        write_table(
+            path,
+            self._columns(),
+            text_columns=("id",),
+            escape_formulas=escape_formulas,
+            file_format="csv",
+        )
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the columns of :meth:`to_csv` as Parquet, atomically."""
+        write_table(path, self._columns(), file_format="parquet")
+
+    def _columns(self) -> dict[str, Any]:
+        import pyarrow as pa
+
         ev = self.evaluation
         cp = ev.policy
-        heads = ["rank", "id", "score"]
-        heads += [
-            lbl for j, lbl in enumerate(cp.tie_break_labels) if cp._tie_breaks[j].kernel is not None
-        ]
-        heads += ["lottery"] if cp.lottery_seed is not None else []
-        heads += ["tied"]
-        heads += [f"points.{k}" for k in ev.criteria]
-        heads += [f"scale.{p}" for p in cp.scale_paths]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(heads)
-            for i in range(len(self.order)):
-                r = int(self.order[i])
-                rec = self.row(i)
-                rec.update(
-                    {f"points.{k}": int(ev.points[r, j]) / MICRO for j, k in enumerate(ev.criteria)}
-                )
-                rec.update(
-                    {
-                        f"scale.{p}": int(ev.scale_totals[r, j]) / MICRO
-                        for j, p in enumerate(cp.scale_paths)
-                    }
-                )
-                w.writerow([rec.get(h, "") for h in heads])
+        rows = self.order.astype(np.intp)
+        cols: dict[str, Any] = {
+            "rank": pa.array(self.rank[rows]),
+            "id": pa.array(ev.ids[rows], type=pa.string()),
+            "score": pa.array(ev.score_micro[rows] / MICRO),
+        }
+        for j, lbl in enumerate(cp.tie_break_labels):
+            if cp._tie_breaks[j].kernel is not None:
+                cols[lbl] = pa.array(ev.tie_values[rows, j])
+        if cp.lottery_seed is not None:
+            keys = np.ascontiguousarray(self.lottery[rows].astype(">u8")).tobytes().hex()
+            hexes: Any = np.frombuffer(keys.encode("ascii"), dtype="S16") if len(rows) else []
+            cols["lottery"] = pa.array(
+                hexes, type=pa.binary(16), mask=~self.lottery_used[rows]
+            ).cast(pa.string())
+        cols["tied"] = pa.array(self.tied[rows])
+        for j, k in enumerate(ev.criteria):
+            cols[f"points.{k}"] = pa.array(ev.points[rows, j] / MICRO)
+        for j, p in enumerate(cp.scale_paths):
+            cols[f"scale.{p}"] = pa.array(ev.scale_totals[rows, j] / MICRO)
+        return cols
 
     def to_pandas(self) -> pd.DataFrame:
         """The ranking as a DataFrame (best first) with the evaluation's columns beside it."""

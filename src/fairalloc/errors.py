@@ -30,6 +30,7 @@ from enum import StrEnum
 __all__ = [
     "AllocationError",
     "AllocationReason",
+    "ApprovalMissing",
     "ArgumentError",
     "ArgumentTypeError",
     "ComparisonError",
@@ -37,11 +38,16 @@ __all__ = [
     "FairallocError",
     "FairnessViolation",
     "MissingDependency",
+    "OutputError",
     "PolicyError",
     "PolicyIssue",
+    "PolicyNotInForce",
     "PopulationError",
     "PopulationIssue",
+    "PublishError",
     "RecordsError",
+    "ReviewError",
+    "RotationStateError",
     "SourceSpan",
     "UsageError",
 ]
@@ -227,6 +233,25 @@ class EvaluationError(FairallocError, ArithmeticError):
         super().__init__(f"{where}: {message}; residents: {listed}{more}")
 
 
+class OutputError(FairallocError, ValueError):
+    """fairalloc refused, or failed, to write an output file.
+
+    Attributes:
+        code: A stable code such as ``FA801`` (see ``docs/errors.md``).
+        path: The file concerned.
+        hint: What to do instead.
+    """
+
+    def __init__(self, code: str, path: str, message: str, hint: str = "") -> None:
+        self.code = code
+        self.path = path
+        self.hint = hint
+        text = f"{path}: {code} {message}"
+        if hint:
+            text += f"\n    hint: {hint}"
+        super().__init__(text)
+
+
 class ArgumentError(FairallocError, ValueError):
     """An argument given to a fairalloc function cannot be used.
 
@@ -370,6 +395,42 @@ class IssueCollector:
             raise cls(self.issues)
 
 
+class RotationStateError(FairallocError, ValueError):
+    """A rotation's state cannot be read or does not fit the round asked for.
+
+    The string form is ``CODE message``; codes ``FA780`` to ``FA789`` (see ``docs/errors.md``).
+
+    Attributes:
+        code: The stable code.
+        message: The message without the code.
+        where: The place in the state document (``residents[3].times_served``), or ``""``.
+    """
+
+    def __init__(self, code: str, message: str, *, where: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.where = where
+        super().__init__(f"{code} {where + ': ' if where else ''}{message}")
+
+
+class ReviewError(FairallocError, ValueError):
+    """A re-review cannot be opened, replayed or answered as asked.
+
+    The string form is ``CODE message``; codes ``FA790`` to ``FA799`` (see ``docs/errors.md``).
+
+    Attributes:
+        code: The stable code.
+        message: The message without the code.
+        case: The case concerned, if any.
+    """
+
+    def __init__(self, code: str, message: str, *, case: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.case = case
+        super().__init__(f"{code} {'case ' + case + ': ' if case else ''}{message}")
+
+
 class UsageError(FairallocError, ValueError):
     """A command was called in a way it cannot run (code ``FA900``; exit status 2).
 
@@ -397,4 +458,55 @@ class MissingDependency(FairallocError, ImportError):
         what = f"{feature} needs" if feature else "this needs"
         super().__init__(
             f"FA910 {what} {module}, which is not installed: pip install 'fairalloc[{extra}]'"
+        )
+
+
+class PublishError(FairallocError, ValueError):
+    """A public document cannot be made as asked (code ``FA850``).
+
+    An unknown language or format (``FA850``), a period that is not a quarter, month or year
+    (``FA851``), a period in which no round was decided (``FA852``).
+
+    Attributes:
+        code: The error's code.
+    """
+
+    code = "FA850"
+
+    def __init__(self, message: str, *, code: str = "FA850") -> None:
+        self.code = code
+        super().__init__(f"{code} {message}")
+
+
+class PolicyNotInForce(FairallocError, ValueError):
+    """A policy is run on a date outside its effective window (code ``FA114``).
+
+    Attributes:
+        as_of: The date asked for.
+        effective: The first day the policy is in force (None: no start).
+        expires: The last day it is in force (None: no end).
+    """
+
+    code = "FA114"
+
+    def __init__(self, policy_id: str, as_of: object, effective: object, expires: object) -> None:
+        self.as_of = as_of
+        self.effective = effective
+        self.expires = expires
+        window = f"from {effective or 'any date'} until {expires or 'further notice'}"
+        super().__init__(
+            f"FA114 policy `{policy_id}` is not in force on {as_of}: it is in force {window};"
+            " run it on a date in that window, or use the policy in force then"
+        )
+
+
+class ApprovalMissing(FairallocError, ValueError):
+    """A policy version is registered without saying who approved it and when (``FA118``)."""
+
+    code = "FA118"
+
+    def __init__(self, policy_id: str, version: str) -> None:
+        super().__init__(
+            f"FA118 policy `{policy_id}` version {version} records no approval: give"
+            " approved_by= and approved_at=, or write `policy.approved: {by, on}`"
         )

@@ -41,9 +41,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import plot_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
+from fairalloc._text import number
 from fairalloc.allocation._result import Allocation
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 
@@ -119,9 +121,7 @@ def _legend(fig: Figure, ax: Axes, *, own: bool) -> None:
 
 def _num(value: float) -> str:
     """A number as the command line prints it: up to six decimals, no trailing zeros."""
-    if value == int(value):
-        return str(int(value))
-    return f"{value:.6f}".rstrip("0").rstrip(".")
+    return number(value)
 
 
 def _evaluation_of(result: Evaluation | Allocation) -> Evaluation:
@@ -251,6 +251,7 @@ def score_breakdown(
     ax.axvline(0.0, color="0.3", linewidth=0.8)
     ax.margins(x=0.2)
     ax.set_xlabel("points")
+    ax.set_ylabel("part of the score")
     rec = ev.record(row)
     status = ""
     if not rec["eligible"]:
@@ -258,7 +259,8 @@ def score_breakdown(
         why += [f"excluded by `{rec['exclusion']}`"] if rec["exclusion"] else []
         status = " (not eligible: " + ", ".join(why) + ")"
     ax.set_title(
-        f"{rec['id']}: score {_num(rec['score'])}{status}\n= {_score_formula(ev, row)}",
+        f"{plot_text(rec['id'])}: score {_num(rec['score'])}{status}\n"
+        f"= {_score_formula(ev, row)}",
         loc="left",
         fontsize="medium",
     )
@@ -304,7 +306,9 @@ def score_distribution(
     ax.set_xlabel(what)
     ax.set_ylabel("residents")
     meta = ev.policy.policy.policy
-    ax.set_title(f"Scores of the eligible residents: {meta.id} v{meta.version}", loc="left")
+    ax.set_title(
+        f"Scores of the eligible residents: {meta.id} v{plot_text(meta.version)}", loc="left"
+    )
     if len(scores) == 0:
         ax.text(0.5, 0.5, "nobody is eligible", transform=ax.transAxes, ha="center")
         return fig
@@ -341,7 +345,7 @@ def _cutoff_lines(ax: Axes, allocation: Allocation) -> None:
             color="0.1",
             linestyle=style,
             linewidth=1.5,
-            label=f"cut-off {c.category}: {_num(c.score)} ({c.last_id})",
+            label=f"cut-off {c.category}: {_num(c.score)} ({plot_text(c.last_id)})",
         )
         ax.annotate(
             c.category,
@@ -536,7 +540,8 @@ def selection_rates(
         if not publication and any(r["suppressed"] for r in rows)
         else ""
     )
-    ax.set_xlabel(f"selection rate ({selected}) with {pct}% Wilson interval{note}")
+    ax.set_xlabel(f"selection rate ({selected}),\n{pct}% Wilson interval{note}")
+    ax.set_ylabel("group (residents compared)")
     ax.set_title(f"Selection rates by group: {where}", loc="left", fontsize="medium")
     _legend(fig, ax, own=own)
     return fig
@@ -679,7 +684,8 @@ def _x_axis(ax: Axes, curves: _Curves, *, label: bool) -> None:
             label=f"policy as it is: {curves.key}={value}",
         )
     if label:
-        ax.set_xlabel(curves.key)
+        unit = " (units)" if curves.key in ("capacity", "allocation.capacity") else ""
+        ax.set_xlabel(f"{curves.key}{unit}")
 
 
 def _metric_panel(ax: Axes, curves: _Curves, metric: str) -> None:
@@ -880,7 +886,8 @@ def sweep_curves(
         _x_axis(axes[0], curves, label=not rates)
         held = ", ".join(f"{k}={_shown(v)}" for k, v in curves.fixed.items())
         axes[0].set_title(
-            f"{sweep.policy_id} v{sweep.policy_version}: {SWEEP_METRICS[metric]} by {curves.key}"
+            f"{sweep.policy_id} v{plot_text(sweep.policy_version)}:"
+            f" {SWEEP_METRICS[metric]} by {curves.key}"
             + (f" ({held})" if held else ""),
             loc="left",
             fontsize="medium",
@@ -994,6 +1001,7 @@ def comparison_groups(
     ax.set_xlim(-reach * 1.3, reach * 1.3)
     ax.xaxis.set_major_formatter(_unsigned_ticks())
     ax.set_xlabel("residents: losing their place ← | → newly served")
+    ax.set_ylabel(f"{name} (residents compared)")
     ax.set_title(
         f"Who gains and who loses a place, by {name}\n{comparison.before} → {comparison.after}",
         loc="left",

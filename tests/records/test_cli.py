@@ -230,6 +230,7 @@ def test_retention_is_declared_listed_and_due(
         fa.parse_policy(RETAINED.replace("6 months", "six months"))
 
 
+@pytest.mark.slow
 def test_the_walkthrough_example_runs(tmp_path: Path) -> None:
     script = ROOT / "examples" / "records" / "walkthrough.py"
     done = subprocess.run(

@@ -267,6 +267,7 @@ with DecisionLog.open(url) as log:
 """
 
 
+@pytest.mark.slow
 def test_two_processes_appending_at_once_never_fork_the_chain(log_url: str) -> None:
     DecisionLog.open(log_url).close()  # create the tables before the race
     procs = [
@@ -417,3 +418,24 @@ def test_every_code_of_the_log_is_documented_and_in_its_range() -> None:
     assert len(used) > 20
     assert used == listed
     assert all(700 <= int(c[2:]) <= 779 for c in used)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_canonical_floats_read_back_exactly(x: float) -> None:
+    text = canonical_float(x)
+    assert float(text) == x
+    assert float(json.loads(canonical({"x": x}))["x"]) == x
+    assert "e+0" not in text
+    assert "e-0" not in text
+    assert not text.endswith(".0")
+
+
+def test_a_log_that_cannot_be_opened_says_where(tmp_path: Path) -> None:
+    for url in (
+        "http://example.org/log",
+        str(tmp_path / "missing-folder" / "log.db"),
+        "postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dno_such_schema",
+    ):
+        with pytest.raises(RecordsError) as err:
+            DecisionLog.open(url)
+        assert err.value.code == "FA701", url

@@ -311,6 +311,7 @@ allocation: {capacity: 1}
 """
 
 
+@pytest.mark.slow
 def test_grinding_an_id_against_a_known_seed_fails_against_a_recorded_draw(
     tmp_path: Path,
 ) -> None:

@@ -42,7 +42,6 @@ depend on the order in which proposals are processed, nor on the order of the in
 from __future__ import annotations
 
 import heapq
-import html
 import json
 import numbers
 from collections.abc import Mapping
@@ -54,6 +53,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
+from fairalloc._escape import html_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
@@ -663,4 +663,4 @@ class MatchingResult(Explainable):
             )
             for c in self.cutoffs()
         )
-        return f"<p>{html.escape(repr(self))}</p>" + html_table(heads, rows)
+        return f"<p>{html_text(repr(self))}</p>" + html_table(heads, rows)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import html
 import json
 import os
 from dataclasses import dataclass
@@ -12,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import html_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
+from fairalloc._io import write_table
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 
@@ -187,16 +187,59 @@ class Allocation(Explainable):
         rest = rest[np.argsort(self.evaluation.ids[rest].astype(str), kind="stable")]
         return [self.record(int(r)) for r in (*self.order, *rest)]
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write every resident's outcome (see :meth:`to_dicts`) as CSV."""
-        heads = ["id", "eligible", "served", "category", "position", "score"]
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
+        """Write every resident's outcome (see :meth:`to_dicts`) as CSV, atomically.
+
+        The rows and cells are those of :meth:`to_dicts` (an empty cell where a value is
+        ``None``). Ids and category names that a spreadsheet would run as a formula (starting
+        with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) are written with a leading
+        ``'``; pass ``escape_formulas=False`` for a program that reads the file.
+        """
+        write_table(
+            path,
+            self._columns(),
+            text_columns=("id", "category"),
+            escape_formulas=escape_formulas,
+            file_format="csv",
+        )
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write every resident's outcome (see :meth:`to_dicts`) as Parquet, atomically."""
+        write_table(path, self._columns(), file_format="parquet")
+
+    def _columns(self) -> dict[str, Any]:
+        """The columns of :meth:`to_dicts`, in its row order, as Arrow arrays."""
+        import pyarrow as pa
+
+        ev = self.evaluation
+        rest = np.flatnonzero(~ev.eligible)
+        if len(rest):
+            import pyarrow.compute as pc
+
+            by_id = pc.sort_indices(pa.array(ev.ids[rest], type=pa.string()))
+            rest = rest[by_id.to_numpy()]
+        rows = np.concatenate([self.order.astype(np.intp), rest.astype(np.intp)])
+        category = self.category[rows].astype(np.int64)
+        names = pa.array(list(self.categories), type=pa.string())
+        position = self.position[rows]
+        cols: dict[str, Any] = {
+            "id": pa.array(ev.ids[rows], type=pa.string()),
+            "eligible": pa.array(ev.eligible[rows]),
+            "served": pa.array(self.served[rows]),
+            "category": names.take(pa.array(category, mask=category < 0)),
+            "position": pa.array(position, mask=position == 0),
+            "score": pa.array(ev.score_micro[rows] / MICRO),
+        }
         if self.lottery_key is not None:
-            heads += ["lottery_key", "lottery_draw"]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(heads)
-            for rec in self.to_dicts():
-                w.writerow(["" if rec.get(h) is None else rec.get(h) for h in heads])
+            drawn = ~ev.eligible[rows]
+            keys = np.ascontiguousarray(self.lottery_key[rows].astype(">u8")).tobytes().hex()
+            hexes: Any = np.frombuffer(keys.encode("ascii"), dtype="S16") if len(rows) else []
+            cols["lottery_key"] = pa.array(hexes, type=pa.binary(16), mask=drawn).cast(
+                pa.string()
+            )
+            assert self.lottery_draw is not None
+            cols["lottery_draw"] = pa.array(self.lottery_draw[rows], mask=drawn)
+        return cols
 
     def summary(self) -> dict[str, Any]:
         """The allocation's figures: capacity, units used, cut-offs per category."""
@@ -260,4 +303,4 @@ class Allocation(Explainable):
             for c in self.cutoffs()
         )
         heads = ("category", "units", "given", "left", "last served", "cut-off score")
-        return f"<p>{html.escape(repr(self))}</p>" + html_table(heads, rows)
+        return f"<p>{html_text(repr(self))}</p>" + html_table(heads, rows)

@@ -8,7 +8,12 @@ Each round:
    never applied anywhere else);
 3. the eligible residents are ordered by, in sequence:
 
-   * guaranteed first: with ``max_wait``, those who have waited at least ``max_wait`` rounds;
+   * guaranteed first: with ``max_wait``, the fewest of the most urgent residents (least
+     rounds left before their wait would exceed ``max_wait``; the other keys below among
+     equals) that must be served now so that every later round can still keep the bound with
+     the same capacity (earliest deadline first); residents who have waited ``max_wait``
+     rounds are always among them. Whenever ``N <= capacity * (max_wait + 1)`` residents stay
+     eligible, nobody waits more than ``max_wait`` rounds, whatever the order of the other keys;
    * times served, fewest first (with ``served_go_last``, the default);
    * need band, highest first (with ``bands``);
    * effective score, highest first: the score plus ``points_per_round`` for every round waited,
@@ -33,7 +38,6 @@ and the policy publishes no lottery seed, :func:`simulate` raises instead of cho
 from __future__ import annotations
 
 import csv
-import html
 import json
 import os
 import statistics
@@ -45,13 +49,22 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
+from fairalloc._escape import csv_text, html_text
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
+from fairalloc._io import atomic_write
 from fairalloc._numeric import micro_scalar
 from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import lottery_keys
-from fairalloc.errors import AllocationError, AllocationReason, ArgumentError, ArgumentTypeError
+from fairalloc.allocation._state import ResidentState, RotationState
+from fairalloc.errors import (
+    AllocationError,
+    AllocationReason,
+    ArgumentError,
+    ArgumentTypeError,
+    RotationStateError,
+)
 from fairalloc.policy._model import AllocationSpec, Policy, Rotation
 
 if TYPE_CHECKING:
@@ -59,7 +72,7 @@ if TYPE_CHECKING:
 
     from fairalloc._evaluation import Evaluation
 
-__all__ = ["Simulation", "simulate"]
+__all__ = ["Round", "Simulation", "run_round", "simulate"]
 
 #: The largest effective score bonus, in micro-points: with scores below 10**18 micro-points
 #: (see :mod:`fairalloc._numeric`), sums stay inside int64.
@@ -74,23 +87,34 @@ def simulate(
     capacity: int | None = None,
     arrivals: Mapping[int, Any] | None = None,
     departures: Mapping[int, Iterable[str]] | None = None,
+    state: RotationState | None = None,
 ) -> Simulation:
     """Serve the policy's rotation (``allocation.rotation``) for ``rounds`` rounds.
 
     See the module documentation for the order within a round and what changes between rounds.
+    With ``state`` (a :class:`RotationState` from an earlier run), the rounds continue from it:
+    rounds ``state.round + 1`` to ``state.round + rounds`` are run, ``residents`` are those
+    present before the first of them, and the result's :attr:`Simulation.state` is where the
+    rotation then stands. Running rounds one at a time this way gives the same rounds, records
+    and state as running them at once.
 
     Args:
         policy: A policy from :func:`fairalloc.load_policy` (or a compiled one) with an
             ``allocation.rotation`` section.
         residents: The residents at the start: a :class:`~fairalloc.Population` or anything
-            :meth:`Population.load <fairalloc.Population.load>` accepts.
+            :meth:`Population.load <fairalloc.Population.load>` accepts. With ``state``, the
+            residents present before the next round: ids the state holds as present and not
+            given here leave before it, ids it does not hold arrive before it, and for the
+            others the attributes the rotation accrues are taken from the state.
         rounds: Rounds to run (at least 1).
         capacity: Residents served per round; by default ``allocation.rotation.capacity``, else
             ``allocation.capacity``.
-        arrivals: Residents joining before a round, by round (1 to ``rounds``): anything
+        arrivals: Residents joining before a round, by round number (1 to ``rounds``, or with
+            ``state``, ``state.round + 1`` to ``state.round + rounds``): anything
             :meth:`Population.load <fairalloc.Population.load>` accepts. Their ids must be new.
-        departures: Ids of residents leaving before a round, by round; departures are applied
-            before that round's arrivals.
+        departures: Ids of residents leaving before a round, by round number; departures are
+            applied before that round's arrivals.
+        state: Where an earlier run left the rotation (default: nothing run yet).
 
     Returns:
         The :class:`Simulation`: who was served in each round, and every resident's waits.
@@ -102,6 +126,8 @@ def simulate(
             capacity and the policy publishes no lottery seed.
         PopulationError: if residents do not fit the policy's attribute schema.
         EvaluationError: if a rule cannot be applied to some residents in some round.
+        RotationStateError: ``FA781`` if ``state`` is another policy's rotation, ``FA782`` if
+            a resident given left the rotation in an earlier round (ids are never reused).
 
     Examples:
         >>> import fairalloc as fa
@@ -131,13 +157,15 @@ def simulate(
         raise ArgumentError(
             "FA600", f"rounds must be at least 1, got {rounds}", argument="rounds", value=rounds
         )
-    joining = _schedule("arrivals", arrivals, rounds)
+    start = 0 if state is None else _check_state(state, model)
+    joining = _schedule("arrivals", arrivals, start, rounds)
     leaving = {
-        r: _departing_ids(r, ids) for r, ids in _schedule("departures", departures, rounds).items()
+        r: _departing_ids(r, ids)
+        for r, ids in _schedule("departures", departures, start, rounds).items()
     }
     accrue = _accruals(model, rotation)
     bonus = micro_scalar(rotation.points_per_round)
-    if bonus * rounds > _MAX_BONUS:
+    if bonus * (start + rounds) > _MAX_BONUS:
         raise AllocationError(
             "FA660",
             AllocationReason.SCORE_OUT_OF_RANGE,
@@ -148,11 +176,14 @@ def simulate(
 
     population = _load(residents, model, "residents")
     ledger = _Ledger(seed)
-    rows = ledger.add(population.ids, 0)  # ledger entry of each population row
+    if state is None:
+        rows = ledger.add(population.ids, 0)  # ledger entry of each population row
+    else:
+        population, rows = _resume(ledger, state, population, accrue)
     served_by_round: list[list[str]] = []
     eligible_by_round: list[int] = []
     present_by_round: list[int] = []
-    for r in range(1, rounds + 1):
+    for r in range(start + 1, start + rounds + 1):
         if r in leaving:
             population, rows = _depart(population, rows, ledger, leaving[r], r)
         if r in joining:
@@ -184,7 +215,108 @@ def simulate(
         present=present_by_round,
         ledger=ledger,
         population=population,
+        first_round=start + 1,
+        state=ledger.to_state(model, start + rounds, rows, population, accrue),
     )
+
+
+def run_round(
+    policy: Policy | CompiledPolicy,
+    residents: Population | Any,
+    state: RotationState | None = None,
+    *,
+    capacity: int | None = None,
+) -> Round:
+    """Run the next round of the policy's rotation from where ``state`` left it.
+
+    The residents given are those present for this round (for instance this week's file):
+    ids the state holds as present and not given have left, ids it does not hold have arrived
+    (they start with no services and no wait), and for the others the attributes the rotation
+    accrues are taken from the state. Running rounds one by one, each from the state the one
+    before returned, gives exactly the rounds of :func:`simulate` over as many rounds with the
+    same arrivals and departures.
+
+    Args:
+        policy: A policy with an ``allocation.rotation`` section (or a compiled one).
+        residents: The residents present for this round: a :class:`~fairalloc.Population` or
+            anything :meth:`Population.load <fairalloc.Population.load>` accepts.
+        state: Where the rotation stands (``Round.state`` or ``Simulation.state`` of the round
+            before, or :meth:`RotationState.from_json`); ``None`` before the first round.
+        capacity: Residents served this round; by default the policy's.
+
+    Returns:
+        The :class:`Round`: who is served, and the state the next round starts from.
+
+    Raises:
+        RotationStateError: ``FA781`` if ``state`` is another policy's rotation, ``FA782`` if a
+            resident given left the rotation in an earlier round.
+        ValueError: as :func:`simulate`.
+
+    Examples:
+        >>> import fairalloc as fa
+        >>> policy = fa.parse_policy('''
+        ... policy: {id: demo, version: "1", title: Demo}
+        ... attributes:
+        ...   id: {type: str, role: id}
+        ...   need: {type: int, min: 0, max: 10}
+        ... rules:
+        ...   priority: [{id: need-points, points: "need"}]
+        ... ranking: {tie_break: [{lottery: {seed: published}}]}
+        ... allocation: {rotation: {capacity: 1}}
+        ... ''')
+        >>> week1 = fa.run_round(policy, [{"id": "a", "need": 3}, {"id": "b", "need": 7}])
+        >>> week1.served
+        ['b']
+        >>> week2 = fa.run_round(
+        ...     policy, [{"id": "a", "need": 3}, {"id": "c", "need": 5}], week1.state
+        ... )
+        >>> week2.round, week2.served, week2.state.get("b").departed
+        (2, ['c'], 2)
+    """
+    sim = simulate(policy, residents, rounds=1, capacity=capacity, state=state)
+    return Round(sim)
+
+
+class Round:
+    """One round of a rotation run by :func:`run_round`.
+
+    Attributes:
+        round: The round's number (1 for the first).
+        served: The ids served, in the order served.
+        eligible: The number of eligible residents.
+        present: The number of residents present.
+        state: Where the rotation stands after this round: what the next round starts from.
+        simulation: The round as a one-round :class:`Simulation` (records, explanations).
+        population: The residents after the round, with the accrued attributes as they stand.
+    """
+
+    def __init__(self, simulation: Simulation) -> None:
+        self.simulation = simulation
+        self.round = simulation.first_round
+        self.served = list(simulation.served[0])
+        self.eligible = simulation.eligible[0]
+        self.present = simulation.present[0]
+        self.state = simulation.state
+        self.population = simulation.population
+
+    def to_dict(self) -> dict[str, Any]:
+        """The round as plain values: number, served, counts and the state's digest."""
+        meta = self.simulation.policy.policy.policy
+        return {
+            "policy": {"id": meta.id, "version": meta.version},
+            "round": self.round,
+            "capacity": self.simulation.capacity,
+            "present": self.present,
+            "eligible": self.eligible,
+            "served": list(self.served),
+            "state_digest": self.state.digest(),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<Round {self.round}: {len(self.served)} served of {self.eligible} eligible,"
+            f" state {self.state.digest()[:12]}>"
+        )
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -253,7 +385,9 @@ def _capacity_of(spec: AllocationSpec, rotation: Rotation, capacity: int | None)
     )
 
 
-def _schedule(what: str, given: Mapping[int, Any] | None, rounds: int) -> dict[int, Any]:
+def _schedule(
+    what: str, given: Mapping[int, Any] | None, start: int, rounds: int
+) -> dict[int, Any]:
     if given is None:
         return {}
     out: dict[int, Any] = {}
@@ -262,10 +396,10 @@ def _schedule(what: str, given: Mapping[int, Any] | None, rounds: int) -> dict[i
             raise ArgumentTypeError(
                 "FA643", f"{what} are keyed by round number, got {r!r}", argument=what, value=r
             )
-        if not 1 <= int(r) <= rounds:
+        if not start + 1 <= int(r) <= start + rounds:
             raise ArgumentError(
                 "FA614",
-                f"{what} for round {r}, but the rounds run are 1 to {rounds}",
+                f"{what} for round {r}, but the rounds run are {start + 1} to {start + rounds}",
                 argument=what,
                 value=r,
             )
@@ -330,6 +464,63 @@ def _ranking_seed(model: Policy) -> str | None:
     chain = model.ranking.tie_break
     last = chain[-1].lottery if chain else None
     return last.seed if last is not None else None
+
+
+def _check_state(state: RotationState, model: Policy) -> int:
+    if not isinstance(state, RotationState):
+        raise RotationStateError(
+            "FA783", f"state must be a RotationState, got {type(state).__name__}", where="state"
+        )
+    if state.policy_id != model.policy.id:
+        raise RotationStateError(
+            "FA781",
+            f"the state is of the rotation of policy {state.policy_id!r}, not of"
+            f" {model.policy.id!r}",
+            where="policy.id",
+        )
+    return state.round
+
+
+def _resume(
+    ledger: _Ledger,
+    state: RotationState,
+    population: Population,
+    accrue: Mapping[str, tuple[float, float, float]],
+) -> tuple[Population, npt.NDArray[np.intp]]:
+    """Fill ``ledger`` from ``state``; the present residents' rows and their ledger entries.
+
+    Residents the state holds as present and ``population`` lacks leave before the next round;
+    residents it does not hold arrive before it; for the others, accrued values come from the
+    state.
+    """
+    nxt = state.round + 1
+    ledger.restore(state)
+    given = [str(i) for i in population.ids]
+    for rid in given:
+        e = ledger.index.get(rid)
+        if e is not None and ledger.departed[e]:
+            raise RotationStateError(
+                "FA782",
+                f"resident {rid!r} left the rotation before round {int(ledger.departed[e])};"
+                " ids are unique for the whole rotation",
+            )
+    here = set(given)
+    gone = [e for rid, e in ledger.index.items() if not ledger.departed[e] and rid not in here]
+    if gone:
+        ledger.leave(np.array(sorted(gone), dtype=np.intp), nxt)
+    known = np.array([rid in ledger.index for rid in given], dtype=bool)
+    new = np.flatnonzero(~known)
+    rows = np.empty(population.n, dtype=np.intp)
+    rows[known] = [ledger.index[rid] for rid, k in zip(given, known, strict=True) if k]
+    rows[new] = ledger.add(population.ids[new], nxt)
+    for name in accrue:
+        col = population.columns[name].copy()
+        for k in np.flatnonzero(known):
+            kept = state.get(given[k])
+            if kept is not None and name in kept.accrued:
+                col[k] = kept.accrued[name]
+        population = population.replace(name, col)
+    return population, rows
 
 
 # -- rounds -------------------------------------------------------------------------------------
@@ -412,9 +603,7 @@ def _order(
     """Positions in ``eligible``, first served first (see the module documentation)."""
     entries = rows[eligible]
     waited = ledger.waiting[entries]
-    keys: list[np.ndarray] = []  # most significant first
-    if rotation.max_wait is not None:
-        keys.append(waited < rotation.max_wait)  # False (guaranteed) sorts first
+    keys: list[np.ndarray] = []  # most significant first, the guarantee aside
     if rotation.served_go_last:
         keys.append(ledger.times_served[entries])
     if rotation.bands is not None:
@@ -422,15 +611,75 @@ def _order(
     keys.append(-(ev.score_micro[eligible] + np.int64(bonus) * waited))
     keys.append(-waited)
     keys.append(ev.ranking.rank[eligible])
-    if ledger.seed is not None:
-        keys.append(ledger.key[entries])
-        return np.lexsort(keys[::-1])
-    # No published lottery: a tie across the capacity cannot be decided, and ties inside or
-    # outside the served group are listed by id only for a stable display.
-    order = np.lexsort([ev.ids[eligible].astype(str), *keys[::-1]])
+    # The last key: the published lottery, or (without one) the id, which only lists residents
+    # in a stable order; a tie it would decide across the capacity is refused below.
+    last = ledger.key[entries] if ledger.seed is not None else ev.ids[eligible].astype(str)
+    guaranteed = np.zeros(len(entries), dtype=bool)
+    urgency = np.zeros(0, dtype=np.intp)
+    due = 0
+    if rotation.max_wait is not None:
+        slack = np.int64(rotation.max_wait) - waited  # rounds each may still wait
+        due = min(_due_now(slack, rotation.max_wait, units), units)
+        urgency = np.lexsort([last, *keys[::-1], slack])
+        guaranteed[urgency[:due]] = True
+    order = np.lexsort([last, *keys[::-1], ~guaranteed])
+    if ledger.seed is None:
+        _refuse_undecided(ev, eligible, keys, order, urgency, due, units, r)
+    return order
+
+
+def _due_now(slack: npt.NDArray[np.int64], max_wait: int, units: int) -> int:
+    """How many of the most urgent residents must be served now to keep ``max_wait``.
+
+    ``slack`` is, per eligible resident, how many rounds they may still wait (0: this round is
+    their last, below 0: already beyond the bound). A resident with slack ``s`` must be served
+    within the next ``s + 1`` rounds, so after this round, for every horizon ``h`` from 1 to
+    ``max_wait``, those not served now with slack at most ``h`` must fit in ``units * h``
+    places (the served start again with a slack of ``max_wait``). Serving the ``m`` most
+    urgent (earliest deadline first) meets every horizon exactly when ``m`` is at least
+    ``count(slack <= h) - units * h`` for every ``h`` from 0, which this returns (never below
+    0). When ``N <= units * (max_wait + 1)`` residents stay eligible the answer never exceeds
+    ``units`` and nobody waits beyond ``max_wait``.
+    """
+    if len(slack) == 0:
+        return 0
+    counts = np.bincount(np.clip(slack, 0, max_wait), minlength=max_wait + 1)
+    within = np.cumsum(counts)  # within[h]: residents with slack <= h
+    need = within - np.int64(units) * np.arange(max_wait + 1, dtype=np.int64)
+    return max(0, int(need.max()))
+
+
+def _refuse_undecided(
+    ev: Evaluation,
+    eligible: npt.NDArray[np.intp],
+    keys: list[np.ndarray],
+    order: npt.NDArray[np.intp],
+    urgency: npt.NDArray[np.intp],
+    due: int,
+    units: int,
+    r: int,
+) -> None:
+    """Without a published lottery, refuse a tie that would decide who is served.
+
+    Two places can split residents the policy cannot tell apart: the capacity, and (with
+    ``max_wait``) the last of the residents guaranteed a place this round, when the next one
+    in urgency, tied with them, is not served.
+    """
+
+    def tied(a: int, b: int) -> bool:
+        return all(k[a] == k[b] for k in keys)
+
+    pairs: list[tuple[int, int]] = []
     if 0 < units < len(order):
-        a, b = order[units - 1], order[units]
-        if all(k[a] == k[b] for k in keys):
+        pairs.append((int(order[units - 1]), int(order[units])))
+    if 0 < due < len(urgency):
+        position = np.empty(len(order), dtype=np.intp)
+        position[order] = np.arange(len(order))
+        a, b = int(urgency[due - 1]), int(urgency[due])
+        if position[b] >= units:
+            pairs.append((a, b))
+    for a, b in pairs:
+        if tied(a, b):
             ids = ev.ids[eligible]
             raise AllocationError(
                 "FA657",
@@ -440,7 +689,6 @@ def _order(
                 " end `ranking.tie_break` with `{lottery: {seed: ...}}`",
                 ids=(ids[a], ids[b]),
             )
-    return order
 
 
 def _accrue(
@@ -534,6 +782,55 @@ class _Ledger:
         """Count the waits in progress of ``entries`` (at departure or at the end)."""
         self.longest[entries] = np.maximum(self.longest[entries], self.waiting[entries])
 
+    def restore(self, state: RotationState) -> None:
+        """Take every resident's record from ``state`` (the ledger must be empty)."""
+        records = state.residents
+        self.add(np.array([r.id for r in records], dtype=object), 0)
+
+        def column(values: Iterable[int]) -> npt.NDArray[np.int64]:
+            return np.fromiter(values, dtype=np.int64, count=len(records))
+
+        self.arrived = column(r.arrived for r in records)
+        self.departed = column(r.departed for r in records)
+        self.times_served = column(r.times_served for r in records)
+        self.waiting = column(r.current_wait for r in records)
+        self.first_served = column(r.first_served for r in records)
+        self.waited_first = column(r.waited_first for r in records)
+        self.longest = column(r.longest_wait for r in records)
+        self.eligible_rounds = column(r.eligible_rounds for r in records)
+        self.rounds_served = [list(r.rounds_served) for r in records]
+
+    def to_state(
+        self,
+        model: Policy,
+        round_number: int,
+        rows: npt.NDArray[np.intp],
+        population: Population,
+        accrue: Mapping[str, tuple[float, float, float]],
+    ) -> RotationState:
+        """The state after round ``round_number``; ``rows`` are the present residents'."""
+        accrued: dict[int, dict[str, float]] = {int(e): {} for e in rows}
+        for name in accrue:
+            for e, v in zip(rows.tolist(), population.columns[name].tolist(), strict=True):
+                accrued[e][name] = float(v)
+        records = [
+            ResidentState(
+                id=rid,
+                arrived=int(self.arrived[e]),
+                departed=int(self.departed[e]),
+                times_served=int(self.times_served[e]),
+                rounds_served=tuple(self.rounds_served[e]),
+                waited_first=int(self.waited_first[e]),
+                longest_wait=int(self.longest[e]),
+                current_wait=int(self.waiting[e]),
+                eligible_rounds=int(self.eligible_rounds[e]),
+                accrued=accrued.get(e, {}),
+            )
+            for e, rid in enumerate(self.ids)
+        ]
+        records.sort(key=lambda r: r.id)
+        return RotationState(model.policy.id, model.policy.version, round_number, tuple(records))
+
 
 # -- the result ---------------------------------------------------------------------------------
 
@@ -549,8 +846,10 @@ class Simulation(Explainable):
         policy: The compiled policy that was applied.
         rotation: The policy's ``allocation.rotation`` section.
         capacity: Residents served per round (at most).
-        rounds: Rounds run.
-        served: For each round (the first at index 0), the ids served, in the order served.
+        rounds: Rounds run (in this run).
+        first_round: The number of the first round run (1, or after a ``state``, the round
+            after it).
+        served: For each round run (the first at index 0), the ids served, in the order served.
         eligible: For each round, the number of eligible residents.
         present: For each round, the number of residents present.
         population: The residents after the last round: departures removed, arrivals added,
@@ -567,6 +866,8 @@ class Simulation(Explainable):
             the end (or at departure).
         current_wait: Each resident's wait in progress at the end (or at departure).
         eligible_rounds: Rounds in which each resident was eligible.
+        state: Where the rotation stands after the last round: what the next round starts from
+            (:func:`run_round` or ``simulate(..., state=)``).
     """
 
     def __init__(
@@ -580,8 +881,11 @@ class Simulation(Explainable):
         present: list[int],
         ledger: _Ledger,
         population: Population,
+        first_round: int = 1,
+        state: RotationState | None = None,
     ) -> None:
         self.policy = policy
+        self.first_round = first_round
         self.rotation = rotation
         self.capacity = capacity
         self.rounds = len(served)
@@ -602,20 +906,26 @@ class Simulation(Explainable):
         self.current_wait = ledger.waiting[by_id]
         self.eligible_rounds = ledger.eligible_rounds[by_id]
         self._index = {rid: i for i, rid in enumerate(self.ids)}
+        self.state = (
+            state
+            if state is not None
+            else RotationState(policy.policy.policy.id, policy.policy.policy.version)
+        )
 
     # -- views -----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.ids)
 
     def served_in(self, round_number: int) -> list[str]:
-        """The ids served in round ``round_number`` (from 1), in the order served.
+        """The ids served in round ``round_number``, in the order served.
 
         Raises:
             IndexError: if no such round was run.
         """
-        if not 1 <= round_number <= self.rounds:
-            raise IndexError(f"round {round_number} was not run (rounds 1 to {self.rounds})")
-        return list(self.served[round_number - 1])
+        first, last = self.first_round, self.first_round + self.rounds - 1
+        if not first <= round_number <= last:
+            raise IndexError(f"round {round_number} was not run (rounds {first} to {last})")
+        return list(self.served[round_number - first])
 
     def record(self, resident_id: str) -> dict[str, Any]:
         """One resident's history as plain values.
@@ -702,16 +1012,26 @@ class Simulation(Explainable):
             "tie_break": cp.tie_break_labels,
             "lottery_seed": self.lottery_seed,
             "summary": {k: v for k, v in self.summary().items() if k != "policy"},
+            "first_round": self.first_round,
+            "state_digest": self.state.digest(),
             "rounds": [
-                {"round": r + 1, "eligible": self.eligible[r], "served": self.served[r]}
+                {
+                    "round": self.first_round + r,
+                    "eligible": self.eligible[r],
+                    "served": self.served[r],
+                }
                 for r in range(self.rounds)
             ],
             "residents": self.to_dicts(),
         }
         return json.dumps(doc, ensure_ascii=False, indent=indent)
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write one row per resident (sorted by id); rounds served are separated by spaces."""
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
+        """Write one row per resident (sorted by id); rounds served are separated by spaces.
+
+        The file is replaced atomically. Ids that a spreadsheet would run as a formula get a
+        leading ``'`` unless ``escape_formulas`` is false (for programs that read the file).
+        """
         heads = [
             "id",
             "arrived",
@@ -724,11 +1044,13 @@ class Simulation(Explainable):
             "longest_wait",
             "current_wait",
         ]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        with atomic_write(path) as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(heads)
             for rec in self.to_dicts():
                 rec["rounds_served"] = " ".join(str(r) for r in rec["rounds_served"])
+                if escape_formulas:
+                    rec["id"] = csv_text(str(rec["id"]))
                 w.writerow(["" if rec[h] is None else rec[h] for h in heads])
 
     def to_pandas(self) -> pd.DataFrame:
@@ -783,17 +1105,17 @@ class Simulation(Explainable):
             ("mean wait before first service", "—" if w["mean"] is None else f"{w['mean']:.2f}"),
             ("median wait before first service", "—" if w["median"] is None else w["median"]),
         ]
-        head = f"<p>{html.escape(repr(self))}</p>"
+        head = f"<p>{html_text(repr(self))}</p>"
         table = (
             "<table><tbody>"
             + "".join(
-                f"<tr><th scope='row'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                f"<tr><th scope='row'>{html_text(k)}</th><td>{html_text(v)}</td></tr>"
                 for k, v in facts
             )
             + "</tbody></table>"
         )
         rows = (
-            (r + 1, self.eligible[r], len(self.served[r]), _shorten(self.served[r]))
+            (self.first_round + r, self.eligible[r], len(self.served[r]), _shorten(self.served[r]))
             for r in range(min(limit, self.rounds))
         )
         more = self.rounds - limit

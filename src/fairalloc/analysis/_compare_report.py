@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._evaluation import Evaluation
+from fairalloc._text import fixed, number
 from fairalloc.allocation._result import Allocation
 from fairalloc.analysis._diff import Document
 from fairalloc.policy._model import Policy
@@ -41,9 +42,7 @@ Source = Policy | CompiledPolicy | Evaluation | Allocation
 def _pts(x: float | None, *, sign: bool = False) -> str:
     if x is None:
         return "—"
-    text = f"{x:+.6f}" if sign else f"{x:.6f}"
-    text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("+0", "-0") else text
+    return number(x, sign=sign)
 
 
 def _pct(x: float | None) -> str:
@@ -324,7 +323,7 @@ class _Report:
 
 
 def _ratio(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2f}"
+    return "—" if x is None else fixed(x)
 
 
 def _flags(r: Mapping[str, Any]) -> str:

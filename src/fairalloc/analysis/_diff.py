@@ -22,7 +22,6 @@ diff and :class:`~fairalloc.analysis.Comparison` render as text, Markdown and HT
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import os
 import re
@@ -31,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fairalloc._compiler import CompiledPolicy
+from fairalloc._escape import html_text, markdown_inline, terminal_text
 from fairalloc._html import table as html_table
+from fairalloc._text import text_table
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 from fairalloc.expr import _ast as A
 from fairalloc.expr._parser import ExprSyntaxError, children, parse
@@ -1157,11 +1158,11 @@ class Document:
         for kind, value in self.blocks:
             if kind == "heading":
                 level, text = value
-                out.append("#" * level + " " + text)
+                out.append("#" * level + " " + _md_inline(text))
             elif kind == "paragraph":
-                out.append(value)
+                out.append(_md_inline(value))
             elif kind == "items":
-                out.append("\n".join(f"- {line}" for line in value))
+                out.append("\n".join(f"- {_md_inline(line)}" for line in value))
             else:
                 heads, rows = value
                 lines = ["| " + " | ".join(_md_cell(h) for h in heads) + " |"]
@@ -1176,12 +1177,12 @@ class Document:
         for kind, value in self.blocks:
             if kind == "heading":
                 level, text = value
-                plain = _plain(text)
+                plain = terminal_text(_plain(text))
                 out.append(plain + "\n" + ("=" if level == 1 else "-") * len(plain))
             elif kind == "paragraph":
-                out.append(_plain(value))
+                out.append(terminal_text(_plain(value)))
             elif kind == "items":
-                out.append("\n".join(f"  - {_plain(line)}" for line in value))
+                out.append("\n".join(f"  - {terminal_text(_plain(line))}" for line in value))
             else:
                 heads, rows = value
                 out.append(_text_table(heads, rows))
@@ -1216,7 +1217,12 @@ def _cell_text(v: object) -> str:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _md_inline(text, cell=True)
+
+
+def _md_inline(text: str, *, cell: bool = False) -> str:
+    """A document text as Markdown: ``**`` and code spans kept, the rest escaped."""
+    return markdown_inline(text, bold=True, cell=cell)
 
 
 def _plain(text: str) -> str:
@@ -1224,7 +1230,7 @@ def _plain(text: str) -> str:
 
 
 def _inline(text: str) -> str:
-    escaped = html.escape(text)
+    escaped = html_text(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
     return _CODE.sub(r"<code>\1</code>", escaped)
 
@@ -1233,13 +1239,6 @@ _NUMERIC = re.compile(r"^[+\-−]?[\d.,]+%?$|^—$")
 
 
 def _text_table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    cells = [[_plain(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[k]) for r in cells)) for k, h in enumerate(heads)]
+    cells = [[terminal_text(_plain(c)) for c in r] for r in rows]
     right = [all(_NUMERIC.match(r[k]) for r in cells) for k in range(len(heads))]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(
-            (v.rjust(w) if r else v.ljust(w)) for v, w, r in zip(values, widths, right, strict=True)
-        ).rstrip()
-
-    return "\n".join([line(heads), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+    return "\n".join(text_table(heads, cells, right=right, rule=True))

@@ -30,12 +30,15 @@ from pydantic import ValidationError
 
 from fairalloc._compiler import CompiledPolicy, compile_policy, remember_compiled
 from fairalloc._engine import DEFAULT_CHUNK, compiled_of, evaluate_compiled, reevaluate
+from fairalloc._escape import csv_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
+from fairalloc._io import atomic_write
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc._ranking import LotteryKeys, Ranking, rank
+from fairalloc._text import text_table, value
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.errors import (
     AllocationError,
@@ -334,8 +337,13 @@ class SweepPoint:
     recomputed: tuple[str, ...] = ()
 
     def group_rows(self) -> list[dict[str, Any]]:
-        """The groups compared over all residents compared (not within strata)."""
-        return [r for r in self.groups.rows if r["stratum"] is None]
+        """The groups compared, as the audit counts them.
+
+        Within each grade of the strata when the sweep has strata (differences across need
+        grades are what a needs-based policy is for), else over all residents compared.
+        """
+        within = self.groups.strata is not None
+        return [r for r in self.groups.rows if (r["stratum"] is not None) == within]
 
     @property
     def min_ratio(self) -> float | None:
@@ -354,12 +362,12 @@ class SweepPoint:
     @property
     def four_fifths(self) -> list[str]:
         """The groups below four-fifths of the best-served group's rate (``attribute=group``)."""
-        return [f"{r['grouping']}={r['group']}" for r in self.group_rows() if r["four_fifths"]]
+        return [_label(r) for r in self.group_rows() if r["four_fifths"]]
 
     @property
     def disparities(self) -> list[str]:
         """The groups below four-fifths whose interval excludes parity."""
-        return [f"{r['grouping']}={r['group']}" for r in self.group_rows() if r["disparity"]]
+        return [_label(r) for r in self.group_rows() if r["disparity"]]
 
     def to_dict(self) -> dict[str, Any]:
         """The point as plain values (dates as ISO text)."""
@@ -397,6 +405,11 @@ _GROUP_KEYS = (
     "compatible_with_parity",
     "disparity",
 )
+
+
+def _label(row: dict[str, Any]) -> str:
+    label = f"{row['grouping']}={row['group']}"
+    return label if row["stratum"] is None else f"{label} in {row['stratum']}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -600,9 +613,9 @@ class Sweep:
         """The sweep as a text table, one line per point, then the points with a disparity."""
         return sweep_text(self)
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write one row per point: the columns of :meth:`to_pandas`."""
-        write_csv(self, path)
+    def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
+        """Write one row per point: the columns of :meth:`to_pandas` (see :func:`write_csv`)."""
+        write_csv(self, path, escape_formulas=escape_formulas)
 
     def __repr__(self) -> str:
         shape = " × ".join(f"{k} ({len(self.grid[k])} values)" for k in self.keys)
@@ -625,14 +638,8 @@ class Sweep:
         return html_table(heads, ([_show(r.get(h)) for h in heads] for r in rows))
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
+def _show(v: Any) -> str:
+    return value(v)
 
 
 def capacity_key(cp: CompiledPolicy) -> str:
@@ -863,10 +870,7 @@ def sweep_text(result: Sweep) -> str:
     for r in rows:
         heads += [h for h in r if h not in heads]
     cells = [[_show(r.get(h)) for h in heads] for r in rows]
-    widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(heads)]
-    lines.append("  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)))
-    for c in cells:
-        lines.append("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
+    lines += text_table(heads, cells, right=[True] * len(heads))
     flagged = [p for p in result.points if p.disparities]
     for p in flagged:
         lines.append(
@@ -876,8 +880,14 @@ def sweep_text(result: Sweep) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_csv(result: Sweep, path: str | os.PathLike[str]) -> None:
-    """Write one row per point: the columns of :meth:`Sweep.to_pandas`."""
+def write_csv(
+    result: Sweep, path: str | os.PathLike[str], *, escape_formulas: bool = True
+) -> None:
+    """Write one row per point: the columns of :meth:`Sweep.to_pandas`, atomically.
+
+    Text cells that a spreadsheet would run as a formula get a leading ``'`` unless
+    ``escape_formulas`` is false; numbers are written as they are.
+    """
     rows = result._rows()
     for row, p in zip(rows, result.points, strict=True):
         for r in p.group_rows():
@@ -887,8 +897,15 @@ def write_csv(result: Sweep, path: str | os.PathLike[str]) -> None:
     heads: list[str] = []
     for r in rows:
         heads += [h for h in r if h not in heads]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+
+    def cell(v: Any) -> Any:
+        if v is None:
+            return ""
+        v = _jsonable(v)
+        return csv_text(v) if escape_formulas and isinstance(v, str) else v
+
+    with atomic_write(path) as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(heads)
+        w.writerow([cell(h) for h in heads])
         for r in rows:
-            w.writerow(["" if r.get(h) is None else _jsonable(r.get(h)) for h in heads])
+            w.writerow([cell(r.get(h)) for h in heads])

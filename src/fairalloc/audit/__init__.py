@@ -31,6 +31,7 @@ from fairalloc.audit._flip import (
 from fairalloc.audit._groups import (
     GroupStatistics,
     ScaleAudit,
+    group_bins,
     group_statistics,
     rate_ratio_interval,
     scale_audit,
@@ -124,11 +125,23 @@ def audit(
     }
     report.violations = [str(v) for v in compiled.violations]
     report.sections.append(("static proof", static_proof(compiled)))
-    report.sections.append(("flip audit", flip_audit(ev, capacity=units)))
+    flips = flip_audit(ev, capacity=units)
+    report.sections.append(("flip audit", _PublishedFlips(flips) if publication else flips))
     report.sections.append(("proxies", proxy_check(ev)))
-    groups = group_statistics(outcome, strata=strata)
+    # Published groups of numbers and dates are bounded by the population's quartiles, not
+    # labelled by the smallest and largest value in them (which are residents' values).
+    bins = (
+        group_bins(population, list(population.schema.protected_attributes))
+        if publication
+        else None
+    )
+    groups = group_statistics(outcome, strata=strata, bins=bins)
     report.sections.append(("group statistics", _Review(groups, publication=publication)))
-    report.sections.append(("scale audit", _Review(scale_audit(ev, strata=strata))))
+    scales = scale_audit(ev, strata=strata)
+    report.sections.append(
+        ("scale audit", _PublishedScales(scales, groups) if publication else _Review(scales))
+    )
+    report.publication = publication
     return report
 
 
@@ -139,6 +152,14 @@ class _Review:
         self.section = section
         self.publication = publication
         self.ok = True
+
+    def findings(self) -> int:
+        """How many findings for review the section's tables mark."""
+        if isinstance(self.section, GroupStatistics):
+            if self.publication:
+                return len(self.section.publication()["disparities"])
+            return len(self.section.disparities)
+        return len(self.section.flags)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = (
@@ -154,3 +175,118 @@ class _Review:
             else self.section.to_markdown()
         )
         return text
+
+
+class _PublishedFlips:
+    """The flip audit as published: each attribute's verdict, no resident and no count.
+
+    Counts of residents per value tried would give the sizes of small groups back (the
+    residents compared are those whose value differed); the list of affected residents would
+    give their attributes away (a resident listed under every hardship level but one has that
+    one). The verdict and the parts responsible are what the public needs.
+    """
+
+    def __init__(self, flips: FlipAudit) -> None:
+        self.flips = flips
+        self.ok = flips.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": {"id": self.flips.policy_id, "version": self.flips.policy_version},
+            "ok": self.ok,
+            "independent": self.flips.independent,
+            "attributes": [
+                {
+                    "attribute": a.attribute,
+                    "status": a.status,
+                    "evaluated": a.evaluated,
+                    "parts": list(a.parts),
+                    "unjustified_parts": list(a.unjustified_parts),
+                    "note": a.note,
+                }
+                for a in self.flips.attributes
+            ],
+            "publication": True,
+        }
+
+    def to_markdown(self) -> str:
+        lines = [
+            "## Counterfactual flip audit",
+            "",
+            "Each protected attribute was changed for one resident at a time, to every other"
+            " value, all else equal, and the policy re-run. Published: whether any outcome"
+            " changed, and through which parts; counts and residents are not published.",
+            "",
+            "| attribute | status | finding |",
+            "|---|---|---|",
+        ]
+        for a in self.flips.attributes:
+            status = "**violation**" if a.status == "violation" else a.status
+            note = a.note.replace("|", "\\|")
+            finding = f"**{note}**" if a.unjustified_parts else note
+            lines.append(f"| `{a.attribute}` | {status} | {finding} |")
+        lines.append("")
+        lines.append(
+            "**Result:** no outcome changes through a part without a justified use."
+            if self.ok
+            else "**Result:** outcomes change through parts without a justified use."
+        )
+        return "\n".join(lines) + "\n"
+
+
+class _PublishedScales:
+    """The scale audit as published: only cells whose group is published, in published strata.
+
+    A group's mean points are shown only where the group statistics publish the same group
+    (same residents: the eligible, within the same grade), and a grade's tables only where the
+    grade's total is published, so that no mean describes a suppressed handful of residents.
+    """
+
+    def __init__(self, scales: ScaleAudit, groups: GroupStatistics) -> None:
+        self.scales = scales
+        self.groups = groups
+        self.ok = True
+        pub = groups.publication()
+        aligned = groups.base == scales.among and groups.strata == scales.strata
+        shown = {
+            (r["grouping"], r["stratum"] or "all", r["group"])
+            for r in pub["rows"]
+            if aligned and not r["suppressed"] and len(r["attributes"]) == 1
+        }
+        strata_ok = {
+            o["stratum"] or "all" for o in pub["overall"] if not o["suppressed"] and aligned
+        }
+        rows = [
+            r
+            for r in scales.rows
+            if (r["attribute"], r["stratum"], r["group"]) in shown and r["stratum"] in strata_ok
+        ]
+        self.published = ScaleAudit(
+            rows,
+            strata=scales.strata,
+            among=scales.among,
+            threshold=scales.threshold,
+            min_group=scales.min_group,
+            confidence=scales.confidence,
+        )
+        self.aligned = aligned
+
+    def findings(self) -> int:
+        return len(self.published.flags)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.published.to_dict()
+        d["for_review"] = True
+        d["publication"] = True
+        return d
+
+    def to_markdown(self) -> str:
+        text = self.published.to_markdown()
+        note = (
+            "Published only for groups and grades whose selection statistics are published."
+            if self.aligned
+            else "Not published: the group statistics compare other residents, so no cell of"
+            " this audit can be checked against their suppression."
+        )
+        head, _, rest = text.partition("\n\n")
+        return f"{head}\n\n{note}\n\n{rest}"

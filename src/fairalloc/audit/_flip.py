@@ -410,7 +410,9 @@ class FlipAudit:
         ]
         for a in self.attributes:
             if not a.evaluated:
-                lines.append(f"| `{a.attribute}` | {a.status} | — | — | — | — | — | — | {a.note} |")
+                lines.append(
+                    f"| `{a.attribute}` | {a.status} | — | — | — | — | — | — | {_cell(a.note)} |"
+                )
                 continue
             status = "**violation**" if a.status == "violation" else a.status
             finding = f"**{_cell(a.note)}**" if a.unjustified_parts else _cell(a.note)

@@ -26,9 +26,11 @@ joint table falls back to one :func:`numpy.bincount` per attribute and pair).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -37,10 +39,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import markdown_code, markdown_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
+from fairalloc._text import fixed
 from fairalloc.allocation._result import Allocation
+from fairalloc.audit._disclosure import Protection, protect
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
@@ -54,6 +59,7 @@ __all__ = [
     "ScaleAudit",
     "group_bins",
     "group_statistics",
+    "pooled_group_statistics",
     "rate_ratio_interval",
     "scale_audit",
     "wilson_interval",
@@ -546,6 +552,8 @@ def _reason_texts(
 
 
 _HIDDEN = (
+    "n",
+    "expected",
     "selected",
     "rate",
     "rate_low",
@@ -607,6 +615,8 @@ class GroupStatistics:
         self.confidence = confidence
         self.min_group = min_group
         self.min_expected = min_expected
+        self._source: _Source | None = None
+        self._publication: dict[str, Any] | None = None
 
     @property
     def disparities(self) -> list[dict[str, Any]]:
@@ -626,25 +636,113 @@ class GroupStatistics:
         """
         return not self.disparities
 
-    def _published(self, row: dict[str, Any]) -> dict[str, Any]:
-        if not row["suppressed"]:
-            return dict(row)
-        out = dict(row)
-        for key in _HIDDEN:
-            if key in out:
-                out[key] = None
+    def headline(self, *, publication: bool = False) -> list[str]:
+        """The summary sentences, counting exactly the rows the tables mark.
+
+        Args:
+            publication: Count only the published cells.
+
+        Returns:
+            One or two sentences.
+        """
+        if publication:
+            pub = self.publication()
+            flagged, near = pub["disparities"], pub["near"]
+        else:
+            flagged = self.disparities
+            near = [
+                r
+                for r in self.rows
+                if r["four_fifths"]
+                and not r["disparity"]
+                and (self.strata is None or r["stratum"] is not None)
+            ]
+        where = " within a grade" if self.strata else ""
+        out = []
+        if flagged:
+            out.append(
+                f"**{len(flagged)} group(s){where} below four-fifths with an interval that"
+                " excludes parity.**"
+            )
+        else:
+            out.append(
+                f"No group{where} is below four-fifths with an interval that excludes parity."
+            )
+        if near:
+            out.append(
+                f"{len(near)} group(s){where} are below four-fifths but compatible with parity:"
+                " the data cannot tell their rate from the best-served group's."
+            )
+        if self.strata:
+            out.append(
+                "Rows for all grades together compare residents of different need, which a"
+                " needs-based policy serves differently by design; they are shown, not counted."
+            )
         return out
+
+    def publication(self) -> dict[str, Any]:
+        """What is published (§2.2.2): cells suppressed so that none can be recovered.
+
+        Primary cells (fewer than ``min_group`` residents, or fewer than ``min_expected``
+        expected selected or not selected) and the secondary cells that protect them are
+        suppressed: their size, selected count, rate, ratio, flags and reference are all left
+        out, and the reason carries no value. Secondary suppression is audited against the
+        linear program of every published number (see :mod:`fairalloc.audit._disclosure`),
+        so it holds across all the tables together, totals and group sizes included. Flags and
+        counts are those of the published cells only. Needs scipy (the ``publication`` extra).
+
+        Returns:
+            ``overall``, ``rows`` (as in :attr:`rows`, with hidden values None), ``disparities``
+            and ``near`` (published rows below four-fifths, with and without an interval that
+            excludes parity), and ``disclosure`` (method and counts of cells published,
+            suppressed and pinned).
+        """
+        if self._publication is None:
+            if self._source is None:
+                rows, overall = list(self.rows), list(self.overall)
+                counts = {"published": len(rows), "primary": 0, "secondary": 0, "pinned": 0}
+            else:
+                rows, overall, prot = self._source.publication(self)
+                counts = {
+                    "published": prot.published,
+                    "primary": prot.primary,
+                    "secondary": prot.secondary,
+                    "pinned": prot.pinned,
+                }
+            hidden_refs = {
+                (r["grouping"], r["stratum"]) for r in rows if r["reference"] and r["suppressed"]
+            }
+            out_rows = [_hide(r, (r["grouping"], r["stratum"]) in hidden_refs) for r in rows]
+            counted = [
+                r
+                for r in out_rows
+                if not r["suppressed"] and (self.strata is None or r["stratum"] is not None)
+            ]
+            self._publication = {
+                "overall": [_hide(o, hide_reference=False) for o in overall],
+                "rows": out_rows,
+                "disparities": [r for r in counted if r["disparity"]],
+                "near": [r for r in counted if r["four_fifths"] and not r["disparity"]],
+                "disclosure": {
+                    "method": "threshold rule with secondary cell suppression, audited by linear"
+                    " programming over all published tables",
+                    "cells_published": counts["published"],
+                    "cells_suppressed": counts["primary"] + counts["secondary"],
+                    "primary": counts["primary"],
+                    "secondary": counts["secondary"],
+                    "pinned": counts["pinned"],
+                },
+            }
+        return self._publication
 
     def to_dict(self, *, publication: bool = False) -> dict[str, Any]:
         """The statistics as plain values.
 
         Args:
-            publication: Hide the selected count, rate, ratio and flags of suppressed cells
-                (their size and the reasons stay), as published under §2.2.2.
+            publication: Only what :meth:`publication` publishes: suppressed cells hide their
+                size, selected count, rate, ratio and flags (§2.2.2).
         """
-        rows = [self._published(r) for r in self.rows] if publication else list(self.rows)
-        overall = [self._published(o) for o in self.overall] if publication else list(self.overall)
-        return {
+        base = {
             "outcome": self.outcome,
             "base": self.base,
             "strata": self.strata,
@@ -652,10 +750,17 @@ class GroupStatistics:
             "min_group": self.min_group,
             "min_expected": self.min_expected,
             "publication": publication,
-            "ok": self.ok,
-            "overall": overall,
-            "rows": rows,
         }
+        if publication:
+            pub = self.publication()
+            return {
+                **base,
+                "ok": not pub["disparities"],
+                "disclosure": pub["disclosure"],
+                "overall": pub["overall"],
+                "rows": pub["rows"],
+            }
+        return {**base, "ok": self.ok, "overall": list(self.overall), "rows": list(self.rows)}
 
     def to_pandas(self) -> pd.DataFrame:
         """The rows as a DataFrame (requires pandas)."""
@@ -687,44 +792,35 @@ class GroupStatistics:
             " with parity (chance alone could explain it)."
         )
         lines.append("")
-        for o in self.overall:
-            where = "All residents compared" if o["stratum"] is None else f"`{o['stratum']}`"
-            if publication and o["suppressed"]:
-                lines.append(f"- {where}: {o['n']} residents, selected: suppressed.")
+        if publication:
+            pub = self.publication()
+            overall, all_rows = pub["overall"], pub["rows"]
+        else:
+            overall, all_rows = self.overall, self.rows
+        for o in overall:
+            where = (
+                "All residents compared" if o["stratum"] is None else markdown_code(o["stratum"])
+            )
+            if o["suppressed"] and publication:
+                lines.append(f"- {where}: suppressed.")
             else:
                 lines.append(
                     f"- {where}: {o['selected']} of {o['n']} selected ({_pct(o['rate'])})."
                 )
         lines.append("")
-        flagged = self.disparities
-        near = [
-            r
-            for r in self.rows
-            if r["four_fifths"]
-            and not r["disparity"]
-            and (self.strata is None or r["stratum"] is not None)
-        ]
-        if flagged:
-            lines.append(
-                f"**{len(flagged)} group(s) below four-fifths with an interval that excludes"
-                " parity.**"
-            )
-        else:
-            lines.append("No group is below four-fifths with an interval that excludes parity.")
-        if near:
-            lines.append(
-                f"{len(near)} group(s) are below four-fifths but compatible with parity: the"
-                " data cannot tell their rate from the best-served group's."
-            )
+        lines += self.headline(publication=publication)
         if publication:
+            d = self.publication()["disclosure"]
             lines.append(
                 f"Cells with fewer than {self.min_group} residents, or fewer than"
-                f" {self.min_expected:g} expected selected or not selected, are suppressed, as"
-                " are cells that would reveal them by subtraction."
+                f" {self.min_expected:g} expected selected or not selected, are suppressed, with"
+                " the cells needed so that no suppressed number can be worked out from all the"
+                f" published tables together: {d['cells_published']} cells published,"
+                f" {d['cells_suppressed']} suppressed. Suppressed cells are not assessed."
             )
         lines.append("")
         by_grouping: dict[str, list[dict[str, Any]]] = {}
-        for r in self.rows:
+        for r in all_rows:
             by_grouping.setdefault(r["grouping"], []).append(r)
         for name, rows in by_grouping.items():
             lines += [f"### {name}", ""]
@@ -736,7 +832,12 @@ class GroupStatistics:
             for r in rows:
                 cells = _markdown_cells(r, publication=publication)
                 if self.strata:
-                    cells.insert(0, "all" if r["stratum"] is None else r["stratum"])
+                    cells.insert(
+                        0, "all grades" if r["stratum"] is None else markdown_text(r["stratum"])
+                    )
+                    shown = not (publication and r["suppressed"])
+                    if r["stratum"] is None and r["disparity"] and shown:
+                        cells[-1] += " (across grades: for review, not counted)"
                 lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
@@ -751,29 +852,43 @@ class GroupStatistics:
         )
 
 
+#: The one reason a published suppressed cell gives: it carries no value.
+PUBLISHED_REASON = "suppressed to protect residents (§2.2.2)"
+
+
+def _hide(row: dict[str, Any], hide_reference: bool) -> dict[str, Any]:  # noqa: FBT001
+    out = dict(row)
+    if row["suppressed"]:
+        for key in _HIDDEN:
+            if key in out:
+                out[key] = None
+        out["suppression"] = [PUBLISHED_REASON]
+    else:
+        out["suppression"] = []
+    if hide_reference and "reference_group" in out:
+        out["reference_group"] = None
+    return out
+
+
 def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    # Pipes not escaped yet (texts from the data are escaped whole by markdown_text).
+    return re.sub(r"(?<!\\)\|", r"\\|", text)
 
 
 def _markdown_cells(r: dict[str, Any], *, publication: bool) -> list[str]:
     hide = publication and r["suppressed"]
     if hide:
-        return [
-            r["group"],
-            str(r["n"]),
-            "suppressed",
-            "suppressed",
-            "suppressed",
-            "suppressed: " + "; ".join(r["suppression"]),
-        ]
+        return [markdown_text(r["group"]), "—", "—", "—", "—", PUBLISHED_REASON]
     rate = f"{_pct(r['rate'])} ({_pct(r['rate_low'])}–{_pct(r['rate_high'])})"
     if r["reference"]:
         ratio = "1" if r["ratio"] is not None else "—"
         note = "reference (best served)" + ("" if r["ratio"] is not None else "; no one selected")
+    elif r["ratio"] is None and r["reference_group"] is None:
+        ratio, note = "—", "reference group suppressed"
     elif r["ratio"] is None:
         ratio, note = "—", "no one selected in the reference group"
     else:
@@ -788,7 +903,7 @@ def _markdown_cells(r: dict[str, Any], *, publication: bool) -> list[str]:
         note = "; ".join(
             x for x in (note, "suppressed in publication: " + "; ".join(r["suppression"])) if x
         )
-    return [r["group"], str(r["n"]), str(r["selected"]), rate, ratio, note]
+    return [markdown_text(r["group"]), str(r["n"]), str(r["selected"]), rate, ratio, note]
 
 
 def _outcome_of(result: Allocation | Evaluation) -> tuple[Evaluation, BoolArray, BoolArray, str]:
@@ -861,7 +976,7 @@ def group_statistics(
             evaluation that does not hold its residents.
         TypeError: if ``result`` is neither an allocation nor an evaluation.
     """
-    z = _z(confidence)
+    _z(confidence)  # a bad level fails before any counting
     ev, base, selected_all, outcome = _outcome_of(result)
     pop = _population_of(ev)
     names = _attribute_names(pop, attributes)
@@ -879,6 +994,112 @@ def group_statistics(
     else:
         stratum = np.zeros(len(selected), dtype=np.intp)
         strata_labels = ("all",)
+    return _statistics(
+        coded,
+        stratum,
+        strata_labels,
+        selected,
+        outcome=outcome,
+        strata=strata,
+        intersections=intersections,
+        confidence=confidence,
+        min_group=min_group,
+        min_expected=min_expected,
+    )
+
+
+def pooled_group_statistics(
+    allocations: Sequence[Allocation],
+    *,
+    strata: str | None = None,
+    attributes: Sequence[str] | None = None,
+    intersections: bool = False,
+    confidence: float = 0.95,
+    min_group: int = 10,
+    min_expected: float = 5.0,
+) -> GroupStatistics:
+    """:func:`group_statistics` of the applications of several allocations together.
+
+    Every eligible resident of every allocation is one application (a resident who applied in
+    two rounds counts twice), served or not. Numbers and dates are grouped by the quartiles of
+    all the applications (:func:`group_bins`), so the groups are the same in every round and
+    their labels are bounds, not residents' values. The allocations must apply policies with
+    the same attributes and, with ``strata``, the same graded scale.
+
+    Args:
+        allocations: The allocations (rounds) pooled.
+        strata: A graded scale whose grades are the strata.
+        attributes: The attributes to group by; by default every protected attribute.
+        intersections: Also group by every pair of attributes.
+        confidence: Confidence level of the intervals.
+        min_group: Cells with fewer applications are suppressed for publication.
+        min_expected: Cells expecting fewer selected (or not selected) are suppressed.
+
+    Returns:
+        The :class:`GroupStatistics` (outcome ``served``, base ``eligible``).
+    """
+    from fairalloc._population import Population
+
+    if not allocations:
+        raise ArgumentError("FA618", "no allocation to pool", argument="allocations")
+    pops = []
+    selected_parts = []
+    grade_parts = []
+    strata_labels: tuple[str, ...] = ("all",)
+    for a in allocations:
+        ev = a.evaluation
+        pop = _population_of(ev)
+        rows = np.asarray(ev.eligible, dtype=bool)
+        pops.append((pop, rows))
+        selected_parts.append(np.asarray(a.served, dtype=bool)[rows])
+        if strata is not None:
+            scale = _graded_scale(ev, strata)
+            grade_parts.append(ev.grades[rows, scale.grade_index].astype(np.intp))
+            strata_labels = scale.grades
+    first = pops[0][0]
+    names = _attribute_names(first, attributes)
+    ids = np.concatenate(
+        [
+            np.array([f"{r}:{i}" for i in p.ids[rows]], dtype=object)
+            for r, (p, rows) in enumerate(pops)
+        ]
+    )
+    columns = {name: np.concatenate([p.columns[name][rows] for p, rows in pops]) for name in names}
+    pooled = Population(ids, columns, first.schema)
+    bins = group_bins(pooled, names)
+    coded = [_code_attribute(pooled, name, None, bins.get(name)) for name in names]
+    selected = np.concatenate(selected_parts)
+    stratum = (
+        np.concatenate(grade_parts) if strata is not None else np.zeros(len(ids), dtype=np.intp)
+    )
+    return _statistics(
+        coded,
+        stratum,
+        strata_labels,
+        selected,
+        outcome="served",
+        strata=strata,
+        intersections=intersections,
+        confidence=confidence,
+        min_group=min_group,
+        min_expected=min_expected,
+    )
+
+
+def _statistics(
+    coded: list[_Coded],
+    stratum: npt.NDArray[np.intp],
+    strata_labels: tuple[str, ...],
+    selected: BoolArray,
+    *,
+    outcome: str,
+    strata: str | None,
+    intersections: bool,
+    confidence: float,
+    min_group: int,
+    min_expected: float,
+) -> GroupStatistics:
+    z = _z(confidence)
     groupings: list[tuple[int, ...]] = [(i,) for i in range(len(coded))]
     if intersections:
         groupings += [(i, j) for i in range(len(coded)) for j in range(i + 1, len(coded))]
@@ -899,12 +1120,63 @@ def group_statistics(
         return GroupStatistics([], overall, **stat_kw)
     tables = _tables(coded, groupings, stratum, len(strata_labels), selected)
     cells = _Cells(tables, stratified=stratified, min_group=min_group, min_expected=min_expected)
+    primary = (dict(cells.reasons), cells.total_reasons.copy())
     cells.protect()
     rows: list[dict[str, Any]] = []
     for g in groupings:
         rows += _grouping_rows(g, coded, cells, stratum_names, z, min_group, min_expected)
     overall = _overall(cells.total_n, cells.total_k, stratum_names, cells.total_reasons, z, stat_kw)
-    return GroupStatistics(rows, overall, **stat_kw)
+    stats = GroupStatistics(rows, overall, **stat_kw)
+    stats._source = _Source(groupings, coded, cells, primary, stratum_names, z)
+    return stats
+
+
+@dataclass
+class _Source:
+    """What the publication view is rebuilt from, under audited disclosure control."""
+
+    groupings: list[tuple[int, ...]]
+    coded: list[_Coded]
+    cells: _Cells
+    primary: tuple[dict[tuple[int, ...], npt.NDArray[np.int8]], npt.NDArray[np.int8]]
+    stratum_names: list[str | None]
+    z: float
+
+    def publication(
+        self, stats: GroupStatistics
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Protection]:
+        """Rows and overall records with the suppression :func:`protect` finds, and its counts."""
+        c = self.cells
+        reasons, total_reasons = self.primary
+        protection = protect(
+            c.n,
+            c.k,
+            c.total_n,
+            c.total_k,
+            {g: r != 0 for g, r in reasons.items()},
+            total_reasons != 0,
+            stratified=c.stratified,
+        )
+        pub = copy.copy(c)
+        pub.reasons = {
+            g: np.where(
+                protection.suppressed[g], np.where(r != 0, r, _COMPLEMENT), 0
+            ).astype(np.int8)
+            for g, r in reasons.items()
+        }
+        pub.total_reasons = np.where(
+            protection.total_suppressed,
+            np.where(total_reasons != 0, total_reasons, _COMPLEMENT),
+            0,
+        ).astype(np.int8)
+        rows: list[dict[str, Any]] = []
+        for g in self.groupings:
+            rows += _grouping_rows(
+                g, self.coded, pub, self.stratum_names, self.z, stats.min_group, stats.min_expected
+            )
+        kw = {"min_group": stats.min_group, "min_expected": stats.min_expected}
+        overall = _overall(c.total_n, c.total_k, self.stratum_names, pub.total_reasons, self.z, kw)
+        return rows, overall, protection
 
 
 def _overall(
@@ -1105,14 +1377,23 @@ class ScaleAudit:
         )
         lines.append("")
         flags = self.flags
-        lines += [f"- {f}" for f in flags] if flags else ["No indicator is flagged."]
+        flagged = [r for r in self.rows if r["flagged"]]
+        lines += (
+            [f"- {_scale_message(r, markdown=True)}" for r in flagged]
+            if flags
+            else ["No indicator is flagged."]
+        )
         lines.append("")
         indicators = list(dict.fromkeys(r["indicator"] for r in self.rows))
         tables: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in self.rows:
             tables.setdefault((r["attribute"], r["stratum"]), []).append(r)
         for (attr, stratum), rows in tables.items():
-            title = attr if self.strata is None else f"{attr}, `{self.strata}` {stratum}"
+            title = (
+                attr
+                if self.strata is None
+                else f"{attr}, `{self.strata}` {markdown_text(stratum)}"
+            )
             lines += [f"### {title}", ""]
             lines.append("| group | n | " + " | ".join(f"`{i}`" for i in indicators) + " |")
             lines.append("|" + "---|" * (2 + len(indicators)))
@@ -1127,9 +1408,10 @@ class ScaleAudit:
                     if rec is None:
                         vals.append("—")
                         continue
-                    text = f"{rec['mean']:.2f} ({rec['difference']:+.2f})"
+                    text = f"{fixed(rec['mean'])} ({fixed(rec['difference'], sign=True)})"
                     vals.append(f"**{text} flagged**" if rec["flagged"] else text)
-                lines.append("| " + " | ".join(_cell(c) for c in [group, str(n), *vals]) + " |")
+                cells = [markdown_text(group), str(n), *vals]
+                lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
@@ -1140,13 +1422,18 @@ class ScaleAudit:
         )
 
 
-def _scale_message(r: dict[str, Any]) -> str:
-    where = "Overall" if r["stratum"] == "all" else f"In grade `{r['stratum']}`"
+def _scale_message(r: dict[str, Any], *, markdown: bool = False) -> str:
+    stratum, group = r["stratum"], r["group"]
+    if markdown:
+        stratum_shown, group = markdown_code(stratum), markdown_text(group)
+    else:
+        stratum_shown = f"`{stratum}`"
+    where = "Overall" if stratum == "all" else f"In grade {stratum_shown}"
     mean = "the mean" if r["stratum"] == "all" else "the grade's mean"
     more = "more" if r["difference"] > 0 else "fewer"
     return (
-        f"{where}, indicator `{r['indicator']}` gives {r['attribute']} = {r['group']}"
-        f" {abs(r['difference']):.2f} points {more} than {mean}"
+        f"{where}, indicator `{r['indicator']}` gives {r['attribute']} = {group}"
+        f" {fixed(abs(r['difference']))} points {more} than {mean}"
         f" ({r['standardized']:+.2f} SD, n = {r['n']})"
     )
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import markdown_text
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc.errors import ArgumentError
@@ -290,10 +291,10 @@ class ProxyReport:
         )
         lines.append("")
         flags = self.flags
-        lines += [f"- **{f}**" for f in flags] if flags else ["No proxy is flagged."]
+        lines += [f"- **{markdown_text(f)}**" for f in flags] if flags else ["No proxy is flagged."]
         notes = [p["message"] for p in self.pairs if p["exempt"]]
         if notes:
-            lines += ["", *[f"- {n}" for n in notes]]
+            lines += ["", *[f"- {markdown_text(n)}" for n in notes]]
         lines.append("")
         if self.pairs:
             lines.append(

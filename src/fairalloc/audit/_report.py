@@ -10,7 +10,6 @@ JSON.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,7 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fairalloc._escape import html_text, markdown_text
 from fairalloc._evaluation import Evaluation
+from fairalloc._html import page
 
 __all__ = ["AuditReport", "data_hash", "markdown_to_html", "policy_hash"]
 
@@ -69,6 +70,7 @@ class AuditReport:
     sections: list[tuple[str, _Section]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    publication: bool = False
 
     @property
     def ok(self) -> bool:
@@ -78,12 +80,49 @@ class AuditReport:
                 return False
         return not self.violations
 
+    def for_review(self) -> dict[str, int]:
+        """Findings for review each section's tables mark (not verdicts), by section title."""
+        out: dict[str, int] = {}
+        for title, section in self.sections:
+            findings = getattr(section, "findings", None)
+            if callable(findings):
+                out[title] = int(findings())
+        return out
+
+    def headline(self) -> list[str]:
+        """The summary sentences: the verdict, then the findings for review, as counted."""
+        failed = [t for t, s in self.sections if getattr(s, "ok", True) is False]
+        if self.violations:
+            failed.insert(0, "violations")
+        lines = [
+            "**Overall: no unjustified use of a protected attribute found** (static proof,"
+            " flip audit, proxies)."
+            if not failed
+            else f"**Overall: problems found** ({', '.join(failed)})."
+        ]
+        review = self.for_review()
+        if review:
+            parts = []
+            groups = review.get("group statistics")
+            if groups is not None:
+                parts.append(
+                    f"{groups} group(s) below four-fifths with an interval that excludes parity"
+                    " (group statistics)"
+                )
+            scales = review.get("scale audit")
+            if scales is not None:
+                parts.append(f"{scales} indicator difference(s) flagged (scale audit)")
+            lines.append("For review, not verdicts: " + "; ".join(parts) + ".")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain values (the JSON layout)."""
         return {
             "schema": REPORT_SCHEMA,
             "meta": self.meta,
             "ok": self.ok,
+            "publication": self.publication,
+            "for_review": self.for_review(),
             "violations": self.violations,
             "sections": {title: section.to_dict() for title, section in self.sections},
         }
@@ -96,7 +135,7 @@ class AuditReport:
         """The report as Markdown, for a third party to read."""
         m = self.meta
         lines = [
-            f"# Fairness audit: {m.get('policy_title', m.get('policy_id'))}",
+            f"# Fairness audit: {markdown_text(m.get('policy_title', m.get('policy_id')))}",
             "",
             f"Policy `{m.get('policy_id')}` version {m.get('policy_version')}"
             f" (content SHA-256 `{m.get('policy_hash', '')[:16]}…`), {m.get('residents')}"
@@ -106,7 +145,7 @@ class AuditReport:
             f" lottery seed: {m.get('lottery_seed') or 'none'}. Re-run with"
             " `fairalloc audit POLICY DATA` on the same files.",
             "",
-            "**Overall: no problem found.**" if self.ok else "**Overall: problems found.**",
+            *self.headline(),
             "",
         ]
         if self.violations:
@@ -115,20 +154,15 @@ class AuditReport:
             lines += [section.to_markdown().rstrip(), ""]
         return "\n".join(lines).rstrip() + "\n"
 
-    def to_html(self) -> str:
-        """The report as a standalone, accessible HTML page."""
+    def to_html(self, *, large_print: bool = False) -> str:
+        """The report as a standalone, accessible HTML page.
+
+        Args:
+            large_print: A base text size of 150% (§2.1.3).
+        """
         body = markdown_to_html(self.to_markdown())
-        title = html.escape(str(self.meta.get("policy_id", "policy")))
-        return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>Fairness audit: {title}</title>"
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<style>body{font:1.1rem/1.6 system-ui,sans-serif;max-width:60rem;margin:auto;"
-            "padding:1rem}table{border-collapse:collapse;margin:1rem 0}"
-            "th,td{border:1px solid #444;padding:.3rem .6rem;text-align:left}"
-            "caption{font-weight:bold;text-align:left}</style></head>\n<body><main>\n"
-            f"{body}</main></body></html>\n"
-        )
+        title = f"Fairness audit: {self.meta.get('policy_id', 'policy')}"
+        return page(body, title=title, lang="en", large_print=large_print)
 
     def _repr_html_(self) -> str:
         return markdown_to_html(self.to_markdown())
@@ -152,8 +186,30 @@ _TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}")
 def markdown_to_html(text: str) -> str:
     """Render the report's own Markdown (headings, paragraphs, lists, pipe tables) as HTML.
 
-    Only the constructs the report writes are supported; all text is escaped.
+    Only the constructs the report writes are supported; all text is escaped. Backslash
+    escapes and the entities ``&lt;``, ``&gt;``, ``&amp;`` (as :mod:`fairalloc._escape` writes
+    texts from policies and data) stand for their characters and never for markup.
     """
+    held: list[str] = []
+
+    def hold(char: str) -> str:
+        held.append(char)
+        return f"\ue000{len(held) - 1}\ue001"
+
+    text = text.replace("\ue000", "").replace("\ue001", "")
+    text = _ESCAPED.sub(lambda m: hold(m.group(1)), text)
+    text = _ENTITY.sub(lambda m: hold(_ENTITIES[m.group(1)]), text)
+    body = _blocks(text)
+    return _HELD.sub(lambda m: html_text(held[int(m.group(1))]), body)
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&"}
+_ENTITY = re.compile(r"&(lt|gt|amp);")
+_HELD = re.compile("\ue000([0-9]+)\ue001")
+
+
+def _blocks(text: str) -> str:
     out: list[str] = []
     lines = text.splitlines()
     i = 0
@@ -198,10 +254,14 @@ def _table(rows: list[str]) -> str:
     trs = "".join(
         "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(r)) + "</tr>" for r in body
     )
-    return f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table>"
+    label = html_text(head[0] if head else "table")
+    return (
+        f'<div class="table" role="region" tabindex="0" aria-label="{label}">'
+        f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table></div>"
+    )
 
 
 def _inline(text: str) -> str:
-    escaped = html.escape(text)
+    escaped = html_text(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fairalloc._compiler import CompiledPolicy, ReadPath, _Builder, compile_policy
+from fairalloc._escape import markdown_inline
 from fairalloc.policy._model import JustifiedUse, Policy
 
 __all__ = ["AttributeProof", "ProtectedRead", "StaticProof", "part_label", "static_proof"]
@@ -236,7 +237,7 @@ class StaticProof:
         for a in self.attributes:
             name = f"`{a.attribute}`" + (f" ({_cell(a.ground)})" if a.ground else "")
             if not a.reads:
-                lines.append(f"| {name} | independent | — | {a.message} |")
+                lines.append(f"| {name} | independent | — | {_cell(a.message)} |")
                 continue
             read_by = "; ".join(_cell(str(r)) for r in a.reads)
             just = "; ".join(
@@ -358,5 +359,5 @@ def _source(source: str | list[str]) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell (no pipes, no line breaks)."""
-    return " ".join(text.replace("|", "/").split())
+    """Text safe inside a Markdown table cell: on one line, code spans kept, the rest escaped."""
+    return markdown_inline(" ".join(text.split()), cell=True)

@@ -8,6 +8,8 @@ Commands:
     check POLICY...       prove which protected attributes each policy reads, and why
     audit POLICY DATA     fairness audit on a population (Markdown, HTML or JSON report)
     explain POLICY DATA   why residents got their outcome, what would change it (en, zh-CN)
+    publish criteria POLICY   the selection criteria as a document (§2.2.1; zh-CN, en)
+    report POLICY         a period's statistics for publication (§2.2.2), exposing no resident
     diff OLD NEW [DATA]   what changed between two policies and, with DATA, for whom
     sweep POLICY DATA     outcomes and group statistics over a grid of parameter values
     test CASES...         run named test cases of policies, expected against actual
@@ -19,6 +21,9 @@ Commands:
     decide LOG POLICY DATA  allocate with the recorded seed and record the decision
     verify LOG            check a log or its export; re-run its decisions (exit 1 on mismatch)
     receipt ACTION        make a resident's receipt, or check one against a published head
+    round LOG POLICY DATA run the next round of a rotation from the log's state, and record it
+    review ACTION LOG ... open a review case on a recorded decision, or answer one
+    cases LOG             list review cases and their states (``--overdue``)
 
 Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
 check found a problem (messages on stderr); 2 on wrong usage. A user's mistake is reported as a
@@ -30,29 +35,11 @@ has no logic of its own.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from fairalloc import __version__
-from fairalloc.cli import (
-    _audit,
-    _check,
-    _decide,
-    _diff,
-    _draw,
-    _examples,
-    _explain,
-    _freeze,
-    _log,
-    _receipt,
-    _run,
-    _schema,
-    _simulate,
-    _sweep,
-    _test,
-    _validate,
-    _verify,
-)
 from fairalloc.cli._common import check_not_an_input
 from fairalloc.errors import ArgumentError, FairallocError, UsageError
 
@@ -65,25 +52,31 @@ EXIT_FAULT = 1
 #: The command was called wrongly (argparse's own status for usage errors).
 EXIT_USAGE = 2
 
-#: Every command, in the order ``fairalloc --help`` lists them.
+#: Every command's module, in the order ``fairalloc --help`` lists them (loaded when the
+#: parser is built, so that ``fairalloc --version`` loads none of them).
 COMMANDS = (
-    _run,
-    _simulate,
-    _validate,
-    _check,
-    _audit,
-    _diff,
-    _sweep,
-    _explain,
-    _test,
-    _schema,
-    _examples,
-    _log,
-    _freeze,
-    _draw,
-    _decide,
-    _verify,
-    _receipt,
+    "_run",
+    "_simulate",
+    "_validate",
+    "_check",
+    "_audit",
+    "_diff",
+    "_sweep",
+    "_explain",
+    "_publish",
+    "_report",
+    "_test",
+    "_schema",
+    "_examples",
+    "_log",
+    "_freeze",
+    "_draw",
+    "_decide",
+    "_verify",
+    "_receipt",
+    "_round",
+    "_review",
+    "_cases",
 )
 
 
@@ -93,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Usage errors that argparse finds end the process with status 2 (``SystemExit``), as
     argparse does.
     """
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(f"fairalloc {__version__}")
+        return EXIT_OK
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -127,8 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"fairalloc {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     p.set_defaults(inputs=())
     return p
 

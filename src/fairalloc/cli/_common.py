@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from fairalloc.errors import UsageError
+from fairalloc._escape import terminal_text
+from fairalloc._io import check_not_input
+from fairalloc._io import write_text as atomic_write_text
+from fairalloc._text import number, text_table
+from fairalloc.errors import OutputError, UsageError
 
 __all__ = [
     "PROGRESS_MIN",
@@ -93,31 +96,32 @@ def check_not_an_input(out: Path | None, inputs: Iterable[Path | None]) -> None:
     Raises:
         UsageError: naming the file.
     """
-    if out is None or not out.exists():
+    if out is None:
         return
-    for path in inputs:
-        if path is not None and path.exists() and os.path.samefile(out, path):
-            raise UsageError(
-                f"--out {out} is an input of this command; write the result to another file"
-            )
+    try:
+        check_not_input(out, inputs)
+    except OutputError:
+        raise UsageError(
+            f"--out {out} is an input of this command; write the result to another file"
+        ) from None
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` as UTF-8."""
-    path.write_text(text, encoding="utf-8")
+    """Write ``text`` to ``path`` as UTF-8, atomically (see :func:`fairalloc._io.atomic_write`)."""
+    atomic_write_text(path, text)
 
 
 def title_of(meta: Any) -> str:
     """A policy's title in English (or its id), for the first line of a command's output."""
     title = meta.title
-    return title if isinstance(title, str) else str(title.get("en", meta.id))
+    return terminal_text(title if isinstance(title, str) else str(title.get("en", meta.id)))
 
 
 def cell(v: object) -> str:
     """A value as a table cell: whole floats without decimals, others to six places at most."""
-    if isinstance(v, float):
-        return f"{v:.6f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
-    return str(v)
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return number(v)
+    return terminal_text(v)
 
 
 def print_table(rows: list[dict[str, object]], total: int, out: TextIO, *, more: str) -> None:
@@ -132,16 +136,8 @@ def print_table(rows: list[dict[str, object]], total: int, out: TextIO, *, more:
         [cell(r.get(h, "")) + ("=" if h == "rank" and r.get("tied") else "") for h in heads]
         for r in rows
     ]
-    widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(heads)]
-    print("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)), file=out)
-    for c in cells:
-        print(
-            "  ".join(
-                v.ljust(w) if heads[k] in ("id", "holds") else v.rjust(w)
-                for k, (v, w) in enumerate(zip(c, widths, strict=True))
-            ),
-            file=out,
-        )
+    for line in text_table(heads, cells):
+        print(line, file=out)
     if total > len(rows):
         print(f"... {total - len(rows)} more{more}", file=out)
     if any(r.get("tied") for r in rows):

@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 import fairalloc
+from fairalloc._io import write_bytes
 from fairalloc.errors import UsageError
 
 __all__ = ["bundled_examples", "register"]
@@ -40,7 +41,16 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"not overwriting {', '.join(clashes)}: choose an empty folder")
     for example in examples:
         shutil.copytree(
-            example, args.folder / example.name, ignore=shutil.ignore_patterns("__pycache__")
+            example,
+            args.folder / example.name,
+            ignore=shutil.ignore_patterns("__pycache__"),
+            copy_function=_copy_file,
         )
         print(f"{args.folder / example.name}", file=sys.stdout)
     return 0
+
+
+def _copy_file(source: str, target: str) -> str:
+    """Copy one file whole or not at all (see :func:`fairalloc._io.atomic_write`)."""
+    write_bytes(target, Path(source).read_bytes())
+    return target

@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="output format (default text)",
     )
     exp.add_argument("--contrast", metavar="OTHER", help="compare the resident with OTHER")
+    exp.add_argument(
+        "--audience",
+        choices=("officer", "resident"),
+        default="officer",
+        help="who reads the contrast: officer (both residents' points, the default) or"
+        " resident (a view for the resident: nothing of OTHER but the deciding key)",
+    )
     exp.add_argument("--capacity", type=count(), help="units to allocate (default: the policy's)")
     exp.add_argument("--rounds", type=count(minimum=1), help="rounds to run, for a rotation")
     add_as_of(exp)
@@ -87,7 +94,7 @@ def handle(args: argparse.Namespace) -> int:
     for rid in args.ids:
         try:
             item: Any = (
-                fa.contrast(source, rid, args.contrast, lang=args.lang)
+                fa.contrast(source, rid, args.contrast, lang=args.lang, audience=args.audience)
                 if args.contrast
                 else fa.explain(
                     source,

@@ -27,12 +27,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` command."""
     run = sub.add_parser("run", help="rank residents under a policy")
     run.add_argument("policy", type=Path, help="policy file (.yaml, .json, .toml)")
-    run.add_argument("data", type=Path, help="residents (.csv)")
+    run.add_argument("data", type=Path, help="residents (.csv or .parquet)")
     run.add_argument(
         "--out",
-        type=out_file(".csv", ".json"),
+        type=out_file(".csv", ".json", ".parquet"),
         metavar="FILE",
-        help="write every resident's outcome to FILE (.csv or .json; a matching: .json)",
+        help="write every resident's outcome to FILE (.csv, .json or .parquet; a matching: .json)",
+    )
+    run.add_argument(
+        "--no-escape-formulas",
+        action="store_true",
+        help="write CSV ids as they are (for programs; spreadsheets would run `=...` as formulas)",
     )
     run.add_argument(
         "--top", type=count(), default=20, help="rows to print (default 20; 0 for none)"
@@ -50,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
     matching = spec is not None and spec.matching is not None
     if matching and args.out is not None and args.out.suffix.lower() != ".json":
         raise UsageError(f"cannot write `{args.out}`: a matching is written as .json")
-    population = fa.Population.from_csv(args.data, policy)
+    population = fa.Population.load(args.data, policy)
     with Progress(population.n, enabled=not args.no_progress) as tick:
         result = fa.evaluate(policy, population, as_of=args.as_of, progress=tick)
     ranking = result.ranking
@@ -73,14 +78,14 @@ def handle(args: argparse.Namespace) -> int:
         allocation = fa.allocate(result, capacity=args.capacity)
         _print_allocation(allocation, args.top, out, written=args.out is not None)
         if args.out is not None:
-            _write(allocation, args.out)
+            _write(allocation, args.out, escape=not args.no_escape_formulas)
             print(f"wrote the outcomes of all {result.n} residents to {args.out}", file=out)
         return 0
     if args.top > 0:
         rows = [ranking.row(i) for i in range(min(args.top, len(ranking)))]
         print_table(rows, len(ranking), out, more=_more(args.out))
     if args.out is not None:
-        _write(ranking, args.out)
+        _write(ranking, args.out, escape=not args.no_escape_formulas)
         print(f"wrote {len(ranking)} ranked residents to {args.out}", file=out)
     return 0
 
@@ -89,11 +94,14 @@ def _more(out: Path | None) -> str:
     return "" if out is not None else " (use --out to write all)"
 
 
-def _write(result: fa.Ranking | fa.Allocation, path: Path) -> None:
-    if path.suffix.lower() == ".json":
+def _write(result: fa.Ranking | fa.Allocation, path: Path, *, escape: bool) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
         write_text(path, result.to_json(indent=1) + "\n")
+    elif suffix == ".parquet":
+        result.to_parquet(path)
     else:
-        result.to_csv(path)
+        result.to_csv(path, escape_formulas=escape)
 
 
 def _summary(result: fa.Evaluation, out: TextIO) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 import fairalloc as fa
+from fairalloc._text import fixed
 from fairalloc.cli._common import cell, count, out_file, title_of, write_text
 
 __all__ = ["register"]
@@ -53,7 +54,11 @@ def _print_simulation(result: fa.Simulation, n: int, out: TextIO) -> None:
     print(f"{title_of(meta)} ({meta.id} v{meta.version})", file=out)
     print(f"{n} residents; rotation: {result.rounds} rounds, {result.capacity} per round", file=out)
     rot = result.rotation
-    order = [f"waited {rot.max_wait}+ rounds first"] if rot.max_wait is not None else []
+    order = (
+        [f"due to keep a wait of at most {rot.max_wait} rounds first"]
+        if rot.max_wait is not None
+        else []
+    )
     order += ["served fewer times first"] if rot.served_go_last else []
     order += [f"band `{rot.bands}` (desc)"] if rot.bands is not None else []
     bonus = f" + {cell(rot.points_per_round)} per round waited" if rot.points_per_round else ""
@@ -85,7 +90,7 @@ def _print_simulation(result: fa.Simulation, n: int, out: TextIO) -> None:
     if w["mean"] is None:
         return
     print(
-        f"wait before first service: mean {w['mean']:.2f}, median {cell(w['median'])},"
+        f"wait before first service: mean {fixed(w['mean'])}, median {cell(w['median'])},"
         f" max {w['max']} rounds",
         file=out,
     )

@@ -7,13 +7,21 @@ accessible HTML or versioned JSON. :func:`contrast` sets two residents side by s
 """
 
 from fairalloc.explain._batch import export_explanations
-from fairalloc.explain._explanation import Contrast, Explanation, Format, contrast, explain
+from fairalloc.explain._explanation import (
+    Audience,
+    Contrast,
+    Explanation,
+    Format,
+    contrast,
+    explain,
+)
 from fairalloc.explain._facts import SCHEMA, Counterfactual, Facts
 from fairalloc.explain._i18n import LOCALES
 
 __all__ = [
     "LOCALES",
     "SCHEMA",
+    "Audience",
     "Contrast",
     "Counterfactual",
     "Explanation",

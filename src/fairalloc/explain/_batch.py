@@ -25,6 +25,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._escape import csv_text
+from fairalloc._io import atomic_write
 from fairalloc._numeric import MICRO
 from fairalloc.errors import ArgumentError
 
@@ -47,8 +49,13 @@ def export_explanations(
     *,
     format: Literal["jsonl", "csv"] = "jsonl",
     progress: Callable[[int], None] | None = None,
+    escape_formulas: bool = True,
 ) -> int:
     """Write every resident's explanation facts as JSON Lines or CSV.
+
+    A path is written atomically: the previous file stays whole until the new one is complete.
+    In CSV, ids that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return) get a leading ``'``, unless ``escape_formulas`` is false.
 
     Args:
         source: An evaluation (ranking only) or an allocation (with outcomes and margins).
@@ -56,6 +63,8 @@ def export_explanations(
         format: ``jsonl`` (one JSON object per line, schema ``fairalloc.explanation-row/1``)
             or ``csv`` (one column per field; lists joined by ``;``).
         progress: Called with the number of residents written after each chunk.
+        escape_formulas: Neutralise formula starts in CSV ids (see above); false for a
+            program that reads the file.
 
     Returns:
         The number of residents written.
@@ -74,12 +83,19 @@ def export_explanations(
     ev = source.evaluation if isinstance(source, Allocation) else source
     cols = _Columns(ev, alloc)
     if isinstance(out, str | os.PathLike):
-        with open(out, "w", encoding="utf-8", newline="") as fh:
-            return _write(cols, fh, format, progress)
-    return _write(cols, out, format, progress)
+        with atomic_write(out) as fh:
+            return _write(cols, fh, format, progress, escape=escape_formulas)
+    return _write(cols, out, format, progress, escape=escape_formulas)
 
 
-def _write(cols: _Columns, fh: IO[str], format: str, progress: Callable[[int], None] | None) -> int:
+def _write(
+    cols: _Columns,
+    fh: IO[str],
+    format: str,
+    progress: Callable[[int], None] | None,
+    *,
+    escape: bool,
+) -> int:
     order = cols.ev.canonical_order()
     if format == "csv":
         w = csv.writer(fh, lineterminator="\n")
@@ -88,6 +104,8 @@ def _write(cols: _Columns, fh: IO[str], format: str, progress: Callable[[int], N
         rows = order[start : start + _CHUNK]
         if format == "jsonl":
             fh.write(cols.jsonl(rows))
+        elif escape:  # the id comes first; every other text is a name from the policy
+            w.writerows((csv_text(r[0]), *r[1:]) for r in cols.csv_rows(rows))
         else:
             w.writerows(cols.csv_rows(rows))
         if progress is not None:

@@ -180,6 +180,10 @@ def build_facts(
         tables=_tables(ev, row),
         target=target,
         notes=tuple(notes),
+        level_titles={
+            **{n: dict(a.level_titles) for n, a in doc.attributes.items() if a.level_titles},
+            **{n: dict(d.level_titles) for n, d in doc.derived.items() if d.level_titles},
+        },
     )
 
 
@@ -329,6 +333,7 @@ def _indicators(ev: Evaluation, row: int) -> tuple[IndicatorLine, ...]:
                 scale=crit.scale,
                 title=ind.title,
                 attribute=of,
+                of=ind.of if isinstance(ind.of, str) else None,
                 value=value,
                 band=band,
                 band_index=k,

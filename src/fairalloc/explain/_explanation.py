@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fairalloc._numeric import MICRO
-from fairalloc.errors import ArgumentError
+from fairalloc.errors import ArgumentError, ReviewError
 from fairalloc.explain._build import build_facts
 from fairalloc.explain._facts import Facts, Value
 from fairalloc.explain._i18n import check_locale, localized, message
@@ -21,10 +21,14 @@ if TYPE_CHECKING:
 
     Explainable = Evaluation | Allocation | MatchingResult | Simulation
 
-__all__ = ["Contrast", "Explanation", "Format", "contrast", "explain"]
+__all__ = ["Audience", "Contrast", "Explanation", "Format", "contrast", "explain"]
 
 #: The formats an explanation renders to.
 Format = Literal["text", "md", "html", "json"]
+
+#: Who an explanation or contrast is for: ``officer`` (everything the decision recorded) or
+#: ``resident`` (a complainant's view: nothing about any other resident).
+Audience = Literal["officer", "resident"]
 
 
 class _Rendered:
@@ -213,16 +217,85 @@ def explain(
 class Contrast(_Rendered):
     """Why resident A ranked where it did relative to resident B, part by part.
 
+    With ``audience="resident"`` (a view for resident A, such as a complainant), nothing of
+    B is shown: not B's id, checks, score or points, only whether B ranked above or below A and
+    the name of the first ranking key on which they differ.
+
     Attributes:
         a: The facts of resident A.
         b: The facts of resident B.
         lang: The default language of the renderings.
+        audience: ``officer`` (both residents' facts) or ``resident`` (A's own only).
     """
 
-    def __init__(self, a: Facts, b: Facts, lang: str = "en") -> None:
+    def __init__(
+        self, a: Facts, b: Facts, lang: str = "en", audience: Audience = "officer"
+    ) -> None:
+        if audience not in ("officer", "resident"):
+            raise ReviewError("FA784", f"no audience {audience!r}; audiences: officer, resident")
         self.a = a
         self.b = b
         self.lang = check_locale(lang)
+        self.audience: Audience = audience
+
+    def _other_side(self) -> Literal["above", "below", "same"]:
+        ra, rb = self.a.outcome.rank, self.b.outcome.rank
+        if ra == rb:
+            return "same"
+        if ra is None:
+            return "above"
+        if rb is None:
+            return "below"
+        return "above" if rb < ra else "below"
+
+    def _private_dict(self) -> dict[str, Any]:
+        d = self.deciding()
+        return {
+            "schema": "fairalloc.contrast/1",
+            "audience": "resident",
+            "a": self.a.resident,
+            "eligible": self.a.eligible,
+            "score": self.a.score,
+            "rank": self.a.outcome.rank,
+            "served": self.a.outcome.served,
+            "parts": [{"part": k, "points": v / MICRO} for k, v in _parts(self.a).items()],
+            "other": self._other_side(),
+            "deciding": None if d is None else {"by": d[0]},
+        }
+
+    def _private_blocks(self, lang: str) -> list[Block]:
+        def m(key: str, **kw: Any) -> str:
+            return message(lang, key, **kw)
+
+        a = self.a
+        rank = a.outcome.rank if a.outcome.rank is not None else "-"
+        out = [Block("h", m("contrast_private_title", a=a.resident))]
+        side = self._other_side()
+        out.append(
+            Block("p", m(f"contrast_private_{side}", a=a.resident, sa=fmt(a.score), ra=rank))
+        )
+        titles = {i.path: i.title for i in a.indicators} | {
+            f"priority.{p.rule}": p.title for p in a.priority
+        }
+        rows = []
+        for key, v in _parts(a).items():
+            name = localized(titles.get(key), lang, key)
+            rows.append((name if name == key else f"{name} ({key})", fmt(v / MICRO)))
+        if rows:
+            out.append(Block("h", m("h_own_points", a=a.resident)))
+            out.append(
+                Block("table", heads=(m("col_indicator"), m("col_points")), rows=tuple(rows))
+            )
+        d = self.deciding()
+        out.append(
+            Block(
+                "p",
+                m("contrast_private_equal")
+                if d is None
+                else m("contrast_private_deciding", by=_key(lang, d[0])),
+            )
+        )
+        return out
 
     def differences(self) -> list[tuple[str, float, float]]:
         """Every indicator and priority rule whose points differ: (part, A's, B's), in points.
@@ -243,10 +316,13 @@ class Contrast(_Rendered):
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """As plain values."""
+        """As plain values (for ``audience="resident"``, resident A's own only)."""
+        if self.audience == "resident":
+            return self._private_dict()
         d = self.deciding()
         return {
             "schema": "fairalloc.contrast/1",
+            "audience": "officer",
             "a": self.a.resident,
             "b": self.b.resident,
             "eligible": [self.a.eligible, self.b.eligible],
@@ -268,6 +344,8 @@ class Contrast(_Rendered):
         def m(key: str, **kw: Any) -> str:
             return message(lang, key, **kw)
 
+        if self.audience == "resident":
+            return self._private_blocks(lang)
         a, b = self.a, self.b
         out = [Block("h", m("contrast_title", a=a.resident, b=b.resident))]
         out.append(
@@ -329,6 +407,8 @@ class Contrast(_Rendered):
         return out
 
     def __repr__(self) -> str:
+        if self.audience == "resident":
+            return f"<Contrast of {self.a.resident} and another resident>"
         return f"<Contrast of {self.a.resident} and {self.b.resident}>"
 
 
@@ -361,7 +441,9 @@ def _ranking_keys(f: Facts) -> list[tuple[str, Value]]:
     return keys
 
 
-def contrast(source: Explainable, a: str, b: str, *, lang: str = "en") -> Contrast:
+def contrast(
+    source: Explainable, a: str, b: str, *, lang: str = "en", audience: Audience = "officer"
+) -> Contrast:
     """Why resident ``a`` ranked where it did relative to resident ``b``, part by part.
 
     Args:
@@ -369,11 +451,15 @@ def contrast(source: Explainable, a: str, b: str, *, lang: str = "en") -> Contra
         a: The first resident's id.
         b: The second resident's id.
         lang: The default language of renderings.
+        audience: ``officer`` (the default: both residents' checks and points) or
+            ``resident``, for a view shown to resident ``a`` (a complainant): nothing of ``b``
+            but whether ``b`` ranked above or below and the name of the deciding key.
 
     Raises:
         KeyError: if either id is unknown.
+        ValueError: for an unknown locale or audience.
     """
     check_locale(lang)
     fa = build_facts(source, str(a), counterfactuals=False)
     fb = build_facts(source, str(b), counterfactuals=False)
-    return Contrast(fa, fb, lang)
+    return Contrast(fa, fb, lang, audience)

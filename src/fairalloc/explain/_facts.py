@@ -8,7 +8,7 @@ points as integer micro-points (shown in points), values as the resident's data 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fairalloc._numeric import MICRO
@@ -108,6 +108,7 @@ class IndicatorLine:
         capped: Whether ``min_points``/``max_points`` changed the points.
         points_micro: Its points (weighted) in micro-points, as the engine summed them.
         reads: The attributes and parameters it read, by name.
+        of: The attribute or derived value it maps, by name (None for a formula).
         counts: Whether its points reach the score (its scale is a term of the score and no
             weight on the way is 0).
     """
@@ -125,6 +126,7 @@ class IndicatorLine:
     points_micro: int
     reads: dict[str, Value]
     counts: bool = True
+    of: str | None = None
 
     @property
     def points(self) -> float:
@@ -602,6 +604,8 @@ class Facts:
         lottery: The resident's lottery key, if a lottery is part of the policy.
         choices: The resident's list in a matching.
         counterfactuals: Changes that would have changed the outcome, smallest first.
+        level_titles: The titles the policy gives levels, by attribute and level (shown in
+            place of the level's name).
         target: What counterfactuals aim at: ``served``, ``not_served``, ``eligible`` or
             ``rank <= N``.
         notes: Facts that need saying in words, as (message code, parameters): a limit of the
@@ -630,6 +634,7 @@ class Facts:
     counterfactuals: tuple[Counterfactual, ...] = ()
     target: str | None = None
     notes: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
+    level_titles: dict[str, dict[str, LocalizedText]] = field(default_factory=dict)
     tables: tuple[TableLine, ...] = ()
 
     @property
@@ -641,6 +646,21 @@ class Facts:
     def eligible(self) -> bool:
         """Whether the resident is eligible."""
         return self.outcome.eligible
+
+    def private(self) -> Facts:
+        """These facts with nothing about any other resident: what the resident may be shown.
+
+        Dropped: the cut-offs (the last served resident's score and position), the comparison
+        with the nearest neighbour across the cut-off, and in a matching the rank of the last
+        resident each resource admitted. The resident's own checks, values, points, score,
+        rank, outcome, lottery key and counterfactuals stay.
+        """
+        return replace(
+            self,
+            cutoffs=(),
+            decision=None,
+            choices=tuple(replace(c, last_rank=None) for c in self.choices),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """As plain values, the form of the JSON schema :data:`SCHEMA`."""

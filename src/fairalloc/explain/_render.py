@@ -11,11 +11,13 @@ headings and tables with header cells, relative units only, no meaning carried b
 
 from __future__ import annotations
 
-import html
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from fairalloc._escape import html_text, markdown_text, terminal_text
 from fairalloc._numeric import MICRO
+from fairalloc._text import display_width, text_table
 from fairalloc.explain._facts import Facts, Value
 from fairalloc.explain._i18n import localized, message
 
@@ -56,10 +58,21 @@ def fmt(v: Value | float, lang: str | None = None) -> str:
     return str(v)
 
 
-def _reads(values: dict[str, Value], lang: str, via: dict[str, list[str]] | None = None) -> str:
+def _lv(f: Facts, attribute: str | None, value: Value, lang: str) -> str:
+    """A value as shown: a level's title where the policy gives one, else :func:`fmt`."""
+    if isinstance(value, str) and attribute is not None:
+        title = f.level_titles.get(attribute, {}).get(value)
+        if title is not None:
+            return localized(title, lang, value)
+    return fmt(value, lang)
+
+
+def _reads(
+    f: Facts, values: dict[str, Value], lang: str, via: dict[str, list[str]] | None = None
+) -> str:
     parts = []
     for k, v in values.items():
-        text = f"{k} = {fmt(v, lang)}"
+        text = f"{k} = {_lv(f, k, v, lang)}"
         if via and k in via:
             text += " " + message(lang, "via", names=", ".join(via[k]))
         parts.append(text)
@@ -126,7 +139,11 @@ def _tables(f: Facts, lang: str) -> list[Block]:
         return []
     out = [Block("h", m("h_tables"))]
     for t in f.tables:
-        output = _name(t.output_title, t.output, lang) if t.output_title else t.output
+        output = (
+            _name(t.output_title, t.output, lang)
+            if t.output_title
+            else _lv(f, t.part.partition(":")[2], t.output, lang)
+        )
         line = m(
             "table_row",
             title=_name(t.title, t.part.partition(":")[2], lang),
@@ -234,7 +251,7 @@ def _checks(f: Facts, lang: str) -> list[Block]:
             (
                 name,
                 result,
-                _reads(c.reads, lang),
+                _reads(f, c.reads, lang),
                 m("yes") if c.deciding else m("no"),
                 c.source or "",
             )
@@ -264,14 +281,16 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
             else:
                 band = m(
                     "level",
-                    level=fmt(i.band == "true", lang) if i.band in ("true", "false") else i.band,
+                    level=fmt(i.band == "true", lang)
+                    if i.band in ("true", "false")
+                    else _lv(f, i.attribute or i.of, i.band, lang),
                 )
             pts = fmt(i.points)
             if i.capped:
                 pts = m("capped", points=pts)
             if i.weight != 1.0:
                 pts = m("weighted", points=pts, weight=fmt(i.weight))
-            value = fmt(i.value, lang) if not isinstance(i.value, str) else i.value
+            value = _lv(f, i.attribute or i.of, i.value, lang)
             if isinstance(i.value, str) and i.value in ("true", "false"):
                 value = fmt(i.value == "true", lang)
             rows.append(
@@ -303,7 +322,7 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
             (
                 _name(p.title, p.rule, lang),
                 m("yes") if p.fired else m("no"),
-                _reads(p.reads, lang, p.via),
+                _reads(f, p.reads, lang, p.via),
                 fmt(p.points),
                 m("yes") if p.deciding else m("no"),
             )
@@ -338,7 +357,8 @@ def _assessment(f: Facts, lang: str) -> list[Block]:
                     parts.append(fmt(v / MICRO))
             grade = ""
             if s.grade is not None:
-                grade = _name(s.grade_title, s.grade, lang)
+                # A grade is a level of need: its title alone, as every level is shown.
+                grade = localized(s.grade_title, lang, s.grade)
             scale_rows.append(
                 (_name(s.title, s.path, lang), fmt(s.total), " + ".join(parts), grade)
             )
@@ -520,8 +540,8 @@ def _counterfactuals(f: Facts, lang: str) -> list[Block]:
             text = m(
                 "cf_level",
                 attribute=attribute,
-                after=fmt(c.after, lang),
-                before=fmt(c.before, lang),
+                after=_lv(f, c.attribute, c.after, lang),
+                before=_lv(f, c.attribute, c.before, lang),
                 outcome=outcome,
             )
         else:
@@ -552,48 +572,68 @@ def _outcome_word(lang: str, outcome: str, target: str | None) -> str:
 
 
 def to_text(bs: list[Block]) -> str:
-    """Plain text: headings underlined, tables aligned in columns."""
+    """Plain text: headings underlined, tables aligned in columns.
+
+    Control characters (ANSI escape sequences among them) from ids and policy texts are shown
+    as visible escapes, so printing the text on a terminal runs nothing.
+    """
     lines: list[str] = []
-    for b in bs:
+    for b in map(_terminal_block, bs):
         if b.kind == "h":
             if lines:
                 lines.append("")
-            lines += [b.text, "=" * _width(b.text) if not lines else "-" * _width(b.text)]
+            rule = "=" if not lines else "-"
+            lines += [b.text, rule * display_width(b.text)]
         elif b.kind == "p":
             lines.append(b.text)
         elif b.kind == "code":
             lines += ["    " + line for line in b.text.splitlines()]
         else:
-            rows = [b.heads, *b.rows]
-            widths = [max(_width(r[i]) for r in rows) for i in range(len(b.heads))]
-            for k, r in enumerate(rows):
+            table = text_table(b.heads, b.rows)
+            for k, line in enumerate(table):
                 mark = "* " if k > 0 and b.strong and b.strong[k - 1] else "  "
-                cells = [c + " " * (widths[i] - _width(c)) for i, c in enumerate(r)]
-                lines.append((mark + "  ".join(cells)).rstrip())
+                lines.append((mark + line).rstrip())
     return "\n".join(lines) + "\n"
 
 
-def _width(s: str) -> int:
-    # East Asian wide characters take two columns in a terminal.
-    return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in s)
+def _terminal_block(b: Block) -> Block:
+    return Block(
+        b.kind,
+        terminal_text(b.text, multiline=b.kind == "code"),
+        tuple(terminal_text(h) for h in b.heads),
+        tuple(tuple(terminal_text(c) for c in r) for r in b.rows),
+        b.strong,
+    )
 
 
 def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(s)
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``."""
+    runs = [len(r) for r in re.findall("`{3,}", text)]
+    return "`" * max([3, *(n + 1 for n in runs)])
 
 
 def to_markdown(bs: list[Block]) -> str:
-    """Markdown: ``#`` headings, pipe tables (deciding rows in bold), fenced code."""
+    """Markdown: ``#`` headings, pipe tables (deciding rows in bold), fenced code.
+
+    Every text is escaped (:func:`fairalloc._escape.markdown_text`): ids and policy texts
+    render as the characters they are, never as HTML, links or emphasis.
+    """
     out: list[str] = []
     first = True
     for b in bs:
         if b.kind == "h":
-            out.append(("# " if first else "## ") + b.text)
+            out.append(("# " if first else "## ") + markdown_text(b.text))
             first = False
         elif b.kind == "p":
-            out.append(b.text)
+            out.append(markdown_text(b.text))
         elif b.kind == "code":
-            out.append("```python\n" + b.text + "\n```")
+            fence = _fence(b.text)
+            code = terminal_text(b.text, multiline=True)
+            out.append(f"{fence}python\n{code}\n{fence}")
         else:
             lines = ["| " + " | ".join(_md_cell(h) for h in b.heads) + " |"]
             lines.append("|" + "---|" * len(b.heads))
@@ -608,7 +648,7 @@ def to_markdown(bs: list[Block]) -> str:
 
 def to_html(bs: list[Block], lang: str, *, fragment: bool = True) -> str:
     """HTML: an ``<article>`` with headings, captioned tables and header cells."""
-    e = html.escape
+    e = html_text
     parts = [f'<article lang="{e(lang)}" class="fairalloc-explanation" style="font-size:1rem">']
     first = True
     heading = ""
@@ -647,6 +687,8 @@ def to_html(bs: list[Block], lang: str, *, fragment: bool = True) -> str:
         "<style>body{font-family:system-ui,sans-serif;line-height:1.5;max-width:60rem;"
         "margin:auto;padding:1rem}table{border-collapse:collapse;margin:1rem 0}"
         "th,td{border:1px solid;padding:.25rem .5rem;text-align:left;vertical-align:top}"
-        "caption{text-align:left;font-weight:bold}</style></head>\n<body>\n"
+        "caption{text-align:left;font-weight:bold}"
+        "pre{white-space:pre-wrap;overflow-wrap:anywhere}td,th{overflow-wrap:anywhere}"
+        "</style></head>\n<body>\n"
         f"{doc}\n</body>\n</html>\n"
     )

@@ -19,6 +19,7 @@ from fairalloc.policy._tables import DecisionTable
 
 __all__ = [
     "AllocationSpec",
+    "Approval",
     "Attribute",
     "Band",
     "DecisionTable",
@@ -128,13 +129,37 @@ class _Documented(_Model):
     source: Source | None = None
 
 
+class Approval(_Model):
+    """Who approved a policy version, on which day, under which reference (§2.3.1)."""
+
+    by: str = Field(min_length=1)
+    on: dt.date
+    reference: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, v: Any) -> Any:
+        # YAML 1.1 reads the key `on:` as true; it means the field `on`.
+        if isinstance(v, dict) and True in v and "on" not in v:
+            v = {("on" if k is True else k): x for k, x in v.items()}
+        return v
+
+
 class PolicyMeta(_Documented):
-    """Identity of a policy: id, version, title, effective date and regulation source."""
+    """Identity of a policy: id, version, title, effective window, approval and lineage.
+
+    ``effective`` is the first day the policy is in force and ``expires`` the last; a run on a
+    date outside that window is refused (FA114). ``approved`` records who approved this
+    version; ``supersedes`` names the policy version it replaces (``id@version`` or a version).
+    """
 
     id: RuleId
     version: str = Field(min_length=1)
     title: LocalizedText
     effective: dt.date | None = None
+    expires: dt.date | None = None
+    approved: Approval | None = None
+    supersedes: str | None = Field(default=None, min_length=1)
 
 
 AttributeType = Literal["bool", "int", "float", "category", "ordinal", "date", "str"]
@@ -148,6 +173,9 @@ class Attribute(_Documented):
             (ordered ``levels``, lowest first), ``date`` or ``str`` (only for the id).
         role: ``id`` for the column that identifies residents (exactly one attribute).
         levels: The valid values of a category or ordinal.
+        level_titles: A title per level, in one language or per locale
+            (``{tekun: {en: extreme hardship, zh-CN: 特困}}``); documents and explanations show
+            the title where one is given.
         min: Smallest valid value (numbers and dates).
         max: Largest valid value (numbers and dates).
         unit: The unit of a number, for documentation and explanations (one text, or one per
@@ -177,6 +205,7 @@ class Attribute(_Documented):
     default: bool | float | str | dt.date | None = None
     changeable: bool = False
     need: Literal["higher", "lower"] | None = None
+    level_titles: dict[str, LocalizedText] | None = None
     values: list[float] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
@@ -463,6 +492,7 @@ class Derived(_Documented):
     expr: str | None = None
     table: DecisionTable | None = None
     levels: list[Name] | None = Field(default=None, min_length=1)
+    level_titles: dict[str, LocalizedText] | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> Derived:
@@ -629,7 +659,9 @@ class Rotation(_Documented):
     """A waiting list served over successive rounds (§2.1.1 fair rotation, 轮候).
 
     Each round serves ``capacity`` residents (the allocation's capacity by default). Order within
-    a round: anyone who has waited ``max_wait`` rounds first (a guaranteed maximum wait); then
+    a round: with ``max_wait``, first those who must be served now so that nobody waits more
+    than ``max_wait`` rounds (most urgent first: a guaranteed maximum wait whenever the capacity
+    allows it); then
     residents served fewer times (with ``served_go_last``); then, with ``bands``, higher need
     band; then the score plus ``points_per_round`` × rounds waited (highest first); then rounds
     waited (longest first); then the policy's ranking and published lottery. ``accrue`` adds
@@ -643,6 +675,22 @@ class Rotation(_Documented):
     max_wait: int | None = Field(default=None, ge=1)
     accrue: dict[Name, float] = Field(default_factory=dict)
     served_go_last: bool = True
+
+
+class ReviewSpec(_Documented):
+    """How a complaint against a decision is re-reviewed (§2.3.2).
+
+    A case must be answered within ``deadline_days`` days of being filed. When the corrected
+    facts show the complainant should have been served, ``remedy`` says how: the next unit that
+    becomes free (``next_free_unit``), a place over and above the capacity (``supernumerary``),
+    or first place on the waiting list (``head_of_waiting_list``). A correction never takes a
+    place from a resident already served unless ``displace`` is ``true``: then the corrected
+    decision stands, and whoever it no longer serves loses the place.
+    """
+
+    deadline_days: int = Field(ge=1, le=3650)
+    remedy: Literal["next_free_unit", "supernumerary", "head_of_waiting_list"] | None = None
+    displace: bool = False
 
 
 class Resource(_Documented):
@@ -780,6 +828,7 @@ class Policy(_Model):
     ranking: Ranking = Field(default_factory=Ranking)
     allocation: AllocationSpec | None = None
     records: RecordsSpec | None = None
+    review: ReviewSpec | None = None
 
     _origin: Any = PrivateAttr(default=None)
     #: Compilations by date and mode; read and written only by ``_compiler.compiled_for``.

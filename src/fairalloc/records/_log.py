@@ -27,8 +27,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fairalloc._io import atomic_write
 from fairalloc._population import Population
-from fairalloc.errors import RecordsError
+from fairalloc.errors import ApprovalMissing, RecordsError
 from fairalloc.records._canonical import canonical
 from fairalloc.records._commit import (
     NONCE_BYTES,
@@ -289,6 +290,14 @@ class DecisionLog:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Leaves never change once written, so a record's tree is built once per log object.
+        self._trees: dict[int, Tree] = {}
+
+    def _tree(self, seq: int) -> Tree:
+        tree = self._trees.get(seq)
+        if tree is None:
+            tree = self._trees[seq] = Tree(self.leaves(seq))
+        return tree
 
     @classmethod
     def open(cls, url: str | Path) -> DecisionLog:
@@ -437,8 +446,8 @@ class DecisionLog:
         self,
         policy: Policy,
         *,
-        approved_by: str,
-        approved_at: str,
+        approved_by: str | None = None,
+        approved_at: str | None = None,
         operator: str,
         effective_until: dt.date | None = None,
         time: str | None = None,
@@ -447,13 +456,27 @@ class DecisionLog:
 
         Args:
             policy: The policy document.
-            approved_by: Who approved it (a body or a person's role).
-            approved_at: When (ISO 8601 date or time).
+            approved_by: Who approved it (a body or a person's role); by default the policy's
+                own ``policy.approved.by``.
+            approved_at: When (ISO 8601 date or time); by default ``policy.approved.on``.
             operator: Who records it.
-            effective_until: The last day it applies, if known.
+            effective_until: The last day it applies; by default ``policy.expires``.
             time: When recorded; now by default.
+
+        Raises:
+            ApprovalMissing: ``FA118`` when neither the arguments nor the policy say who
+                approved it and when.
         """
         meta = policy.policy
+        approval = meta.approved
+        if approved_by is None and approval is not None:
+            approved_by = approval.by
+        if approved_at is None and approval is not None:
+            approved_at = approval.on.isoformat()
+        if effective_until is None:
+            effective_until = meta.expires
+        if approved_by is None or approved_at is None:
+            raise ApprovalMissing(meta.id, meta.version)
         body = {
             "approved_at": approved_at,
             "approved_by": approved_by,
@@ -858,8 +881,8 @@ class DecisionLog:
                 "FA715", f"resident {resident_id!r}'s openings were erased", record=decision.seq
             )
         head = self.head()
-        out_tree = Tree(self.leaves(decision.seq))
-        row_tree = Tree(self.leaves(decision.freeze.seq))
+        out_tree = self._tree(decision.seq)
+        row_tree = self._tree(decision.freeze.seq)
         n = len(decision.ids)
         return {
             "decision": decision.record.raw.decode("utf-8"),
@@ -924,7 +947,7 @@ class DecisionLog:
         text), "seq"}``. Residents' openings are never exported.
         """
         head = self.head()
-        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        with atomic_write(path) as fh:  # whole or not at all; lines end in \n as written
             fh.write(json.dumps({"fairalloc_log": 1, **head.to_dict()}) + "\n")
             for r in self.store.records():
                 blob = self.store.leaves(r.seq)
@@ -942,7 +965,7 @@ class DecisionLog:
 
         This file holds residents' ids: keep it with the data, never publish it.
         """
-        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        with atomic_write(path) as fh:  # whole or not at all; lines end in \n as written
             for seq, op in self.store.openings():
                 fh.write(json.dumps({"ids": op.ids, "nonces": op.nonces.hex(), "seq": seq}) + "\n")
 

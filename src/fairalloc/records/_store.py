@@ -256,14 +256,20 @@ class PostgresStore:
             self.conn: Any = psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
             raise RecordsError("FA701", f"cannot open the log at {_safe(url)}: {exc}") from exc
-        with self.conn.transaction():
-            self._lock()
-            for name, ddl in zip(
-                ("fa_records", "fa_leaves", "fa_openings"), _PG_TABLES, strict=True
-            ):
-                found = self.conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
-                if found is None or found[0] is None:
-                    self.conn.execute(ddl)
+        try:
+            with self.conn.transaction():
+                self._lock()
+                for name, ddl in zip(
+                    ("fa_records", "fa_leaves", "fa_openings"), _PG_TABLES, strict=True
+                ):
+                    found = self.conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+                    if found is None or found[0] is None:
+                        self.conn.execute(ddl)
+        except psycopg.Error as exc:
+            self.conn.close()
+            raise RecordsError(
+                "FA701", f"cannot open the log's tables at {_safe(url)}: {exc}"
+            ) from exc
 
     def _lock(self) -> None:
         # One lock per schema: appends to other logs in the same database never wait.

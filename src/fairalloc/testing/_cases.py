@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from fairalloc._text import number
 from fairalloc.errors import FairallocError
 
 __all__ = ["Case", "CaseResult", "CasesError", "CasesFile", "load_cases", "run_case", "run_cases"]
@@ -154,7 +155,7 @@ def _show(v: Any) -> str:
     if isinstance(v, bool) or v is None:
         return {True: "true", False: "false", None: "null"}[v]
     if isinstance(v, float):
-        return str(int(v)) if v.is_integer() else f"{v:.6f}".rstrip("0")
+        return number(v)
     if isinstance(v, list):
         return "[" + ", ".join(_show(x) for x in v) + "]"
     return str(v)

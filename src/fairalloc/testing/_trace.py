@@ -31,6 +31,7 @@ from fairalloc._compiler import CompiledPolicy, TraceColumn
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
+from fairalloc._text import number
 from fairalloc.allocation import allocate_evaluation
 from fairalloc.errors import AllocationError, AllocationReason, EvaluationError, FairnessViolation
 from fairalloc.policy._model import Policy
@@ -135,8 +136,7 @@ def words(yes: str, no: str) -> Callable[[Any], str]:
 
 def show_points(v: Any) -> str:
     """Show micro-points as points, without trailing zeros."""
-    text = f"{int(v) / MICRO:.6f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
+    return number(int(v) / MICRO)
 
 
 def refused_tie(error: Exception) -> bool:
