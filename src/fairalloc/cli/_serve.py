@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def handle(args: argparse.Namespace) -> int:
     print(
         f"serving on http://{config.server.host}:{config.server.port}", file=sys.stdout, flush=True
     )
-    serve.run(config, service=service)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops cleanly, then passes it on
+        serve.run(config, service=service)
+    print("stopped", file=sys.stdout)
     return 0
 
 
