@@ -264,6 +264,18 @@ def test_validation_lists_every_problem(client: httpx.Client, pool: fa.Populatio
     assert doc["issues"] == bad["issues"]
 
 
+def test_library_errors_keep_their_codes(client: httpx.Client, pool: fa.Population) -> None:
+    rows = _records(pool, [3])
+    body = {"residents": rows, "as_of": "1990-01-01"}
+    r = client.post("/v1/policies/care/evaluate", json=body, headers=_auth("reader"))
+    doc = _problem(r, 422, "FA114")
+    assert doc["title"] == "The policy is not in force on that date"
+    assert doc["message"].startswith("policy `elderly-care-places` is not in force on 1990-01-01")
+    rows[0]["carer_hours"] = None
+    r = client.post("/v1/policies/care/evaluate", json={"residents": rows}, headers=_auth("reader"))
+    assert _problem(r, 422, "FA505")["location"] == "column carer_hours"
+
+
 @pytest.mark.slow
 def test_criteria_and_audit(client: httpx.Client, care: fa.Policy, pool: fa.Population) -> None:
     r = client.get(
@@ -793,12 +805,17 @@ def test_bounded_load_every_answer_is_the_librarys(
             n += 7
 
     async def main() -> None:
-        limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
-        async with httpx.AsyncClient(
-            base_url=live.url, headers=_auth("reader"), limits=limits, timeout=30
-        ) as c:
-            stop = time.monotonic() + duration
-            await asyncio.gather(*(one_client(k, c, stop) for k in range(50)))
+        # One client (one connection) each: 50 independent callers.
+        clients = [
+            httpx.AsyncClient(base_url=live.url, headers=_auth("reader"), timeout=30)
+            for _ in range(50)
+        ]
+        stop = time.monotonic() + duration
+        try:
+            await asyncio.gather(*(one_client(k, c, stop) for k, c in enumerate(clients)))
+        finally:
+            for c in clients:
+                await c.aclose()
 
     asyncio.run(main())
     assert not wrong, wrong[:5]

@@ -118,6 +118,7 @@ _CLASS_TITLES: dict[str, str] = {
     "ReviewError": "The review cannot be carried out as asked",
     "RotationStateError": "The rotation's state does not fit",
     "PublishError": "The document cannot be made as asked",
+    "PolicyNotInForce": "The policy is not in force on that date",
     "MissingDependency": "A library the service needs is not installed",
 }
 
@@ -152,7 +153,8 @@ def _error_problem(e: FairallocError) -> Response:
         }
     elif isinstance(e, PopulationError):
         first_p = e.issues[0]
-        code, location = first_p.code, first_p.column or "body.residents"
+        code = first_p.code
+        location = f"column {first_p.column}" if first_p.column else "body.residents"
         extra = {
             "issues": [
                 {
@@ -180,6 +182,7 @@ def _error_problem(e: FairallocError) -> Response:
     else:
         location = str(getattr(e, "where", "") or getattr(e, "argument", "") or "")
         message = str(getattr(e, "message", "") or e)
+    message = message.removeprefix(f"{code} ")
     title = None if isinstance(e, ServiceError) else _title(e)
     return problem(status, code, message, location=location, title=title, extra=extra)
 

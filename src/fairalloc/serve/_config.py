@@ -61,9 +61,9 @@ class TokenEntry(_Strict):
         name: A label for the access log (never the token).
         sha256: The token's SHA-256 in hex (:func:`hash_token`).
         scopes: What the caller may do: ``read`` (validate, evaluate, explain, allocate,
-            criteria, receipts, the log's head), ``decide`` (register... freeze, draw, decide,
-            round), ``review`` (open and answer cases), ``admin`` (all of these, audits, the
-            log's records, verification, registering a policy version).
+            criteria, receipts, the log's head), ``decide`` (freeze, draw, decide, round),
+            ``review`` (open, answer and list cases), ``admin`` (all of these, audits, the log's
+            records, verification, registering a policy version).
         resident: When set, the token speaks for this one resident: it reads that resident's
             own evaluation, explanation and receipt and nothing that names anybody else.
         policies: The policies (by name) it may use; every policy when empty.
