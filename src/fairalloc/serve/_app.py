@@ -62,6 +62,48 @@ class JSONDoc(Response):
 
 PROBLEM = "application/problem+json"
 
+
+class Problem(BaseModel):
+    """A problem document (RFC 9457) as the service writes every error."""
+
+    type: str = Field(description="`urn:fairalloc:error:CODE`")
+    title: str
+    status: int
+    detail: str = Field(description="the same text as `message`")
+    code: str = Field(description="fairalloc's error code, e.g. `FA922` (see the error reference)")
+    message: str
+    location: str = Field(description="where: `body.residents[2].age`, `header Authorization`, ...")
+    issues: list[dict[str, Any]] | None = Field(
+        None, description="a policy's or a population's problems, each with its code"
+    )
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="for FA922: each part of the request that is not of the expected form"
+    )
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route's errors: problem documents."""
+    return {
+        status: {"model": Problem, "content": {PROBLEM: {}}, "description": phrase}
+        for status, phrase in (
+            (400, "the body is not JSON (FA921)"),
+            (401, "no valid bearer token (FA925)"),
+            (403, "the token does not allow this (FA926, FA927)"),
+            (404, "no such policy, resident or record"),
+            (409, "the decision log or the review refused the operation"),
+            (413, "the body or the batch is too large (FA923, FA924)"),
+            (415, "the body is not sent as JSON (FA934)"),
+            (422, "the request, or the residents' data, cannot be used"),
+            (500, "an error the service did not foresee (FA949)"),
+            (503, "the answer took too long (FA932)"),
+        )
+        if status in statuses
+    }
+
+
+#: The errors every route with a token may answer.
+_COMMON = (401, 403, 404, 422, 500, 503)
+
 _TITLES: dict[str, str] = {
     "FA921": "The request body is not JSON",
     "FA922": "The request does not have the expected form",
@@ -540,6 +582,7 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
     svc = service if service is not None else Service(config)
     limits = config.limits
     app = FastAPI(
+        responses=_problems(*_COMMON),
         title="fairalloc",
         version=__version__,
         summary="Allocation policies as a service: validate, evaluate, explain, allocate, record.",
@@ -553,6 +596,24 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.service = svc
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI document, with every error as ``application/problem+json``."""
+        if app.openapi_schema is None:
+            doc = generate()
+            for operations in doc.get("paths", {}).values():
+                for op in operations.values():
+                    for status, response in op.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if int(status) >= 400 and "application/json" in content:
+                            response["content"] = {PROBLEM: content["application/json"]}
+                        elif "application/json" in content:  # the library's own JSON form
+                            content["application/json"]["schema"] = {"type": "object"}
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.tokens = {
         t.sha256: Caller(t.name, frozenset(t.scopes), t.resident, t.policies) for t in config.tokens
     }
@@ -656,21 +717,36 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
         """The policies served: name, id, version, title, pool size, whether a log is kept."""
         return JSONDoc({"policies": svc.listing(caller.policies)})
 
-    @app.post("/v1/policies/{policy}/validate", tags=["residents"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/validate",
+        tags=["residents"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415),
+    )
     async def validate(policy: str, body: ResidentsBody, caller: Reader) -> Response:
         """Check residents' records against the policy's attribute schema: every problem found."""
         s = served(caller, policy)
         batch(body.residents, caller, s)
         return JSONDoc(await run(svc.validate, s, body.residents))
 
-    @app.post("/v1/policies/{policy}/evaluate", tags=["residents"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/evaluate",
+        tags=["residents"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415),
+    )
     async def evaluate(policy: str, body: ResidentsBody, caller: Reader) -> Response:
         """Evaluate the residents given, together: eligibility, points, scales, score."""
         s = served(caller, policy)
         batch(body.residents, caller, s)
         return JSONDoc(await run(svc.evaluate, s, body.residents, body.as_of))
 
-    @app.post("/v1/policies/{policy}/explain", tags=["residents"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/explain",
+        tags=["residents"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415),
+    )
     async def explain(policy: str, body: ExplainBody, caller: Reader) -> Response:
         """Explain the residents given (evaluated together): rules, points, what would change."""
         s = served(caller, policy)
@@ -687,7 +763,12 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
         )
         return JSONDoc({"explanations": found})
 
-    @app.post("/v1/policies/{policy}/allocate", tags=["residents"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/allocate",
+        tags=["residents"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415),
+    )
     async def allocate(policy: str, body: AllocateBody, caller: Reader) -> Response:
         """Allocate among the residents given: the summary and every resident's outcome."""
         caller.check_not_resident()
@@ -697,7 +778,14 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             await run(svc.allocate, s, body.residents, capacity=body.capacity, as_of=body.as_of)
         )
 
-    @app.get("/v1/policies/{policy}/residents/{resident}", tags=["pool"], response_class=JSONDoc)
+    @app.get(
+        "/v1/policies/{policy}/residents/{resident}",
+        tags=["pool"],
+        response_class=JSONDoc,
+        responses=_problems(
+            409,
+        ),
+    )
     async def pool_record(policy: str, resident: str, caller: Reader) -> Response:
         """One pool resident's evaluation and outcome."""
         caller.check_resident(resident, "path resident")
@@ -708,6 +796,9 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
         "/v1/policies/{policy}/residents/{resident}/explanation",
         tags=["pool"],
         response_class=JSONDoc,
+        responses=_problems(
+            409,
+        ),
     )
     async def pool_explanation(
         *,
@@ -731,7 +822,14 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
         )
         return JSONDoc(found)
 
-    @app.get("/v1/policies/{policy}/allocation", tags=["pool"], response_class=JSONDoc)
+    @app.get(
+        "/v1/policies/{policy}/allocation",
+        tags=["pool"],
+        response_class=JSONDoc,
+        responses=_problems(
+            409,
+        ),
+    )
     async def pool_summary(policy: str, caller: Reader) -> Response:
         """The pool's allocation: capacity, units used and cut-offs of each category."""
         caller.check_not_resident()
@@ -753,7 +851,14 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             await run(svc.criteria, s, lang=lang, format=format, large_print=large_print)
         )
 
-    @app.get("/v1/policies/{policy}/audit", tags=["documents"], response_class=JSONDoc)
+    @app.get(
+        "/v1/policies/{policy}/audit",
+        tags=["documents"],
+        response_class=JSONDoc,
+        responses=_problems(
+            409,
+        ),
+    )
     async def audit(
         *,
         policy: str,
@@ -769,17 +874,36 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
         )
 
     # -- the decision log --------------------------------------------------------------
-    @app.get("/v1/policies/{policy}/log/head", tags=["log"], response_class=JSONDoc)
+    @app.get(
+        "/v1/policies/{policy}/log/head",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(
+            409,
+        ),
+    )
     async def head(policy: str, caller: Reader) -> Response:
         """The log's tree head, to publish and to check receipts against."""
         return JSONDoc(await run(svc.head, served(caller, policy)))
 
-    @app.get("/v1/policies/{policy}/log/records", tags=["log"], response_class=JSONDoc)
+    @app.get(
+        "/v1/policies/{policy}/log/records",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(
+            409,
+        ),
+    )
     async def records(policy: str, caller: Admin) -> Response:
         """Every record of the log (commitments, never residents' rows)."""
         return JSONDoc({"records": await run(svc.records, served(caller, policy))})
 
-    @app.post("/v1/policies/{policy}/log/register", tags=["log"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/log/register",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def register(policy: str, body: RegisterBody, caller: Admin) -> Response:
         """Record the served policy's version, who approved it and when."""
         s = served(caller, policy)
@@ -794,7 +918,12 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             )
         )
 
-    @app.post("/v1/policies/{policy}/log/freeze", tags=["log"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/log/freeze",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def freeze(policy: str, body: FreezeBody, caller: Decider) -> Response:
         """Freeze the applicant list (the residents given, or the pool) before any draw."""
         caller.check_not_resident()
@@ -802,7 +931,12 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
         batch(body.residents, caller, s)
         return JSONDoc(await run(svc.freeze, s, body.residents, operator=body.operator))
 
-    @app.post("/v1/policies/{policy}/log/draw", tags=["log"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/log/draw",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def draw(policy: str, body: DrawBody, caller: Decider) -> Response:
         """Record the lottery seed drawn after a freeze."""
         caller.check_not_resident()
@@ -819,7 +953,12 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             )
         )
 
-    @app.post("/v1/policies/{policy}/log/decide", tags=["log"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/log/decide",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def decide(policy: str, body: DecideBody, caller: Decider) -> Response:
         """Allocate over the frozen list with its recorded seed, and record the decision."""
         caller.check_not_resident()
@@ -838,7 +977,12 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             )
         )
 
-    @app.post("/v1/policies/{policy}/log/receipt", tags=["log"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/log/receipt",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def receipt(policy: str, body: ReceiptBody, caller: Reader) -> Response:
         """A resident's receipt for a recorded decision: their outcome and the proofs."""
         caller.check_resident(body.resident, "body.resident")
@@ -852,14 +996,24 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             )
         )
 
-    @app.post("/v1/policies/{policy}/log/verify", tags=["log"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/log/verify",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def verify(policy: str, body: VerifyBody, caller: Admin) -> Response:
         """Check the log (chain, proofs, seeds) and re-run its decisions."""
         s = served(caller, policy)
         batch(body.residents, caller, s)
         return JSONDoc(await run(svc.verify, s, body.residents))
 
-    @app.post("/v1/policies/{policy}/log/round", tags=["log"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/log/round",
+        tags=["log"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def round_(policy: str, body: RoundBody, caller: Decider) -> Response:
         """Run and record the next round of the rotation; returns the state to keep."""
         caller.check_not_resident()
@@ -879,7 +1033,12 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             )
         )
 
-    @app.post("/v1/policies/{policy}/review/open", tags=["review"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/review/open",
+        tags=["review"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def review_open(policy: str, body: ReviewOpenBody, caller: Reviewer) -> Response:
         """Open a review case on a recorded decision; keep the case returned to answer it."""
         caller.check_not_resident()
@@ -900,7 +1059,12 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             )
         )
 
-    @app.post("/v1/policies/{policy}/review/answer", tags=["review"], response_class=JSONDoc)
+    @app.post(
+        "/v1/policies/{policy}/review/answer",
+        tags=["review"],
+        response_class=JSONDoc,
+        responses=_problems(400, 413, 415, 409),
+    )
     async def review_answer(policy: str, body: ReviewAnswerBody, caller: Reviewer) -> Response:
         """Review a case as opened and record the answer; returns the complainant's answer."""
         caller.check_not_resident()
@@ -918,7 +1082,14 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             )
         )
 
-    @app.get("/v1/policies/{policy}/review/cases", tags=["review"], response_class=JSONDoc)
+    @app.get(
+        "/v1/policies/{policy}/review/cases",
+        tags=["review"],
+        response_class=JSONDoc,
+        responses=_problems(
+            409,
+        ),
+    )
     async def cases(policy: str, caller: Reviewer, as_of: dt.date | None = None) -> Response:
         """Every review case and its state (filed, answered, overdue) on `as_of` (today)."""
         caller.check_not_resident()
