@@ -678,6 +678,29 @@ def test_cors_timeouts_and_limits_as_configured(workdir: Path, pool: fa.Populati
         assert "0.001 s" in _problem(r, 503, "FA932")["message"]
 
 
+@pytest.mark.slow
+def test_abandoned_computations_keep_their_slot(workdir: Path, pool: fa.Population) -> None:
+    """A timed-out request is answered at once; its computation holds its slot until it ends."""
+    doc = _config_doc(workdir, timeout_seconds=0.3, workers=1)
+    doc["server"]["access_log"] = False
+    doc["policies"][0]["log"] = None
+    with (
+        LiveServer(parse_config(doc, base=workdir)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+    ):
+        # 200 explanations, each searching counterfactuals: seconds of work.
+        body = {"residents": _records(pool, range(200))}
+        slow = c.post("/v1/policies/care/explain", json=body, headers=_auth("reader"))
+        _problem(slow, 503, "FA932")
+        # They still compute in the only slot: a quick request waits, then times out.
+        quick = c.get("/v1/policies/care/criteria", headers=_auth("reader"))
+        _problem(quick, 503, "FA932")
+        stop = time.monotonic() + 60
+        while quick.status_code != 200 and time.monotonic() < stop:
+            quick = c.get("/v1/policies/care/criteria", headers=_auth("reader"))
+        assert quick.status_code == 200
+
+
 # -- configuration, OpenAPI, command line ------------------------------------------------------
 
 

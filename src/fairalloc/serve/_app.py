@@ -8,10 +8,13 @@ scope it needs; a token that speaks for one resident reads that resident's own d
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -555,6 +558,41 @@ class _Guard:
         return None
 
 
+class _Slot:
+    """One request's place among the computations that may run at once.
+
+    Released when its computation ends, in the worker thread's ``finally``, or by the request
+    when the computation never started (a timeout while queued for a thread).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, slots: anyio.CapacityLimiter) -> None:
+        self.loop = loop
+        self.slots = slots
+        self.lock = threading.Lock()
+        self.state = "queued"  # queued -> waiting -> running -> done, or dropped
+
+    def work(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.lock:
+            if self.state == "dropped":  # pragma: no cover - anyio skips a cancelled call
+                raise TimeoutError
+            self.state = "running"
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with self.lock:
+                self.state = "done"
+            with contextlib.suppress(RuntimeError):  # the service stopped meanwhile
+                self.loop.call_soon_threadsafe(self.slots.release_on_behalf_of, self)
+
+    def leave(self) -> None:
+        """Called by the request as it ends: release the slot unless a thread holds it."""
+        with self.lock:
+            if self.state != "waiting":  # never acquired, or its thread releases it
+                return
+            self.state = "dropped"  # acquired, but the thread never started: release here
+        self.slots.release_on_behalf_of(self)
+
+
 class _TooLarge(HTTPException):
     """Raised while the body is read, when it grows past the limit."""
 
@@ -617,13 +655,22 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
     app.state.tokens = {
         t.sha256: Caller(t.name, frozenset(t.scopes), t.resident, t.policies) for t in config.tokens
     }
-    limiter = anyio.CapacityLimiter(limits.workers)
+    slots = anyio.CapacityLimiter(limits.workers)  # computations under way, abandoned included
+    threads = anyio.CapacityLimiter(limits.workers)
 
     async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` in a worker thread, within the time limit, ``limits.workers`` at a time.
+
+        A request that times out is answered at once; its computation cannot be stopped and
+        keeps its slot until it ends, so abandoned computations never exceed the limit.
+        """
+        slot = _Slot(asyncio.get_running_loop(), slots)
         try:
             with anyio.fail_after(limits.timeout_seconds):
+                await slots.acquire_on_behalf_of(slot)
+                slot.state = "waiting"
                 return await anyio.to_thread.run_sync(
-                    partial(fn, *args, **kwargs), limiter=limiter, abandon_on_cancel=True
+                    partial(slot.work, fn, *args, **kwargs), limiter=threads, abandon_on_cancel=True
                 )
         except TimeoutError:
             raise ServiceError(
@@ -631,6 +678,8 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
                 f"the answer took longer than {limits.timeout_seconds:g} s; try fewer residents",
                 status=503,
             ) from None
+        finally:
+            slot.leave()
 
     def served(caller: Caller, name: str) -> Served:
         caller.check_policy(name)
