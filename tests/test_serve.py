@@ -513,6 +513,13 @@ def test_malformed_json(client: httpx.Client) -> None:
         headers={**_auth("reader"), "Content-Type": "application/json"},
     )
     assert _problem(r, 400, "FA921")["location"] == "body"
+    # Without a token nothing of the body is read: the answer is the missing token.
+    r = client.post(
+        "/v1/policies/care/evaluate",
+        content=b'{"residents": [{"age": 80,}]}',
+        headers={"Content-Type": "application/json"},
+    )
+    _problem(r, 401, "FA925")
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,10 @@ def handle(args: argparse.Namespace) -> int:
         log = ", decision log" if row["log"] else ""
         print(f"{row['name']}: {row['id']} v{row['version']}{pool}{log}", file=sys.stdout)
     if not config.tokens:
-        print("warning: no tokens are configured: every route but /health refuses", file=sys.stdout)
+        print(
+            "warning: no tokens are configured: every route but /health and /openapi.json refuses",
+            file=sys.stdout,
+        )
     if args.check:
         return 0
     _access_log()

@@ -282,8 +282,17 @@ class Caller:
             )
 
 
-def _caller(request: Request) -> Caller:
-    header = request.headers.get("authorization", "")
+#: Routes that need no token (and OPTIONS, answered by the CORS layer when configured).
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})
+
+
+def authenticate(header: str, tokens: Mapping[str, Caller]) -> Caller:
+    """The caller whose token the ``Authorization`` header carries.
+
+    Raises:
+        ServiceError: ``FA925`` (401) without a header, with another scheme, or with a token
+            whose hash is not configured.
+    """
     scheme, _, token = header.partition(" ")
     if not header:
         raise ServiceError(
@@ -299,14 +308,20 @@ def _caller(request: Request) -> Caller:
             status=401,
             location="header Authorization",
         )
-    tokens: dict[str, Caller] = request.app.state.tokens
     found = tokens.get(hashlib.sha256(token.strip().encode("utf-8")).hexdigest())
     if found is None:
         raise ServiceError(
             "FA925", "the bearer token is not valid", status=401, location="header Authorization"
         )
-    request.scope["fairalloc.caller"] = found.name
     return found
+
+
+def _caller(request: Request) -> Caller:
+    """The caller the guard authenticated before the body was read."""
+    found = request.scope.get("fairalloc.caller")
+    if isinstance(found, Caller):
+        return found
+    return authenticate(request.headers.get("authorization", ""), request.app.state.tokens)
 
 
 def need(scope: Scope) -> Callable[[Request], Caller]:
@@ -467,9 +482,12 @@ class _Guard:
     could hold residents' data).
     """
 
-    def __init__(self, app: ASGIApp, *, max_body: int, log: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body: int, log: bool, tokens: Mapping[str, Caller]
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.tokens = tokens
         self.log = logging.getLogger(ACCESS_LOGGER) if log else None
 
     async def __call__(
@@ -523,13 +541,20 @@ class _Guard:
                         "ms": round((time.perf_counter() - start) * 1000, 2),
                         "bytes_in": state["in"],
                         "bytes_out": state["out"],
-                        "token": scope.get("fairalloc.caller", "-"),
+                        "token": getattr(scope.get("fairalloc.caller"), "name", "-"),
                     }
                 )
             )
 
-    def _refusal(self, scope: Mapping[str, Any]) -> Response | None:
+    def _refusal(self, scope: MutableMapping[str, Any]) -> Response | None:
         headers = dict(scope.get("headers", ()))
+        if scope.get("path") not in OPEN_PATHS and scope.get("method") != "OPTIONS":
+            # Before anything of the body is read: no token, no work.
+            header = headers.get(b"authorization", b"").decode("latin-1")
+            try:
+                scope["fairalloc.caller"] = authenticate(header, self.tokens)
+            except ServiceError as e:
+                return _error_problem(e)
         length = headers.get(b"content-length")
         if length is not None:
             try:
@@ -626,7 +651,8 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
         summary="Allocation policies as a service: validate, evaluate, explain, allocate, record.",
         description=(
             "Every error is a problem document (RFC 9457) with `code`, `message` and `location`;"
-            " codes are listed in the error reference. Every route but `/health` needs"
+            " codes are listed in the error reference. Every route but `/health` and"
+            " `/openapi.json` needs"
             " `Authorization: Bearer TOKEN`."
         ),
         docs_url=None,
@@ -753,7 +779,12 @@ def build_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(_Guard, max_body=limits.max_body_bytes, log=config.server.access_log)
+    app.add_middleware(
+        _Guard,
+        max_body=limits.max_body_bytes,
+        log=config.server.access_log,
+        tokens=app.state.tokens,
+    )
 
     # -- routes ------------------------------------------------------------------------
     @app.get("/health", tags=["service"], response_class=JSONDoc)

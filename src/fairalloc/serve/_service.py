@@ -2,7 +2,8 @@
 
 Each operation calls the library's public functions and returns what they return, as plain
 JSON values, so an answer over HTTP is the library's own result. Nothing here knows of
-requests, tokens or status codes; :mod:`fairalloc.serve._app` puts it on the web.
+requests or tokens (a refusal carries only the status it is answered with);
+:mod:`fairalloc.serve._app` puts it on the web.
 """
 
 from __future__ import annotations
