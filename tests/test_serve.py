@@ -627,6 +627,23 @@ def test_any_json_body_gets_an_answer_or_a_problem(client: httpx.Client, body: A
         assert re.fullmatch(r"FA\d{3}", r.json()["code"])
 
 
+@pytest.mark.slow
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_generated_residents_get_the_librarys_answers(
+    client: httpx.Client, care: fa.Policy, data: st.DataObject
+) -> None:
+    from fairalloc.testing import residents
+
+    drawn = data.draw(residents(care, min_size=1, max_size=12))
+    rows = json.loads(json.dumps(drawn, default=str))  # as a JSON client sends them
+    body = {"residents": rows, "capacity": data.draw(st.integers(0, 15))}
+    r = client.post("/v1/policies/care/allocate", json=body, headers=_auth("reader"))
+    assert r.status_code == 200, r.text
+    expected = fa.allocate(fa.evaluate(care, rows), capacity=body["capacity"])
+    assert r.json() == json.loads(expected.to_json())
+
+
 # -- the access log, CORS, timeouts -----------------------------------------------------------
 
 
