@@ -48,6 +48,7 @@ from tests.serve_helpers import LiveServer, wait_ready  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CARE = ROOT / "examples" / "elderly-care"
 PLACES = ROOT / "examples" / "activity-places"
+SLOTS = ROOT / "examples" / "facility-slots"
 REVIEW = "\nreview:\n  deadline_days: 15\n  remedy: supernumerary\n"
 
 TOKENS = {
@@ -89,6 +90,11 @@ def _config_doc(tmp: Path, **limits: Any) -> dict[str, Any]:
             },
             {"name": "places", "file": str(PLACES / "policy.yaml"), "log": "places.db"},
             {"name": "plain", "file": str(CARE / "policy.yaml")},
+            {
+                "name": "slots",
+                "file": str(SLOTS / "policy.yaml"),
+                "residents": str(SLOTS / "residents.csv"),
+            },
         ],
         "tokens": tokens,
     }
@@ -165,7 +171,7 @@ def test_health_needs_no_token(client: httpx.Client) -> None:
 
 def test_policies_are_listed(client: httpx.Client) -> None:
     r = client.get("/v1/policies", headers=_auth("officer"))
-    assert [p["name"] for p in r.json()["policies"]] == ["care", "places", "plain"]
+    assert [p["name"] for p in r.json()["policies"]] == ["care", "places", "plain", "slots"]
     assert r.json()["policies"][0]["pool"] == 200
     only = client.get("/v1/policies", headers=_auth("elsewhere")).json()["policies"]
     assert [p["name"] for p in only] == ["places"]
@@ -240,6 +246,25 @@ def test_pool_resident_and_explanation(
     )
     _problem(client.get("/v1/policies/care/residents/R9", headers=_auth("reader")), 404, "FA929")
     _problem(client.get("/v1/policies/plain/residents/R9", headers=_auth("reader")), 409, "FA930")
+
+
+def test_a_matching_policy(client: httpx.Client) -> None:
+    policy = fa.load_policy(SLOTS / "policy.yaml")
+    everyone = fa.Population.from_csv(SLOTS / "residents.csv", policy)
+    matched = fa.match(fa.evaluate(policy, everyone))
+    rid = str(matched.evaluation.ids[7])
+    row = matched.evaluation.index_of(rid)
+    r = client.get(f"/v1/policies/slots/residents/{rid}", headers=_auth("reader"))
+    assert r.json() == _same({**matched.evaluation.record(row), **matched.record(row)})
+    r = client.get(f"/v1/policies/slots/residents/{rid}/explanation", headers=_auth("reader"))
+    assert r.json() == _same(fa.explain(matched, rid).to_dict())
+    r = client.get("/v1/policies/slots/allocation", headers=_auth("reader"))
+    assert r.json() == _same(matched.summary())
+    rows = _records(everyone, range(0, 150, 3))
+    r = client.post(
+        "/v1/policies/slots/allocate", json={"residents": rows}, headers=_auth("reader")
+    )
+    assert r.json() == json.loads(fa.match(fa.evaluate(policy, rows)).to_json())
 
 
 def test_validation_lists_every_problem(client: httpx.Client, pool: fa.Population) -> None:

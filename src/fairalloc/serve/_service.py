@@ -9,6 +9,7 @@ requests or tokens (a refusal carries only the status it is answered with);
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -233,8 +234,8 @@ class Service:
         ev = fa.evaluate(s.policy, self.population(s, residents), as_of=as_of)
         spec = s.policy.allocation
         if spec is not None and spec.matching is not None:
-            matched = fa.match(ev)
-            return {"matching": matched.summary(), "residents": matched.to_dicts()}
+            doc: dict[str, Any] = json.loads(fa.match(ev).to_json())
+            return doc
         alloc = fa.allocate(ev, capacity=capacity)
         return {**alloc.summary(), "residents": alloc.to_dicts()}
 
@@ -291,8 +292,6 @@ class Service:
         self, s: Served, *, capacity: int | None, strata: str | None, publication: bool
     ) -> dict[str, Any]:
         """The fairness audit of the pool (:func:`fairalloc.audit.audit`), as its JSON form."""
-        import json
-
         from fairalloc.audit import audit
 
         report = audit(
@@ -551,8 +550,6 @@ class Service:
         operator: str,
     ) -> dict[str, Any]:
         """Run and record the next round of the policy's rotation; returns the new state."""
-        import json
-
         from fairalloc.review import record_round
 
         population = self.population(s, residents)
