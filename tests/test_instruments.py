@@ -519,6 +519,15 @@ def test_fairalloc_test_runs_cases_files(
     assert "FA450 case `a` needs `expect`" in capsys.readouterr().err
 
 
+def test_fairalloc_test_takes_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fairalloc.cli import main
+
+    assert main(["test", str(ROOT / "examples")]) == 0
+    assert capsys.readouterr().out.endswith("22 of 22 cases passed\n")
+    assert main(["test", str(tmp_path)]) == 2
+    assert "FA645" in capsys.readouterr().err
+
+
 def test_validate_prints_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fairalloc.cli import main
 
