@@ -38,7 +38,7 @@ def _cases_files(paths: list[Path]) -> list[Path]:
             found = sorted(path.rglob("cases.yaml"))
             if not found:
                 raise ArgumentError(
-                    "FA645",
+                    "FA622",
                     f"{path} holds no cases.yaml file",
                     argument="cases",
                     value=str(path),
