@@ -175,6 +175,11 @@ class Desk:
         #: The latest application of each resident who applied through the desk.
         self.applications: dict[str, dict[str, Any]] = {}
 
+    @property
+    def waiting(self) -> list[str]:
+        """The residents the decision left waiting and not offered a place yet, in order."""
+        return self._waiting[self._next :]
+
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any]) -> Reply:
         """Handle one event (a mapping with a ``type`` of :data:`EVENT_TYPES`).

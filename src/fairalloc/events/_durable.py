@@ -7,12 +7,11 @@ durable-rules 2.0.28 is used in the one way found safe (see ``docs/events.md``):
   run on another thread than the one that opened the decision log. :class:`EventLoop` uses a
   host that starts no thread: timers are dispatched by :meth:`EventLoop.pump`, called by the
   thread that posts.
-* **one event per post.** ``post_batch`` runs synchronously only the actions of the first
-  session of the batch; the others wait for the background thread (and, without it, never
-  run). :meth:`EventLoop.post_many` posts events one by one, and every post checks that its
-  action ran exactly once (``FA888`` otherwise).
-* **a unique id per event.** Events are deduplicated by content: a second event equal to an
-  earlier one is refused (``MessageObservedException``). Each event gets the loop's next id.
+* **one event per post, one session.** ``post_batch`` over several sessions runs
+  synchronously the actions of one session only; the others wait for the background thread
+  (without it they never run), and until then those sessions refuse every further event
+  (``MessageObservedException``). :meth:`EventLoop.post_many` posts events one by one, all to
+  one session, and every post checks that its action ran exactly once (``FA888`` otherwise).
 * **errors surface.** An exception in an action is caught by durable-rules and written into
   the session's state, and the post returns normally. The loop's actions catch their own
   errors and :meth:`EventLoop.post` raises them in the caller's thread.
