@@ -436,6 +436,11 @@ def test_durable_rules_own_timer_posts_the_heartbeat_tick_in_the_callers_thread(
     assert [r["type"] for r in first] == ["tick", "offer_closed"]
     assert first[1]["outcome"] == "expired"
     assert [r["type"] for r in loop.pump()] == ["tick"]  # restarted once per pump
+    # A heartbeat due during a post fires in it: the event's action still runs exactly once.
+    assert [r["type"] for r in loop.post({"type": "place_freed", "place": "unit 2"})] == [
+        "offer",
+        "tick",
+    ]
     loop.stop_heartbeat()
     assert loop.pump() == []
     with pytest.raises(EventError):
@@ -506,3 +511,23 @@ def test_the_event_week_example_runs_and_verify_passes(
     assert "offer 1 declined" in out
     assert "offer 2 expired" in out
     assert out.rstrip().endswith("OK")
+
+
+def test_an_action_left_pending_by_a_batch_is_caught_when_it_runs_inside_a_post(
+    desk: Desk,
+) -> None:
+    """What FA888 guards against: durable-rules running another event's action in a post."""
+    loop = EventLoop(desk)
+    engine = loop._host  # the loop's own host, fed a batch as a careless caller would
+    engine.post_batch(
+        loop.name,
+        [
+            {"id": "b1", "type": "tick", "sid": "desk"},  # left pending
+            {"id": "b2", "type": "tick", "sid": "elsewhere"},  # run
+        ],
+    )
+    loop._ran, loop._replies = [], []
+    with pytest.raises(EventError) as err:
+        loop.post({"type": "tick"})
+    assert err.value.code == "FA888"
+    assert "b1" in err.value.message

@@ -111,7 +111,8 @@ class EventLoop:
         self._owner = threading.get_ident()
         self._replies: list[Reply] = []
         self._errors: list[BaseException] = []
-        self._ran = 0
+        self._ran: list[str] = []  # ids of the events whose action ran
+        self._actions = 0  # actions run, heartbeats included
         self._heartbeat: float | None = None
         self._beats = 0
         actions = {kind: self._action(kind) for kind in EVENT_TYPES}
@@ -124,7 +125,8 @@ class EventLoop:
     # -- actions ---------------------------------------------------------------------------------
     def _action(self, kind: str) -> Callable[[Any], None]:
         def run(c: Any) -> None:
-            self._ran += 1
+            self._actions += 1
+            self._ran.append(str(c.m._d.get("id")))
             try:
                 event = {k: v for k, v in c.m._d.items() if k not in ("id", "sid")}
                 self._replies.append(self.desk.handler(event)(event))
@@ -135,7 +137,7 @@ class EventLoop:
         return run
 
     def _on_heartbeat(self, c: Any) -> None:
-        self._ran += 1
+        self._actions += 1
         self._beats += 1
         try:
             self._replies.append(self.desk.tick({"type": "tick"}))
@@ -151,48 +153,66 @@ class EventLoop:
                 " is not safe to share between threads",
             )
 
+    def _collect(self, expected: list[str], kind: str) -> list[Reply]:
+        """The replies of the actions just run, after checking which ran."""
+        ran, self._ran = self._ran, []
+        replies, self._replies = self._replies, []
+        if self._errors:
+            error, self._errors = self._errors[0], []
+            raise error
+        if ran != expected:
+            raise EventError(
+                "FA888",
+                f"durable-rules ran the actions of events {ran} where {expected} were expected",
+                event=kind,
+            )
+        return replies
+
+    def _restart_heartbeat(self) -> None:
+        if self._beats and self._heartbeat is not None:
+            # Restarted once the actions are done, never inside its own action: a timer
+            # restarted in its action with a short period fires again in the same dispatch.
+            self._rules.start_timer(SESSION, HEARTBEAT, self._heartbeat, manual_reset=False)
+        self._beats = 0
+
     def _post_one(self, event: Mapping[str, Any]) -> list[Reply]:
         self.desk.handler(event)  # FA880 for what no rule would match
         message = {**event, "id": f"e{next(self._ids)}", "sid": SESSION}
-        before = self._ran
         state = self._host.post(self.name, message)
-        ran = self._ran - before
-        if self._errors:
-            error, self._errors = self._errors[0], []
-            self._replies = []
-            raise error
+        kind = str(event.get("type"))
+        replies = self._collect([message["id"]], kind)
         if isinstance(state, Mapping) and "exception" in state:
-            raise EventError(
-                "FA888",
-                f"durable-rules reported {state['exception']!r}",
-                event=str(event.get("type")),
-            )
-        if ran != 1:
-            self._replies = []
-            raise EventError(
-                "FA888",
-                f"durable-rules ran {ran} actions for one event (exactly one expected)",
-                event=str(event.get("type")),
-            )
-        replies, self._replies = self._replies, []
+            raise EventError("FA888", f"durable-rules reported {state['exception']!r}", event=kind)
         return replies
+
+    def _post_all(self, first: list[Reply]) -> list[Reply]:
+        """``first``, then the replies of the events they made due, in order."""
+        out: list[Reply] = []
+        queue = list(first)
+        while queue:
+            reply = queue.pop(0)
+            out.append(reply)
+            for follow in reply.get("follow", ()):
+                queue += self._post_one(follow)
+        return out
 
     def post(self, event: Mapping[str, Any]) -> list[Reply]:
         """Post one event; return its reply, then the replies of the events it made due.
 
+        A heartbeat timer that is due may fire during the post: its tick's reply is among
+        those returned.
+
         Raises:
             EventError: ``FA880`` an unknown type or a malformed event, ``FA887`` a post from
                 another thread than the loop's, ``FA888`` when durable-rules did not run the
-                event's action exactly once; and whatever the desk's handler raised.
+                event's action exactly once, or ran another event's; and whatever the desk's
+                handler raised.
         """
         self._check_thread()
-        replies = self._post_one(event)
-        queue = list(replies[-1].get("follow", ())) if replies else []
-        while queue:
-            follow = self._post_one(queue.pop(0))
-            replies += follow
-            queue += follow[-1].get("follow", ()) if follow else ()
-        return replies
+        try:
+            return self._post_all(self._post_one(event))
+        finally:
+            self._restart_heartbeat()
 
     def post_many(self, events: Iterable[Mapping[str, Any]]) -> list[list[Reply]]:
         """Post events in order, one post each (never durable-rules' ``post_batch``)."""
@@ -227,25 +247,15 @@ class EventLoop:
             The replies of the ticks the timers posted, and of the events those made due.
         """
         self._check_thread()
-        out: list[Reply] = []
-        self._rules.dispatch_timers()
-        while True:
-            before = self._ran
-            self._rules.dispatch()
-            if self._errors:
-                error, self._errors = self._errors[0], []
-                self._replies = []
-                raise error
-            if self._ran == before:
-                break
-            replies, self._replies = self._replies, []
-            for reply in replies:
-                out.append(reply)
-                for follow in reply.get("follow", ()):
-                    out += self.post(follow)
-        if self._beats and self._heartbeat is not None:
-            # Restarted here, once per pump, never inside its own action: a timer restarted
-            # in its action with a short period fires again within the same dispatch.
-            self._rules.start_timer(SESSION, HEARTBEAT, self._heartbeat, manual_reset=False)
-        self._beats = 0
-        return out
+        try:
+            self._rules.dispatch_timers()
+            first: list[Reply] = []
+            while True:
+                before = self._actions
+                self._rules.dispatch()
+                if self._actions == before:
+                    break
+                first += self._collect([], "tick")
+            return self._post_all(first)
+        finally:
+            self._restart_heartbeat()
