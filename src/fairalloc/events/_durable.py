@@ -8,10 +8,11 @@ durable-rules 2.0.28 is used in the one way found safe (see ``docs/events.md``):
   host that starts no thread: timers are dispatched by :meth:`EventLoop.pump`, called by the
   thread that posts.
 * **one event per post, one session.** ``post_batch`` over several sessions runs
-  synchronously the actions of one session only; the others wait for the background thread
-  (without it they never run), and until then those sessions refuse every further event
-  (``MessageObservedException``). :meth:`EventLoop.post_many` posts events one by one, all to
-  one session, and every post checks that its action ran exactly once (``FA888`` otherwise).
+  synchronously the actions of one session only; the others wait for the background thread,
+  or run inside a later, unrelated post to their session; within a session a batch's actions
+  run last event first. :meth:`EventLoop.post_many` posts events one by one, all to one
+  session, and every post checks that the action of that event, and of no other, ran exactly
+  once (``FA888`` otherwise).
 * **errors surface.** An exception in an action is caught by durable-rules and written into
   the session's state, and the post returns normally. The loop's actions catch their own
   errors and :meth:`EventLoop.post` raises them in the caller's thread.
@@ -86,6 +87,7 @@ class EventLoop:
     Raises:
         MissingDependency: ``FA910`` when durable-rules is not installed
             (``pip install 'fairalloc[events]'``).
+        EventError: ``FA886`` when it is installed but does not import on this Python.
 
     Examples:
         Post events one at a time; each returns the replies of the event and of the events
