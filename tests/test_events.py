@@ -393,6 +393,23 @@ def test_durable_rules_post_batch_leaves_actions_behind_and_reverses_order() -> 
     assert (left, 100) in ran
 
 
+def test_durable_rules_post_batch_loses_an_action_when_an_action_deletes_the_state() -> None:
+    ran: list[int] = []
+
+    def forget(c: Any) -> None:
+        ran.append(c.m["id"])
+        c.delete_state()
+
+    host = _host()
+    host.register_rulesets({"probe4": {"r": {"all": [{"m": {"t": "a"}}], "run": forget}}})
+    engine_error = pytest.importorskip("durable_rules_engine").error
+    with pytest.raises(engine_error, match="error code: 307"):
+        host.post_batch("probe4", [{"id": i, "t": "a"} for i in range(3)])
+    assert ran == [2, 1]  # the first event's action is lost, the others ran last first
+    host.post("probe4", {"id": 3, "t": "a"})  # one event per post: nothing lost
+    assert ran == [2, 1, 3]
+
+
 def test_durable_rules_swallows_an_action_error_into_the_state() -> None:
     def boom(c: Any) -> None:
         raise ValueError("in the action")

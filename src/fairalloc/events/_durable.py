@@ -3,10 +3,11 @@
 durable-rules 2.0.28 is used in the one way found safe (see ``docs/events.md``):
 
 * **one thread.** Its ``Host`` starts two background threads that run actions and timers
-  while the caller posts, on the same engine handle and without a lock; actions would then
-  run on another thread than the one that opened the decision log. :class:`EventLoop` uses a
-  host that starts no thread: timers are dispatched by :meth:`EventLoop.pump`, called by the
-  thread that posts.
+  while the caller posts, on the same engine handle and without a lock: with actions that
+  delete their session's state this crashes the process (a segmentation fault within
+  seconds), and actions would run on another thread than the one that opened the decision
+  log. :class:`EventLoop` uses a host that starts no thread: timers are dispatched by
+  :meth:`EventLoop.pump`, called by the thread that posts.
 * **one event per post, one session.** ``post_batch`` over several sessions runs
   synchronously the actions of one session only; the others wait for the background thread,
   or run inside a later, unrelated post to their session; within a session a batch's actions
