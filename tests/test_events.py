@@ -161,6 +161,7 @@ def test_thousands_of_application_events_agree_with_a_batch_evaluation(
     assert set(twin_standings) == {"above", "below"}  # the lottery key, under the recorded seed
 
 
+@pytest.mark.slow
 @given(seed=st.integers(0, 99), n=st.integers(1, 12))
 def test_a_verdict_is_the_batch_record_of_the_same_resident(
     office: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, seed: int, n: int
@@ -260,6 +261,66 @@ def test_freed_places_go_down_the_recorded_order_and_offers_lapse_on_a_tick(
         if rec.kind.startswith("events."):
             assert not any(r in json.dumps(rec.body) for r in order[:3])
     assert verify_log(desk.log).ok
+
+
+def test_the_waiting_order_is_the_one_a_batch_allocation_gives(
+    desk: Desk, office: dict[str, Any]
+) -> None:
+    seed = desk.log.record(office["decision"]).body["seed_value"]
+    day = dt.date.fromisoformat(desk.log.record(office["decision"]).body["as_of"])
+    batch = fa.allocate(
+        fa.compile_policy(with_seed(office["policy"], seed), as_of=day), office["data"]
+    )
+    left = [str(batch.evaluation.ids[r]) for r in batch.order if not batch.served[r]]
+    assert desk.waiting == left
+    assert len(left) > 50
+
+
+@pytest.mark.slow
+@given(
+    steps=st.lists(
+        st.sampled_from(["free", "decline", "accept", "hours", "days"]), min_size=1, max_size=25
+    )
+)
+def test_offers_follow_the_order_once_each_and_lapse_exactly_at_their_expiry(
+    office: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, steps: list[str]
+) -> None:
+    log = _fresh_log(office, tmp_path_factory.mktemp("seq"))
+    clock = ManualClock(START)
+    with log:
+        desk = Desk(
+            log,
+            office["policy"],
+            office["data"],
+            decision=office["decision"],
+            clock=clock,
+            offer_hours=48,
+        )
+        order = desk.waiting
+        loop = EventLoop(desk)
+        for step in steps:
+            open_offers = [o for o in desk.offers.values() if o.state == "open"]
+            if step == "free":
+                loop.post({"type": "place_freed", "place": f"p{len(desk.offers)}"})
+            elif step in ("decline", "accept") and open_offers:
+                kind = "offer_declined" if step == "decline" else "offer_accepted"
+                loop.post({"type": kind, "offer": open_offers[0].number})
+            elif step in ("hours", "days"):
+                clock.advance(hours=20 if step == "hours" else 50)
+                loop.tick()
+            made = sorted(desk.offers.values(), key=lambda o: o.number)
+            assert [o.resident for o in made] == order[: len(made)]  # in order, once each
+            if step in ("hours", "days"):  # a tick just ran: nothing open is past expiry
+                assert all(clock.now() < o.expires for o in made if o.state == "open")
+            assert all(o.expires <= clock.now() for o in made if o.state == "expired")
+            # every place freed is held by an open or accepted offer, or nobody was left
+            places = {o.place for o in made}
+            held = {o.place for o in made if o.state in ("open", "accepted")}
+            assert held == places or len(made) == len(order)
+        kinds = [r.kind for r in log.records()]
+        assert kinds.count("events.offer") == len(desk.offers)
+        closed = sum(o.state != "open" for o in desk.offers.values())
+        assert kinds.count("events.offer_closed") == closed
 
 
 def test_when_nobody_is_left_waiting_the_reply_says_so(desk: Desk) -> None:
