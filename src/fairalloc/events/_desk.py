@@ -277,7 +277,7 @@ class Desk:
         return self._offer_next(place, because="place freed", previous=None)
 
     def _offer_next(self, place: str, *, because: str, previous: Offer | None) -> Reply:
-        while self._next < len(self._waiting):
+        if self._next < len(self._waiting):
             resident = self._waiting[self._next]
             self._next += 1
             return self._make_offer(resident, place, because=because, previous=previous)
