@@ -327,14 +327,19 @@ def test_the_instrument_explains_its_tables_in_both_languages() -> None:
     text_zh = fa.evaluate(p, [resident]).explain("B", lang="zh-CN").to_text()
     assert "决策表" in text_zh
     assert (
-        "老年人能力 (ability)：适用第 17 行（首个符合条件的行），结果为 轻度失能 (mild)。"
+        "老年人能力 (ability)：适用第 17 行（首个符合条件的行），结果为 轻度失能。"
         in text_zh
     )
     assert "适用第 3 行" in text_zh
     assert "（提高一个等级）" in text_zh
     text_en = fa.evaluate(p, [resident]).explain("B").to_text()
     assert "Ability level after adjustment (ability_level): row 3 applies" in text_en
-    assert "raise = dementia or mental_illness or incidents_30d >= 2  true   true" in text_en
+    lines = [" ".join(line.split()) for line in text_en.splitlines()]
+    assert "raise = dementia or mental_illness or incidents_30d >= 2 true true" in lines
+    # Grades read by a table are shown by their titles, in its value and in its cells.
+    assert "base = grade(ability) Mildly disabled Mildly disabled" in lines
+    zh_lines = [" ".join(x.split()) for x in text_zh.splitlines()]
+    assert "base = grade(ability) 轻度失能 轻度失能" in zh_lines
     facts = fa.evaluate(p, [resident]).explain("B").to_dict()
     assert {t["part"]: t["output"] for t in facts["tables"]} == {
         "derived:ability_level": "moderate",
@@ -517,6 +522,15 @@ def test_fairalloc_test_runs_cases_files(
     bad.write_text("cases: [{name: a}]", encoding="utf-8")
     assert main(["test", str(bad)]) == 1
     assert "FA450 case `a` needs `expect`" in capsys.readouterr().err
+
+
+def test_fairalloc_test_takes_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fairalloc.cli import main
+
+    assert main(["test", str(ROOT / "examples")]) == 0
+    assert capsys.readouterr().out.endswith("22 of 22 cases passed\n")
+    assert main(["test", str(tmp_path)]) == 2
+    assert "FA622" in capsys.readouterr().err
 
 
 def test_validate_prints_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

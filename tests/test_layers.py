@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "explain": 6,
     "audit": 7,
     "review": 8,
+    "events": 9,
     "analysis": 8,
     "records": 8,
     "publish": 8,

@@ -126,12 +126,22 @@ def test_unknown_language_or_format_is_a_publish_error() -> None:
 
 
 def _identifiers_with_titles(policy: fa.Policy) -> dict[str, str]:
-    out = {}
+    """Every level (of an attribute, a derived value or a scale's grades) with a zh-CN title."""
+    titled: list[tuple[str, object]] = []
     for attr in policy.attributes.values():
-        for level, title in (attr.level_titles or {}).items():
-            zh = title if isinstance(title, str) else title.get("zh-CN")
-            if zh and zh != level:
-                out[level] = zh
+        titled += list((attr.level_titles or {}).items())
+    for derived in policy.derived.values():
+        titled += list((derived.level_titles or {}).items())
+    stack = list(policy.scales.values())
+    while stack:
+        scale = stack.pop()
+        titled += [(g.grade, g.title) for g in scale.grades or () if g.title is not None]
+        stack += list((scale.scales or {}).values())
+    out = {}
+    for level, title in titled:
+        zh = title if isinstance(title, str) else title.get("zh-CN")  # type: ignore[attr-defined]
+        if zh and zh != level:
+            out[level] = zh
     return out
 
 
@@ -147,7 +157,7 @@ def _titled_examples() -> list[Path]:
 
 
 def test_an_example_titles_its_levels() -> None:
-    assert [p.parent.name for p in _titled_examples()] == ["elderly-care"]
+    assert [p.parent.name for p in _titled_examples()] == ["elderly-ability", "elderly-care"]
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ __all__ = [
     "ArgumentTypeError",
     "ComparisonError",
     "EvaluationError",
+    "EventError",
     "FairallocError",
     "FairnessViolation",
     "MissingDependency",
@@ -430,6 +431,22 @@ class ReviewError(FairallocError, ValueError):
         self.message = message
         self.case = case
         super().__init__(f"{code} {'case ' + case + ': ' if case else ''}{message}")
+
+
+class EventError(FairallocError, ValueError):
+    """An event cannot be handled as posted (codes ``FA880`` to ``FA899``, see ``docs/errors.md``).
+
+    Attributes:
+        code: The stable code.
+        message: The message without the code.
+        event: The type of the event concerned, if known.
+    """
+
+    def __init__(self, code: str, message: str, *, event: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.event = event
+        super().__init__(f"{code} {event + ' event: ' if event else ''}{message}")
 
 
 class UsageError(FairallocError, ValueError):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import fairalloc as fa
+from fairalloc.errors import ArgumentError
 from fairalloc.testing._cases import load_cases, run_case
 
 __all__ = ["register"]
@@ -20,14 +21,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run every case of each cases file: the residents and what each must get."
         " Prints each failing case with the fields whose expected and actual values differ.",
     )
-    cmd.add_argument("cases", type=Path, nargs="+", help="cases files (YAML)")
+    cmd.add_argument(
+        "cases",
+        type=Path,
+        nargs="+",
+        help="cases files (YAML), or folders in which every cases.yaml is run",
+    )
     cmd.set_defaults(handler=handle)
+
+
+def _cases_files(paths: list[Path]) -> list[Path]:
+    """Each file as given; each folder as the ``cases.yaml`` files under it, in sorted order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.rglob("cases.yaml"))
+            if not found:
+                raise ArgumentError(
+                    "FA622",
+                    f"{path} holds no cases.yaml file",
+                    argument="cases",
+                    value=str(path),
+                    valid="a cases file, or a folder with a cases.yaml in it",
+                )
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
 
 
 def handle(args: argparse.Namespace) -> int:
     """Run the command; returns 1 when any case fails or a file cannot be used."""
     failed = passed = 0
-    for path in args.cases:
+    for path in _cases_files(args.cases):
         cases = load_cases(path)
         policy = fa.load_policy(cases.policy_path, as_of=cases.as_of)
         for case in cases.cases:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from fairalloc.allocation import Allocation
     from fairalloc.allocation._matching import MatchingResult
     from fairalloc.allocation._rotation import Simulation
-    from fairalloc.policy._model import Band
+    from fairalloc.policy._model import Band, LocalizedText
 
 __all__ = ["build_facts", "lottery_recipe"]
 
@@ -183,8 +183,22 @@ def build_facts(
         level_titles={
             **{n: dict(a.level_titles) for n, a in doc.attributes.items() if a.level_titles},
             **{n: dict(d.level_titles) for n, d in doc.derived.items() if d.level_titles},
+            **_grade_titles(cp),
         },
     )
+
+
+def _grade_titles(cp: CompiledPolicy) -> dict[str, dict[str, LocalizedText]]:
+    """The titles of every scale's grades, keyed as an expression reads them: ``grade(PATH)``."""
+    out: dict[str, dict[str, LocalizedText]] = {}
+    for top in cp.scales:
+        for node in top.walk():
+            doc_path = ("scales", *node.path.replace(".", ".scales.").split("."))
+            scale = _doc_at(cp, doc_path)
+            titles = {g.grade: g.title for g in scale.grades or () if g.title is not None}
+            if titles:
+                out[f"grade({node.path})"] = titles
+    return out
 
 
 # -- inputs -----------------------------------------------------------------------------------

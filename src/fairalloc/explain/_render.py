@@ -67,6 +67,23 @@ def _lv(f: Facts, attribute: str | None, value: Value, lang: str) -> str:
     return fmt(value, lang)
 
 
+def _cell(f: Facts, key: str, text: str, lang: str) -> str:
+    """A decision-table cell as written, with level names replaced by their titles.
+
+    Only a cell that is one level, or a list of levels, is rewritten; comparisons and ranges
+    stay as written.
+    """
+    titles = f.level_titles.get(key)
+    if not titles:
+        return text
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else None
+    names = [n.strip() for n in inner.split(",")] if inner is not None else [text.strip()]
+    if not all(n in titles for n in names):
+        return text
+    shown = [localized(titles[n], lang, n) for n in names]
+    return f"[{', '.join(shown)}]" if inner is not None else shown[0]
+
+
 def _reads(
     f: Facts, values: dict[str, Value], lang: str, via: dict[str, list[str]] | None = None
 ) -> str:
@@ -140,7 +157,7 @@ def _tables(f: Facts, lang: str) -> list[Block]:
     out = [Block("h", m("h_tables"))]
     for t in f.tables:
         output = (
-            _name(t.output_title, t.output, lang)
+            localized(t.output_title, lang, t.output)
             if t.output_title
             else _lv(f, t.part.partition(":")[2], t.output, lang)
         )
@@ -155,7 +172,11 @@ def _tables(f: Facts, lang: str) -> list[Block]:
             line += m("table_row_title", title=localized(t.row_title, lang, ""))
         cells = dict(t.cells)
         rows = tuple(
-            (name if name == expr else f"{name} = {expr}", value, cells.get(name, "-"))
+            (
+                name if name == expr else f"{name} = {expr}",
+                _lv(f, expr, value, lang),
+                _cell(f, expr, cells.get(name, "-"), lang),
+            )
             for name, expr, value in t.inputs
         )
         out += [

@@ -456,9 +456,12 @@ def _table_block(policy: M.Policy, table: Any, owner: Any, lang: str, caption: s
     """A decision table: one column per input (its expression), then the output."""
     inputs = list(table.inputs)
     heads = tuple(f"{name} = {table.inputs[name]}" for name in inputs)
+    titles = {name: _input_titles(policy, table.inputs[name]) for name in inputs}
     rows = []
     for row in table.rows:
-        cells = tuple(_cell(row.cells[i]) if i in row.cells else "-" for i in inputs)
+        cells = tuple(
+            _titled_cell(row.cells[i], titles[i], lang) if i in row.cells else "-" for i in inputs
+        )
         output = row.output
         if isinstance(output, str) and owner is not None:
             shown = level_title(owner, output, lang)
@@ -471,8 +474,35 @@ def _table_block(policy: M.Policy, table: Any, owner: Any, lang: str, caption: s
         heads=(*heads, word(lang, "col_output")),
         rows=tuple(rows),
         caption=f"{caption} ({hit})",
-        code=tuple(range(len(inputs))),
+        code=tuple(i for i, name in enumerate(inputs) if not titles[name]),
     )
+
+
+def _input_titles(policy: M.Policy, expr: str) -> dict[str, Any]:
+    """The titles of the levels a table input takes, where it reads a titled value whole.
+
+    An input that is a levelled attribute or derived value (``cognition``) or a scale's grade
+    (``grade(ability.adl)``) shows its levels by their titles; any other expression has none.
+    """
+    expr = expr.strip()
+    if expr.startswith("grade(") and expr.endswith(")"):
+        path = expr[6:-1].strip().split(".")
+        scale: Any = policy.scales.get(path[0])
+        for part in path[1:]:
+            scale = scale.scales.get(part) if scale is not None else None
+        if scale is None or not scale.grades:
+            return {}
+        return {g.grade: g.title for g in scale.grades if g.title is not None}
+    owner = _levelled(policy, expr)
+    return dict(getattr(owner, "level_titles", None) or {})
+
+
+def _titled_cell(value: Any, titles: dict[str, Any], lang: str) -> str:
+    """A cell as written, its levels by their titles when the input's levels have titles."""
+    names = value if isinstance(value, list) else [value]
+    if titles and all(isinstance(v, str) and v in titles for v in names):
+        return word(lang, "list_sep").join(text(titles[v], lang, v) for v in names)
+    return _cell(value)
 
 
 def _level(attr: Any, key: str, lang: str) -> str:
