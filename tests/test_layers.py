@@ -53,6 +53,8 @@ LAYERS: dict[str, int] = {
     "__init__": 9,
     "plot": 10,
     "testing": 10,
+    # The web service calls the public API, the records and the review like any program would.
+    "serve": 10,
     "cli": 11,
 }
 

@@ -49,6 +49,7 @@ __all__ = [
     "RecordsError",
     "ReviewError",
     "RotationStateError",
+    "ServiceError",
     "SourceSpan",
     "UsageError",
 ]
@@ -527,3 +528,26 @@ class ApprovalMissing(FairallocError, ValueError):
             f"FA118 policy `{policy_id}` version {version} records no approval: give"
             " approved_by= and approved_at=, or write `policy.approved: {by, on}`"
         )
+
+
+class ServiceError(FairallocError, ValueError):
+    """The web service refused a request or its configuration (codes ``FA920`` to ``FA949``).
+
+    The service answers it as a problem document (RFC 9457) with :attr:`status`; the
+    configuration's errors stop the service before it starts.
+
+    Attributes:
+        code: The stable code (see ``docs/errors.md``).
+        message: The message without the code.
+        status: The HTTP status it is answered with.
+        location: Where the problem is: a request part (``body.residents[2].age``,
+            ``header Authorization``) or a configuration entry (``tokens[1].sha256``); ``""``
+            when nowhere in particular.
+    """
+
+    def __init__(self, code: str, message: str, *, status: int = 400, location: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.status = status
+        self.location = location
+        super().__init__(f"{code} {location + ': ' if location else ''}{message}")

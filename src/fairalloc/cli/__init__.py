@@ -24,6 +24,7 @@ Commands:
     round LOG POLICY DATA run the next round of a rotation from the log's state, and record it
     review ACTION LOG ... open a review case on a recorded decision, or answer one
     cases LOG             list review cases and their states (``--overdue``)
+    serve CONFIG          serve policies over HTTP (JSON, bearer tokens; the ``serve`` extra)
 
 Exit status: 0 success; 1 when the policy or the data is at fault, a file cannot be read, or a
 check found a problem (messages on stderr); 2 on wrong usage. A user's mistake is reported as a
@@ -77,6 +78,7 @@ COMMANDS = (
     "_round",
     "_review",
     "_cases",
+    "_serve",
 )
 
 
