@@ -30,7 +30,6 @@ from fairalloc.records import DecisionLog, verify_log, with_seed
 ROOT = Path(__file__).resolve().parent.parent
 CARE = ROOT / "examples" / "elderly-care"
 PLACES = ROOT / "examples" / "activity-places"
-REVIEW = "\nreview:\n  deadline_days: 15\n  remedy: supernumerary\n"
 START = dt.datetime(2026, 12, 7, 9, tzinfo=dt.UTC)
 BEFORE = "2026-12-01T09:00:00Z"
 
@@ -51,7 +50,7 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A recorded decision on the elderly-care example (with a review section)."""
     work = tmp_path_factory.mktemp("office")
     policy_file = work / "policy.yaml"
-    policy_file.write_text((CARE / "policy.yaml").read_text(encoding="utf-8") + REVIEW)
+    policy_file.write_text((CARE / "policy.yaml").read_text(encoding="utf-8"))
     policy = fa.load_policy(policy_file)
     data = CARE / "residents.csv"
     with DecisionLog.open(work / "base.db") as log:

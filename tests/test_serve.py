@@ -49,7 +49,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CARE = ROOT / "examples" / "elderly-care"
 PLACES = ROOT / "examples" / "activity-places"
 SLOTS = ROOT / "examples" / "facility-slots"
-REVIEW = "\nreview:\n  deadline_days: 15\n  remedy: supernumerary\n"
 
 TOKENS = {
     "officer": ("read", "decide", "review"),
@@ -68,7 +67,7 @@ def _auth(name: str) -> dict[str, str]:
 
 def _config_doc(tmp: Path, **limits: Any) -> dict[str, Any]:
     policy = tmp / "care.yaml"
-    policy.write_text((CARE / "policy.yaml").read_text(encoding="utf-8") + REVIEW, "utf-8")
+    policy.write_text((CARE / "policy.yaml").read_text(encoding="utf-8"), "utf-8")
     tokens = []
     for name, scopes in TOKENS.items():
         entry: dict[str, Any] = {"name": name, "sha256": hash_token(f"token-of-{name}")}

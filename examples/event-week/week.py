@@ -37,7 +37,6 @@ HERE = Path(__file__).resolve().parent
 CARE = HERE.parent / "elderly-care"
 PLACES = HERE.parent / "activity-places"
 #: The example's review section: complaints are answered within 3 days.
-REVIEW = "\nreview:\n  deadline_days: 3\n  remedy: supernumerary\n"
 
 
 def at(day: int, hour: int = 9) -> dt.datetime:
@@ -87,7 +86,9 @@ def show(when: dt.datetime, what: str, replies: list[dict[str, Any]]) -> None:
 
 def main(work: Path) -> int:
     policy_file = work / "elderly-care-with-review.yaml"
-    policy_file.write_text((CARE / "policy.yaml").read_text(encoding="utf-8") + REVIEW)
+    # The example's review section, with a deadline of 3 days so that one falls in the week.
+    text = (CARE / "policy.yaml").read_text(encoding="utf-8")
+    policy_file.write_text(text.replace("deadline_days: 15", "deadline_days: 3"))
     policy = fa.load_policy(policy_file)
     data = CARE / "residents.csv"
     rotation = fa.load_policy(PLACES / "policy.yaml")

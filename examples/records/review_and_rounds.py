@@ -27,12 +27,11 @@ from fairalloc.review import answer_review, case_statuses, open_review, record_r
 HERE = Path(__file__).resolve().parent
 CARE = HERE.parent / "elderly-care"
 PLACES = HERE.parent / "activity-places"
-REVIEW = "\nreview:\n  deadline_days: 15\n  remedy: supernumerary\n"
 
 
 def review_part(work: Path, log: DecisionLog) -> bool:
     policy_file = work / "elderly-care-with-review.yaml"
-    policy_file.write_text((CARE / "policy.yaml").read_text(encoding="utf-8") + REVIEW)
+    policy_file.write_text((CARE / "policy.yaml").read_text(encoding="utf-8"))
     policy = fa.load_policy(policy_file)
     data = CARE / "residents.csv"
     p = log.register_policy(

@@ -1,4 +1,8 @@
-"""``fairalloc report POLICY --period 2026-Q1 --round DATE=RESIDENTS.csv``: the period report."""
+"""``fairalloc report POLICY --period 2026-Q1``: the period report.
+
+From allocation rounds (``--round DATE=RESIDENTS.csv ...``) or from a decision log (``--log LOG
+--data RESIDENTS.csv``).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 import fairalloc as fa
 from fairalloc._engine import evaluate
 from fairalloc.allocation import allocate
 from fairalloc.cli._common import date, out_file, write_text
-from fairalloc.errors import PublishError
-from fairalloc.publish import LOCALES, parse_period, report
+from fairalloc.errors import PublishError, UsageError
+from fairalloc.publish import LOCALES, PeriodReport, log_report, parse_period, report
 
 __all__ = ["register"]
 
@@ -22,6 +27,17 @@ def _round(text: str) -> tuple[dt.date, Path]:
     if not sep or not path:
         raise argparse.ArgumentTypeError(f"give a round as DATE=RESIDENTS.csv, not {text!r}")
     return date(day), Path(path)
+
+
+def _data(text: str) -> tuple[int | None, Path]:
+    seq, sep, path = text.partition("=")
+    if not sep:
+        return None, Path(text)
+    if not seq.isdigit() or not path:
+        raise argparse.ArgumentTypeError(
+            f"give data as RESIDENTS.csv or FREEZE=RESIDENTS.csv (a record number), not {text!r}"
+        )
+    return int(seq), Path(path)
 
 
 def _period(text: str) -> str:
@@ -41,9 +57,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         dest="rounds",
         type=_round,
         action="append",
-        required=True,
         metavar="DATE=RESIDENTS.csv",
-        help="a round: the day it was decided and the residents who applied (repeat)",
+        help="a round: the day it was decided and the residents who applied (repeat);"
+        " or give --log",
+    )
+    rep.add_argument(
+        "--log",
+        help="make the report from this decision log (a file, sqlite:///path or"
+        " postgresql://...): each decision of the period is re-run and checked",
+    )
+    rep.add_argument(
+        "--data",
+        dest="data",
+        type=_data,
+        action="append",
+        metavar="[FREEZE=]RESIDENTS.csv",
+        help="with --log: the data of the frozen lists, one file for all or FREEZE=FILE per"
+        " freeze record (repeat)",
+    )
+    rep.add_argument(
+        "--state",
+        type=Path,
+        metavar="STATE.json",
+        help="with --log: the rotation state after the period's last round",
     )
     rep.add_argument("--period", required=True, type=_period, help="2026-Q1, 2026-03 or 2026")
     rep.add_argument("--strata", help="graded scale whose grades are the need strata")
@@ -60,17 +96,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="write the report to FILE",
     )
-    rep.set_defaults(handler=handle_report, inputs=("policy",))
+    rep.set_defaults(handler=handle_report, inputs=("policy", "state"))
 
 
 def handle_report(args: argparse.Namespace) -> int:
     """Allocate every round on its day, then render the period's report."""
+    if (args.rounds is None) == (args.log is None):
+        raise UsageError("give the rounds (--round DATE=RESIDENTS.csv ...) or a --log, not both")
+    if args.log is None and (args.data or args.state):
+        raise UsageError("--data and --state go with --log")
     policy = fa.load_policy(args.policy)
-    rounds = []
-    for day, path in args.rounds:
-        population = fa.Population.from_csv(path, policy)
-        rounds.append((day, allocate(evaluate(policy, population, as_of=day))))
-    result = report(rounds, period=args.period, strata=args.strata)
+    if args.log is not None:
+        result = _from_log(args, policy)
+    else:
+        rounds = []
+        for day, path in args.rounds:
+            population = fa.Population.from_csv(path, policy)
+            rounds.append((day, allocate(evaluate(policy, population, as_of=day))))
+        result = report(rounds, period=args.period, strata=args.strata)
     text = result.render(lang=args.lang, format=args.format, large_print=args.large_print)
     if args.out is None:
         sys.stdout.write(text)
@@ -78,3 +121,29 @@ def handle_report(args: argparse.Namespace) -> int:
         write_text(args.out, text)
         print(f"wrote the report to {args.out}", file=sys.stdout)
     return 0
+
+
+def _from_log(args: argparse.Namespace, policy: fa.Policy) -> PeriodReport:
+    """The report from a decision log, with the data of its frozen lists."""
+    from fairalloc.records import DecisionLog
+
+    if not args.data:
+        raise UsageError("--log needs the data of the frozen lists: --data RESIDENTS.csv")
+    single = [path for seq, path in args.data if seq is None]
+    per = {seq: path for seq, path in args.data if seq is not None}
+    if single and (per or len(single) > 1):
+        raise UsageError("give one --data RESIDENTS.csv for all, or FREEZE=FILE for each")
+    residents: Any = (
+        fa.Population.from_csv(single[0], policy)
+        if single
+        else {seq: fa.Population.from_csv(path, policy) for seq, path in per.items()}
+    )
+    state = (
+        fa.RotationState.from_json(args.state.read_text(encoding="utf-8"))
+        if args.state is not None
+        else None
+    )
+    with DecisionLog.open(args.log) as log:
+        return log_report(
+            log, policy, residents, period=args.period, strata=args.strata, state=state
+        )

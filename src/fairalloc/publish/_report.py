@@ -14,15 +14,20 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fairalloc.allocation import Allocation
+from fairalloc.allocation._state import RotationState
 from fairalloc.audit._groups import pooled_group_statistics
 from fairalloc.policy import _model as M
 from fairalloc.publish._doc import Block, page, to_html, to_markdown
+from fairalloc.publish._logreport import LogFacts, log_facts
 from fairalloc.publish._words import PublishError, check_lang, level_title, text
 
-__all__ = ["PeriodReport", "parse_period", "report"]
+if TYPE_CHECKING:
+    from fairalloc.records import DecisionLog
+
+__all__ = ["PeriodReport", "log_report", "parse_period", "report"]
 
 REPORT_SCHEMA = "fairalloc.report/1"
 
@@ -60,6 +65,37 @@ _WORDS: dict[str, dict[str, str]] = {
         "scope": "Waiting times, rotation service counts and reviews are recorded in the"
         " decision log, not in allocation results; this report was made from allocation"
         " results only.",
+        "h_source": "Source",
+        "source_log": "Made from the decision log: every allocation decision of the period was"
+        " re-run from the policy and the data kept, and matched what the log recorded (policy"
+        " hash, frozen list and outcome commitment).",
+        "h_decisions": "Decisions in the log",
+        "col_record": "Record",
+        "col_kind": "Kind",
+        "kind_allocation": "allocation",
+        "kind_rotation_round": "rotation round",
+        "kind_matching": "matching",
+        "h_waiting": "Waiting times of those given a place",
+        "waiting_intro": "Days from the first list of applicants that held a resident to the"
+        " decision that gave them a place.",
+        "h_times_served": "Times served in the rotation",
+        "h_longest_wait": "Longest wait in the rotation (rounds)",
+        "rotation_intro": "Residents taking part in the rotation after the period's last round.",
+        "col_band": "Band",
+        "col_residents": "Residents",
+        "bands_sdc": "A band with fewer than {min_cell} residents is suppressed (—), and so is"
+        " another band when the total would give it back.",
+        "band_range": "{a} to {b}",
+        "band_one": "{a}",
+        "band_over": "{a} or more",
+        "band_total": "all",
+        "gap": " ",
+        "h_reviews": "Reviews (§2.3.2)",
+        "col_opened": "Opened",
+        "col_answered": "Answered",
+        "col_in_time": "Answered within the deadline",
+        "col_changed": "Outcome changed",
+        "col_overdue": "Overdue at the end of the period",
         "true": "yes",
         "false": "no",
         "none": "none",
@@ -99,6 +135,35 @@ _WORDS: dict[str, dict[str, str]] = {
         "h_scope": "本报告未包括",
         "scope": "轮候时间、轮候服务次数和复核情况记录在决策日志中，不在分配结果中；"
         "本报告仅依据分配结果编制。",
+        "h_source": "数据来源",
+        "source_log": "本报告依据决策日志编制：本期每项分配决定均已依据所保存的政策和数据重新运行，"
+        "并与日志记录（政策哈希、冻结名单和结果承诺）一致。",
+        "h_decisions": "日志中的决定",
+        "col_record": "记录",
+        "col_kind": "类型",
+        "kind_allocation": "名额分配",
+        "kind_rotation_round": "轮候轮次",
+        "kind_matching": "匹配",
+        "h_waiting": "获分配者的等候时间",
+        "waiting_intro": "自居民首次列入冻结的申请名单之日起，至决定向其分配名额之日止的天数。",
+        "h_times_served": "轮候中获服务次数",
+        "h_longest_wait": "轮候中最长等候（轮）",
+        "rotation_intro": "本期最后一轮之后仍参加轮候的居民。",
+        "col_band": "区间",
+        "col_residents": "居民数",
+        "bands_sdc": "居民少于 {min_cell} 人的区间不予公布（—）；"
+        "若由合计可推算出，另一区间也不予公布。",
+        "band_range": "{a} 至 {b}",
+        "band_one": "{a}",
+        "band_over": "{a} 及以上",
+        "band_total": "合计",
+        "gap": "",
+        "h_reviews": "复核（§2.3.2）",
+        "col_opened": "受理",
+        "col_answered": "已答复",
+        "col_in_time": "在期限内答复",
+        "col_changed": "结果改变",
+        "col_overdue": "期末逾期未答复",
         "true": "是",
         "false": "否",
         "none": "无",
@@ -172,9 +237,11 @@ class PeriodReport:
         rounds: Sequence[tuple[dt.date, Allocation]],
         *,
         strata: str | None,
+        log: LogFacts | None = None,
     ) -> None:
         self.period = period
         self.start, self.end = parse_period(period)
+        self.log = log
         inside = sorted(
             ((d, a) for d, a in rounds if self.start <= d <= self.end), key=lambda r: r[0]
         )
@@ -229,6 +296,7 @@ class PeriodReport:
             "rounds": self.rounds,
             "categories": self.categories,
             "groups": self.groups,
+            "log": self.log.to_dict() if self.log is not None else None,
         }
 
     def to_json(self) -> str:
@@ -305,8 +373,93 @@ class PeriodReport:
             )
         )
         out += self._group_blocks(lang)
-        out.append(Block("h", w["h_scope"]))
-        out.append(Block("p", w["scope"]))
+        if self.log is None:
+            out.append(Block("h", w["h_scope"]))
+            out.append(Block("p", w["scope"]))
+        else:
+            out += self._log_blocks(lang)
+        return out
+
+    def _log_blocks(self, lang: str) -> list[Block]:
+        """The decision log's own tables: decisions, waits, rotation, reviews."""
+        w = _WORDS[lang]
+        log = self.log
+        assert log is not None
+        out = [Block("h", w["h_decisions"])]
+        out.append(
+            Block(
+                "table",
+                heads=(
+                    w["col_record"],
+                    w["col_kind"],
+                    w["col_date"],
+                    w["col_applications"],
+                    w["col_eligible"],
+                    w["col_places"],
+                    w["col_served"],
+                ),
+                rows=tuple(
+                    (
+                        str(d["record"]),
+                        w.get(f"kind_{d['kind']}", d["kind"]),
+                        d["date"],
+                        str(d["applications"]),
+                        "" if d["eligible"] is None else str(d["eligible"]),
+                        _num(d["capacity"]),
+                        str(d["served"]),
+                    )
+                    for d in log.decisions
+                ),
+                caption=w["h_decisions"],
+            )
+        )
+        for key, head, intro in (
+            ("waiting", "h_waiting", "waiting_intro"),
+            ("times_served", "h_times_served", "rotation_intro"),
+            ("longest_wait", "h_longest_wait", "rotation_intro"),
+        ):
+            table = getattr(log, key)
+            if table is None:
+                continue
+            out.append(Block("h", w[head]))
+            sdc = w["bands_sdc"].format(min_cell=log.min_cell)
+            out.append(Block("p", w[intro] + w["gap"] + sdc))
+            rows = [
+                (_band_label(low, high, lang), "—" if c is None else str(c))
+                for (low, high), c in zip(table["bands"], table["counts"], strict=True)
+            ]
+            rows.append((w["band_total"], str(table["total"])))
+            out.append(
+                Block(
+                    "table",
+                    heads=(w["col_band"], w["col_residents"]),
+                    rows=tuple(rows),
+                    caption=w[head],
+                )
+            )
+        r = log.reviews
+        out.append(Block("h", w["h_reviews"]))
+        out.append(
+            Block(
+                "table",
+                heads=(
+                    w["col_opened"],
+                    w["col_answered"],
+                    w["col_in_time"],
+                    w["col_changed"],
+                    w["col_overdue"],
+                ),
+                rows=(
+                    tuple(
+                        str(r.get(k, 0))
+                        for k in ("opened", "answered", "in_time", "changed", "overdue")
+                    ),
+                ),
+                caption=w["h_reviews"],
+            )
+        )
+        out.append(Block("h", w["h_source"]))
+        out.append(Block("p", w["source_log"]))
         return out
 
     def _category(self, cat: str, lang: str) -> str:
@@ -430,6 +583,15 @@ class PeriodReport:
         return page(to_html(blocks), title=blocks[0].text, lang=lang, large_print=large_print)
 
 
+def _band_label(low: int, high: int | None, lang: str) -> str:
+    w = _WORDS[lang]
+    if high is None:
+        return w["band_over"].format(a=low)
+    if high == low + 1:
+        return w["band_one"].format(a=low)
+    return w["band_range"].format(a=low, b=high - 1)
+
+
 def _scale(policy: M.Policy, path: str | None) -> M.Scale | None:
     if path is None:
         return None
@@ -465,3 +627,43 @@ def report(
     """
     pairs = list(rounds.items()) if isinstance(rounds, Mapping) else list(rounds)
     return PeriodReport(period, pairs, strata=strata)
+
+
+def log_report(
+    log: DecisionLog,
+    policy: M.Policy,
+    residents: Any,
+    *,
+    period: str,
+    strata: str | None = None,
+    state: RotationState | None = None,
+    min_cell: int = 5,
+) -> PeriodReport:
+    """The period report (§2.2.2) made from a decision log.
+
+    Every allocation decision of the period is re-run from ``policy`` and the data and checked
+    by the log against what it recorded; the report then adds the log's own facts: every
+    decision (rotation rounds included), waiting times of those given a place, the rotation's
+    service counts and longest waits (with ``state``, the rotation's state after the period's
+    last round), and reviews opened, answered in time, with a changed outcome, overdue.
+
+    Args:
+        log: The decision log (with the office's private openings).
+        policy: The policy the decisions used (as registered in the log).
+        residents: The data of the frozen lists: one source for all, or a mapping from each
+            freeze's record number to its data.
+        period: ``2026-Q1``, ``2026-03`` or ``2026``.
+        strata: A graded scale whose grades are the need strata.
+        state: The rotation state after the period's last round, for the rotation tables.
+        min_cell: The smallest count of residents published in a band.
+
+    Raises:
+        PublishError: ``FA851`` a malformed period, ``FA852`` no allocation decision in it,
+            ``FA856`` no data for a frozen list, ``FA857`` a decision that does not re-run to
+            what the log recorded.
+    """
+    start, end = parse_period(period)
+    rounds, facts = log_facts(
+        log, policy, residents, start=start, end=end, state=state, min_cell=min_cell
+    )
+    return PeriodReport(period, rounds, strata=strata, log=facts)
