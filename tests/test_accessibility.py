@@ -110,11 +110,12 @@ NAMES = (
     "explanation zh-CN",
     "report en",
     "report zh-CN large print",
+    "report from the log zh-CN",
 )
 
 
 @pytest.fixture(scope="module")
-def pages() -> dict[str, str]:
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Every HTML output of the example, by name."""
     policy = fa.load_policy(EXAMPLE / "policy.yaml")
     data = EXAMPLE / "residents.csv"
@@ -142,6 +143,20 @@ def pages() -> dict[str, str]:
     period = report(rounds, period="2026-Q1")
     out["report en"] = period.render(format="html")
     out["report zh-CN large print"] = period.render(lang="zh-CN", format="html", large_print=True)
+    from fairalloc.publish import log_report
+    from fairalloc.records import DecisionLog
+
+    with DecisionLog.open(tmp_path_factory.mktemp("log") / "log.db") as log:
+        p = log.register_policy(policy, operator="c")
+        frozen = {}
+        for k, day in enumerate((dt.date(2026, 1, 15), dt.date(2026, 2, 15))):
+            residents = _generated(300, 11 + k)
+            f = log.freeze(p.seq, residents, policy=policy, operator="c", time=f"{day}T08:00:00Z")
+            frozen[f.seq] = residents
+            s = log.draw_seed(f.seq, value=f"dice {k}", how="dice", operator="c")
+            log.decide(policy, residents, freeze=f.seq, seed=s.seq, operator="c", as_of=day)
+        from_log = log_report(log, policy, frozen, period="2026-Q1")
+    out["report from the log zh-CN"] = from_log.render(lang="zh-CN", format="html")
     assert sorted(out) == sorted(NAMES)
     return out
 
