@@ -323,9 +323,78 @@ def test_offers_follow_the_order_once_each_and_lapse_exactly_at_their_expiry(
 
 
 def test_when_nobody_is_left_waiting_the_reply_says_so(desk: Desk) -> None:
-    desk._next = len(desk._waiting)
+    desk._offered.update(desk._waiting)
     reply = desk.place_freed({"place": "unit 9"})
     assert reply == {"type": "nobody_waiting", "place": "unit 9", "because": "place freed"}
+
+
+def test_a_reserved_place_goes_as_the_reserve_takes_residents(desk: Desk) -> None:
+    """A freed place of a reserve goes to the next resident eligible for that reserve, in the
+    decision's order; when none is left, by ``unused_reserved: open`` to the next in order."""
+    import csv
+
+    with (CARE / "residents.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    alloc = desk.allocation
+    ev = alloc.evaluation
+    # Plain reference: eligible, not served, hardship dibao or tekun, by position.
+    hardship = {r["resident_id"]: r["hardship"] for r in rows}
+    waiting = [
+        (int(alloc.position[i]), str(ev.ids[i]))
+        for i in range(ev.n)
+        if ev.eligible[i] and not alloc.served[i]
+    ]
+    reserve = [rid for _, rid in sorted(waiting) if hardship[rid] in ("dibao", "tekun")]
+    everyone = [rid for _, rid in sorted(waiting)]
+    assert reserve, "the example leaves someone of the reserve waiting"
+    got = [
+        desk.place_freed({"place": f"r{k}", "category": "special-hardship"})
+        for k in range(len(reserve) + 2)
+    ]
+    assert [g["resident"] for g in got[: len(reserve)]] == reserve
+    assert all(g["category"] == "special-hardship" for g in got)
+    rest = [rid for rid in everyone if rid not in reserve]
+    assert [g["resident"] for g in got[len(reserve) :]] == rest[:2]  # unused_reserved: open
+    # An open place now goes to the next in order not offered yet.
+    assert desk.place_freed({"place": "o1"})["resident"] == rest[2]
+    # A declined reserve offer passes on to the next of the same reserve (none left: open).
+    declined = desk.handle({"type": "offer_declined", "offer": got[0]["offer"]})
+    assert declined["next"]["category"] == "special-hardship"
+    assert declined["next"]["resident"] == rest[3]
+    offers = [r for r in desk.log.records() if r.kind == "events.offer"]
+    assert offers[0].body["category"] == "special-hardship"
+    with pytest.raises(EventError) as e:
+        desk.place_freed({"place": "x", "category": "no-such"})
+    assert e.value.code == "FA889"
+
+
+def test_a_reserve_that_lapses_leaves_its_place_unoffered(
+    office: dict[str, Any], tmp_path: Path
+) -> None:
+    text = (CARE / "policy.yaml").read_text(encoding="utf-8")
+    lapsing = tmp_path / "policy.yaml"
+    lapsing.write_text(text.replace("unused_reserved: open", "unused_reserved: lapse"))
+    policy = fa.load_policy(lapsing)
+    with DecisionLog.open(tmp_path / "lapse.db") as log:
+        p = log.register_policy(policy, operator="clerk", time=BEFORE)
+        f = log.freeze(p.seq, office["data"], policy=policy, operator="clerk", time=BEFORE)
+        s = log.draw_seed(f.seq, value="week 49", how="dice", operator="clerk", time=BEFORE)
+        d = log.decide(
+            policy, office["data"], freeze=f.seq, seed=s.seq, operator="clerk", time=BEFORE
+        )
+        desk = Desk(log, policy, office["data"], decision=d.seq, clock=ManualClock(START))
+        reserve = desk._by_category["special-hardship"]
+        for k in range(len(reserve)):
+            assert desk.place_freed({"place": f"r{k}", "category": "special-hardship"})[
+                "resident"
+            ] == reserve[k]
+        last = desk.place_freed({"place": "r-last", "category": "special-hardship"})
+        assert last == {
+            "type": "nobody_waiting",
+            "place": "r-last",
+            "because": "place freed",
+            "category": "special-hardship",
+        }
 
 
 # -- complaints and deadlines --------------------------------------------------------------------
@@ -616,3 +685,49 @@ def test_an_action_left_pending_by_a_batch_is_caught_when_it_runs_inside_a_post(
         loop.post({"type": "tick"})
     assert err.value.code == "FA888"
     assert "b1" in err.value.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weight", [None, "1 + months_waited / 12"])
+def test_standing_under_a_lottery_is_what_a_batch_allocation_decides(
+    office: dict[str, Any], tmp_path: Path, weight: str | None
+) -> None:
+    """Under a lottery mechanism (plain or weighted) an applicant stands above the cut-off
+    exactly when a batch allocation with the applicant added serves them."""
+    text = (CARE / "policy.yaml").read_text(encoding="utf-8")
+    lottery = "{seed: published-in-file" + (f", weight: '{weight}'" if weight else "") + "}"
+    text = text.replace(
+        "  mechanism: priority\n", f"  mechanism: lottery\n  lottery: {lottery}\n"
+    )
+    path = tmp_path / "lottery.yaml"
+    path.write_text(text, encoding="utf-8")
+    policy = fa.load_policy(path)
+    data = office["data"]
+    with DecisionLog.open(tmp_path / "lottery.db") as log:
+        p = log.register_policy(policy, operator="clerk", time=BEFORE)
+        f = log.freeze(p.seq, data, policy=policy, operator="clerk", time=BEFORE)
+        s = log.draw_seed(f.seq, value="week 50", how="dice", operator="clerk", time=BEFORE)
+        d = log.decide(policy, data, freeze=f.seq, seed=s.seq, operator="clerk", time=BEFORE)
+        desk = Desk(log, policy, data, decision=d.seq, clock=ManualClock(START))
+        assert desk.allocation.mechanism == "lottery"
+        spec = desk.compiled.policy.allocation
+        assert spec is not None
+        assert spec.lottery is not None
+        assert spec.lottery.seed == s.body["seed"] != "published-in-file"
+        plain = [r for r in office["records"] if r["hardship"] == "none"]
+        applicants = [
+            {**_plain(r), "resident_id": f"L{k:04d}"} for k, r in enumerate(plain * 2)
+        ][:80]
+        standings = set()
+        for a in applicants:
+            got = desk.application({"record": a})["standing"]
+            # The decision's own compiled policy: the recorded seed and as-of date.
+            batch = fa.allocate(fa.evaluate(desk.compiled, [*map(_plain, office["records"]), a]))
+            row = batch.evaluation.index_of(a["resident_id"])
+            if not batch.evaluation.eligible[row]:
+                expected = "not eligible"
+            else:
+                expected = "above" if batch.served[row] else "below"
+            assert got == expected, a["resident_id"]
+            standings.add(got)
+        assert {"above", "below"} <= standings

@@ -25,6 +25,7 @@ import numpy as np
 from fairalloc._engine import evaluate_compiled
 from fairalloc._population import Population
 from fairalloc._ranking import _sort_keys, lottery_key
+from fairalloc.allocation._lottery import weighted_draws
 from fairalloc.allocation._state import RotationState
 from fairalloc.errors import EventError, PopulationError
 from fairalloc.events._clock import Clock, SystemClock, aware
@@ -78,6 +79,7 @@ class Offer:
     expires: dt.datetime
     record: int
     state: str = "open"
+    category: str | None = None
 
 
 @dataclass(slots=True)
@@ -158,7 +160,8 @@ class Desk:
         served = self.allocation.served
         self._waiting = [str(ev.ids[r]) for r in order if not served[r]]
         self._position = {str(ev.ids[r]): int(self.allocation.position[r]) for r in order}
-        self._next = 0
+        self._offered: set[str] = set()
+        self._by_category = self._category_orders()
         self._cutoff: tuple[Any, ...] | None = None
         self._cutoff_id: str | None = None
         self._cutoff_score: float | None = None
@@ -178,7 +181,29 @@ class Desk:
     @property
     def waiting(self) -> list[str]:
         """The residents the decision left waiting and not offered a place yet, in order."""
-        return self._waiting[self._next :]
+        return [r for r in self._waiting if r not in self._offered]
+
+    def _category_orders(self) -> dict[str, list[str]]:
+        """For each reserve, its waiting residents in the order the mechanism serves it.
+
+        Those eligible for the reserve and left waiting by the decision, by the reserve's own
+        priority (highest first) where it has one, then the decision's base order, as the
+        allocation took them.
+        """
+        alloc = self.allocation
+        ev = alloc.evaluation
+        spec = self.compiled.policy.allocation
+        out: dict[str, list[str]] = {}
+        if spec is None:
+            return out
+        order = alloc.order[~alloc.served[alloc.order]]
+        for c, reserve in enumerate(spec.reserves):
+            own = order[ev.reserve_eligible[order, c]]
+            if reserve.priority is not None:
+                prio = ev.reserve_priority[own, c]
+                own = own[np.lexsort((np.arange(len(own)), -prio))]
+            out[reserve.id] = [str(ev.ids[r]) for r in own]
+        return out
 
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any]) -> Reply:
@@ -209,11 +234,21 @@ class Desk:
 
     # -- applications --------------------------------------------------------------------------
     def _key(self, ev: Any, row: int) -> tuple[Any, ...]:
-        """A resident's place in the ranking order (lower is better).
+        """A resident's place in the mechanism's order (lower is better).
 
-        The ranking's own sort keys (score, tie-break chain), then the lottery key with the
-        recorded seed.
+        Under priority: the ranking's own sort keys (score, tie-break chain), then the lottery
+        key with the recorded seed. Under a lottery: the resident's draw (lowest first; for a
+        weighted lottery from the key and the resident's weight), then the key, as
+        :func:`~fairalloc.allocation._lottery.lottery_order` orders them.
         """
+        spec = self.compiled.policy.allocation
+        if self.allocation.mechanism == "lottery" and spec is not None and spec.lottery:
+            key = lottery_key(spec.lottery.seed, str(ev.ids[row]))
+            if spec.lottery.weight is None:
+                return (key,)
+            weights = np.array([float(ev.lottery_weight[row])], dtype=np.float64)
+            draw = weighted_draws(np.array([key], dtype=np.uint64), weights)
+            return (float(draw[0]), key)
         keys = tuple(k[0].item() for k in _sort_keys(ev, np.array([row], dtype=np.intp)))
         seed = self.compiled.lottery_seed
         if seed is not None:
@@ -227,8 +262,9 @@ class Desk:
         with the decision's compiled policy. The reply holds eligibility, the rules failed,
         the exclusion that applied, points per criterion, the score, and the standing against
         the last recorded cut-off: ``above``, ``below`` or ``at`` the cut-off (by the ranking's
-        score and tie-break chain, lottery key last), ``places left`` when the decision left
-        open places, ``not eligible``, or ``by lottery`` for a lottery mechanism. Neither an
+        score and tie-break chain, lottery key last; under a lottery mechanism, by the draw
+        under the recorded seed), ``places left`` when the decision left open places, or
+        ``not eligible``. Neither an
         application nor a reassessment changes the recorded order: they count at the next
         recorded decision.
 
@@ -257,8 +293,6 @@ class Desk:
     def _standing(self, ev: Any, row: int) -> str:
         if not bool(ev.eligible[row]):
             return "not eligible"
-        if self.allocation.mechanism != "priority":
-            return "by lottery"
         if self._cutoff is None:
             return "places left"
         mine = self._key(ev, row)
@@ -268,23 +302,71 @@ class Desk:
 
     # -- freed places and offers ---------------------------------------------------------------
     def place_freed(self, event: Mapping[str, Any]) -> Reply:
-        """A place fell free: ``{"place": "unit 12"}``.
+        """A place fell free: ``{"place": "unit 12"}``, or ``{"place": ..., "category": ...}``.
 
-        It is offered to the next resident in the decision's order who has not been offered a
-        place yet, and the offer is recorded (``events.offer``).
+        It is offered to the next resident who has not been offered a place yet, and the offer
+        is recorded (``events.offer``). A place of a reserve (``category``, one of the
+        decision's categories) goes as the mechanism gives that reserve's units: to the next
+        resident eligible for it, by its own priority where it has one, then the decision's
+        order; when nobody eligible for it waits, the policy's ``unused_reserved`` says what
+        happens (``open``: the next resident in the decision's order; ``lapse``: nobody). A
+        place of the open category, or with no category, goes by the decision's order.
+
+        Raises:
+            EventError: ``FA889`` a category the decision does not have.
         """
         place = _field(event, "place", str)
-        return self._offer_next(place, because="place freed", previous=None)
+        category = event.get("category")
+        if category is not None and category not in self.allocation.categories:
+            raise EventError(
+                "FA889",
+                f"the decision has no category {category!r}; its categories: "
+                + ", ".join(self.allocation.categories),
+                event="place_freed",
+            )
+        return self._offer_next(place, because="place freed", previous=None, category=category)
 
-    def _offer_next(self, place: str, *, because: str, previous: Offer | None) -> Reply:
-        if self._next < len(self._waiting):
-            resident = self._waiting[self._next]
-            self._next += 1
-            return self._make_offer(resident, place, because=because, previous=previous)
-        return {"type": "nobody_waiting", "place": place, "because": because}
+    def _next_for(self, category: str | None) -> str | None:
+        """The next resident not offered a place yet for a place of ``category``."""
+        if category is not None and category in self._by_category:
+            for resident in self._by_category[category]:
+                if resident not in self._offered:
+                    return resident
+            spec = self.compiled.policy.allocation
+            if spec is not None and spec.unused_reserved == "lapse":
+                return None
+        for resident in self._waiting:
+            if resident not in self._offered:
+                return resident
+        return None
+
+    def _offer_next(
+        self,
+        place: str,
+        *,
+        because: str,
+        previous: Offer | None,
+        category: str | None = None,
+    ) -> Reply:
+        resident = self._next_for(category)
+        if resident is not None:
+            self._offered.add(resident)
+            return self._make_offer(
+                resident, place, because=because, previous=previous, category=category
+            )
+        reply: Reply = {"type": "nobody_waiting", "place": place, "because": because}
+        if category is not None:
+            reply["category"] = category
+        return reply
 
     def _make_offer(
-        self, resident: str, place: str, *, because: str, previous: Offer | None
+        self,
+        resident: str,
+        place: str,
+        *,
+        because: str,
+        previous: Offer | None,
+        category: str | None = None,
     ) -> Reply:
         now = self._now()
         number = len(self.offers) + 1
@@ -295,6 +377,7 @@ class Desk:
         )
         body = {
             "because": because,
+            "category": category,
             "decision": self._record.hash,
             "decision_record": self._record.seq,
             "expires": record_time(expires),
@@ -312,7 +395,7 @@ class Desk:
             leaves=leaves,
             opening=Opening([resident], nonces),
         )
-        offer = Offer(number, resident, position, place, expires, rec.seq)
+        offer = Offer(number, resident, position, place, expires, rec.seq, category=category)
         self.offers[number] = offer
         return {
             "type": "offer",
@@ -320,6 +403,7 @@ class Desk:
             "resident": resident,
             "position": position,
             "place": place,
+            "category": category,
             "expires": record_time(expires),
             "because": because,
             "record": rec.seq,
@@ -376,7 +460,10 @@ class Desk:
     def _pass_on(self, offer: Offer, outcome: str) -> Reply:
         seq = self._close(offer, outcome)
         reply = self._offer_next(
-            offer.place, because=f"offer {offer.number} {outcome}", previous=offer
+            offer.place,
+            because=f"offer {offer.number} {outcome}",
+            previous=offer,
+            category=offer.category,
         )
         return {
             "type": "offer_closed",
