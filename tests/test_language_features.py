@@ -152,7 +152,7 @@ def test_bands_over_a_computed_value_with_a_gap_fail_at_run_time_naming_resident
           s: {indicators: {b: {of: "n * 1", bands: [{min: 0, points: 1}]}}}
     """)
     warnings = fa.compile_policy(p).warnings
-    assert [w.code for w in warnings] == ["FA410"]
+    assert [w.code for w in warnings if w.code != "FA313"] == ["FA410"]  # FA313: grounds
     with pytest.raises(EvaluationError, match="falls in no band") as info:
         fa.evaluate(p, ROWS)
     assert info.value.ids == ("r0",)

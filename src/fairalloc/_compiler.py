@@ -761,6 +761,7 @@ class _Builder:
             self.check_choices_unread(self.p.allocation.matching.preferences)
         self.check_review()
         self.check_justified_uses()
+        cp.warnings = (*cp.warnings, *self.check_grounds())
         for name, c in self.checked_derived.items():
             self.param_reads[f"derived:{name}"] = self.params_of(c)
         cp.parameter_reads = {part: frozenset(ps) for part, ps in self.param_reads.items()}
@@ -1546,6 +1547,66 @@ class _Builder:
             cp._tie_breaks.append(
                 _TieBreak(k, nan, tb.order == "desc", None, f"{tb.by} ({tb.order})", cp.span(path))
             )
+
+    # -- grounds (§2.1.1) --------------------------------------------------------------
+    def check_grounds(self) -> list[PolicyIssue]:
+        """Each ground the regulation names is carried by protected attributes or not collected.
+
+        Errors: a ``ground`` on an attribute that is not protected (``FA310``); a ground stated
+        as not collected that an attribute carries (``FA311``) or that is not one of
+        :data:`~fairalloc.policy._model.GROUNDS` (``FA312``). Returns the warnings: a named
+        ground the policy says nothing of (``FA313``).
+        """
+        carried: dict[str, list[str]] = {}
+        for name, attr in self.p.attributes.items():
+            if attr.ground is None:
+                continue
+            if not attr.protected:
+                self.issue(
+                    "FA310",
+                    f"attribute `{name}` records the ground `{attr.ground}` but is not protected",
+                    ("attributes", name, "ground"),
+                    hint="add `protected: true` (a ground is what makes an attribute protected),"
+                    " or remove `ground`",
+                )
+            carried.setdefault(attr.ground, []).append(name)
+        for ground in self.p.grounds_not_collected:
+            where: PathKey = ("grounds_not_collected", ground)
+            if ground not in M.GROUNDS:
+                close = difflib.get_close_matches(ground, M.GROUNDS, n=1)
+                self.issue(
+                    "FA312",
+                    f"`{ground}` is not a ground the regulation names",
+                    where,
+                    hint=f"did you mean `{close[0]}`?"
+                    if close
+                    else "grounds: " + ", ".join(M.GROUNDS),
+                )
+            elif ground in carried:
+                self.issue(
+                    "FA311",
+                    f"the ground `{ground}` is stated as not collected, but"
+                    f" {', '.join(f'`{a}`' for a in carried[ground])} carries it",
+                    where,
+                    hint="remove it from `grounds_not_collected`, or the attribute's `ground`",
+                )
+        missing = [
+            g for g in M.GROUNDS if g not in carried and g not in self.p.grounds_not_collected
+        ]
+        if not missing:
+            return []
+        return [
+            PolicyIssue(
+                "FA313",
+                "the policy does not say which attributes carry the ground(s) "
+                + ", ".join(f"`{g}`" for g in missing)
+                + " of §2.1.1, or that they are not collected",
+                self.smap.span(("attributes",)),
+                "",
+                "mark each attribute that records one `protected: true` with `ground: ...`,"
+                " and list the others under `grounds_not_collected: {GROUND: why}`",
+            )
+        ]
 
     # -- justified uses ----------------------------------------------------------------
     def check_justified_uses(self) -> None:

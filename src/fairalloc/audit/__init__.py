@@ -39,7 +39,13 @@ from fairalloc.audit._groups import (
 )
 from fairalloc.audit._proxy import ProxyReport, correlation_ratio, cramers_v, proxy_check
 from fairalloc.audit._report import AuditReport, data_hash, policy_hash
-from fairalloc.audit._static import AttributeProof, ProtectedRead, StaticProof, static_proof
+from fairalloc.audit._static import (
+    AttributeProof,
+    GroundLine,
+    ProtectedRead,
+    StaticProof,
+    static_proof,
+)
 
 __all__ = [
     "AffectedResident",
@@ -48,6 +54,7 @@ __all__ = [
     "AuditReport",
     "FlipAudit",
     "FlipResult",
+    "GroundLine",
     "GroupStatistics",
     "ProtectedRead",
     "ProxyReport",

@@ -35,12 +35,12 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fairalloc._compiler import CompiledPolicy, ReadPath, _Builder, compile_policy
 from fairalloc._escape import markdown_inline
-from fairalloc.policy._model import JustifiedUse, Policy
+from fairalloc.policy._model import GROUNDS, JustifiedUse, Policy
 
 __all__ = ["AttributeProof", "ProtectedRead", "StaticProof", "part_label", "static_proof"]
 
@@ -154,6 +154,36 @@ class AttributeProof:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class GroundLine:
+    """What the policy states of one ground the regulation names (§2.1.1).
+
+    Attributes:
+        ground: The ground (``age``, ``gender``, ``occupation``, ``economic status``,
+            ``physical condition``, ``cultural background``).
+        attributes: The protected attributes that carry it.
+        not_collected: Why it is not collected, when the policy says so.
+    """
+
+    ground: str
+    attributes: tuple[str, ...]
+    not_collected: str | None
+
+    @property
+    def stated(self) -> bool:
+        """Whether the policy says which attributes carry it, or that it is not collected."""
+        return bool(self.attributes) or self.not_collected is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain values."""
+        return {
+            "ground": self.ground,
+            "attributes": list(self.attributes),
+            "not_collected": self.not_collected,
+            "stated": self.stated,
+        }
+
+
 @dataclass(frozen=True)
 class StaticProof:
     """The static proof of a policy: every part's reads, and each protected attribute's status.
@@ -164,12 +194,15 @@ class StaticProof:
         attributes: One record per protected attribute, in the order of the attribute schema.
         parts: For every part of the policy, the attributes it reads, each with its read path
             through derived values (empty when a part reads nothing, e.g. a constant rule).
+        grounds: For each ground the regulation names, the attributes that carry it or why it
+            is not collected (a ground the policy says nothing of is ``FA313``, a warning).
     """
 
     policy_id: str
     policy_version: str
     attributes: list[AttributeProof]
     parts: dict[str, tuple[ReadPath, ...]]
+    grounds: list[GroundLine] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -212,6 +245,7 @@ class StaticProof:
             "policy": {"id": self.policy_id, "version": self.policy_version},
             "ok": self.ok,
             "attributes": [a.to_dict() for a in self.attributes],
+            "grounds": [g.to_dict() for g in self.grounds],
             "parts": {
                 part: [
                     {"attribute": r.attribute, "via": list(r.via), "read_path": str(r)}
@@ -260,6 +294,22 @@ class StaticProof:
             )
             lines.append("")
             lines.extend(f"- {_cell(str(r))} at {_cell(r.where)}" for r in self.violations)
+        if self.grounds:
+            lines += [
+                "",
+                "### Grounds of §2.1.1",
+                "",
+                "| ground | carried by | |",
+                "|---|---|---|",
+            ]
+            for g in self.grounds:
+                if g.attributes:
+                    shown = ", ".join(f"`{a}`" for a in g.attributes)
+                    lines.append(f"| {g.ground} | {shown} | protected |")
+                elif g.not_collected is not None:
+                    lines.append(f"| {g.ground} | — | not collected: {_cell(g.not_collected)} |")
+                else:
+                    lines.append(f"| {g.ground} | — | **not stated** (FA313) |")
         return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
@@ -339,7 +389,22 @@ def static_proof(policy: Policy | CompiledPolicy) -> StaticProof:
         policy_version=p.policy.version,
         attributes=records,
         parts={part: tuple(paths) for part, paths in cp.reads.items()},
+        grounds=grounds_map(p),
     )
+
+
+def grounds_map(p: Policy) -> list[GroundLine]:
+    """For each ground §2.1.1 names, the protected attributes that carry it, or why not."""
+    return [
+        GroundLine(
+            ground=g,
+            attributes=tuple(
+                n for n, a in p.attributes.items() if a.ground == g and a.protected
+            ),
+            not_collected=p.grounds_not_collected.get(g),
+        )
+        for g in GROUNDS
+    ]
 
 
 def _justified(cp: CompiledPolicy) -> dict[tuple[str, str], JustifiedUse]:

@@ -264,6 +264,19 @@ class Attribute(_Documented):
         return self
 
 
+#: The grounds §2.1.1 names: a policy states, for each, which attributes carry it
+#: (``ground:`` on a protected attribute) or that it is not collected
+#: (``grounds_not_collected``).
+GROUNDS: tuple[str, ...] = (
+    "age",
+    "gender",
+    "occupation",
+    "economic status",
+    "physical condition",
+    "cultural background",
+)
+
+
 class JustifiedUse(_Model):
     """A declared, justified read of a protected attribute by one part of the policy.
 
@@ -829,6 +842,11 @@ class Policy(_Model):
     allocation: AllocationSpec | None = None
     records: RecordsSpec | None = None
     review: ReviewSpec | None = None
+    #: Grounds of §2.1.1 the policy does not collect, each with why (e.g. "the form does not
+    #: ask"); see :data:`GROUNDS`.
+    grounds_not_collected: dict[str, Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict
+    )
 
     _origin: Any = PrivateAttr(default=None)
     #: Compilations by date and mode; read and written only by ``_compiler.compiled_for``.
