@@ -78,6 +78,34 @@ def test_rate_ratio_zero_uses_continuity_correction() -> None:
         rate_ratio_interval(1, 10, 0, 10)
 
 
+def test_rate_ratio_intervals_keep_their_width_at_100_percent() -> None:
+    # Everybody selected in both groups: the plain Katz SE is 0, so the interval would be
+    # "1.00 (1.00-1.00)"; with 0.5 added to every cell it is wide, as two residents warrant.
+    rr, lo, hi = rate_ratio_interval(2, 2, 2, 2)
+    se = math.sqrt(1 / 2.5 - 1 / 3 + 1 / 2.5 - 1 / 3)
+    assert rr == 1.0
+    assert (lo, hi) == pytest.approx((math.exp(-Z95 * se), math.exp(Z95 * se)), rel=1e-12)
+    assert hi - lo > 1.0
+    # Everybody in the group, some in the reference: corrected too, and contains the ratio.
+    rr, lo, hi = rate_ratio_interval(10, 10, 5, 10)
+    corrected = (10.5 / 11) / (5.5 / 11)
+    se = math.sqrt(1 / 10.5 - 1 / 11 + 1 / 5.5 - 1 / 11)
+    assert rr == 2.0
+    assert lo == pytest.approx(corrected * math.exp(-Z95 * se), rel=1e-12)
+    assert lo < rr < hi
+    # Everybody in the reference group.
+    rr, lo, hi = rate_ratio_interval(3, 10, 10, 10)
+    assert lo < rr < hi
+
+
+def test_rate_ratio_intervals_match_scipy_away_from_the_bounds() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for k1, n1, k2, n2 in [(20, 100, 40, 100), (1, 9, 8, 9), (37, 50, 12, 61), (5, 7, 3, 200)]:
+        ci = stats.contingency.relative_risk(k1, n1, k2, n2).confidence_interval(0.95)
+        _, lo, hi = rate_ratio_interval(k1, n1, k2, n2)
+        assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-9)
+
+
 def test_intervals_match_scipy_where_available() -> None:
     stats = pytest.importorskip("scipy.stats")
     ci = stats.binomtest(7, 23).proportion_ci(confidence_level=0.95, method="wilson")

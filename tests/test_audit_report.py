@@ -139,3 +139,33 @@ def test_unfair_variant_is_caught_by_every_layer_that_can_see_it() -> None:
     fair = audit(fa.load_policy(POLICY), _population_with_districts())
     assert fair.ok
     assert not dict(fair.sections)["proxies"].flags
+
+
+def test_thresholds_are_settable_recorded_and_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fairalloc.audit import Thresholds
+    from fairalloc.errors import ArgumentError
+
+    policy = fa.load_policy(POLICY, audit=True)
+    data = DATA
+    default = audit(policy, data)
+    strict = audit(policy, data, thresholds=Thresholds(four_fifths=0.99, min_group=3))
+    assert default.meta["thresholds"]["four_fifths"] == 0.8
+    expected = {**Thresholds().to_dict(), "four_fifths": 0.99, "min_group": 3}
+    assert strict.meta["thresholds"] == expected
+    groups = dict(strict.sections)["group statistics"].section
+    assert groups.four_fifths == 0.99
+    before = dict(default.sections)["group statistics"].section
+    assert sum(r["four_fifths"] for r in groups.rows) > sum(r["four_fifths"] for r in before.rows)
+    assert "A ratio below 0.99 fails" in strict.to_markdown()
+    with pytest.raises(ArgumentError) as e:
+        Thresholds(association=0)
+    assert e.value.code == "FA623"
+    out = tmp_path / "a.json"
+    args = ["audit", str(POLICY), str(data), "--format", "json"]
+    assert main([*args, "--association", "0.5", "--out", str(out)]) in (0, 1)
+    assert json.loads(out.read_text(encoding="utf-8"))["meta"]["thresholds"]["association"] == 0.5
+    capsys.readouterr()
+    assert main([*args, "--min-group", "0"]) == 2
+    assert "FA623" in capsys.readouterr().err

@@ -12,7 +12,9 @@ may legitimately differ between groups (§2.3.3).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,7 @@ from fairalloc.audit._static import (
     StaticProof,
     static_proof,
 )
+from fairalloc.errors import ArgumentError
 
 __all__ = [
     "AffectedResident",
@@ -60,6 +63,7 @@ __all__ = [
     "ProxyReport",
     "ScaleAudit",
     "StaticProof",
+    "Thresholds",
     "audit",
     "correlation_ratio",
     "cramers_v",
@@ -73,6 +77,53 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """The thresholds of the audit, each documented with why in ``docs/fairness.md``.
+
+    Attributes:
+        association: Cramér's V (or ``|r|``) from which an attribute is a proxy (0.3, a
+            "medium" association).
+        influence: The share of the score's variance from which a proxy matters (0.05).
+        four_fifths: The ratio of a group's selection rate to the best-served group's below
+            which it is flagged (0.8, the four-fifths rule).
+        confidence: The level of every interval (0.95).
+        min_group: The smallest group whose statistics are published (10).
+        min_expected: The smallest expected count of selected, and of not selected, published
+            (5).
+    """
+
+    association: float = 0.3
+    influence: float = 0.05
+    four_fifths: float = 0.8
+    confidence: float = 0.95
+    min_group: int = 10
+    min_expected: float = 5.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("association", 0.0 < self.association <= 1.0, "a number in (0, 1]"),
+            ("influence", 0.0 < self.influence <= 1.0, "a number in (0, 1]"),
+            ("four_fifths", 0.0 < self.four_fifths <= 1.0, "a number in (0, 1]"),
+            ("confidence", 0.0 < self.confidence < 1.0, "a number in (0, 1)"),
+            ("min_group", self.min_group >= 1, "a whole number of at least 1"),
+            ("min_expected", self.min_expected >= 0.0, "a number of at least 0"),
+        )
+        for name, ok, valid in checks:
+            if not ok:
+                raise ArgumentError(
+                    "FA623",
+                    f"threshold {name} = {getattr(self, name)!r} is out of range",
+                    argument=name,
+                    value=getattr(self, name),
+                    valid=valid,
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain values (recorded in the audit report)."""
+        return dataclasses.asdict(self)
+
+
 def audit(
     policy: Any,
     residents: Any,
@@ -81,6 +132,7 @@ def audit(
     strata: str | None = None,
     publication: bool = False,
     as_of: dt.date | None = None,
+    thresholds: Thresholds | None = None,
 ) -> AuditReport:
     """Audit a policy on a population with every layer, as one report.
 
@@ -94,10 +146,13 @@ def audit(
             graded scale, if any).
         publication: Suppress small cells in the group statistics, as for publication.
         as_of: The date whose parameter values apply.
+        thresholds: The audit's thresholds (:class:`Thresholds`; the documented defaults when
+            not given).
 
     Returns:
         The :class:`AuditReport`; ``report.ok`` is false when a verdict layer failed.
     """
+    t = thresholds if thresholds is not None else Thresholds()
     if isinstance(policy, CompiledPolicy):
         compiled = policy
     else:
@@ -129,12 +184,18 @@ def audit(
         "lottery_seed": compiled.lottery_seed,
         "strata": strata,
         "as_of": compiled.as_of.isoformat() if compiled.as_of else None,
+        "thresholds": t.to_dict(),
     }
     report.violations = [str(v) for v in compiled.violations]
     report.sections.append(("static proof", static_proof(compiled)))
     flips = flip_audit(ev, capacity=units)
     report.sections.append(("flip audit", _PublishedFlips(flips) if publication else flips))
-    report.sections.append(("proxies", proxy_check(ev)))
+    report.sections.append(
+        (
+            "proxies",
+            proxy_check(ev, association_threshold=t.association, influence_threshold=t.influence),
+        )
+    )
     # Published groups of numbers and dates are bounded by the population's quartiles, not
     # labelled by the smallest and largest value in them (which are residents' values).
     bins = (
@@ -142,9 +203,17 @@ def audit(
         if publication
         else None
     )
-    groups = group_statistics(outcome, strata=strata, bins=bins)
+    groups = group_statistics(
+        outcome,
+        strata=strata,
+        bins=bins,
+        confidence=t.confidence,
+        min_group=t.min_group,
+        min_expected=t.min_expected,
+        four_fifths=t.four_fifths,
+    )
     report.sections.append(("group statistics", _Review(groups, publication=publication)))
-    scales = scale_audit(ev, strata=strata)
+    scales = scale_audit(ev, strata=strata, min_group=t.min_group, confidence=t.confidence)
     report.sections.append(
         ("scale audit", _PublishedScales(scales, groups) if publication else _Review(scales))
     )

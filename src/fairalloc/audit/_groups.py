@@ -138,15 +138,20 @@ def wilson_interval(selected: int, n: int, *, confidence: float = 0.95) -> tuple
 def _katz(
     k1: FloatArray, n1: FloatArray, k2: FloatArray, n2: FloatArray, z: float
 ) -> tuple[FloatArray, FloatArray, BoolArray]:
-    """Katz log bounds of ``(k1/n1) / (k2/n2)`` (vectorized); ``k2`` must be positive."""
-    corrected = k1 <= 0
+    """Katz log bounds of ``(k1/n1) / (k2/n2)`` (vectorized); ``k2`` must be positive.
+
+    A 2×2 table with an empty cell (nobody, or everybody, selected in the group; everybody in
+    the reference group) gets 0.5 added to every cell first (Haldane–Anscombe): without it the
+    interval is undefined at 0% and collapses to one point at 100%.
+    """
+    corrected = (k1 <= 0) | (k1 >= n1) | (k2 >= n2)
     a = np.where(corrected, k1 + 0.5, k1)
     na = np.where(corrected, n1 + 1.0, n1)
     b = np.where(corrected, k2 + 0.5, k2)
     nb = np.where(corrected, n2 + 1.0, n2)
     log_rr = np.log(a / na) - np.log(b / nb)
     se = np.sqrt(np.maximum(1.0 / a - 1.0 / na + 1.0 / b - 1.0 / nb, 0.0))
-    lo = np.where(corrected, 0.0, np.exp(log_rr - z * se))
+    lo = np.where(k1 <= 0, 0.0, np.exp(log_rr - z * se))
     hi = np.exp(log_rr + z * se)
     return lo, hi, corrected
 
@@ -161,6 +166,10 @@ def rate_ratio_interval(
     has nobody selected (``k1 = 0``) the log is undefined: the ratio reported is the observed 0,
     the lower bound is 0, and the upper bound comes from the same formula after adding 0.5 to
     each cell of the 2×2 table (Haldane–Anscombe: ``k + 0.5`` of ``n + 1`` in both groups).
+    When everybody is selected in either group (a rate of 100%) the formula's standard error is
+    0 and the interval would collapse to the ratio itself; the same correction applies, so the
+    interval keeps its width. Away from 0% and 100% the bounds are scipy's
+    ``relative_risk(...).confidence_interval()`` (the same Katz formula; a test checks it).
 
     Args:
         selected: Residents selected in the group (``k1``).
@@ -180,6 +189,9 @@ def rate_ratio_interval(
         >>> rr, lo, hi = rate_ratio_interval(20, 100, 40, 100)
         >>> round(rr, 2), round(lo, 3), round(hi, 3)
         (0.5, 0.316, 0.792)
+        >>> rr, lo, hi = rate_ratio_interval(2, 2, 2, 2)  # everybody selected in both
+        >>> rr, round(lo, 2), round(hi, 2)
+        (1.0, 0.49, 2.05)
     """
     if n <= 0 or ref_n <= 0 or not 0 <= selected <= n or not 0 <= ref_selected <= ref_n:
         raise ArgumentError("FA600", "counts must satisfy 0 <= selected <= n with n > 0")
@@ -593,6 +605,7 @@ class GroupStatistics:
         confidence: The confidence level of the intervals.
         min_group: The smallest group published.
         min_expected: The smallest expected count of selected and of not selected published.
+        four_fifths: The ratio below which a group's rate is flagged (0.8, the four-fifths rule).
     """
 
     def __init__(
@@ -606,7 +619,9 @@ class GroupStatistics:
         confidence: float,
         min_group: int,
         min_expected: float,
+        four_fifths: float = 0.8,
     ) -> None:
+        self.four_fifths = four_fifths
         self.rows = rows
         self.overall = overall
         self.outcome = outcome
@@ -787,7 +802,8 @@ class GroupStatistics:
             f"Selection rate: residents {what}, by group of each protected attribute"
             + (f", within the grades of `{self.strata}`" if self.strata else "")
             + f". Rates have {pct}% Wilson intervals; each group's rate is compared with the"
-            f" best-served group's (ratio with a {pct}% Katz interval). A ratio below 0.8 fails"
+            f" best-served group's (ratio with a {pct}% Katz interval). A ratio below"
+            f" {self.four_fifths:g} fails"
             " the four-fifths rule; when its interval includes 1 the difference is compatible"
             " with parity (chance alone could explain it)."
         )
@@ -929,6 +945,7 @@ def group_statistics(
     min_group: int = 10,
     min_expected: float = 5.0,
     bins: Mapping[str, Sequence[float]] | None = None,
+    four_fifths: float = FOUR_FIFTHS,
 ) -> GroupStatistics:
     """Selection rates by group of the protected attributes, for the audit and for publication.
 
@@ -965,6 +982,8 @@ def group_statistics(
         confidence: Confidence level of the intervals.
         min_group: Cells with fewer residents are suppressed for publication.
         min_expected: Cells expecting fewer selected (or not selected) are suppressed.
+        four_fifths: The ratio to the best-served group's rate below which a group is flagged
+            (0.8, the four-fifths rule of adverse impact).
         bins: Fixed group boundaries of numeric and date attributes (see :func:`group_bins`);
             by default the quartiles of the residents compared.
 
@@ -1005,6 +1024,7 @@ def group_statistics(
         confidence=confidence,
         min_group=min_group,
         min_expected=min_expected,
+        four_fifths=four_fifths,
     )
 
 
@@ -1098,6 +1118,7 @@ def _statistics(
     confidence: float,
     min_group: int,
     min_expected: float,
+    four_fifths: float = 0.8,
 ) -> GroupStatistics:
     z = _z(confidence)
     groupings: list[tuple[int, ...]] = [(i,) for i in range(len(coded))]
@@ -1110,6 +1131,7 @@ def _statistics(
         "confidence": confidence,
         "min_group": min_group,
         "min_expected": min_expected,
+        "four_fifths": four_fifths,
     }
     stratified = strata is not None
     stratum_names: list[str | None] = [None, *strata_labels] if stratified else [None]
@@ -1124,7 +1146,9 @@ def _statistics(
     cells.protect()
     rows: list[dict[str, Any]] = []
     for g in groupings:
-        rows += _grouping_rows(g, coded, cells, stratum_names, z, min_group, min_expected)
+        rows += _grouping_rows(
+            g, coded, cells, stratum_names, z, min_group, min_expected, four_fifths
+        )
     overall = _overall(cells.total_n, cells.total_k, stratum_names, cells.total_reasons, z, stat_kw)
     stats = GroupStatistics(rows, overall, **stat_kw)
     stats._source = _Source(groupings, coded, cells, primary, stratum_names, z)
@@ -1172,7 +1196,14 @@ class _Source:
         rows: list[dict[str, Any]] = []
         for g in self.groupings:
             rows += _grouping_rows(
-                g, self.coded, pub, self.stratum_names, self.z, stats.min_group, stats.min_expected
+                g,
+                self.coded,
+                pub,
+                self.stratum_names,
+                self.z,
+                stats.min_group,
+                stats.min_expected,
+                stats.four_fifths,
             )
         kw = {"min_group": stats.min_group, "min_expected": stats.min_expected}
         overall = _overall(c.total_n, c.total_k, self.stratum_names, pub.total_reasons, self.z, kw)
@@ -1217,6 +1248,7 @@ def _grouping_rows(
     z: float,
     min_group: int,
     min_expected: float,
+    four_fifths: float = FOUR_FIFTHS,
 ) -> list[dict[str, Any]]:
     """The records of one grouping: every stratum and every group with residents."""
     n3 = cells.n[g].reshape(len(stratum_names), -1)
@@ -1262,7 +1294,7 @@ def _grouping_rows(
             rr = 1.0 if is_ref and defined[s, j] else (float(ratio[s, j]) if has_ratio else None)
             lo = float(r_lo[s, j]) if has_ratio else None
             hi = float(r_hi[s, j]) if has_ratio else None
-            four_fifths = rr is not None and rr < FOUR_FIFTHS
+            below = rr is not None and rr < four_fifths
             compatible = None if lo is None or hi is None else bool(lo <= 1.0 <= hi)
             bits = int(reasons[s, j])
             out.append(
@@ -1284,9 +1316,9 @@ def _grouping_rows(
                     "ratio_low": lo,
                     "ratio_high": hi,
                     "continuity_corrected": bool(corrected[s, j]) and has_ratio,
-                    "four_fifths": four_fifths,
+                    "four_fifths": below,
                     "compatible_with_parity": compatible,
-                    "disparity": four_fifths and compatible is False,
+                    "disparity": below and compatible is False,
                     "suppressed": bits != 0,
                     "suppression": _reason_texts(
                         bits, int(n3[s, j]), float(expected[s, j]), min_group, min_expected

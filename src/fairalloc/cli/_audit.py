@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import fairalloc as fa
-from fairalloc.audit import audit
+from fairalloc.audit import Thresholds, audit
 from fairalloc.cli._common import count, out_file, write_text
 
 __all__ = ["register"]
@@ -35,11 +35,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     aud.add_argument(
         "--publication", action="store_true", help="suppress small cells, as for a published report"
     )
+    limits = aud.add_argument_group(
+        "thresholds", "the audit's thresholds (defaults and why: docs/fairness.md)"
+    )
+    limits.add_argument(
+        "--association", type=float, default=0.3, help="proxy association, Cramér's V (0.3)"
+    )
+    limits.add_argument(
+        "--influence", type=float, default=0.05, help="share of score variance that matters (0.05)"
+    )
+    limits.add_argument(
+        "--four-fifths", type=float, default=0.8, help="flagged rate ratio, below this (0.8)"
+    )
+    limits.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
+    limits.add_argument(
+        "--min-group", type=int, default=10, help="smallest group published (10)"
+    )
+    limits.add_argument(
+        "--min-expected",
+        type=float,
+        default=5.0,
+        help="smallest expected selected / not selected published (5)",
+    )
     aud.set_defaults(handler=handle, inputs=("policy", "data"))
 
 
 def handle(args: argparse.Namespace) -> int:
     """Run the command; returns 1 when a verdict of the audit failed."""
+    thresholds = Thresholds(
+        association=args.association,
+        influence=args.influence,
+        four_fifths=args.four_fifths,
+        confidence=args.confidence,
+        min_group=args.min_group,
+        min_expected=args.min_expected,
+    )
     policy = fa.load_policy(args.policy, audit=True)
     report = audit(
         policy,
@@ -47,6 +77,7 @@ def handle(args: argparse.Namespace) -> int:
         capacity=args.capacity,
         strata=args.strata,
         publication=args.publication,
+        thresholds=thresholds,
     )
     if args.format == "md":
         text = report.to_markdown()
