@@ -39,6 +39,7 @@ def test_fair_example_passes_every_verdict() -> None:
         "static proof",
         "flip audit",
         "proxies",
+        "proxy outcomes",
         "group statistics",
         "scale audit",
     }

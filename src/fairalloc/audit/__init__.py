@@ -39,6 +39,7 @@ from fairalloc.audit._groups import (
     scale_audit,
     wilson_interval,
 )
+from fairalloc.audit._outcome import OutcomeProxies, outcome_proxies
 from fairalloc.audit._proxy import ProxyReport, correlation_ratio, cramers_v, proxy_check
 from fairalloc.audit._report import AuditReport, data_hash, policy_hash
 from fairalloc.audit._static import (
@@ -59,6 +60,7 @@ __all__ = [
     "FlipResult",
     "GroundLine",
     "GroupStatistics",
+    "OutcomeProxies",
     "ProtectedRead",
     "ProxyReport",
     "ScaleAudit",
@@ -69,6 +71,7 @@ __all__ = [
     "cramers_v",
     "flip_audit",
     "group_statistics",
+    "outcome_proxies",
     "proxy_check",
     "rate_ratio_interval",
     "scale_audit",
@@ -87,6 +90,8 @@ class Thresholds:
         influence: The share of the score's variance from which a proxy matters (0.05).
         four_fifths: The ratio of a group's selection rate to the best-served group's below
             which it is flagged (0.8, the four-fifths rule).
+        effect: The change of a protected group's selection rate, when an associated attribute
+            is permuted, from which it is a proxy that moves outcomes (0.05).
         confidence: The level of every interval (0.95).
         min_group: The smallest group whose statistics are published (10).
         min_expected: The smallest expected count of selected, and of not selected, published
@@ -96,6 +101,7 @@ class Thresholds:
     association: float = 0.3
     influence: float = 0.05
     four_fifths: float = 0.8
+    effect: float = 0.05
     confidence: float = 0.95
     min_group: int = 10
     min_expected: float = 5.0
@@ -105,6 +111,7 @@ class Thresholds:
             ("association", 0.0 < self.association <= 1.0, "a number in (0, 1]"),
             ("influence", 0.0 < self.influence <= 1.0, "a number in (0, 1]"),
             ("four_fifths", 0.0 < self.four_fifths <= 1.0, "a number in (0, 1]"),
+            ("effect", 0.0 < self.effect <= 1.0, "a number in (0, 1]"),
             ("confidence", 0.0 < self.confidence < 1.0, "a number in (0, 1)"),
             ("min_group", self.min_group >= 1, "a whole number of at least 1"),
             ("min_expected", self.min_expected >= 0.0, "a number of at least 0"),
@@ -203,6 +210,10 @@ def audit(
         if publication
         else None
     )
+    moved = outcome_proxies(
+        outcome, association=t.association, effect=t.effect, min_group=t.min_group
+    )
+    report.sections.append(("proxy outcomes", _PublishedMoves(moved) if publication else moved))
     groups = group_statistics(
         outcome,
         strata=strata,
@@ -251,6 +262,24 @@ class _Review:
             else self.section.to_markdown()
         )
         return text
+
+
+class _PublishedMoves:
+    """Proxies judged by outcomes, as published: verdicts and effects, no group's size or rate."""
+
+    def __init__(self, moved: OutcomeProxies) -> None:
+        self.moved = moved
+        self.ok = moved.ok
+        self.rows = moved.rows
+
+    def findings(self) -> int:
+        return self.moved.findings()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.moved.to_dict(publication=True)
+
+    def to_markdown(self) -> str:
+        return self.moved.to_markdown()
 
 
 class _PublishedFlips:

@@ -96,7 +96,7 @@ class AuditReport:
             failed.insert(0, "violations")
         lines = [
             "**Overall: no unjustified use of a protected attribute found** (static proof,"
-            " flip audit, proxies)."
+            " flip audit, proxies, proxy outcomes)."
             if not failed
             else f"**Overall: problems found** ({', '.join(failed)})."
         ]
@@ -108,6 +108,12 @@ class AuditReport:
                 parts.append(
                     f"{groups} group(s) below four-fifths with an interval that excludes parity"
                     " (group statistics)"
+                )
+            moved = review.get("proxy outcomes")
+            if moved:
+                parts.append(
+                    f"{moved} declared need measure(s) that move outcomes between protected"
+                    " groups (proxy outcomes)"
                 )
             scales = review.get("scale audit")
             if scales is not None:

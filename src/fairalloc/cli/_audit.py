@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     limits.add_argument(
         "--four-fifths", type=float, default=0.8, help="flagged rate ratio, below this (0.8)"
     )
+    limits.add_argument(
+        "--effect",
+        type=float,
+        default=0.05,
+        help="change of a group's selection rate that makes a proxy (0.05)",
+    )
     limits.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
     limits.add_argument(
         "--min-group", type=int, default=10, help="smallest group published (10)"
@@ -66,6 +72,7 @@ def handle(args: argparse.Namespace) -> int:
         association=args.association,
         influence=args.influence,
         four_fifths=args.four_fifths,
+        effect=args.effect,
         confidence=args.confidence,
         min_group=args.min_group,
         min_expected=args.min_expected,
