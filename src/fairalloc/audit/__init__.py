@@ -22,7 +22,7 @@ import numpy as np
 from fairalloc._compiler import CompiledPolicy, compiled_for
 from fairalloc._engine import evaluate
 from fairalloc._population import Population
-from fairalloc.allocation import allocate_evaluation
+from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.audit._flip import (
     AffectedResident,
     AttributeFlips,
@@ -39,6 +39,7 @@ from fairalloc.audit._groups import (
     scale_audit,
     wilson_interval,
 )
+from fairalloc.audit._luck import Luck, luck
 from fairalloc.audit._outcome import OutcomeProxies, outcome_proxies
 from fairalloc.audit._proxy import ProxyReport, correlation_ratio, cramers_v, proxy_check
 from fairalloc.audit._report import AuditReport, data_hash, policy_hash
@@ -60,6 +61,7 @@ __all__ = [
     "FlipResult",
     "GroundLine",
     "GroupStatistics",
+    "Luck",
     "OutcomeProxies",
     "ProtectedRead",
     "ProxyReport",
@@ -71,6 +73,7 @@ __all__ = [
     "cramers_v",
     "flip_audit",
     "group_statistics",
+    "luck",
     "outcome_proxies",
     "proxy_check",
     "rate_ratio_interval",
@@ -140,6 +143,7 @@ def audit(
     publication: bool = False,
     as_of: dt.date | None = None,
     thresholds: Thresholds | None = None,
+    luck_seeds: int = 0,
 ) -> AuditReport:
     """Audit a policy on a population with every layer, as one report.
 
@@ -155,6 +159,9 @@ def audit(
         as_of: The date whose parameter values apply.
         thresholds: The audit's thresholds (:class:`Thresholds`; the documented defaults when
             not given).
+        luck_seeds: With a lottery and an allocation, measure over this many seeds how much
+            each group's selection rate depends on the draw (a ``luck`` section, for review;
+            see :func:`luck`). 0, the default, leaves it out.
 
     Returns:
         The :class:`AuditReport`; ``report.ok`` is false when a verdict layer failed.
@@ -228,8 +235,15 @@ def audit(
     report.sections.append(
         ("scale audit", _PublishedScales(scales, groups) if publication else _Review(scales))
     )
+    if luck_seeds and isinstance(outcome, Allocation) and _draws_lots(compiled):
+        report.sections.append(("luck", luck(outcome, seeds=luck_seeds, min_group=t.min_group)))
     report.publication = publication
     return report
+
+
+def _draws_lots(cp: CompiledPolicy) -> bool:
+    spec = cp.policy.allocation
+    return cp.lottery_seed is not None or (spec is not None and spec.lottery is not None)
 
 
 class _Review:

@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     aud.add_argument(
         "--publication", action="store_true", help="suppress small cells, as for a published report"
     )
+    aud.add_argument(
+        "--luck",
+        type=int,
+        default=0,
+        metavar="SEEDS",
+        help="with a lottery: each group's selection rate over SEEDS other seeds (for review)",
+    )
     limits = aud.add_argument_group(
         "thresholds", "the audit's thresholds (defaults and why: docs/fairness.md)"
     )
@@ -85,6 +92,7 @@ def handle(args: argparse.Namespace) -> int:
         strata=args.strata,
         publication=args.publication,
         thresholds=thresholds,
+        luck_seeds=args.luck,
     )
     if args.format == "md":
         text = report.to_markdown()

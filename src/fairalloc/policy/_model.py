@@ -862,6 +862,26 @@ class Policy(_Model):
             copy._compiled = None
         return copy
 
+    def with_lottery_seed(self, seed: str) -> Policy:
+        """A copy whose every lottery (the tie-break's and the allocation's) uses ``seed``.
+
+        Nothing else changes. The copy is not a recorded draw: for that, see
+        :func:`fairalloc.records.with_seed`, which also marks it as one.
+        """
+        update: dict[str, Any] = {}
+        ties = self.ranking.tie_break
+        if ties and ties[-1].lottery is not None:
+            last = ties[-1].model_copy(
+                update={"lottery": ties[-1].lottery.model_copy(update={"seed": seed})}
+            )
+            update["ranking"] = self.ranking.model_copy(update={"tie_break": [*ties[:-1], last]})
+        spec = self.allocation
+        if spec is not None and spec.lottery is not None:
+            update["allocation"] = spec.model_copy(
+                update={"lottery": spec.lottery.model_copy(update={"seed": seed})}
+            )
+        return self.model_copy(update=update or {"fairalloc": self.fairalloc})
+
     @field_validator("parameters", mode="before")
     @classmethod
     def _short_parameters(cls, v: Any) -> Any:

@@ -236,21 +236,9 @@ def with_seed(policy: Policy, seed: str) -> Policy:
     """A copy of ``policy`` whose every lottery uses ``seed`` (a recorded draw's seed).
 
     The tie-break lottery and the allocation's lottery both take it; nothing else changes, so
-    the decision runs the same code as any other allocation.
+    the decision runs the same code as any other allocation. The copy is marked as a draw.
     """
-    update: dict[str, Any] = {}
-    ties = policy.ranking.tie_break
-    if ties and ties[-1].lottery is not None:
-        last = ties[-1].model_copy(
-            update={"lottery": ties[-1].lottery.model_copy(update={"seed": seed})}
-        )
-        update["ranking"] = policy.ranking.model_copy(update={"tie_break": [*ties[:-1], last]})
-    spec = policy.allocation
-    if spec is not None and spec.lottery is not None:
-        update["allocation"] = spec.model_copy(
-            update={"lottery": spec.lottery.model_copy(update={"seed": seed})}
-        )
-    copy = policy.model_copy(update=update or {"fairalloc": policy.fairalloc})
+    copy = policy.with_lottery_seed(seed)
     copy._recorded_seed = seed
     return copy
 
