@@ -33,8 +33,11 @@ residents at once (:meth:`Population.replace`), evaluates that population once w
    among the original values (``2r + 1`` for a value equal to the ``r``-th distinct original
    value, ``2r`` for one falling just before it), which preserves order and equality exactly,
    and the positions are combined column by column.
-3. **Served status** (priority allocation with capacity ``C`` and no reserve categories,
-   rotation or matching; otherwise it is not computed, and the audit says why). The priority
+3. **Served status** (an allocation with a capacity; under rotation or matching it is not
+   computed, and the audit says why). Under reserve categories (either mode) or a lottery
+   mechanism, each resident whose eligibility, sort key or allocation inputs changed is placed
+   among everybody else, unchanged, by the what-if allocation explanations use (exact, the same
+   code); the others keep their status. Under plain priority it is faster: the priority
    mechanism serves the first ``C`` eligible residents of the ranking's order. ``i`` is served
    after the change exactly when fewer than ``C`` *other* residents come before ``i``'s new key
    in that order: the others' relative order is unchanged, and whether ``i`` itself was among
@@ -89,8 +92,10 @@ from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
 from fairalloc._ranking import _sort_keys, lottery_keys
+from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.audit._static import StaticProof, _cell, part_label, static_proof
 from fairalloc.errors import ArgumentError, ArgumentTypeError, EvaluationError
+from fairalloc.explain._counterfactual import _World
 from fairalloc.policy._model import Attribute, Policy
 
 __all__ = ["AffectedResident", "AttributeFlips", "FlipAudit", "FlipResult", "flip_audit"]
@@ -687,10 +692,6 @@ def _served_capacity(cp: CompiledPolicy, capacity: int | None) -> tuple[int | No
             return None, "the policy allocates by matching"
         if spec.rotation is not None:
             return None, "the policy allocates by rotation over rounds"
-        if spec.mechanism != "priority":
-            return None, f"the policy allocates by {spec.mechanism}"
-        if spec.reserves:
-            return None, "the policy has reserve categories"
     units = capacity if capacity is not None else (spec.capacity if spec is not None else None)
     if units is None:
         return None, "no capacity (give capacity= or `allocation.capacity`)"
@@ -776,6 +777,16 @@ class _Baseline:
         self.served = (
             (self.pos >= 0) & (self.pos < units) if units is not None else np.zeros(n, dtype=bool)
         )
+        spec = cp.policy.allocation
+        #: Under reserve categories or a lottery mechanism, who is served is not a place in the
+        #: ranking: each changed resident is placed by the what-if allocation explanations use
+        #: ("the same pool with one resident changed", exact), from this allocation.
+        self.alloc: Allocation | None = None
+        if units is not None and spec is not None and (
+            spec.reserves or spec.mechanism != "priority"
+        ):
+            self.alloc = allocate_evaluation(ev, capacity=units, measure_only=True)
+            self.served = np.asarray(self.alloc.served, dtype=bool).copy()
         self.tiers = cp.policy.score.method == "tiers"
         self.tie_columns = [j for j, t in enumerate(cp._tie_breaks) if t.kernel is not None]
         self.trace = _trace_columns(cp)
@@ -840,6 +851,29 @@ class _Baseline:
         packed = lo.astype(np.int64) * width + self.id_rank()[rows]
         return np.searchsorted(self._packed, packed, side="left").astype(np.int64) - lo
 
+    def _what_if(
+        self, ev2: Evaluation, rows: npt.NDArray[np.intp], changed: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.bool_]:
+        """Served status of each of ``rows`` with only that resident changed (as in ``ev2``).
+
+        A resident whose eligibility, sort key and allocation inputs are unchanged is served as
+        before; every other one is placed among everybody else, unchanged, by the what-if
+        allocation that explanations use (exact; a tie the mechanism would refuse keeps the
+        status as it was).
+        """
+        assert self.alloc is not None
+        served1 = self.served[rows].copy()
+        for k in np.flatnonzero(changed).tolist():
+            r = int(rows[k])
+            if not ev2.eligible[r]:
+                served1[k] = False
+                continue
+            world = _World(self.ev, r, self.alloc, None)
+            got = world.served(ev2, r, exact=True)
+            if got is not None:
+                served1[k] = got
+        return served1
+
     # -- one changed population ------------------------------------------------------------
     def compare(
         self,
@@ -864,9 +898,6 @@ class _Baseline:
         rank1, pos1 = self._new_positions(ev2, rows, e0 & e1 & ~key_changed, e1)
         rank0 = self.rank[rows]
         rank_changed = rank0 != rank1
-        served0 = self.served[rows]
-        served1 = e1 & (pos1 >= 0) & (pos1 < (self.units or 0))
-        served_changed = served0 != served1 if self.units is not None else np.zeros_like(e0)
         # Which parts changed, from the trace arrays.
         by_part = {p: np.zeros(len(rows), dtype=bool) for p in self.parts}
         alloc = np.zeros(len(rows), dtype=bool)
@@ -877,6 +908,12 @@ class _Baseline:
             by_part[t.part] |= diff
             if t.allocation:
                 alloc |= diff
+        served0 = self.served[rows]
+        if self.alloc is not None:
+            served1 = self._what_if(ev2, rows, (e0 != e1) | key_changed | alloc | (e1 & ~e0))
+        else:
+            served1 = e1 & (pos1 >= 0) & (pos1 < (self.units or 0))
+        served_changed = served0 != served1 if self.units is not None else np.zeros_like(e0)
         affected = (e0 != e1) | score_changed | rank_changed | served_changed | alloc
         parts = tuple(p for p in self.parts if by_part[p].any())
         listed = self._listed(rows, affected, max_listed)
