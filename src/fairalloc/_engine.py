@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode, compiled_for
 from fairalloc._evaluation import Evaluation
-from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro
+from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro, micro_scalar
 from fairalloc._tables import TableCode
 from fairalloc.errors import MAX_LISTED, ArgumentError, EvaluationError
 from fairalloc.expr._numpy import Frame
@@ -196,7 +196,7 @@ def reevaluate(
     written = _written(cp, changes)
     for name in TRACE_ARRAYS:
         if name in written:
-            setattr(out, name, getattr(base, name).copy())
+            setattr(out, name, getattr(base, name).copy(order="K"))
         else:
             shared = getattr(base, name).view()
             shared.flags.writeable = False
@@ -294,9 +294,7 @@ def _evaluate_chunk(
                 continue
             fired = _condition(pr.when(frame), n, pr.where, ids, "when")
             out.fired[sl, j] = fired
-            pts = _full(pr.points(frame), n)
-            pts = np.where(fired, pts, 0.0)
-            out.points[sl, pr.criterion] = _to_micro(pts, pr.where, ids)
+            _priority_points(pr.points(frame), fired, n, pr, ids, out.points[sl, pr.criterion])
         if changes is None or changes.scales:
             for top in cp.scales:
                 for node in top.walk():
@@ -419,6 +417,29 @@ class _Chunk:
             got = g.astype(np.int64)
         self._grades[node.path] = got
         return got
+
+
+def _priority_points(
+    value: npt.NDArray[np.float64] | float,
+    fired: npt.NDArray[np.bool_],
+    n: int,
+    pr: Any,
+    ids: np.ndarray,
+    out: npt.NDArray[np.int64],
+) -> None:
+    """A priority rule's micro-points into ``out``: its points where it fired, 0 elsewhere.
+
+    Constant points are rounded once and multiplied by the fired flags in int64, which is
+    exactly ``micro(where(fired, points, 0))`` (``micro(0.0)`` is 0) without a float pass.
+    """
+    if not isinstance(value, np.ndarray) or value.shape != (n,):
+        c = float(value)
+        if abs(c) <= MAX_POINTS or not fired.any():
+            m = micro_scalar(c) if abs(c) <= MAX_POINTS else 0
+            np.multiply(fired, np.int64(m), out=out, dtype=np.int64)
+            return
+    pts = np.where(fired, _full(value, n), 0.0)
+    out[...] = _to_micro(pts, pr.where, ids)
 
 
 def _priority_part(cp: CompiledPolicy, criterion: int) -> str:
@@ -626,26 +647,33 @@ def _check_total(total: npt.NDArray[np.int64], where: str, ids: np.ndarray) -> N
 
 def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> None:
     scale_col = {s.path: s.index for s in (n for top in cp.scales for n in top.walk())}
-    prio = [p.criterion for p in cp._priority]
     method = cp.policy.score.method
     where = cp.span(("score",))
+    n = sl.stop - sl.start
     for j, (name, weight) in enumerate(cp.score_terms):
         if name == "priority":
-            value = out.points[sl][:, prio].sum(axis=1, dtype=np.int64)
+            # Rule by rule into one int64 sum: integer addition, so the order does not matter.
+            value = np.zeros(n, dtype=np.int64)
+            for p in cp._priority:
+                value += out.points[sl, p.criterion]
         else:
             value = out.scale_totals[sl, scale_col[name]]
         # In a product, weights are exponents (applied below), not multipliers.
         _check_total(value, where, ids)
         out.terms[sl, j] = value if method == "product" else _weighted(value, weight, where, ids)
     if method == "sum":
-        total = out.terms[sl].sum(axis=1, dtype=np.int64)
+        if out.terms.shape[1] == 1 and np.shares_memory(out.terms, out.score_micro):
+            return  # the one term is the score (see Evaluation)
+        total = np.zeros(n, dtype=np.int64)
+        for j in range(out.terms.shape[1]):
+            total += out.terms[sl, j]
         _check_total(total, where, ids)
         out.score_micro[sl] = total
     elif method == "tiers":
         # With no terms at all, everyone scores 0 and the tie-break chain alone decides.
         out.score_micro[sl] = out.terms[sl, 0] if cp.score_terms else 0
     else:
-        prod = np.ones(sl.stop - sl.start, dtype=np.float64)
+        prod = np.ones(n, dtype=np.float64)
         for j, (_name, weight) in enumerate(cp.score_terms):
             base = out.terms[sl, j].astype(np.float64) / MICRO
             # Repeated multiplication, not pow: exact to reproduce on any platform.

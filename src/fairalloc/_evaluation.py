@@ -31,6 +31,16 @@ __all__ = ["Evaluation"]
 _COMPILED = "fairalloc.compiled-policy/1"
 
 
+def _columns(n: int, k: int, dtype: Any, *, fill: bool = False) -> np.ndarray:
+    """An ``[n, k]`` trace array stored rule by rule: each column is one contiguous array.
+
+    The engine writes and reads a whole rule's column at a time; rows (one resident's trace)
+    are read one at a time, for explanations, where the stride does not matter.
+    """
+    block = np.ones((k, n), dtype=dtype) if fill else np.zeros((k, n), dtype=dtype)
+    return block.T
+
+
 class Evaluation(Explainable):
     """Per-resident results of :func:`fairalloc.evaluate`, with the full trace.
 
@@ -67,25 +77,33 @@ class Evaluation(Explainable):
         self.n = n
         #: The residents evaluated (set by the engine), for mechanisms that read their choices.
         self.population: Population | None = None
-        self.eligibility = np.zeros((n, len(policy._eligibility)), dtype=bool)
-        self.exclusions = np.zeros((n, len(policy._exclusions)), dtype=bool)
-        self.fired = np.zeros((n, len(policy._priority)), dtype=bool)
-        self.points = np.zeros((n, len(policy.criteria)), dtype=np.int64)
-        self.scale_totals = np.zeros((n, len(policy.scale_paths)), dtype=np.int64)
-        self.grades = np.zeros((n, len(policy.graded_scales)), dtype=np.int16)
-        self.table_rows = np.zeros((n, len(policy.tables)), dtype=np.int16)
-        self.terms = np.zeros((n, len(policy.score_terms)), dtype=np.int64)
+        self.eligibility = _columns(n, len(policy._eligibility), bool)
+        self.exclusions = _columns(n, len(policy._exclusions), bool)
+        self.fired = _columns(n, len(policy._priority), bool)
+        self.points = _columns(n, len(policy.criteria), np.int64)
+        self.scale_totals = _columns(n, len(policy.scale_paths), np.int64)
+        self.grades = _columns(n, len(policy.graded_scales), np.int16)
+        self.table_rows = _columns(n, len(policy.tables), np.int16)
         self.score_micro = np.zeros(n, dtype=np.int64)
-        self.tie_values = np.zeros((n, len(policy._tie_breaks)), dtype=np.float64)
+        terms = len(policy.score_terms)
+        if policy.policy.score.method == "sum" and terms == 1:
+            # The sum of one term is that term: the score and its only term share memory.
+            self.terms = self.score_micro.reshape(n, 1)
+        else:
+            self.terms = _columns(n, terms, np.int64)
+        self.tie_values = _columns(n, len(policy._tie_breaks), np.float64)
         self.eligible = np.zeros(n, dtype=bool)
         self.exclusion = np.full(n, -1, dtype=np.int16)
         # Inputs of the allocation mechanism, evaluated by the same engine.
-        self.reserve_eligible = np.ones((n, len(policy._reserves)), dtype=bool)
-        self.reserve_priority = np.zeros((n, len(policy._reserves)), dtype=np.float64)
-        self.resource_eligible = np.ones((n, len(policy._resources)), dtype=bool)
-        self.resource_priority = np.zeros((n, len(policy._resources)), dtype=np.float64)
-        self.lottery_weight = np.ones(n, dtype=np.float64)
-        self.rotation_band = np.zeros(n, dtype=np.float64)
+        self.reserve_eligible = _columns(n, len(policy._reserves), bool, fill=True)
+        self.reserve_priority = _columns(n, len(policy._reserves), np.float64)
+        self.resource_eligible = _columns(n, len(policy._resources), bool, fill=True)
+        self.resource_priority = _columns(n, len(policy._resources), np.float64)
+        # Without a weight or a band in the policy, one read-only value stands for everyone.
+        weighted = policy._lottery_weight is not None and policy._lottery_weight.value is not None
+        banded = policy._rotation_band is not None and policy._rotation_band.value is not None
+        self.lottery_weight = np.ones(n) if weighted else np.broadcast_to(np.float64(1.0), (n,))
+        self.rotation_band = np.zeros(n) if banded else np.broadcast_to(np.float64(0.0), (n,))
 
     @classmethod
     def allocate_arrays(cls, policy: CompiledPolicy, ids: np.ndarray, n: int) -> Evaluation:
@@ -94,10 +112,17 @@ class Evaluation(Explainable):
 
     def finish(self) -> None:
         """Derive the summary columns once the engine has filled the trace."""
-        excluded: npt.NDArray[np.bool_] = np.asarray(self.exclusions.any(axis=1), dtype=bool)
+        # Column by column: each rule's verdicts are contiguous (see `_columns`).
+        eligible = np.ones(self.n, dtype=bool)
+        for j in range(self.eligibility.shape[1]):
+            eligible &= self.eligibility[:, j]
+        exclusion = np.full(self.n, -1, dtype=np.int16)
+        for j in range(self.exclusions.shape[1] - 1, -1, -1):  # the first that applied wins
+            np.copyto(exclusion, j, where=self.exclusions[:, j])
         if self.exclusions.shape[1]:
-            self.exclusion = np.where(excluded, self.exclusions.argmax(axis=1), -1).astype(np.int16)
-        self.eligible = self.eligibility.all(axis=1) & ~excluded
+            eligible &= exclusion < 0
+        self.exclusion = exclusion
+        self.eligible = eligible
 
     # -- pickling ----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
