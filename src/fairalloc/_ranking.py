@@ -57,11 +57,16 @@ def lottery_key(seed: str, resident_id: str) -> int:
 
 def lottery_keys(seed: str, resident_ids: Iterable[str]) -> npt.NDArray[np.uint64]:
     """:func:`lottery_key` of many residents, as uint64."""
-    key = seed.encode("utf-8")
-    blob = b"".join(
-        hashlib.blake2b(str(r).encode("utf-8"), key=key, digest_size=8).digest()
-        for r in resident_ids
-    )
+    # The keyed state after the key block, copied for each id: the same digest as keying a
+    # new hash each time, without hashing the key again.
+    keyed = hashlib.blake2b(key=seed.encode("utf-8"), digest_size=8).copy
+
+    def one(resident_id: object) -> bytes:
+        h = keyed()
+        h.update(str(resident_id).encode("utf-8"))
+        return h.digest()
+
+    blob = b"".join(map(one, resident_ids))
     return np.frombuffer(blob, dtype=">u8").astype(np.uint64)
 
 
