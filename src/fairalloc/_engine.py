@@ -288,13 +288,16 @@ def _evaluate_chunk(
             crit = cp.criteria[ind.criterion]
             if redo is not None and f"indicator:{crit.key}" not in redo:
                 continue
-            out.points[sl, ind.criterion] = chunk.points(ind.criterion)
+            out.point_columns()[sl, ind.criterion] = chunk.points(ind.criterion)
         for j, pr in enumerate(cp._priority):
             if redo is not None and _priority_part(cp, pr.criterion) not in redo:
                 continue
             fired = _condition(pr.when(frame), n, pr.where, ids, "when")
             out.fired[sl, j] = fired
-            _priority_points(pr.points(frame), fired, n, pr, ids, out.points[sl, pr.criterion])
+            pts = out.point_columns()[sl, pr.criterion]
+            m = _priority_points(pr.points(frame), fired, n, pr, ids, pts)
+            if m is not None:
+                out.constant_points(pr.criterion, j, m)
         if changes is None or changes.scales:
             for top in cp.scales:
                 for node in top.walk():
@@ -370,7 +373,7 @@ class _Chunk:
             and self.out is not None
             and f"indicator:{crit.key}" not in self.redo
         ):
-            got = self.out.points[self.sl, criterion]
+            got = self.out.point_columns()[self.sl, criterion]
         else:
             ind = self._by_criterion[criterion]
             if ind.table is not None:
@@ -426,20 +429,22 @@ def _priority_points(
     pr: Any,
     ids: np.ndarray,
     out: npt.NDArray[np.int64],
-) -> None:
+) -> int | None:
     """A priority rule's micro-points into ``out``: its points where it fired, 0 elsewhere.
 
-    Constant points are rounded once and multiplied by the fired flags in int64, which is
-    exactly ``micro(where(fired, points, 0))`` (``micro(0.0)`` is 0) without a float pass.
+    Constant points are rounded once and not written: the constant in micro-points is
+    returned, and the points are the fired flags times it in int64, which is exactly
+    ``micro(where(fired, points, 0))`` (``micro(0.0)`` is 0) without a float pass.
     """
     if not isinstance(value, np.ndarray) or value.shape != (n,):
         c = float(value)
-        if abs(c) <= MAX_POINTS or not fired.any():
-            m = micro_scalar(c) if abs(c) <= MAX_POINTS else 0
-            np.multiply(fired, np.int64(m), out=out, dtype=np.int64)
-            return
+        if abs(c) <= MAX_POINTS:
+            return micro_scalar(c)
+        if not fired.any():
+            return 0  # never fires here; where it does, the points are refused
     pts = np.where(fired, _full(value, n), 0.0)
     out[...] = _to_micro(pts, pr.where, ids)
+    return None
 
 
 def _priority_part(cp: CompiledPolicy, criterion: int) -> str:
@@ -654,8 +659,14 @@ def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> N
         if name == "priority":
             # Rule by rule into one int64 sum: integer addition, so the order does not matter.
             value = np.zeros(n, dtype=np.int64)
+            part = np.empty(n, dtype=np.int64)
             for p in cp._priority:
-                value += out.points[sl, p.criterion]
+                constant = out.constant_points_of(p.criterion)
+                if constant is None:
+                    value += out.point_columns()[sl, p.criterion]
+                else:
+                    column, m = constant
+                    value += np.multiply(out.fired[sl, column], np.int64(m), out=part)
         else:
             value = out.scale_totals[sl, scale_col[name]]
         # In a product, weights are exponents (applied below), not multipliers.

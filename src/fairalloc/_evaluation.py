@@ -80,7 +80,10 @@ class Evaluation(Explainable):
         self.eligibility = _columns(n, len(policy._eligibility), bool)
         self.exclusions = _columns(n, len(policy._exclusions), bool)
         self.fired = _columns(n, len(policy._priority), bool)
-        self.points = _columns(n, len(policy.criteria), np.int64)
+        self._points = _columns(n, len(policy.criteria), np.int64)
+        # Priority rules with constant points: (criterion, fired column, micro-points), filled
+        # in `points` when first read (untouched, their memory is never even mapped in).
+        self._constant_points: dict[int, tuple[int, int]] = {}
         self.scale_totals = _columns(n, len(policy.scale_paths), np.int64)
         self.grades = _columns(n, len(policy.graded_scales), np.int16)
         self.table_rows = _columns(n, len(policy.tables), np.int16)
@@ -104,6 +107,32 @@ class Evaluation(Explainable):
         banded = policy._rotation_band is not None and policy._rotation_band.value is not None
         self.lottery_weight = np.ones(n) if weighted else np.broadcast_to(np.float64(1.0), (n,))
         self.rotation_band = np.zeros(n) if banded else np.broadcast_to(np.float64(0.0), (n,))
+
+    @property
+    def points(self) -> npt.NDArray[np.int64]:
+        """``[n, criteria]``: micro-points of every indicator (weighted) and priority rule."""
+        if self._constant_points:
+            for criterion, (j, m) in self._constant_points.items():
+                np.multiply(self.fired[:, j], np.int64(m), out=self._points[:, criterion])
+            self._constant_points = {}
+        return self._points
+
+    @points.setter
+    def points(self, value: npt.NDArray[np.int64]) -> None:
+        self._points = value
+        self._constant_points = {}
+
+    def point_columns(self) -> npt.NDArray[np.int64]:
+        """The engine's view of :attr:`points`: columns of constant points not filled yet."""
+        return self._points
+
+    def constant_points(self, criterion: int, fired_column: int, micro_points: int) -> None:
+        """Record that a priority rule's points are ``fired × micro_points`` (for the engine)."""
+        self._constant_points[criterion] = (fired_column, micro_points)
+
+    def constant_points_of(self, criterion: int) -> tuple[int, int] | None:
+        """The fired column and micro-points of a rule with constant points not filled yet."""
+        return self._constant_points.get(criterion)
 
     @classmethod
     def allocate_arrays(cls, policy: CompiledPolicy, ids: np.ndarray, n: int) -> Evaluation:
@@ -129,6 +158,7 @@ class Evaluation(Explainable):
         # Compiled kernels are code made in this process: ship the policy document and the
         # date and mode it was compiled for, and compile it again on arrival (compilation is
         # deterministic, so the kernels are the same).
+        self.points  # noqa: B018 - constant points filled in: the state is plain arrays
         state = dict(self.__dict__)
         cp = self.policy
         document = cp.policy.model_copy(update={"policy": cp.policy.policy})
