@@ -481,8 +481,10 @@ def _check_defined(bad: npt.NDArray[np.bool_], where: str, ids: np.ndarray, mess
 def _to_micro(
     pts: npt.NDArray[np.float64], where: str, ids: np.ndarray, limit: float = MAX_POINTS
 ) -> npt.NDArray[np.int64]:
-    bad = ~(np.abs(pts) <= limit)  # also catches NaN
-    if bad.any():
+    # Two reductions check the range (NaN fails the comparison too); the exact cause and the
+    # residents are worked out only when something is wrong.
+    if len(pts) and not (-limit <= pts.min() and pts.max() <= limit):
+        bad = ~(np.abs(pts) <= limit)
         undefined = np.isnan(pts)
         msg = (
             "points are undefined (a division by zero or an overflow on the way)"
