@@ -136,10 +136,22 @@ class Ranking:
         policy leaves undecided (no lottery) straddles the cut-off: then only the whole order
         can say who is tied with whom.
         """
+        ev = self.evaluation
+        if self._full is None and self._sort is None and ev.policy.policy.score.method != "tiers":
+            # Only residents scoring at least the k-th best score can be among the k best:
+            # the whole sort key is needed for them alone.
+            idx = np.flatnonzero(ev.eligible)
+            if not 0 < k < len(idx):
+                return idx[: max(k, 0)]
+            score = ev.score_micro.take(idx)
+            kth = np.partition(score, len(idx) - k)[len(idx) - k]
+            near = _SortKey(ev, idx[score >= kth])
+            if near.packed is not None:
+                return near.served(k, ev, self._keys)
         if self._full is None:
             sk = self._sort_key()
             if sk.packed is not None or not 0 < k < len(sk.idx):
-                return sk.served(k, self.evaluation, self._keys)
+                return sk.served(k, ev, self._keys)
         order, rank = self.order, self.rank  # keys that do not pack: the whole order
         if 0 < k < len(order) and rank[order[k]] == rank[order[k - 1]]:
             return None
@@ -326,9 +338,9 @@ class _SortKey:
     as the keys do, and one sort of plain integers replaces a sort on several keys.
     """
 
-    def __init__(self, ev: Evaluation) -> None:
+    def __init__(self, ev: Evaluation, rows: npt.NDArray[np.intp] | None = None) -> None:
         self.ev = ev
-        self.idx = np.flatnonzero(ev.eligible)
+        self.idx = np.flatnonzero(ev.eligible) if rows is None else rows
         self.packed = _pack(_key_columns(ev), self.idx)
         self._keys: list[np.ndarray] | None = None
 
