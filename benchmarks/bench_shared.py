@@ -7,7 +7,9 @@ served. Every engine evaluates every rule for every resident and keeps the per-r
 
 Timed, median of interleaved rounds in one process (loading the data is not timed):
 
-* numpy top-k: hand-written, ``argpartition`` on a composite key (only the served are ordered);
+* numpy top-k: hand-written, ``argpartition`` on a composite key (only the served are ordered;
+  the shared code packs ids in 21 bits, so above 2,097,152 residents the same code runs here with
+  24 bits);
 * numpy lexsort: hand-written, full ranking with ``np.lexsort``: the baseline (ratio 1);
 * polars: expressions, multi-key sort, ``head(k)``;
 * OpenFisca-Core: the workload's tax-benefit system, run by the Python of its own virtual
@@ -72,8 +74,26 @@ def _shared_path() -> None:
 def _numpy(kind: str, cols: dict[str, np.ndarray]) -> Callable[[], Any]:
     import eng_numpy  # type: ignore[import-not-found]
 
-    fn = eng_numpy.run_lexsort if kind == "lexsort" else eng_numpy.run_argpartition
-    return lambda: fn(cols)
+    if kind == "lexsort":
+        return lambda: eng_numpy.run_lexsort(cols)
+    if len(cols["id"]) <= 2**21:
+        return lambda: eng_numpy.run_argpartition(cols)
+    return lambda: _argpartition_wide(eng_numpy, cols)
+
+
+def _argpartition_wide(eng_numpy: Any, c: dict[str, np.ndarray]) -> Any:
+    """``eng_numpy.run_argpartition`` with ids in 24 bits of the key, not 21 (N > 2**21)."""
+    from common import alloc_k
+
+    eligible, pts, fired = eng_numpy.evaluate(c)
+    idx = np.flatnonzero(eligible)
+    key30 = np.rint(pts[idx] * 30).astype(np.int64)
+    wd = c["waiting_days"][idx]
+    comp = ((eng_numpy.MAXK30 - key30) * 1001 + (1000 - wd)) * (1 << 24) + c["id"][idx]
+    k = alloc_k(len(idx))
+    part = np.argpartition(comp, k - 1)[:k] if k < len(idx) else np.arange(len(idx))
+    top = part[np.argsort(comp[part])]
+    return eligible, pts, fired, c["id"][idx[top]]
 
 
 def _polars(cols: dict[str, np.ndarray]) -> Callable[[], Any]:
@@ -83,13 +103,20 @@ def _polars(cols: dict[str, np.ndarray]) -> Callable[[], Any]:
     return lambda: eng_polars.run(df)
 
 
+_POPULATIONS: dict[int, Any] = {}
+
+
 def _fairalloc(cols: dict[str, np.ndarray], *, full: bool) -> Callable[[], Any]:
     from common import alloc_k  # type: ignore[import-not-found]
 
     import fairalloc as fa
 
     cp = fa.compile_policy(fa.load_policy(POLICY))
-    population = fa.Population.from_columns({**cols, "seq": cols["id"]}, cp.policy)
+    key = id(cols["id"])
+    if key not in _POPULATIONS:  # both fairalloc rows evaluate the same residents
+        _POPULATIONS.clear()
+        _POPULATIONS[key] = fa.Population.from_columns({**cols, "seq": cols["id"]}, cp.policy)
+    population = _POPULATIONS[key]
 
     def run() -> Any:
         ev = fa.evaluate(cp, population)

@@ -56,3 +56,23 @@ def test_an_evaluation_pickles_with_its_points() -> None:
     assert np.array_equal(back.points, ev.points)
     assert np.array_equal(back.score_micro, ev.score_micro)
     assert list(back.ranking.order) == list(ev.ranking.order)
+
+
+def test_a_tie_break_on_a_column_is_that_column() -> None:
+    policy = fa.parse_policy(
+        POLICY.replace(
+            "ranking: {tie_break: [{lottery: {seed: layout}}]}",
+            "ranking: {tie_break: [{by: need, order: asc}, {by: need * 2}, {lottery: {seed: s}}]}",
+        )
+    )
+    residents = _residents(300)
+    ev = fa.evaluate(policy, residents, chunk_size=64)
+    need = np.array([r["need"] for r in residents])
+    assert ev.tie_key(0).dtype == np.int64  # sorted as the integers they are
+    assert np.array_equal(ev.tie_key(0), need)
+    values = ev.tie_values  # filled when read
+    assert values.dtype == np.float64
+    assert np.array_equal(values[:, 0], need.astype(np.float64))
+    assert np.array_equal(values[:, 1], need * 2.0)
+    back = pickle.loads(pickle.dumps(ev))
+    assert np.array_equal(back.tie_values, values)

@@ -310,10 +310,12 @@ def _evaluate_chunk(
         for j, tb in enumerate(cp._tie_breaks):
             if redo is not None and f"tie_break:{j}" not in redo:
                 continue
-            if tb.kernel is not None:
+            if tb.column is not None and out.population is not None:
+                out.column_tie(j, tb.column)  # the column is the value: nothing to copy now
+            elif tb.kernel is not None:
                 vals = _full(tb.kernel(frame), n)
                 _check_defined(np.isnan(vals), tb.where, ids, "the tie-break value is undefined")
-                out.tie_values[sl, j] = vals
+                out.tie_value_columns()[sl, j] = vals
 
 
 class _Chunk:

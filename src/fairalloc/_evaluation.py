@@ -94,7 +94,10 @@ class Evaluation(Explainable):
             self.terms = self.score_micro.reshape(n, 1)
         else:
             self.terms = _columns(n, terms, np.int64)
-        self.tie_values = _columns(n, len(policy._tie_breaks), np.float64)
+        self._tie_values = _columns(n, len(policy._tie_breaks), np.float64)
+        # Tie-breaks that read a column as it is: (tie-break, attribute), filled from the
+        # population's column in `tie_values` when first read.
+        self._column_ties: dict[int, str] = {}
         self.eligible = np.zeros(n, dtype=bool)
         self.exclusion = np.full(n, -1, dtype=np.int16)
         # Inputs of the allocation mechanism, evaluated by the same engine.
@@ -121,6 +124,39 @@ class Evaluation(Explainable):
     def points(self, value: npt.NDArray[np.int64]) -> None:
         self._points = value
         self._constant_points = {}
+
+    @property
+    def tie_values(self) -> npt.NDArray[np.float64]:
+        """``[n, tie-breaks]``: the value of each non-lottery tie-break."""
+        if self._column_ties:
+            assert self.population is not None, "column tie-breaks are set by the engine"
+            for j, name in self._column_ties.items():
+                self._tie_values[:, j] = self.population.columns[name]
+            self._column_ties = {}
+        return self._tie_values
+
+    @tie_values.setter
+    def tie_values(self, value: npt.NDArray[np.float64]) -> None:
+        self._tie_values = value
+        self._column_ties = {}
+
+    def tie_value_columns(self) -> npt.NDArray[np.float64]:
+        """The engine's view of :attr:`tie_values`: columns read as they are not filled yet."""
+        return self._tie_values
+
+    def column_tie(self, j: int, attribute: str) -> None:
+        """Record that tie-break ``j`` is ``attribute``'s column as it is (for the engine)."""
+        self._column_ties[j] = attribute
+
+    def tie_key(self, j: int) -> np.ndarray:
+        """Tie-break ``j``'s values for sorting: the column itself where it reads one as it is.
+
+        An integer column stays integer (its values are exactly the float ones).
+        """
+        name = self._column_ties.get(j)
+        if name is not None and self.population is not None:
+            return self.population.columns[name]
+        return self.tie_values[:, j]
 
     def point_columns(self) -> npt.NDArray[np.int64]:
         """The engine's view of :attr:`points`: columns of constant points not filled yet."""
@@ -159,6 +195,7 @@ class Evaluation(Explainable):
         # date and mode it was compiled for, and compile it again on arrival (compilation is
         # deterministic, so the kernels are the same).
         self.points  # noqa: B018 - constant points filled in: the state is plain arrays
+        self.tie_values  # noqa: B018 - and columns read as they are copied in
         state = dict(self.__dict__)
         cp = self.policy
         document = cp.policy.model_copy(update={"policy": cp.policy.policy})

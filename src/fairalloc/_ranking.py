@@ -401,7 +401,7 @@ def _key_columns(ev: Evaluation) -> list[tuple[np.ndarray, bool]]:
         cols.append((ev.score_micro, True))
     for j, tb in enumerate(cp._tie_breaks):
         if tb.kernel is not None:
-            cols.append((ev.tie_values[:, j], tb.descending))
+            cols.append((ev.tie_key(j), tb.descending))
     return cols
 
 
@@ -420,6 +420,8 @@ def _pack(
     bits = 0
     for column, descending in columns:
         x = column.take(idx)
+        if x.dtype.kind in "iub" and x.dtype != np.int64:
+            x = x.astype(np.int64)  # level codes, flags
         lo_x, hi_x = x.min(), x.max()
         if x.dtype.kind == "f":
             # NaN never reaches here: the engine refuses undefined values.
