@@ -21,6 +21,7 @@ import difflib
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,7 +409,9 @@ class Population:
                 otherwise every problem in the data.
         """
         check_columns(list(columns), source)
-        return _Validator(schema, columns, source, _n, _text, _label).run()
+        population = _Validator(schema, columns, source, _n, _text, _label).run()
+        _release_arrow_memory()
+        return population
 
     # -- views -------------------------------------------------------------------------
     @property
@@ -679,6 +682,13 @@ class _Validator:
         if empty or bad_rows or spaced:
             return None, usable
         return out, out
+
+
+def _release_arrow_memory() -> None:
+    """Give back to the system what Arrow's memory pool kept of the validation's temporaries."""
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
 
 
 def _ids_slow(
