@@ -16,7 +16,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 import fairalloc as fa
-from fairalloc._ranking import _pack, lottery_key
+from fairalloc._ranking import _by_group_then_key, _pack, lottery_key
 from tests import oracle
 
 SEED = "2026-packed-key"
@@ -192,3 +192,14 @@ def test_keys_that_do_not_fit_are_sorted_one_by_one() -> None:
     one = _pack([(np.array([2**63 - 1, -(2**63), 0], dtype=np.int64), False)], idx)
     assert one is not None
     assert list(np.argsort(one)) == [1, 2, 0]
+
+
+@given(
+    sizes=st.lists(st.integers(1, 5), min_size=0, max_size=30),
+    keys=st.lists(st.integers(0, 2**64 - 1), min_size=150, max_size=150, unique=True),
+)
+def test_groups_then_keys_sort_as_a_lexicographic_sort(sizes: list[int], keys: list[int]) -> None:
+    group = np.repeat(np.arange(1, len(sizes) + 1, dtype=np.int64) * 3, sizes)
+    key = np.array(keys[: len(group)], dtype=np.uint64)
+    got = _by_group_then_key(group, key)
+    assert list(got) == list(np.lexsort((key, group)))

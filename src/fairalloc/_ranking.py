@@ -491,7 +491,7 @@ def _rank_all(
         # (group, key) is what sorting everyone by all keys and the lottery gives.
         group = np.cumsum(np.concatenate(([True], ~same)))
         tied_at = np.flatnonzero(in_tie)
-        within = np.lexsort((drawn, group[tied_at]))
+        within = _by_group_then_key(group[tied_at], drawn)
         order = order.copy()
         order[tied_at] = order[tied_at][within]
         drawn_sorted = drawn[within]
@@ -521,6 +521,24 @@ def _rank_all(
     tied_sorted[:-1] |= same
     tied[rows_sorted] = tied_sorted
     return rows_sorted, rank_arr, tied, lottery, used
+
+
+def _by_group_then_key(
+    group: npt.NDArray[np.int64], key: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.intp]:
+    """Positions sorted by ``group`` (ascending, in runs), then by ``key`` within a group.
+
+    Equal keys within a group come in no particular order (the id decides between them
+    afterwards). With fewer than 2**16 groups: one sort of the keys, then a stable radix sort
+    of the group numbers, instead of a two-key lexicographic sort.
+    """
+    if len(group) == 0:
+        return np.arange(0)
+    dense = np.cumsum(np.concatenate(([0], group[1:] != group[:-1])))
+    if dense[-1] >= 2**16:
+        return np.lexsort((key, group))
+    by_key = np.argsort(key)
+    return by_key[np.argsort(dense[by_key].astype(np.uint16), kind="stable")]
 
 
 def _sort_keys(ev: Evaluation, idx: npt.NDArray[np.intp]) -> list[np.ndarray]:
