@@ -187,6 +187,8 @@ class _TieBreak:
     seed: str | None
     label: str
     where: str
+    #: The attribute whose column the tie-break reads as it is (its values are the column's).
+    column: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1545,7 +1547,15 @@ class _Builder:
             else:
                 k, nan = compile_num(c.ir, cp._derived_nan)
             cp._tie_breaks.append(
-                _TieBreak(k, nan, tb.order == "desc", None, f"{tb.by} ({tb.order})", cp.span(path))
+                _TieBreak(
+                    k,
+                    nan,
+                    tb.order == "desc",
+                    None,
+                    f"{tb.by} ({tb.order})",
+                    cp.span(path),
+                    c.ir.name if c.ir.op == "col" and c.type.kind != "bool" else None,
+                )
             )
 
     # -- grounds (§2.1.1) --------------------------------------------------------------

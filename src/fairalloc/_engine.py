@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode, compiled_for
 from fairalloc._evaluation import Evaluation
-from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro
+from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro, micro_scalar
 from fairalloc._tables import TableCode
 from fairalloc.errors import MAX_LISTED, ArgumentError, EvaluationError
 from fairalloc.expr._numpy import Frame
@@ -196,7 +196,7 @@ def reevaluate(
     written = _written(cp, changes)
     for name in TRACE_ARRAYS:
         if name in written:
-            setattr(out, name, getattr(base, name).copy())
+            setattr(out, name, getattr(base, name).copy(order="K"))
         else:
             shared = getattr(base, name).view()
             shared.flags.writeable = False
@@ -288,15 +288,16 @@ def _evaluate_chunk(
             crit = cp.criteria[ind.criterion]
             if redo is not None and f"indicator:{crit.key}" not in redo:
                 continue
-            out.points[sl, ind.criterion] = chunk.points(ind.criterion)
+            out.point_columns()[sl, ind.criterion] = chunk.points(ind.criterion)
         for j, pr in enumerate(cp._priority):
             if redo is not None and _priority_part(cp, pr.criterion) not in redo:
                 continue
             fired = _condition(pr.when(frame), n, pr.where, ids, "when")
             out.fired[sl, j] = fired
-            pts = _full(pr.points(frame), n)
-            pts = np.where(fired, pts, 0.0)
-            out.points[sl, pr.criterion] = _to_micro(pts, pr.where, ids)
+            pts = out.point_columns()[sl, pr.criterion]
+            m = _priority_points(pr.points(frame), fired, n, pr, ids, pts)
+            if m is not None:
+                out.constant_points(pr.criterion, j, m)
         if changes is None or changes.scales:
             for top in cp.scales:
                 for node in top.walk():
@@ -309,10 +310,12 @@ def _evaluate_chunk(
         for j, tb in enumerate(cp._tie_breaks):
             if redo is not None and f"tie_break:{j}" not in redo:
                 continue
-            if tb.kernel is not None:
+            if tb.column is not None and out.population is not None:
+                out.column_tie(j, tb.column)  # the column is the value: nothing to copy now
+            elif tb.kernel is not None:
                 vals = _full(tb.kernel(frame), n)
                 _check_defined(np.isnan(vals), tb.where, ids, "the tie-break value is undefined")
-                out.tie_values[sl, j] = vals
+                out.tie_value_columns()[sl, j] = vals
 
 
 class _Chunk:
@@ -372,7 +375,7 @@ class _Chunk:
             and self.out is not None
             and f"indicator:{crit.key}" not in self.redo
         ):
-            got = self.out.points[self.sl, criterion]
+            got = self.out.point_columns()[self.sl, criterion]
         else:
             ind = self._by_criterion[criterion]
             if ind.table is not None:
@@ -421,6 +424,31 @@ class _Chunk:
         return got
 
 
+def _priority_points(
+    value: npt.NDArray[np.float64] | float,
+    fired: npt.NDArray[np.bool_],
+    n: int,
+    pr: Any,
+    ids: np.ndarray,
+    out: npt.NDArray[np.int64],
+) -> int | None:
+    """A priority rule's micro-points into ``out``: its points where it fired, 0 elsewhere.
+
+    Constant points are rounded once and not written: the constant in micro-points is
+    returned, and the points are the fired flags times it in int64, which is exactly
+    ``micro(where(fired, points, 0))`` (``micro(0.0)`` is 0) without a float pass.
+    """
+    if not isinstance(value, np.ndarray) or value.shape != (n,):
+        c = float(value)
+        if abs(c) <= MAX_POINTS:
+            return micro_scalar(c)
+        if not fired.any():
+            return 0  # never fires here; where it does, the points are refused
+    pts = np.where(fired, _full(value, n), 0.0)
+    out[...] = _to_micro(pts, pr.where, ids)
+    return None
+
+
 def _priority_part(cp: CompiledPolicy, criterion: int) -> str:
     return "rule:" + cp.criteria[criterion].key.removeprefix("priority.")
 
@@ -455,8 +483,10 @@ def _check_defined(bad: npt.NDArray[np.bool_], where: str, ids: np.ndarray, mess
 def _to_micro(
     pts: npt.NDArray[np.float64], where: str, ids: np.ndarray, limit: float = MAX_POINTS
 ) -> npt.NDArray[np.int64]:
-    bad = ~(np.abs(pts) <= limit)  # also catches NaN
-    if bad.any():
+    # Two reductions check the range (NaN fails the comparison too); the exact cause and the
+    # residents are worked out only when something is wrong.
+    if len(pts) and not (-limit <= pts.min() and pts.max() <= limit):
+        bad = ~(np.abs(pts) <= limit)
         undefined = np.isnan(pts)
         msg = (
             "points are undefined (a division by zero or an overflow on the way)"
@@ -626,26 +656,39 @@ def _check_total(total: npt.NDArray[np.int64], where: str, ids: np.ndarray) -> N
 
 def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> None:
     scale_col = {s.path: s.index for s in (n for top in cp.scales for n in top.walk())}
-    prio = [p.criterion for p in cp._priority]
     method = cp.policy.score.method
     where = cp.span(("score",))
+    n = sl.stop - sl.start
     for j, (name, weight) in enumerate(cp.score_terms):
         if name == "priority":
-            value = out.points[sl][:, prio].sum(axis=1, dtype=np.int64)
+            # Rule by rule into one int64 sum: integer addition, so the order does not matter.
+            value = np.zeros(n, dtype=np.int64)
+            part = np.empty(n, dtype=np.int64)
+            for p in cp._priority:
+                constant = out.constant_points_of(p.criterion)
+                if constant is None:
+                    value += out.point_columns()[sl, p.criterion]
+                else:
+                    column, m = constant
+                    value += np.multiply(out.fired[sl, column], np.int64(m), out=part)
         else:
             value = out.scale_totals[sl, scale_col[name]]
         # In a product, weights are exponents (applied below), not multipliers.
         _check_total(value, where, ids)
         out.terms[sl, j] = value if method == "product" else _weighted(value, weight, where, ids)
     if method == "sum":
-        total = out.terms[sl].sum(axis=1, dtype=np.int64)
+        if out.terms.shape[1] == 1 and np.shares_memory(out.terms, out.score_micro):
+            return  # the one term is the score (see Evaluation)
+        total = np.zeros(n, dtype=np.int64)
+        for j in range(out.terms.shape[1]):
+            total += out.terms[sl, j]
         _check_total(total, where, ids)
         out.score_micro[sl] = total
     elif method == "tiers":
         # With no terms at all, everyone scores 0 and the tie-break chain alone decides.
         out.score_micro[sl] = out.terms[sl, 0] if cp.score_terms else 0
     else:
-        prod = np.ones(sl.stop - sl.start, dtype=np.float64)
+        prod = np.ones(n, dtype=np.float64)
         for j, (_name, weight) in enumerate(cp.score_terms):
             base = out.terms[sl, j].astype(np.float64) / MICRO
             # Repeated multiplication, not pow: exact to reproduce on any platform.

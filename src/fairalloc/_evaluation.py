@@ -31,6 +31,16 @@ __all__ = ["Evaluation"]
 _COMPILED = "fairalloc.compiled-policy/1"
 
 
+def _columns(n: int, k: int, dtype: Any, *, fill: bool = False) -> np.ndarray:
+    """An ``[n, k]`` trace array stored rule by rule: each column is one contiguous array.
+
+    The engine writes and reads a whole rule's column at a time; rows (one resident's trace)
+    are read one at a time, for explanations, where the stride does not matter.
+    """
+    block = np.ones((k, n), dtype=dtype) if fill else np.zeros((k, n), dtype=dtype)
+    return block.T
+
+
 class Evaluation(Explainable):
     """Per-resident results of :func:`fairalloc.evaluate`, with the full trace.
 
@@ -67,25 +77,98 @@ class Evaluation(Explainable):
         self.n = n
         #: The residents evaluated (set by the engine), for mechanisms that read their choices.
         self.population: Population | None = None
-        self.eligibility = np.zeros((n, len(policy._eligibility)), dtype=bool)
-        self.exclusions = np.zeros((n, len(policy._exclusions)), dtype=bool)
-        self.fired = np.zeros((n, len(policy._priority)), dtype=bool)
-        self.points = np.zeros((n, len(policy.criteria)), dtype=np.int64)
-        self.scale_totals = np.zeros((n, len(policy.scale_paths)), dtype=np.int64)
-        self.grades = np.zeros((n, len(policy.graded_scales)), dtype=np.int16)
-        self.table_rows = np.zeros((n, len(policy.tables)), dtype=np.int16)
-        self.terms = np.zeros((n, len(policy.score_terms)), dtype=np.int64)
+        self.eligibility = _columns(n, len(policy._eligibility), bool)
+        self.exclusions = _columns(n, len(policy._exclusions), bool)
+        self.fired = _columns(n, len(policy._priority), bool)
+        self._points = _columns(n, len(policy.criteria), np.int64)
+        # Priority rules with constant points: (criterion, fired column, micro-points), filled
+        # in `points` when first read (untouched, their memory is never even mapped in).
+        self._constant_points: dict[int, tuple[int, int]] = {}
+        self.scale_totals = _columns(n, len(policy.scale_paths), np.int64)
+        self.grades = _columns(n, len(policy.graded_scales), np.int16)
+        self.table_rows = _columns(n, len(policy.tables), np.int16)
         self.score_micro = np.zeros(n, dtype=np.int64)
-        self.tie_values = np.zeros((n, len(policy._tie_breaks)), dtype=np.float64)
+        terms = len(policy.score_terms)
+        if policy.policy.score.method == "sum" and terms == 1:
+            # The sum of one term is that term: the score and its only term share memory.
+            self.terms = self.score_micro.reshape(n, 1)
+        else:
+            self.terms = _columns(n, terms, np.int64)
+        self._tie_values = _columns(n, len(policy._tie_breaks), np.float64)
+        # Tie-breaks that read a column as it is: (tie-break, attribute), filled from the
+        # population's column in `tie_values` when first read.
+        self._column_ties: dict[int, str] = {}
         self.eligible = np.zeros(n, dtype=bool)
         self.exclusion = np.full(n, -1, dtype=np.int16)
         # Inputs of the allocation mechanism, evaluated by the same engine.
-        self.reserve_eligible = np.ones((n, len(policy._reserves)), dtype=bool)
-        self.reserve_priority = np.zeros((n, len(policy._reserves)), dtype=np.float64)
-        self.resource_eligible = np.ones((n, len(policy._resources)), dtype=bool)
-        self.resource_priority = np.zeros((n, len(policy._resources)), dtype=np.float64)
-        self.lottery_weight = np.ones(n, dtype=np.float64)
-        self.rotation_band = np.zeros(n, dtype=np.float64)
+        self.reserve_eligible = _columns(n, len(policy._reserves), bool, fill=True)
+        self.reserve_priority = _columns(n, len(policy._reserves), np.float64)
+        self.resource_eligible = _columns(n, len(policy._resources), bool, fill=True)
+        self.resource_priority = _columns(n, len(policy._resources), np.float64)
+        # Without a weight or a band in the policy, one read-only value stands for everyone.
+        weighted = policy._lottery_weight is not None and policy._lottery_weight.value is not None
+        banded = policy._rotation_band is not None and policy._rotation_band.value is not None
+        self.lottery_weight = np.ones(n) if weighted else np.broadcast_to(np.float64(1.0), (n,))
+        self.rotation_band = np.zeros(n) if banded else np.broadcast_to(np.float64(0.0), (n,))
+
+    @property
+    def points(self) -> npt.NDArray[np.int64]:
+        """``[n, criteria]``: micro-points of every indicator (weighted) and priority rule."""
+        if self._constant_points:
+            for criterion, (j, m) in self._constant_points.items():
+                np.multiply(self.fired[:, j], np.int64(m), out=self._points[:, criterion])
+            self._constant_points = {}
+        return self._points
+
+    @points.setter
+    def points(self, value: npt.NDArray[np.int64]) -> None:
+        self._points = value
+        self._constant_points = {}
+
+    @property
+    def tie_values(self) -> npt.NDArray[np.float64]:
+        """``[n, tie-breaks]``: the value of each non-lottery tie-break."""
+        if self._column_ties:
+            assert self.population is not None, "column tie-breaks are set by the engine"
+            for j, name in self._column_ties.items():
+                self._tie_values[:, j] = self.population.columns[name]
+            self._column_ties = {}
+        return self._tie_values
+
+    @tie_values.setter
+    def tie_values(self, value: npt.NDArray[np.float64]) -> None:
+        self._tie_values = value
+        self._column_ties = {}
+
+    def tie_value_columns(self) -> npt.NDArray[np.float64]:
+        """The engine's view of :attr:`tie_values`: columns read as they are not filled yet."""
+        return self._tie_values
+
+    def column_tie(self, j: int, attribute: str) -> None:
+        """Record that tie-break ``j`` is ``attribute``'s column as it is (for the engine)."""
+        self._column_ties[j] = attribute
+
+    def tie_key(self, j: int) -> np.ndarray:
+        """Tie-break ``j``'s values for sorting: the column itself where it reads one as it is.
+
+        An integer column stays integer (its values are exactly the float ones).
+        """
+        name = self._column_ties.get(j)
+        if name is not None and self.population is not None:
+            return self.population.columns[name]
+        return self.tie_values[:, j]
+
+    def point_columns(self) -> npt.NDArray[np.int64]:
+        """The engine's view of :attr:`points`: columns of constant points not filled yet."""
+        return self._points
+
+    def constant_points(self, criterion: int, fired_column: int, micro_points: int) -> None:
+        """Record that a priority rule's points are ``fired × micro_points`` (for the engine)."""
+        self._constant_points[criterion] = (fired_column, micro_points)
+
+    def constant_points_of(self, criterion: int) -> tuple[int, int] | None:
+        """The fired column and micro-points of a rule with constant points not filled yet."""
+        return self._constant_points.get(criterion)
 
     @classmethod
     def allocate_arrays(cls, policy: CompiledPolicy, ids: np.ndarray, n: int) -> Evaluation:
@@ -94,16 +177,25 @@ class Evaluation(Explainable):
 
     def finish(self) -> None:
         """Derive the summary columns once the engine has filled the trace."""
-        excluded: npt.NDArray[np.bool_] = np.asarray(self.exclusions.any(axis=1), dtype=bool)
+        # Column by column: each rule's verdicts are contiguous (see `_columns`).
+        eligible = np.ones(self.n, dtype=bool)
+        for j in range(self.eligibility.shape[1]):
+            eligible &= self.eligibility[:, j]
+        exclusion = np.full(self.n, -1, dtype=np.int16)
+        for j in range(self.exclusions.shape[1] - 1, -1, -1):  # the first that applied wins
+            np.copyto(exclusion, j, where=self.exclusions[:, j])
         if self.exclusions.shape[1]:
-            self.exclusion = np.where(excluded, self.exclusions.argmax(axis=1), -1).astype(np.int16)
-        self.eligible = self.eligibility.all(axis=1) & ~excluded
+            eligible &= exclusion < 0
+        self.exclusion = exclusion
+        self.eligible = eligible
 
     # -- pickling ----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         # Compiled kernels are code made in this process: ship the policy document and the
         # date and mode it was compiled for, and compile it again on arrival (compilation is
         # deterministic, so the kernels are the same).
+        self.points  # noqa: B018 - constant points filled in: the state is plain arrays
+        self.tie_values  # noqa: B018 - and columns read as they are copied in
         state = dict(self.__dict__)
         cp = self.policy
         document = cp.policy.model_copy(update={"policy": cp.policy.policy})

@@ -31,7 +31,12 @@ MAX_TOTAL = 1e12
 
 def micro(x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     """Round float points to int64 micro-points, half up (the caller checks the range)."""
-    return np.floor(x * float(MICRO) + 0.5).astype(np.int64)
+    if not isinstance(x, np.ndarray) or x.ndim == 0:
+        return np.floor(x * float(MICRO) + 0.5).astype(np.int64)
+    y = np.multiply(x, float(MICRO), dtype=np.float64)  # the same operations, in one buffer
+    y += 0.5
+    np.floor(y, out=y)
+    return y.astype(np.int64)
 
 
 def micro_scalar(x: float) -> int:

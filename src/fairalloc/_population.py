@@ -21,6 +21,7 @@ import difflib
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,7 +409,9 @@ class Population:
                 otherwise every problem in the data.
         """
         check_columns(list(columns), source)
-        return _Validator(schema, columns, source, _n, _text, _label).run()
+        population = _Validator(schema, columns, source, _n, _text, _label).run()
+        _release_arrow_memory()
+        return population
 
     # -- views -------------------------------------------------------------------------
     @property
@@ -630,12 +633,13 @@ class _Validator:
         if raw is None:
             return None, None
         attr = self.schema.attributes[idname]
+        numbers: np.ndarray | None = None  # the ids as whole numbers, when given as numbers
         strings = _as_strings(raw)
         if strings is not None:
             out, empty, bad_rows, spaced = _text_ids(strings, raw)
             vals: Any = _Cells(strings)
         elif isinstance(raw, np.ndarray) and raw.dtype.kind in "iuf":
-            out, bad_rows = _numeric_ids(raw, attr)
+            out, bad_rows, numbers = _numeric_ids(raw, attr)
             empty, spaced, vals = [], [], raw
         else:
             arr = _object_array(raw)
@@ -657,9 +661,14 @@ class _Validator:
         if spaced:
             usable = out.copy()
             usable[spaced] = None
-        distinct = set(out.tolist())
-        distinct.discard(None)
-        if len(distinct) != self.n - len(empty) - len(bad_rows):
+        if numbers is not None:
+            # Whole numbers have distinct digits exactly when they differ: no strings needed.
+            n_distinct = _count_distinct(numbers)
+        else:
+            distinct = set(out.tolist())
+            distinct.discard(None)
+            n_distinct = len(distinct)
+        if n_distinct != self.n - len(empty) - len(bad_rows):
             dups = _duplicates(out)
             probs.add(
                 "FA506",
@@ -673,6 +682,13 @@ class _Validator:
         if empty or bad_rows or spaced:
             return None, usable
         return out, out
+
+
+def _release_arrow_memory() -> None:
+    """Give back to the system what Arrow's memory pool kept of the validation's temporaries."""
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
 
 
 def _ids_slow(
@@ -719,8 +735,21 @@ def _text_ids(
     return out, np.flatnonzero(missing).tolist(), [], np.flatnonzero(flagged & ~missing).tolist()
 
 
-def _numeric_ids(arr: np.ndarray, attr: Attribute) -> tuple[npt.NDArray[np.object_], list[int]]:
-    """Ids given as numbers: whole numbers become their digits; others are not valid ids."""
+def _count_distinct(values: np.ndarray) -> int:
+    """The number of distinct values (one pass when they come sorted, as ids usually do)."""
+    if len(values) < 2 or bool(np.all(values[1:] > values[:-1])):
+        return len(values)
+    s = np.sort(values)
+    return int(np.count_nonzero(s[1:] != s[:-1])) + 1
+
+
+def _numeric_ids(
+    arr: np.ndarray, attr: Attribute
+) -> tuple[npt.NDArray[np.object_], list[int], np.ndarray]:
+    """Ids given as numbers: whole numbers become their digits; others are not valid ids.
+
+    Also returns the valid ids as whole numbers (to count them without their digits).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -735,7 +764,7 @@ def _numeric_ids(arr: np.ndarray, attr: Attribute) -> tuple[npt.NDArray[np.objec
     if len(bad):
         out = out.copy()
         out[bad] = None
-    return out, bad.tolist()
+    return out, bad.tolist(), ints[whole] if len(bad) else ints
 
 
 class _Cells(Sequence[Any]):
@@ -1141,11 +1170,14 @@ def _numbers(
     n = len(arr)
     bad = np.zeros(n, dtype=bool)
     if arr.dtype.kind in "iu":
-        out = arr.astype(np.float64)
-        if attr.type == "int":  # exact: no detour through float64
+        if attr.type != "int":
+            out = arr.astype(np.float64)
+        else:  # exact: no detour through float64
             limit = 2**53
             nonint = (arr > limit) | ((arr < -limit) if arr.dtype.kind == "i" else False)
-            return np.where(nonint, 0, arr).astype(np.int64), bad, np.asarray(nonint, dtype=bool)
+            nonint = np.asarray(nonint, dtype=bool)
+            whole = arr.astype(np.int64) if not nonint.any() else np.where(nonint, 0, arr)
+            return whole.astype(np.int64, copy=False), bad, nonint
     elif arr.dtype.kind == "f":
         out = arr.astype(np.float64)
     elif (fast := _float_column(arr, present)) is not None:

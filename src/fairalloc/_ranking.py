@@ -57,16 +57,25 @@ def lottery_key(seed: str, resident_id: str) -> int:
 
 def lottery_keys(seed: str, resident_ids: Iterable[str]) -> npt.NDArray[np.uint64]:
     """:func:`lottery_key` of many residents, as uint64."""
-    key = seed.encode("utf-8")
-    blob = b"".join(
-        hashlib.blake2b(str(r).encode("utf-8"), key=key, digest_size=8).digest()
-        for r in resident_ids
-    )
+    # The keyed state after the key block, copied for each id: the same digest as keying a
+    # new hash each time, without hashing the key again.
+    keyed = hashlib.blake2b(key=seed.encode("utf-8"), digest_size=8).copy
+
+    def one(resident_id: object) -> bytes:
+        h = keyed()
+        h.update(str(resident_id).encode("utf-8"))
+        return h.digest()
+
+    blob = b"".join(map(one, resident_ids))
     return np.frombuffer(blob, dtype=">u8").astype(np.uint64)
 
 
 class Ranking:
     """Eligible residents in rank order.
+
+    The order is worked out when first read: deciding who is served at a cut-off
+    (:meth:`served`) needs only the residents around it, and the lottery keys of those tied
+    there; the whole order, and every key that decides it, only when asked for.
 
     Attributes:
         evaluation: The evaluation ranked.
@@ -79,21 +88,74 @@ class Ranking:
             drawn only for residents tied on everything before it).
     """
 
-    def __init__(
-        self,
-        evaluation: Evaluation,
-        order: npt.NDArray[np.intp],
-        rank: npt.NDArray[np.int64],
-        tied: npt.NDArray[np.bool_],
-        lottery: npt.NDArray[np.uint64],
-        lottery_used: npt.NDArray[np.bool_],
-    ) -> None:
+    def __init__(self, evaluation: Evaluation, *, keys: LotteryKeys | None = None) -> None:
         self.evaluation = evaluation
-        self.order = order
-        self.rank = rank
-        self.tied = tied
-        self.lottery = lottery
-        self.lottery_used = lottery_used
+        self._keys = keys
+        self._full: tuple[np.ndarray, ...] | None = None
+        self._sort: _SortKey | None = None
+
+    def _sort_key(self) -> _SortKey:
+        if self._sort is None:
+            self._sort = _SortKey(self.evaluation)
+        return self._sort
+
+    def _complete(self) -> tuple[np.ndarray, ...]:
+        if self._full is None:
+            self._full = _rank_all(self.evaluation, self._sort_key(), self._keys)
+        return self._full
+
+    @property
+    def order(self) -> npt.NDArray[np.intp]:
+        """Row positions of the eligible residents, best first."""
+        return self._complete()[0]
+
+    @property
+    def rank(self) -> npt.NDArray[np.int64]:
+        """``[n]`` rank of each resident (1 = best); 0 for residents not eligible."""
+        return self._complete()[1]
+
+    @property
+    def tied(self) -> npt.NDArray[np.bool_]:
+        """``[n]`` whether the resident shares its rank with another."""
+        return self._complete()[2]
+
+    @property
+    def lottery(self) -> npt.NDArray[np.uint64]:
+        """``[n]`` the lottery key, where :attr:`lottery_used` is true."""
+        return self._complete()[3]
+
+    @property
+    def lottery_used(self) -> npt.NDArray[np.bool_]:
+        """``[n]`` whether the lottery had to be drawn for the resident."""
+        return self._complete()[4]
+
+    def served(self, k: int) -> npt.NDArray[np.intp] | None:
+        """The rows of the ``k`` best-ranked residents (in no particular order).
+
+        Only the residents tied at the cut-off are drawn by lottery. None when a tie that the
+        policy leaves undecided (no lottery) straddles the cut-off: then only the whole order
+        can say who is tied with whom.
+        """
+        ev = self.evaluation
+        if self._full is None and self._sort is None and ev.policy.policy.score.method != "tiers":
+            # Only residents scoring at least the k-th best score can be among the k best:
+            # the whole sort key is needed for them alone.
+            idx = np.flatnonzero(ev.eligible)
+            if not 0 < k < len(idx):
+                return idx[: max(k, 0)]
+            score = ev.score_micro.take(idx)
+            kth = np.partition(score, len(idx) - k)[len(idx) - k]
+            near = _SortKey(ev, idx[score >= kth])
+            if near.packed is not None:
+                return near.served(k, ev, self._keys)
+        if self._full is None:
+            sk = self._sort_key()
+            if sk.packed is not None or not 0 < k < len(sk.idx):
+                return sk.served(k, ev, self._keys)
+        order, rank = self.order, self.rank  # keys that do not pack: the whole order
+        if 0 < k < len(order) and rank[order[k]] == rank[order[k - 1]]:
+            return None
+        return order[:k]
 
     def __len__(self) -> int:
         return len(self.order)
@@ -260,12 +322,160 @@ def rank(evaluation: Evaluation, *, keys: LotteryKeys | None = None) -> Ranking:
         keys: Lottery keys already drawn for these residents (for repeated rankings); by
             default the keys needed are drawn now.
     """
-    ev = evaluation
+    return Ranking(evaluation, keys=keys)
+
+
+#: Bits of one packed sort key.
+_KEY_BITS = 64
+
+
+class _SortKey:
+    """The eligible residents' sort keys before the lottery, most significant first.
+
+    When every key is a whole number (scores are micro-points; tie-break values usually are
+    counts or days) and their ranges fit in 64 bits together, they are packed into one uint64
+    per resident, ``(k1 - min1) << s1 | (k2 - min2) << s2 | ...``, which orders residents exactly
+    as the keys do, and one sort of plain integers replaces a sort on several keys.
+    """
+
+    def __init__(self, ev: Evaluation, rows: npt.NDArray[np.intp] | None = None) -> None:
+        self.ev = ev
+        self.idx = np.flatnonzero(ev.eligible) if rows is None else rows
+        self.packed = _pack(_key_columns(ev), self.idx)
+        self._keys: list[np.ndarray] | None = None
+
+    @property
+    def keys(self) -> list[np.ndarray]:
+        """The keys one by one (for a lexicographic sort, when they cannot be packed)."""
+        if self._keys is None:
+            self._keys = _sort_keys(self.ev, self.idx)
+        return self._keys
+
+    def lottery_free_order(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+        """Positions in ``idx`` sorted by the keys, and whether each is equal to the one before.
+
+        Residents with equal keys come in no particular order: the lottery, then the id,
+        decides between them afterwards.
+        """
+        if self.packed is None:
+            order = _lexsort(self.keys)
+            return order, _same_as_previous(self.keys, order)
+        order = np.argsort(self.packed)
+        s = self.packed[order]
+        return order, s[1:] == s[:-1]
+
+    def served(
+        self, k: int, ev: Evaluation, keys: LotteryKeys | None
+    ) -> npt.NDArray[np.intp] | None:
+        """See :meth:`Ranking.served`."""
+        idx, m = self.idx, len(self.idx)
+        if k >= m:
+            return idx
+        if k <= 0:
+            return idx[:0]
+        if self.packed is None:
+            return None
+        packed = self.packed
+        part = np.partition(packed, (k - 1, k))
+        last, first_out = part[k - 1], part[k]
+        if last != first_out:
+            return np.asarray(idx[packed <= last], dtype=np.intp)
+        seed = ev.policy.lottery_seed
+        if seed is None:
+            return None
+        ahead = np.flatnonzero(packed < last)
+        group = idx[np.flatnonzero(packed == last)]
+        drawn = keys.of(seed, group) if keys is not None else lottery_keys(seed, ev.ids[group])
+        # Lowest key first; equal keys (never seen in practice) by id, as in the full order.
+        by = np.lexsort((ev.ids[group].astype(str), drawn))
+        return np.concatenate((idx[ahead], group[by[: k - len(ahead)]]))
+
+
+def _key_columns(ev: Evaluation) -> list[tuple[np.ndarray, bool]]:
+    """The columns of the sort keys, most significant first, and whether each is descending."""
     cp = ev.policy
-    idx = np.flatnonzero(ev.eligible)
-    sort_keys = _sort_keys(ev, idx)  # most significant first
-    order = _lexsort(sort_keys)
-    same = _same_as_previous(sort_keys, order)
+    cols: list[tuple[np.ndarray, bool]] = []
+    if cp.policy.score.method == "tiers":
+        cols.extend((ev.terms[:, j], True) for j in range(ev.terms.shape[1]))
+    else:
+        cols.append((ev.score_micro, True))
+    for j, tb in enumerate(cp._tie_breaks):
+        if tb.kernel is not None:
+            cols.append((ev.tie_key(j), tb.descending))
+    return cols
+
+
+def _pack(
+    columns: list[tuple[np.ndarray, bool]], idx: npt.NDArray[np.intp]
+) -> npt.NDArray[np.uint64] | None:
+    """The keys of the residents at ``idx`` packed into one uint64 each (see :class:`_SortKey`).
+
+    Each key becomes its distance from the best value of its column (``max - x`` for a
+    descending key, ``x - min`` for an ascending one). None if a key is not a whole number
+    or the keys need more than 64 bits together.
+    """
+    if not columns or len(idx) == 0:
+        return None
+    parts: list[tuple[np.ndarray, int, int, bool]] = []
+    bits = 0
+    for column, descending in columns:
+        x = column.take(idx)
+        if x.dtype.kind in "iub" and x.dtype != np.int64:
+            x = x.astype(np.int64)  # level codes, flags
+        lo_x, hi_x = x.min(), x.max()
+        if x.dtype.kind == "f":
+            # NaN never reaches here: the engine refuses undefined values.
+            if not (lo_x >= -(2.0**53) and hi_x <= 2.0**53):
+                return None
+            whole = x.astype(np.int64)
+            if not np.array_equal(whole, x):
+                return None
+            x = whole
+        lo, hi = int(lo_x), int(hi_x)
+        width = (hi - lo).bit_length()
+        bits += width
+        if bits > _KEY_BITS:
+            return None
+        parts.append((x, lo, hi, descending))
+    packed: npt.NDArray[np.uint64] | None = None
+    shift = bits
+    for x, lo, hi, descending in parts:
+        width = (hi - lo).bit_length()
+        shift -= width
+        if width == 0:
+            continue
+        part = _offset(x, hi, descending=True) if descending else _offset(x, lo, descending=False)
+        if shift:
+            np.left_shift(part, np.uint64(shift), out=part)
+        if packed is None:
+            packed = part
+        else:
+            np.bitwise_or(packed, part, out=packed)
+    return packed if packed is not None else np.zeros(len(idx), dtype=np.uint64)
+
+
+def _offset(x: npt.NDArray[np.int64], base: int, *, descending: bool) -> npt.NDArray[np.uint64]:
+    """``base - x`` (descending) or ``x - base`` as uint64, computed in place in ``x``'s memory.
+
+    Exact even where the difference exceeds int64: the arithmetic is modulo 2**64 and the true
+    difference is below it.
+    """
+    u = x.view(np.uint64) if x.dtype == np.int64 else x.astype(np.uint64)
+    b = np.uint64(base % 2**64)
+    if descending:
+        np.subtract(b, u, out=u)
+    else:
+        np.subtract(u, b, out=u)
+    return u
+
+
+def _rank_all(
+    ev: Evaluation, sk: _SortKey, keys: LotteryKeys | None
+) -> tuple[np.ndarray, ...]:
+    """The whole ranking: order, rank, tied, lottery keys and where they were drawn."""
+    cp = ev.policy
+    idx = sk.idx
+    order, same = sk.lottery_free_order()
     lottery = np.zeros(ev.n, dtype=np.uint64)
     used = np.zeros(ev.n, dtype=bool)
     seed = cp.lottery_seed
@@ -277,24 +487,27 @@ def rank(evaluation: Evaluation, *, keys: LotteryKeys | None = None) -> Ranking:
         drawn = keys.of(seed, rows) if keys is not None else lottery_keys(seed, ev.ids[rows])
         lottery[rows] = drawn
         used[rows] = True
-        # Groups of residents tied so far are runs of `order`; a stable sort by (group, key)
-        # of the tied positions is what sorting everyone by all keys and the lottery gives.
+        # Groups of residents tied so far are runs of `order`; sorting the tied positions by
+        # (group, key) is what sorting everyone by all keys and the lottery gives.
         group = np.cumsum(np.concatenate(([True], ~same)))
         tied_at = np.flatnonzero(in_tie)
-        within = np.lexsort((drawn, group[tied_at]))
+        within = _by_group_then_key(group[tied_at], drawn)
         order = order.copy()
         order[tied_at] = order[tied_at][within]
         drawn_sorted = drawn[within]
         after = np.ones(len(order), dtype=bool)  # equal lottery key to the one before
         after[tied_at[1:]] = drawn_sorted[1:] == drawn_sorted[:-1]
         same = same & after[1:]
-        sort_keys.append(lottery[idx])
     if same.any():
         # Still tied after the whole chain: shared rank; listed by id only for stable output.
-        sort_keys.append(ev.ids[idx].astype(str))
-        order = _lexsort(sort_keys)
-        sort_keys.pop()
-        same = _same_as_previous(sort_keys, order)
+        in_tie = np.zeros(len(order), dtype=bool)
+        in_tie[1:] |= same
+        in_tie[:-1] |= same
+        tied_at = np.flatnonzero(in_tie)
+        group = np.cumsum(np.concatenate(([True], ~same)))
+        names = ev.ids[idx[order[tied_at]]].astype(str)
+        order = order.copy()
+        order[tied_at] = order[tied_at][np.lexsort((names, group[tied_at]))]
     m = len(order)
     positions = np.arange(1, m + 1, dtype=np.int64)
     group_start = np.where(np.concatenate(([False], same)), 0, positions)
@@ -307,7 +520,25 @@ def rank(evaluation: Evaluation, *, keys: LotteryKeys | None = None) -> Ranking:
     tied_sorted[1:] |= same
     tied_sorted[:-1] |= same
     tied[rows_sorted] = tied_sorted
-    return Ranking(ev, rows_sorted, rank_arr, tied, lottery, used)
+    return rows_sorted, rank_arr, tied, lottery, used
+
+
+def _by_group_then_key(
+    group: npt.NDArray[np.int64], key: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.intp]:
+    """Positions sorted by ``group`` (ascending, in runs), then by ``key`` within a group.
+
+    Equal keys within a group come in no particular order (the id decides between them
+    afterwards). With fewer than 2**16 groups: one sort of the keys, then a stable radix sort
+    of the group numbers, instead of a two-key lexicographic sort.
+    """
+    if len(group) == 0:
+        return np.arange(0)
+    dense = np.cumsum(np.concatenate(([0], group[1:] != group[:-1])))
+    if dense[-1] >= 2**16:
+        return np.lexsort((key, group))
+    by_key = np.argsort(key)
+    return by_key[np.argsort(dense[by_key].astype(np.uint16), kind="stable")]
 
 
 def _sort_keys(ev: Evaluation, idx: npt.NDArray[np.intp]) -> list[np.ndarray]:

@@ -73,7 +73,7 @@ def category_sizes(spec: AllocationSpec, capacity: int) -> Categories:
 class UnitsResult:
     """What :func:`allocate_units` decided (arrays over all residents)."""
 
-    base_order: npt.NDArray[np.intp]
+    base_order: npt.NDArray[np.intp] | None  # None: the ranking's order, when read
     category: npt.NDArray[np.int16]
     lottery_key: npt.NDArray[np.uint64] | None
     lottery_draw: npt.NDArray[np.float64] | None
@@ -101,6 +101,15 @@ def base_order(
 def allocate_units(ev: Evaluation, spec: AllocationSpec, capacity: int) -> UnitsResult:
     """Decide who is served, and in which category; see the module's documentation."""
     cats = category_sizes(spec, capacity)
+    if spec.mechanism == "priority" and not spec.reserves:
+        # Everyone competes for the open units alone: the best `capacity` are served, and
+        # only who that is needs working out (the whole order waits until it is read).
+        served = ev.ranking.served(capacity)
+        if served is not None:
+            category = np.full(ev.n, -1, dtype=np.int16)
+            category[served] = cats.open
+            lapsed = np.zeros(len(cats.ids), dtype=np.int64)
+            return UnitsResult(None, category, None, None, lapsed, 0)
     order, keys, draws = base_order(ev, spec)
     category, lapsed, reverted = assign_categories(ev, spec, cats, order)
     if spec.mechanism == "priority" and ev.policy.lottery_seed is None:

@@ -91,7 +91,7 @@ class Allocation(Explainable):
         categories: tuple[str, ...],
         sizes: tuple[int, ...],
         category: npt.NDArray[np.int16],
-        order: npt.NDArray[np.intp],
+        order: npt.NDArray[np.intp] | None,
         lottery_key: npt.NDArray[np.uint64] | None,
         lottery_draw: npt.NDArray[np.float64] | None,
         lapsed: npt.NDArray[np.int64],
@@ -104,13 +104,33 @@ class Allocation(Explainable):
         self.sizes = sizes
         self.category = category
         self.served = category >= 0
-        self.order = order
-        self.position = np.zeros(evaluation.n, dtype=np.int64)
-        self.position[order] = np.arange(1, len(order) + 1)
+        self._order = order
+        self._position: npt.NDArray[np.int64] | None = None
         self.lottery_key = lottery_key
         self.lottery_draw = lottery_draw
         self.lapsed = lapsed
         self.reverted = reverted
+
+    @property
+    def order(self) -> npt.NDArray[np.intp]:
+        """Rows of the eligible residents in the mechanism's base order.
+
+        For a priority allocation without reserves, the ranking's order, worked out when first
+        read (who is served never needs it).
+        """
+        if self._order is None:
+            self._order = self.evaluation.ranking.order
+        return self._order
+
+    @property
+    def position(self) -> npt.NDArray[np.int64]:
+        """``[n]`` position in the base order (1 = first), 0 if not eligible."""
+        if self._position is None:
+            order = self.order
+            position = np.zeros(self.evaluation.n, dtype=np.int64)
+            position[order] = np.arange(1, len(order) + 1)
+            self._position = position
+        return self._position
 
     # -- summaries ---------------------------------------------------------------------
     @property

@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
         print(f"fairalloc {__version__}")
         return EXIT_OK
-    parser = _parser()
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(given[0] if given else None)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
@@ -118,17 +119,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAULT
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; for a known ``command``, with that command's module alone.
+
+    Loading one command's module (not every command's, and what each imports) keeps the start
+    of ``fairalloc run`` short; help and unknown commands get the full parser.
+    """
+    module = f"_{command.replace('-', '_')}" if command else None
+    if module in COMMANDS:
+        p, sub = _parser_of((module,))
+        if command in sub.choices:
+            return p
+    return _parser_of(COMMANDS)[0]
+
+
+def _parser_of(
+    modules: Sequence[str],
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
     p = argparse.ArgumentParser(
         prog="fairalloc",
         description="Allocation policies as data: validate, evaluate and rank.",
     )
     p.add_argument("--version", action="version", version=f"fairalloc {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in modules:
         importlib.import_module(f"{__name__}.{name}").register(sub)
     p.set_defaults(inputs=())
-    return p
+    return p, sub
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,9 +8,10 @@ reported with exit status 2 before any work starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +23,8 @@ from fairalloc.errors import OutputError, UsageError
 
 __all__ = [
     "PROGRESS_MIN",
+    "PROGRESS_MIN_BYTES",
+    "Phases",
     "Progress",
     "add_as_of",
     "cell",
@@ -35,6 +38,8 @@ __all__ = [
 
 #: Below this many residents a progress bar would only flicker.
 PROGRESS_MIN = 200_000
+#: Below this size a data file is read, evaluated and written too quickly to show each phase.
+PROGRESS_MIN_BYTES = 8_000_000
 
 
 def count(*, minimum: int = 0) -> Callable[[str], int]:
@@ -173,3 +178,44 @@ class Progress:
             self.bar.close()
         elif self.enabled:
             print("\r" + " " * 20 + "\r", end="", file=sys.stderr)
+
+
+class Phases:
+    """The phase a long command is in, on stderr, on a terminal only.
+
+    Each phase (reading, evaluating, ranking, allocating, writing) shows its name while it runs,
+    with a percentage where its progress is known, and is wiped when it ends, so nothing of it
+    stays in the output; piped or redirected, nothing is shown at all.
+    """
+
+    def __init__(self, data: Path, *, enabled: bool) -> None:
+        try:
+            size = data.stat().st_size
+        except OSError:
+            size = 0
+        self.enabled = enabled and size >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
+        self._width = 0
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, total: int = 0) -> Iterator[Callable[[int], None] | None]:
+        """Show ``name`` while the block runs; with ``total``, yield a callback for progress."""
+        if not self.enabled:
+            yield None
+            return
+        done = 0
+
+        def tick(k: int) -> None:
+            nonlocal done
+            done += k
+            self._show(f"{name}: {100 * done // max(total, 1)}%")
+
+        self._show(f"{name}…")
+        try:
+            yield tick if total else None
+        finally:
+            self._show("")
+
+    def _show(self, line: str) -> None:
+        pad = " " * max(self._width - len(line), 0)
+        print(f"\r{line}{pad}\r{line}", end="", file=sys.stderr, flush=True)
+        self._width = len(line)

@@ -9,7 +9,7 @@ from typing import TextIO
 
 import fairalloc as fa
 from fairalloc.cli._common import (
-    Progress,
+    Phases,
     add_as_of,
     cell,
     count,
@@ -55,17 +55,24 @@ def handle(args: argparse.Namespace) -> int:
     matching = spec is not None and spec.matching is not None
     if matching and args.out is not None and args.out.suffix.lower() != ".json":
         raise UsageError(f"cannot write `{args.out}`: a matching is written as .json")
-    population = fa.Population.load(args.data, policy)
-    with Progress(population.n, enabled=not args.no_progress) as tick:
+    phase = Phases(args.data, enabled=not args.no_progress)
+    with phase(f"reading {args.data.name}"):
+        population = fa.Population.load(args.data, policy)
+    with phase("evaluating", population.n) as tick:
         result = fa.evaluate(policy, population, as_of=args.as_of, progress=tick)
     ranking = result.ranking
+    if not matching:
+        with phase("ranking"):
+            ranking.order  # noqa: B018 - worked out here, where its time is shown
     out = sys.stdout
     _summary(result, out)
     if matching:
-        matched = fa.match(result)
+        with phase("matching"):
+            matched = fa.match(result)
         _print_matching(matched, args.top, out)
         if args.out is not None:
-            write_text(args.out, matched.to_json(indent=1) + "\n")
+            with phase("writing"):
+                write_text(args.out, matched.to_json(indent=1) + "\n")
             print(f"wrote the matching of {result.n} residents to {args.out}", file=out)
         return 0
     if spec is not None and spec.rotation is not None:
@@ -75,17 +82,20 @@ def handle(args: argparse.Namespace) -> int:
             file=out,
         )
     if spec is not None and spec.rotation is None:
-        allocation = fa.allocate(result, capacity=args.capacity)
+        with phase("allocating"):
+            allocation = fa.allocate(result, capacity=args.capacity)
         _print_allocation(allocation, args.top, out, written=args.out is not None)
         if args.out is not None:
-            _write(allocation, args.out, escape=not args.no_escape_formulas)
+            with phase("writing"):
+                _write(allocation, args.out, escape=not args.no_escape_formulas)
             print(f"wrote the outcomes of all {result.n} residents to {args.out}", file=out)
         return 0
     if args.top > 0:
         rows = [ranking.row(i) for i in range(min(args.top, len(ranking)))]
         print_table(rows, len(ranking), out, more=_more(args.out))
     if args.out is not None:
-        _write(ranking, args.out, escape=not args.no_escape_formulas)
+        with phase("writing"):
+            _write(ranking, args.out, escape=not args.no_escape_formulas)
         print(f"wrote {len(ranking)} ranked residents to {args.out}", file=out)
     return 0
 

@@ -298,7 +298,7 @@ class _Compiler:
                 return fn(va, vb), _or(ia, ib)
 
             return cmp_bool, na or nb
-        fast = self.level_col_vs_const(a, b, fn)
+        fast = self.level_col_vs_const(a, b, fn) or self.int_col_vs_const(a, b, fn)
         if fast is not None:
             return fast, False
         (ka2, na2), (kb2, nb2) = self.num(a), self.num(b)
@@ -321,6 +321,29 @@ class _Compiler:
             name, code = b.name, int(a.value)  # type: ignore[arg-type]
             return lambda f: (fn(code, f.raw(name)), None)
         return None
+
+    @staticmethod
+    def int_col_vs_const(a: IR, b: IR, fn: Callable[[Any, Any], Any]) -> CondKernel | None:
+        # A number column against a whole-number constant. Integer columns hold whole numbers
+        # within ±2**53 (exact as floats), so comparing the integers themselves is exactly the
+        # float comparison, without converting the column; a float column is compared as is.
+        if a.type.kind != "number" or a.op != "col" or b.op != "const":
+            return None
+        value = b.value
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        c = float(value)
+        if not (c.is_integer() and abs(c) <= 2.0**53):
+            return None
+        name, whole = a.name, int(c)
+
+        def cmp_int(f: Frame) -> CondValue:
+            col = f.raw(name)
+            if col.dtype.kind in "iu":
+                return fn(col, whole), None
+            return fn(f.floats(name), c), None
+
+        return cmp_int
 
     def member(self, ir: IR) -> tuple[CondKernel, bool]:
         item = ir.args[0]
