@@ -1,3 +1,4 @@
+# ruff: noqa: E501 -- one mechanism per line reads best as a table
 """The flip audit's served status under every capacity mechanism, against brute force.
 
 For each resident and each other value of a protected attribute, the brute force re-allocates
