@@ -105,6 +105,10 @@ class RotationState:
     policy_version: str
     round: int = 0
     residents: tuple[ResidentState, ...] = ()
+    #: Each resident's record by id, built once (a lookup per resident must not walk them all).
+    _by_id: dict[str, ResidentState] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def empty(cls, policy_id: str, policy_version: str = "") -> RotationState:
@@ -113,6 +117,7 @@ class RotationState:
 
     def __post_init__(self) -> None:
         _check(self)
+        object.__setattr__(self, "_by_id", {r.id: r for r in self.residents})
 
     # -- views -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -127,7 +132,7 @@ class RotationState:
         return [r.id for r in self.residents if not r.departed]
 
     def _index(self) -> dict[str, ResidentState]:
-        return {r.id: r for r in self.residents}
+        return self._by_id
 
     # -- the canonical form ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
