@@ -98,3 +98,22 @@ def test_flip_served_changes_equal_brute_force(mechanism: str, pool: Any) -> Non
     assert got == {v: c for v, c in expected.items() if v in got}
     # Values nobody could change to (everyone already has them) are compared over no one.
     assert all(np.isfinite(c) for c in got.values())
+
+
+def test_above_the_what_if_limit_served_status_is_not_computed_and_the_audit_says_why() -> None:
+    use = '  - {attribute: group, reserve: r1, why: test, source: "§1"}'
+    head = HEAD.replace("RESERVE_USE\n", use + "\n")
+    policy = fa.parse_policy(
+        head + MECHANISMS["reserves in precedence"].replace("CAP", "4"), audit=True
+    )
+    data = {
+        "id": [f"R{i:02d}" for i in range(12)],
+        "group": ["x", "y", "z"] * 4,
+        "need": list(range(12)),
+        "poor": [False, True] * 6,
+    }
+    flips = flip_audit(fa.evaluate(policy, data), capacity=4, what_if_limit=10)
+    assert flips.capacity is None
+    assert flips.served_note is not None
+    assert "what_if_limit" in flips.served_note
+    assert flip_audit(fa.evaluate(policy, data), capacity=4).served_note is None

@@ -519,6 +519,7 @@ def flip_audit(
     attributes: Sequence[str] | None = None,
     max_listed: int = 20,
     check_independent: bool = False,
+    what_if_limit: int = 20_000,
 ) -> FlipAudit:
     """Audit whether changing a protected attribute changes residents' outcomes.
 
@@ -545,6 +546,10 @@ def flip_audit(
         attributes: The attributes to audit, in order; by default every protected attribute,
             in the order of the schema. Attributes that are not protected may be given too.
         max_listed: How many affected residents to list per value (the first by id).
+        what_if_limit: Under reserve categories or a lottery mechanism, served status places
+            each changed resident in the pool by the what-if allocation, which costs a pass
+            over the pool per resident; above this many residents it is not computed (the
+            audit says so) unless the limit is raised.
         check_independent: Also evaluate the attributes the static proof shows nothing reads
             (they must show no change at all: a check of the proof itself).
 
@@ -575,6 +580,14 @@ def flip_audit(
     proof = static_proof(cp)
     names = _attributes_to_audit(cp, attributes)
     units, served_note = _served_capacity(cp, capacity)
+    spec = cp.policy.allocation
+    placed = spec is not None and (bool(spec.reserves) or spec.mechanism != "priority")
+    if units is not None and placed and pop.n > what_if_limit:
+        units, served_note = None, (
+            f"under reserve categories or a lottery each changed resident is placed in the pool"
+            f" one by one, and the pool has {pop.n:,} residents (more than what_if_limit ="
+            f" {what_if_limit:,})"
+        )
     base = _Baseline(ev, units)
     summaries: list[AttributeFlips] = []
     results: list[FlipResult] = []
