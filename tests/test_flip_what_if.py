@@ -109,7 +109,7 @@ def test_above_the_what_if_limit_served_status_is_not_computed_and_the_audit_say
     data = {
         "id": [f"R{i:02d}" for i in range(12)],
         "group": ["x", "y", "z"] * 4,
-        "need": list(range(12)),
+        "need": [i % 10 for i in range(12)],
         "poor": [False, True] * 6,
     }
     flips = flip_audit(fa.evaluate(policy, data), capacity=4, what_if_limit=10)
