@@ -519,7 +519,7 @@ def flip_audit(
     attributes: Sequence[str] | None = None,
     max_listed: int = 20,
     check_independent: bool = False,
-    what_if_limit: int = 20_000,
+    what_if_limit: int = 2_000,
 ) -> FlipAudit:
     """Audit whether changing a protected attribute changes residents' outcomes.
 
