@@ -36,6 +36,7 @@ __all__ = [
     "evaluate_compiled",
     "indicator_inputs",
     "reevaluate",
+    "reevaluate_attribute",
     "table_inputs",
 ]
 
@@ -190,6 +191,52 @@ def reevaluate(
     changes = cp.changes_from(base.policy)
     if changes is None:
         return evaluate_compiled(cp, population, chunk_size=chunk_size, progress=progress)
+    return _recompute(base, cp, population, changes, chunk_size, progress)
+
+
+def reevaluate_attribute(
+    base: Evaluation, population: Population, attribute: str, *, chunk_size: int = DEFAULT_CHUNK
+) -> Evaluation:
+    """Evaluate ``base.policy`` again after one column changed, computing only what reads it.
+
+    ``population`` differs from ``base``'s residents in the column ``attribute`` only. The parts
+    that read the attribute, directly or through derived values, run their kernels again with
+    the same code as a full evaluation; scale totals, grades and the score follow when an
+    indicator or a priority rule is among them; every other array is a read-only view of
+    ``base``'s. A policy with decision tables is evaluated in full. The result is the same,
+    array for array, as ``evaluate_compiled(base.policy, population)`` (a test checks it).
+
+    Raises:
+        ArgumentError: ``FA610`` if ``base`` does not hold its residents.
+    """
+    cp = base.policy
+    if base.population is None:
+        raise ArgumentError("FA610", "the evaluation does not hold its residents", argument="base")
+    readers = cp.readers_of(attribute)
+    parts = set(readers)
+    for paths in readers.values():
+        for r in paths:
+            parts |= {f"derived:{d}" for d in r.via}
+    known = ("rule", "indicator", "tie_break", "reserve", "resource", "allocation", "derived")
+    if cp.tables or any(p.split(":", 1)[0] not in known for p in parts):
+        return evaluate_compiled(cp, population, chunk_size=chunk_size)
+    scales = any(p.startswith("indicator:") for p in parts)
+    if scales:
+        parts |= cp.scale_readers
+    priority = any(p.removeprefix("rule:") in cp.priority_ids for p in parts)
+    changes = Changes(frozenset(), frozenset(), frozenset(parts), scales, scales or priority)
+    return _recompute(base, cp, population, changes, chunk_size, None)
+
+
+def _recompute(
+    base: Evaluation,
+    cp: CompiledPolicy,
+    population: Population,
+    changes: Changes,
+    chunk_size: int,
+    progress: Progress | None,
+) -> Evaluation:
+    """``cp`` over ``population``: the parts in ``changes`` computed, the rest taken from base."""
     n = population.n
     out = Evaluation.allocate_arrays(cp, population.ids, n)
     out.population = population

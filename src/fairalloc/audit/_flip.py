@@ -87,7 +87,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy, TraceColumn, compiled_for
-from fairalloc._engine import evaluate
+from fairalloc._engine import evaluate, reevaluate_attribute
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
@@ -615,7 +615,8 @@ def flip_audit(
                 continue
             values = np.full(pop.n, code, dtype=column.dtype)
             try:
-                ev2 = _evaluate(cp, pop.replace(name, values))
+                # Only the parts that read the attribute run again; the rest is the base's.
+                ev2 = reevaluate_attribute(ev, pop.replace(name, values), name)
             except EvaluationError as e:
                 mine.append(FlipResult(name, label, len(rows), error=str(e)))
                 continue
@@ -650,10 +651,6 @@ def _evaluation_of(
         raise ArgumentTypeError("FA642", "give the residents to audit", argument="residents")
     cp = source if isinstance(source, CompiledPolicy) else compiled_for(source, audit=True)
     return evaluate(cp, residents)
-
-
-def _evaluate(cp: CompiledPolicy, population: Population) -> Evaluation:
-    return evaluate(cp, population)
 
 
 def _attributes_to_audit(cp: CompiledPolicy, attributes: Sequence[str] | None) -> list[str]:

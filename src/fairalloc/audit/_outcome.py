@@ -11,17 +11,17 @@ to gender may, together, be gender. This check measures the effect itself:
    Association is bias-corrected Cramér's V over the attribute's levels (numbers and dates in
    quartile bins); a candidate is examined from ``association`` (0.3) up.
 2. **Effect.** The attribute (or the pair, jointly) is permuted across all residents: its
-   distribution is kept, its link with every protected attribute is broken. The policy is
-   re-evaluated and the allocation re-run (same capacity, same seed) for ``rounds``
-   permutations (8 for a community, fewer for large populations, whose rates vary less), and each protected group's selection rate (served, or eligible without an
-   allocation) is compared with the actual one. The effect is the largest change of a group's
-   rate, over groups of at least ``min_group`` residents, averaged over the permutations.
-3. **Verdict.** A candidate whose effect reaches ``effect`` (0.05: five percentage points of a
-   group's selection rate) moves outcomes between groups through the protected attribute it
-   stands for: it is flagged, and the audit fails. An attribute the policy declares a need
-   measure (``need: higher|lower``) is reported with that declared role, for review, rather
-   than failing the audit: assessed need may differ by group for good reasons, which a reviewer
-   must judge; it is never left out.
+   distribution is kept, its link with every protected attribute is broken. The policy is re-
+   evaluated and the allocation re-run (same capacity, same seed) for ``rounds`` permutations (8
+   for a community, fewer for large populations, whose rates vary less), and each protected
+   group's selection rate (served, or eligible without an allocation) is compared with the
+   actual one. The effect is the largest change of a group's rate, over groups of at least
+   ``min_group`` residents, averaged over the permutations. 3. **Verdict.** A candidate whose
+   effect reaches ``effect`` (0.05: five percentage points of a group's selection rate) moves
+   outcomes between groups through the protected attribute it stands for: it is flagged, and the
+   audit fails. An attribute the policy declares a need measure (``need: higher|lower``) is
+   reported with that declared role, for review, rather than failing the audit: assessed need
+   may differ by group for good reasons, which a reviewer must judge; it is never left out.
 
 Permutations are drawn from a generator seeded by ``seed`` and the attribute names, so the same
 policy, residents and seed give the same report whatever the row order (rows are taken in id
