@@ -367,10 +367,12 @@ def test_command_line_review_cases_and_rounds(
     )
     state = tmp_path / "state.json"
     weeks = [_people(("a", 3), ("b", 5)), _people(("a", 3), ("b", 5), ("c", 9))]
+    kept: list[tuple[int, Path]] = []
     for k, people in enumerate(weeks, start=1):
         week = _csv(tmp_path / f"week{k}.csv", people)
         assert main(["freeze", db, str(rot), str(week), *op]) == 0
         n = _size(db) - 1
+        kept.append((n, week))
         assert (
             main(
                 [
@@ -407,7 +409,19 @@ def test_command_line_review_cases_and_rounds(
         capsys.readouterr()
         assert main(args) == 0
         assert f"round {k}, 1 served" in capsys.readouterr().out
+        (tmp_path / f"state{k}.json").write_text(state.read_text())
     assert fa.RotationState.from_json(state.read_text()).round == 2
+    # verify re-runs both rounds from the week's data and the state round 1 left; without that
+    # state, round 2 is listed as not re-run rather than failing.
+    data = [a for n, week in kept for a in ("--data", f"{n}={week}")]
+    base = ["verify", db, "--policy", str(rot), *data]
+    assert main([*base, "--state", f"1={tmp_path / 'state1.json'}"]) == 0
+    out = capsys.readouterr().out
+    rerun = [line for line in out.splitlines() if line.startswith("decisions re-run")]
+    assert rerun, out
+    assert all(str(n + 2) in rerun[0] for n, _ in kept), out  # each round's decision record
+    assert main(base) == 0
+    assert "not re-run" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ log it wrote. See docs/events.md.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import sys
 import tempfile
@@ -82,6 +83,16 @@ def show(when: dt.datetime, what: str, replies: list[dict[str, Any]]) -> None:
         else:
             text = str(r)
         print(f"             -> {text}")
+
+
+def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(records[0]))
+        writer.writeheader()
+        for r in records:
+            writer.writerow(
+                {k: ("true" if v is True else "false" if v is False else v) for k, v in r.items()}
+            )
 
 
 def main(work: Path) -> int:
@@ -191,13 +202,32 @@ def main(work: Path) -> int:
     newcomer = {**plain(everyone[101]), "resident_id": "N0004", "waiting_days": 0}
     post(at(13, 10), "arrival N0004", {"type": "application", "record": newcomer})
     tick(at(13, 18))
+    # The office keeps the round's residents, as it keeps every frozen list's data, so that
+    # verify can re-run the round too.
+    rounds = [
+        r for r in log.records() if r.kind == "decision" and r.body["kind"] == "rotation_round"
+    ]
+    round_data = work / "round-1-residents.csv"
+    _write_csv(round_data, present)
     log.close()
 
     raised = [x["case"] for x in overdue if x["type"] == "case_overdue"]
     print(f"\nOverdue cases raised on Saturday: {raised}")
     print("\nfairalloc verify on the log the week wrote:")
+    freeze = int(rounds[0].body["freeze_record"])
     status = fairalloc_cli(
-        ["verify", str(work / "office-log.db"), "--policy", str(policy_file), "--data", str(data)]
+        [
+            "verify",
+            str(work / "office-log.db"),
+            "--policy",
+            str(policy_file),
+            "--policy",
+            str(PLACES / "policy.yaml"),
+            "--data",
+            str(data),
+            "--data",
+            f"{freeze}={round_data}",
+        ]
     )
     return 0 if status == 0 and raised == ["2026-R-0102"] else 1
 
