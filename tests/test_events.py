@@ -665,6 +665,9 @@ def test_the_event_week_example_runs_and_verify_passes(
     assert "offer 1 declined" in out
     assert "offer 2 expired" in out
     assert out.rstrip().endswith("OK")
+    # Every decision re-run, the weekly round included; none listed as not re-run.
+    assert "decisions re-run to identical outcomes: 2" in out
+    assert "not re-run" not in out
 
 
 def test_an_action_left_pending_by_a_batch_is_caught_when_it_runs_inside_a_post(
