@@ -25,6 +25,7 @@ import numpy.typing as npt
 from fairalloc._engine import evaluate
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.allocation._lottery import lottery_order
+from fairalloc.audit._groups import _code_attribute, group_bins
 from fairalloc.errors import ArgumentError
 
 __all__ = ["Luck", "luck"]
@@ -140,9 +141,9 @@ def luck(
     for name in pop.schema.protected_attributes:
         if name not in pop.columns:
             continue
-        attr = pop.schema.attributes[name]
-        codes, labels = _groups(pop.columns[name], attr)
-        for g, label in enumerate(labels):
+        grouped = _code_attribute(pop, name, None, group_bins(pop, [name]).get(name))
+        codes = grouped.codes
+        for g, label in enumerate(grouped.labels):
             members = codes == g
             n = int(members.sum())
             if n < min_group:
@@ -171,18 +172,3 @@ def _served_rows(allocation: Allocation, ids: npt.NDArray[Any]) -> npt.NDArray[n
     where = {str(i): r for r, i in enumerate(ev.ids)}
     idx = np.array([where[str(i)] for i in ids], dtype=np.intp)
     return np.asarray(allocation.served, dtype=bool)[idx]
-
-
-def _groups(column: npt.NDArray[Any], attr: Any) -> tuple[npt.NDArray[np.intp], list[str]]:
-    if attr.type == "bool":
-        return column.astype(np.intp), ["false", "true"]
-    if attr.type in ("category", "ordinal"):
-        return column.astype(np.intp), list(attr.levels or ())
-    x = column.astype(np.float64)
-    finite = x[np.isfinite(x)]
-    edges: npt.NDArray[np.float64] = (
-        np.unique(np.quantile(finite, [0.25, 0.5, 0.75])) if finite.size else np.zeros(0)
-    )
-    codes = np.searchsorted(edges, x, side="right").astype(np.intp)
-    labels = [f"quartile {q + 1}" for q in range(len(edges) + 1)]
-    return codes, labels

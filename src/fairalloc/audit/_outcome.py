@@ -8,8 +8,9 @@ to gender may, together, be gender. This check measures the effect itself:
 1. **Candidates.** Every non-protected attribute the policy reads, by any part (points, rules,
    reserves, tie-breaks, lottery weights, rotation bands, matching), and every pair of them
    whose joint value is associated with a protected attribute although neither alone is.
-   Association is bias-corrected Cramér's V over the attribute's levels (numbers and dates in
-   quartile bins); a candidate is examined from ``association`` (0.3) up.
+   Association is bias-corrected Cramér's V over the attribute's groups (levels; numbers and
+   dates in the quartile groups of the rest of the audit); a candidate is examined from
+   ``association`` (0.3) up.
 2. **Effect.** The attribute (or the pair, jointly) is permuted across all residents: its
    distribution is kept, its link with every protected attribute is broken. The policy is re-
    evaluated and the allocation re-run (same capacity, same seed) for ``rounds`` permutations (8
@@ -42,28 +43,20 @@ from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
 from fairalloc.allocation import Allocation, allocate_evaluation
+from fairalloc.audit._groups import _code_attribute, group_bins
 from fairalloc.audit._proxy import cramers_v
 from fairalloc.errors import ArgumentError
 
 __all__ = ["OutcomeProxies", "outcome_proxies"]
 
-_DISCRETE = ("category", "ordinal", "bool")
-
-
 def _codes(pop: Population, name: str) -> tuple[npt.NDArray[np.intp], int]:
-    """The attribute's values as small integer codes (quartile bins for numbers and dates)."""
-    attr = pop.schema.attributes[name]
-    col = pop.columns[name]
-    if attr.type in _DISCRETE:
-        levels = 2 if attr.type == "bool" else len(attr.levels or ())
-        return col.astype(np.intp), max(levels, 1)
-    x = col.astype(np.float64)
-    finite = x[np.isfinite(x)]
-    if len(finite) == 0:
-        return np.zeros(len(x), dtype=np.intp), 1
-    edges = np.unique(np.quantile(finite, [0.25, 0.5, 0.75]))
-    codes = np.searchsorted(edges, np.where(np.isfinite(x), x, -np.inf), side="right")
-    return codes.astype(np.intp), len(edges) + 1
+    """The attribute's groups as codes, and how many.
+
+    The audit's own grouping: levels, or the population's quartiles for numbers and dates, with
+    a group for missing values.
+    """
+    coded = _code_attribute(pop, name, None, group_bins(pop, [name]).get(name))
+    return coded.codes, max(len(coded.labels), 1)
 
 
 def _v(a: npt.NDArray[np.intp], la: int, b: npt.NDArray[np.intp], lb: int) -> float:
@@ -244,7 +237,8 @@ def outcome_proxies(
         min_group=min_group,
     )
     for prot in protected:
-        pc, pl = _codes(pop, prot)
+        grouped = _code_attribute(pop, prot, None, group_bins(pop, [prot]).get(prot))
+        pc, pl, labels = grouped.codes, len(grouped.labels), grouped.labels
         single = {n: _v(codes[n][0], codes[n][1], pc, pl) for n in names}
         candidates: list[tuple[tuple[str, ...], float]] = [
             ((n,), v) for n, v in single.items() if v >= association
@@ -290,7 +284,7 @@ def outcome_proxies(
                     "association": round(v, 6),
                     "effect": round(size, 6),
                     "rates": {
-                        _label(pop, prot, g): {
+                        labels[g]: {
                             "n": int(n[g]),
                             "actual": None if np.isnan(before[g]) else round(float(before[g]), 6),
                             "permuted": round(float(after[g]), 6),
@@ -308,12 +302,3 @@ def outcome_proxies(
         key=lambda r: (not r["flagged"], not r["for_review"], -r["effect"], r["attributes"])
     )
     return report
-
-
-def _label(pop: Population, name: str, code: int) -> str:
-    attr = pop.schema.attributes[name]
-    if attr.type == "bool":
-        return "true" if code else "false"
-    if attr.type in _DISCRETE and attr.levels:
-        return attr.levels[code]
-    return f"quartile {code + 1}"
