@@ -33,7 +33,14 @@ from fairalloc.allocation._lottery import lottery_order
 from fairalloc.errors import AllocationError, AllocationReason
 from fairalloc.policy._model import AllocationSpec
 
-__all__ = ["Categories", "allocate_units", "assign_categories", "base_order", "category_sizes"]
+__all__ = [
+    "Categories",
+    "allocate_units",
+    "assign_categories",
+    "base_order",
+    "category_sizes",
+    "reserve_order",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +204,20 @@ def _take(
     return units - len(chosen)
 
 
+def reserve_order(
+    ev: Evaluation, spec: AllocationSpec, c: int, order: npt.NDArray[np.intp]
+) -> npt.NDArray[np.intp]:
+    """The rows of ``order`` in the order reserve ``c`` takes them.
+
+    The reserve's own priority first (highest first), then ``order`` (the base order); without a
+    priority, ``order`` itself.
+    """
+    if spec.reserves[c].priority is None:
+        return order
+    prio = ev.reserve_priority[order, c]
+    return order[np.lexsort((np.arange(len(order)), -prio))]
+
+
 def _by_precedence(
     ev: Evaluation,
     spec: AllocationSpec,
@@ -211,11 +232,7 @@ def _by_precedence(
         if c == cats.open:
             left[c] = _take(order, category, c, left[c], eligible=None)
             continue
-        own = order
-        if spec.reserves[c].priority is not None:
-            # The category's own priority first (highest first), then the base order.
-            prio = ev.reserve_priority[order, c]
-            own = order[np.lexsort((np.arange(len(order)), -prio))]
+        own = reserve_order(ev, spec, c, order)
         left[c] = _take(own, category, c, left[c], eligible=ev.reserve_eligible[:, c])
     return left
 

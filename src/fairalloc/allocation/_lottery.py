@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc._ranking import lottery_keys
+from fairalloc._ranking import lottery_key, lottery_keys
 
-__all__ = ["lottery_order", "weighted_draws"]
+__all__ = ["draw_key", "lottery_order", "weighted_draws"]
 
 
 def weighted_draws(
@@ -38,6 +38,18 @@ def weighted_draws(
 def _uniform(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
     # The top 52 bits fit a float64 exactly, so u never rounds to 1 (whose log would be 0).
     return ((keys >> np.uint64(12)).astype(np.float64) + 0.5) / 2.0**52
+
+
+def draw_key(seed: str, resident_id: str, weight: float | None) -> tuple[float, int] | tuple[int]:
+    """One resident's place in a lottery's order, as :func:`lottery_order` sorts (lower first).
+
+    ``(key,)`` for a plain lottery (``weight`` None), ``(draw, key)`` for a weighted one.
+    """
+    key = lottery_key(seed, resident_id)
+    if weight is None:
+        return (key,)
+    draw = weighted_draws(np.array([key], dtype=np.uint64), np.array([weight], dtype=np.float64))
+    return (float(draw[0]), key)
 
 
 def lottery_order(

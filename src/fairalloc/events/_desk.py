@@ -25,7 +25,8 @@ import numpy as np
 from fairalloc._engine import evaluate_compiled
 from fairalloc._population import Population
 from fairalloc._ranking import _sort_keys, lottery_key
-from fairalloc.allocation._lottery import weighted_draws
+from fairalloc.allocation._capacity import reserve_order
+from fairalloc.allocation._lottery import draw_key
 from fairalloc.allocation._state import RotationState
 from fairalloc.errors import EventError, PopulationError
 from fairalloc.events._clock import Clock, SystemClock, aware
@@ -198,10 +199,7 @@ class Desk:
             return out
         order = alloc.order[~alloc.served[alloc.order]]
         for c, reserve in enumerate(spec.reserves):
-            own = order[ev.reserve_eligible[order, c]]
-            if reserve.priority is not None:
-                prio = ev.reserve_priority[own, c]
-                own = own[np.lexsort((np.arange(len(own)), -prio))]
+            own = reserve_order(ev, spec, c, order[ev.reserve_eligible[order, c]])
             out[reserve.id] = [str(ev.ids[r]) for r in own]
         return out
 
@@ -243,12 +241,8 @@ class Desk:
         """
         spec = self.compiled.policy.allocation
         if self.allocation.mechanism == "lottery" and spec is not None and spec.lottery:
-            key = lottery_key(spec.lottery.seed, str(ev.ids[row]))
-            if spec.lottery.weight is None:
-                return (key,)
-            weights = np.array([float(ev.lottery_weight[row])], dtype=np.float64)
-            draw = weighted_draws(np.array([key], dtype=np.uint64), weights)
-            return (float(draw[0]), key)
+            weight = float(ev.lottery_weight[row]) if spec.lottery.weight is not None else None
+            return draw_key(spec.lottery.seed, str(ev.ids[row]), weight)
         keys = tuple(k[0].item() for k in _sort_keys(ev, np.array([row], dtype=np.intp)))
         seed = self.compiled.lottery_seed
         if seed is not None:

@@ -50,7 +50,7 @@ from fairalloc.allocation._capacity import (
     assign_categories,
     category_sizes,
 )
-from fairalloc.allocation._lottery import weighted_draws
+from fairalloc.allocation._lottery import draw_key
 from fairalloc.errors import AllocationError, ArgumentError, EvaluationError
 from fairalloc.explain._facts import Counterfactual, Value
 
@@ -293,12 +293,8 @@ class _World:
         if self.spec.mechanism == "priority":
             return self.order_key(e, r)
         assert self.spec.lottery is not None
-        key = lottery_key(self.spec.lottery.seed, str(e.ids[r]))
-        if self.spec.lottery.weight is None:
-            return (key,)
-        w = np.array([float(e.lottery_weight[r])])
-        draw = float(weighted_draws(np.array([key], dtype=np.uint64), w)[0])
-        return (draw, key)
+        weight = float(e.lottery_weight[r]) if self.spec.lottery.weight is not None else None
+        return draw_key(self.spec.lottery.seed, str(e.ids[r]), weight)
 
     def _insert_at(self, key: Key) -> int:
         base = self.base
