@@ -30,6 +30,7 @@ __all__ = [
     "cell",
     "check_not_an_input",
     "count",
+    "freeze_data",
     "out_file",
     "print_table",
     "title_of",
@@ -219,3 +220,15 @@ class Phases:
         pad = " " * max(self._width - len(line), 0)
         print(f"\r{line}{pad}\r{line}", end="", file=sys.stderr, flush=True)
         self._width = len(line)
+
+
+def freeze_data(text: str) -> tuple[int | None, Path]:
+    """An argparse type for the data of frozen lists: ``FILE`` or ``FREEZE=FILE``.
+
+    ``FILE`` serves every frozen list not named; ``FREEZE=FILE`` the list frozen at that record
+    number. Returns ``(record number or None, path)``.
+    """
+    seq, sep, path = text.partition("=")
+    if sep and seq.isdigit() and path:
+        return int(seq), Path(path)
+    return None, Path(text)

@@ -10,12 +10,11 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
 
 import fairalloc as fa
 from fairalloc._engine import evaluate
 from fairalloc.allocation import allocate
-from fairalloc.cli._common import date, out_file, write_text
+from fairalloc.cli._common import date, freeze_data, out_file, write_text
 from fairalloc.errors import PublishError, UsageError
 from fairalloc.publish import LOCALES, PeriodReport, log_report, parse_period, report
 
@@ -27,17 +26,6 @@ def _round(text: str) -> tuple[dt.date, Path]:
     if not sep or not path:
         raise argparse.ArgumentTypeError(f"give a round as DATE=RESIDENTS.csv, not {text!r}")
     return date(day), Path(path)
-
-
-def _data(text: str) -> tuple[int | None, Path]:
-    seq, sep, path = text.partition("=")
-    if not sep:
-        return None, Path(text)
-    if not seq.isdigit() or not path:
-        raise argparse.ArgumentTypeError(
-            f"give data as RESIDENTS.csv or FREEZE=RESIDENTS.csv (a record number), not {text!r}"
-        )
-    return int(seq), Path(path)
 
 
 def _period(text: str) -> str:
@@ -69,7 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rep.add_argument(
         "--data",
         dest="data",
-        type=_data,
+        type=freeze_data,
         action="append",
         metavar="[FREEZE=]RESIDENTS.csv",
         help="with --log: the data of the frozen lists, one file for all or FREEZE=FILE per"
@@ -129,15 +117,9 @@ def _from_log(args: argparse.Namespace, policy: fa.Policy) -> PeriodReport:
 
     if not args.data:
         raise UsageError("--log needs the data of the frozen lists: --data RESIDENTS.csv")
-    single = [path for seq, path in args.data if seq is None]
-    per = {seq: path for seq, path in args.data if seq is not None}
-    if single and (per or len(single) > 1):
-        raise UsageError("give one --data RESIDENTS.csv for all, or FREEZE=FILE for each")
-    residents: Any = (
-        fa.Population.from_csv(single[0], policy)
-        if single
-        else {seq: fa.Population.from_csv(path, policy) for seq, path in per.items()}
-    )
+    if sum(seq is None for seq, _ in args.data) > 1:
+        raise UsageError("give one --data RESIDENTS.csv for all, and FREEZE=FILE for the others")
+    residents = {seq: fa.Population.from_csv(path, policy) for seq, path in args.data}
     state = (
         fa.RotationState.from_json(args.state.read_text(encoding="utf-8"))
         if args.state is not None

@@ -143,6 +143,8 @@ def _day(rec: Record) -> dt.date:
 
 def _data_for(residents: Any, freeze: int) -> Any:
     if isinstance(residents, Mapping):
+        if freeze not in residents and None in residents:
+            return residents[None]
         if freeze not in residents:
             raise PublishError(
                 f"no data given for the list frozen in record {freeze}: give residents as a"

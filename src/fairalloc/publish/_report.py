@@ -651,7 +651,7 @@ def log_report(
         log: The decision log (with the office's private openings).
         policy: The policy the decisions used (as registered in the log).
         residents: The data of the frozen lists: one source for all, or a mapping from each
-            freeze's record number to its data.
+            freeze's record number to its data (the key ``None`` serving the freezes not named).
         period: ``2026-Q1``, ``2026-03`` or ``2026``.
         strata: A graded scale whose grades are the need strata.
         state: The rotation state after the period's last round, for the rotation tables.

@@ -167,14 +167,17 @@ def verify_log(
         source: A :class:`DecisionLog`, or the path of its JSON Lines export.
         policies: The policy files (or documents) the decisions used.
         data: The residents' data: one source for every freeze, or a mapping from a freeze's
-            sequence number to its data.
+            sequence number to its data (the key ``None``, if present, serves the freezes not
+            named).
         openings: The private openings (a mapping, or the file
             :meth:`DecisionLog.export_openings` wrote); a live log's own by default.
         heads: Heads published earlier: each must be a prefix of this log.
         rerun: How to re-run decisions of other kinds than ``allocation`` (e.g.
             ``rotation_round``), by kind: called with the decision record, the policy with
             the recorded seed and the residents, it returns each resident's canonical outcome
-            in the order of their ids (:func:`~fairalloc.records.id_order`).
+            in the order of their ids (:func:`~fairalloc.records.id_order`), or None when it
+            lacks an input it needs (a round's starting state): the decision is then listed as
+            not re-run.
 
     Returns:
         The :class:`VerifyReport`; :attr:`VerifyReport.ok` is false on any mismatch, and
@@ -209,8 +212,9 @@ def verify_log(
     return report
 
 
-#: Re-runs one kind of decision: (decision record, seeded policy, residents) -> outcomes.
-Rerun = Callable[[Record, Policy, Population], list[bytes]]
+#: Re-runs one kind of decision: (decision record, seeded policy, residents) -> outcomes, or
+#: None when an input it needs was not given.
+Rerun = Callable[[Record, Policy, Population], list[bytes] | None]
 
 
 def rerun_allocation(record: Record, policy: Policy, population: Population) -> list[bytes]:
@@ -456,8 +460,8 @@ def _erased(recs: list[Record]) -> dict[int, list[int]]:
 
 
 def _data_for(data: Any, freeze: int) -> Any:
-    if isinstance(data, Mapping) and all(isinstance(k, int) for k in data):
-        return data.get(freeze)
+    if isinstance(data, Mapping) and all(isinstance(k, int) or k is None for k in data):
+        return data.get(freeze, data.get(None))
     return data
 
 
@@ -516,6 +520,10 @@ def _rerun_one(
     seed = rec.body.get("seed_value")
     run = with_seed(policy, seed) if seed is not None else policy
     outcomes = runners[str(rec.body["kind"])](rec, run, population)
+    if outcomes is None:
+        why = f"the inputs to re-run a {rec.body['kind']} are not given"
+        report.not_rerun.append((rec.seq, why))
+        return
     mine = openings[rec.seq]
     if mine.ids != ids:
         report.add("FA730", rec.seq, "its openings list other residents than the data")

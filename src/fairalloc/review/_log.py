@@ -432,20 +432,25 @@ def rerun_round(states: Mapping[int, RotationState | None]) -> Rerun:
     """A re-run of recorded rounds for :func:`~fairalloc.records.verify_log` (``rerun=``).
 
     Args:
-        states: The state each round started from, by round number (``None`` or absent for
-            the first): the state files the office kept.
+        states: The state each round left, by round number: the state files the office kept
+            (the first round starts from none).
 
     Returns:
         A function that re-runs a ``rotation_round`` decision from the policy with its
-        recorded seed and the frozen residents, and returns each resident's outcome.
+        recorded seed and the frozen residents, and returns each resident's outcome; or None
+        for a round after the first whose starting state is not among ``states`` (verify then
+        lists it as not re-run).
 
     Examples:
         >>> rerun = rerun_round({})  # verify_log(..., rerun={"rotation_round": rerun})
     """
 
-    def rerun(record: Record, policy: Policy, population: Population) -> list[bytes]:
+    def rerun(record: Record, policy: Policy, population: Population) -> list[bytes] | None:
         body = record.body
-        start = states.get(int(body["round"]) - 1)
+        number = int(body["round"])
+        if number > 1 and number - 1 not in states:
+            return None
+        start = states.get(number - 1)
         cp = compiled_for(policy, dt.date.fromisoformat(body["as_of"]))
         rnd = run_round(cp, population, start, capacity=int(body["capacity"]))
         return round_outcomes(rnd, population.ids[id_order(population.ids)].astype(str).tolist())
