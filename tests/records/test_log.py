@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +29,7 @@ from fairalloc.records import (
     verify_log,
     verify_receipt,
 )
-from fairalloc.records._canonical import canonical_float
+from fairalloc.records._canonical import canonical_float, column_texts
 from fairalloc.records._merkle import Tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -428,6 +429,38 @@ def test_canonical_floats_read_back_exactly(x: float) -> None:
     assert "e+0" not in text
     assert "e-0" not in text
     assert not text.endswith(".0")
+
+
+_SPREAD = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=1e-9, max_value=1e12),
+    st.integers(-(10**16), 10**16).map(float),
+    st.sampled_from([1e-7, 9.999999999999999e-8, 1e10, 9999999999.999998, 1e15, 1e21, -0.0]),
+)
+
+
+@given(st.lists(_SPREAD, max_size=40))
+def test_column_texts_write_floats_as_canonical_float_does(xs: list[float]) -> None:
+    # The vectorised writer (Arrow's shortest digits, integers for whole numbers) must give
+    # the very text of the one-by-one ECMAScript writer, on both sides of every threshold.
+    got = column_texts(np.array(xs, dtype=np.float64), "float")
+    assert got == [canonical_float(x) for x in xs]
+
+
+@given(
+    st.lists(
+        st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)), max_size=20
+    )
+)
+def test_column_texts_write_dates_as_canonical_does(days: list[dt.date]) -> None:
+    values = np.array(days, dtype="datetime64[D]")
+    assert column_texts(values, "date") == [canonical(d).decode() for d in days]
+
+
+@given(st.lists(st.text(), max_size=20))
+def test_column_texts_write_text_as_canonical_does(texts: list[str]) -> None:
+    values = np.array(texts, dtype=object)
+    assert column_texts(values, "str") == [canonical(t).decode() for t in texts]
 
 
 def test_a_log_that_cannot_be_opened_says_where(tmp_path: Path) -> None:

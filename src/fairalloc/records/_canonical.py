@@ -25,10 +25,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fairalloc.errors import RecordsError
 
-__all__ = ["canonical", "canonical_float", "column_texts", "json_text"]
+__all__ = ["bare_texts", "canonical", "canonical_float", "column_texts", "json_text"]
 
 
 def canonical_float(x: float) -> str:
@@ -132,25 +134,38 @@ def column_texts(values: np.ndarray, kind: str, levels: Sequence[str] | None = N
             ``date``, ``str``).
         levels: The levels, when ``values`` are codes: each level is written once.
     """
+    texts, quote = bare_texts(values, kind, levels)
+    return [f'"{t}"' for t in texts] if quote else texts
+
+
+def bare_texts(
+    values: np.ndarray, kind: str, levels: Sequence[str] | None = None
+) -> tuple[list[str], bool]:
+    """:func:`column_texts` without the quotes of text and dates: ``(texts, quote)``.
+
+    When ``quote`` is true each text is the inside of a JSON string (already escaped), and
+    the caller writes the quotes, once in a row template rather than once per value.
+    """
     if levels is not None:
         written = np.array([json_text(v) for v in levels], dtype=object)
-        return written[values.astype(np.intp)].tolist()  # type: ignore[no-any-return]
+        return written[values.astype(np.intp)].tolist(), False
     if kind == "bool":
-        return np.where(values.astype(bool), "true", "false").tolist()  # type: ignore[no-any-return]
+        return np.where(values.astype(bool), "true", "false").tolist(), False
     if kind == "int":
-        return list(map(str, values.astype(np.int64).tolist()))
+        return list(map(str, values.astype(np.int64).tolist())), False
     if kind == "float":
-        return _float_texts(values.astype(np.float64))
+        return _float_texts(values.astype(np.float64)), False
     if kind == "date":
-        days: list[str] = np.datetime_as_string(values.astype("datetime64[D]")).tolist()
-        return [f'"{d}"' for d in days]
+        days = pa.array(values.astype("datetime64[D]"))
+        # ISO dates (YYYY-MM-DD for the years 1-9999 a population holds) need no escaping.
+        return pc.cast(days, pa.string()).to_pylist(), True
     texts = [str(v) for v in values.tolist()]
     if not texts:
-        return []
+        return [], True
     # One C-level dump of the whole list, split at the separators: inside a JSON string every
     # `"` is escaped, so `","` only ever separates two items.
     inner = json.dumps(texts, ensure_ascii=False, separators=(",", ":"))[2:-2]
-    return [f'"{t}"' for t in inner.split('","')]
+    return inner.split('","'), True
 
 
 def _float_texts(floats: np.ndarray) -> list[str]:
@@ -159,12 +174,16 @@ def _float_texts(floats: np.ndarray) -> list[str]:
         raise RecordsError(
             "FA700", f"{bad!r} has no canonical form (NaN and infinities are refused)"
         )
-    out: list[str] = list(map(float.__repr__, floats.tolist()))
-    whole = (floats == np.round(floats)) & (np.abs(floats) < 1e15)
-    # Python's repr is ECMAScript's form for non-whole numbers from 1e-4 to 1e15.
-    odd = ~whole & ((np.abs(floats) < 1e-4) | (np.abs(floats) >= 1e15))
-    for i in np.flatnonzero(whole).tolist():
-        out[i] = str(int(floats[i]))
+    size = np.abs(floats)
+    whole = (floats == np.round(floats)) & (size < 1e15)
+    # Arrow writes the shortest digits that read back to the same double, as ECMAScript does,
+    # and in ECMAScript's layout for numbers that are not whole from 1e-7 to 1e10 (checked
+    # against `canonical_float` in the tests); whole numbers are written as integers; the rest
+    # (rare: huge or tiny) one by one.
+    texts = pc.cast(pa.array(floats), pa.string())
+    ints = pc.cast(pa.array(np.where(whole, floats, 0).astype(np.int64)), pa.string())
+    out: list[str] = pc.if_else(pa.array(whole), ints, texts).to_pylist()
+    odd = ~whole & ((size < 1e-7) | (size >= 1e10))
     for i in np.flatnonzero(odd).tolist():
         out[i] = canonical_float(float(floats[i]))
     return out

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from fairalloc.records._canonical import canonical, column_texts, json_text
+from fairalloc.records._canonical import bare_texts, canonical, json_text
 
 if TYPE_CHECKING:
     from fairalloc._population import Population
@@ -65,16 +65,21 @@ def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[by
     """Each resident's canonical row (every attribute of the policy), in ``order``."""
     schema = population.schema
     cols: dict[str, list[str]] = {}
+    quoted: set[str] = set()
     for name in population.schema_attributes:
         attr = schema.attributes[name]
         if attr.type in ("category", "ordinal") and name != schema.id_attribute:
             codes = population.columns[name][order]
-            cols[name] = column_texts(codes, attr.type, levels=attr.levels or [])
+            cols[name], quote = bare_texts(codes, attr.type, levels=attr.levels or [])
         else:
-            cols[name] = column_texts(population.decode(name)[order], attr.type)
+            cols[name], quote = bare_texts(population.decode(name)[order], attr.type)
+        if quote:
+            quoted.add(name)
     keys = sorted(cols, key=lambda k: k.encode("utf-16-be"))
-    # Attribute names are identifiers (no `%`), so the template has only the `%s` slots.
-    head = "{" + ",".join(json_text(k) + ":%s" for k in keys) + "}"
+    # Attribute names are identifiers (no `%`), so the template has only the `%s` slots; the
+    # quotes of text and dates are written in it once.
+    slot = {k: '"%s"' if k in quoted else "%s" for k in keys}
+    head = "{" + ",".join(json_text(k) + ":" + slot[k] for k in keys) + "}"
     return [(head % t).encode("utf-8") for t in zip(*(cols[k] for k in keys), strict=True)]
 
 
@@ -90,14 +95,14 @@ def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> lis
     cats = [json_text(c) for c in allocation.categories]
     category = allocation.category[order].tolist()
     cat_text = ["null" if c < 0 else cats[c] for c in category]
-    ids = column_texts(ev.ids[order], "str")
+    ids, _ = bare_texts(ev.ids[order], "str")
     elig = np.where(ev.eligible[order], "true", "false").tolist()
     served = np.where(allocation.served[order], "true", "false").tolist()
     pos = allocation.position[order].tolist()
     rank = ev.ranking.rank[order].tolist()
     score = ev.score_micro[order].astype(np.int64).tolist()
     fmt = (
-        '{"category":%s,"eligible":%s,"id":%s,"position":%s,"rank":%s,"score_micro":%d,"served":%s}'
+        '{"category":%s,"eligible":%s,"id":"%s","position":%s,"rank":%s,"score_micro":%d,"served":%s}'
     )
     return [
         (fmt % (c, e, i, p or "null", r or "null", s, v)).encode("utf-8")
