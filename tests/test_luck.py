@@ -117,3 +117,21 @@ def test_the_audit_adds_luck_when_asked(tmp_path: Path) -> None:
     args = ["audit", str(example / "policy.yaml"), str(example / "residents.csv")]
     assert main([*args, "--luck", "3", "--format", "json", "--out", str(out)]) == 0
     assert '"luck"' in out.read_text(encoding="utf-8")
+
+
+def test_luck_is_refused_in_a_published_audit(capsys: pytest.CaptureFixture[str]) -> None:
+    # Luck rows give each group's size and rates; a published audit suppresses small groups.
+    from fairalloc.audit import audit
+    from fairalloc.cli import main
+
+    example = ROOT / "examples" / "elderly-care"
+    policy = fa.load_policy(example / "policy.yaml", audit=True)
+    with pytest.raises(ArgumentError) as e:
+        audit(policy, example / "residents.csv", luck_seeds=5, publication=True)
+    assert e.value.code == "FA625"
+    assert e.value.argument == "luck_seeds"
+    args = ["audit", str(example / "policy.yaml"), str(example / "residents.csv")]
+    assert main([*args, "--luck", "3", "--publication"]) == 2
+    err = capsys.readouterr().err
+    assert "FA625" in err
+    assert "Traceback" not in err

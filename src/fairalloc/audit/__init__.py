@@ -161,11 +161,25 @@ def audit(
             not given).
         luck_seeds: With a lottery and an allocation, measure over this many seeds how much
             each group's selection rate depends on the draw (a ``luck`` section, for review;
-            see :func:`luck`). 0, the default, leaves it out.
+            see :func:`luck`). 0, the default, leaves it out. Not with ``publication``: its
+            rows give each group's size and rates, which the published group statistics
+            suppress for small groups.
 
     Returns:
         The :class:`AuditReport`; ``report.ok`` is false when a verdict layer failed.
+
+    Raises:
+        ArgumentError: ``FA625`` when ``luck_seeds`` is asked together with ``publication``.
     """
+    if luck_seeds and publication:
+        raise ArgumentError(
+            "FA625",
+            "luck is for review, not publication: its rows give each group's size and"
+            " selection rates, which the published group statistics suppress for small groups",
+            argument="luck_seeds",
+            value=luck_seeds,
+            valid="luck_seeds=0 with publication=True, or a review report (publication=False)",
+        )
     t = thresholds if thresholds is not None else Thresholds()
     if isinstance(policy, CompiledPolicy):
         compiled = policy
