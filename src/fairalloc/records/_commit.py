@@ -64,23 +64,75 @@ def id_order(ids: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
 def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[bytes]:
     """Each resident's canonical row (every attribute of the policy), in ``order``."""
     schema = population.schema
-    cols: dict[str, list[str]] = {}
-    quoted: set[str] = set()
-    for name in population.schema_attributes:
+    keys = sorted(population.schema_attributes, key=lambda k: k.encode("utf-16-be"))
+    # Attributes of few values (yes/no, categories, ordinals) are coded; a run of them next
+    # to each other in key order is written once per combination that occurs, not per row.
+    coded: dict[str, tuple[npt.NDArray[np.int64], list[str]]] = {}
+    for name in keys:
         attr = schema.attributes[name]
         if attr.type in ("category", "ordinal") and name != schema.id_attribute:
-            codes = population.columns[name][order]
-            cols[name], quote = bare_texts(codes, attr.type, levels=attr.levels or [])
-        else:
-            cols[name], quote = bare_texts(population.decode(name)[order], attr.type)
-        if quote:
-            quoted.add(name)
-    keys = sorted(cols, key=lambda k: k.encode("utf-16-be"))
+            levels = [json_text(v) for v in attr.levels or []]
+            coded[name] = (population.columns[name][order].astype(np.int64), levels)
+        elif attr.type == "bool":
+            values = population.decode(name)[order].astype(bool)
+            coded[name] = (values.astype(np.int64), ["false", "true"])
+    parts: list[list[str]] = []
+    slots: list[str] = []
+    k = 0
+    while k < len(keys):
+        run = [keys[k]]
+        while k + len(run) < len(keys) and keys[k + len(run)] in coded and run[0] in coded:
+            run.append(keys[k + len(run)])
+        k += len(run)
+        if run[0] in coded:
+            for piece in _combined_runs(run, coded):
+                parts.append(piece)
+                slots.append("%s")
+            continue
+        name = run[0]
+        texts, quote = bare_texts(population.decode(name)[order], schema.attributes[name].type)
+        parts.append(texts)
+        slots.append(json_text(name) + (':"%s"' if quote else ":%s"))
     # Attribute names are identifiers (no `%`), so the template has only the `%s` slots; the
     # quotes of text and dates are written in it once.
-    slot = {k: '"%s"' if k in quoted else "%s" for k in keys}
-    head = "{" + ",".join(json_text(k) + ":" + slot[k] for k in keys) + "}"
-    return [(head % t).encode("utf-8") for t in zip(*(cols[k] for k in keys), strict=True)]
+    head = "{" + ",".join(slots) + "}"
+    return [(head % t).encode("utf-8") for t in zip(*parts, strict=True)]
+
+
+def _combined_runs(
+    run: list[str], coded: dict[str, tuple[npt.NDArray[np.int64], list[str]]]
+) -> list[list[str]]:
+    """The ``"key":value,...`` texts of a run of coded attributes, one list per sub-run.
+
+    A sub-run's codes are combined into one number (mixed radix, kept below 2**62); each
+    combination that occurs is written once and taken by every row that has it.
+    """
+    out: list[list[str]] = []
+    k = 0
+    while k < len(run):
+        size = 1
+        j = k
+        while j < len(run) and size * max(len(coded[run[j]][1]), 1) < 2**62:
+            size *= max(len(coded[run[j]][1]), 1)
+            j += 1
+        sub = run[k:j]
+        combined = np.zeros(len(coded[sub[0]][0]), dtype=np.int64)
+        for name in sub:
+            codes, levels = coded[name]
+            combined = combined * max(len(levels), 1) + codes
+        uniq, inverse = np.unique(combined, return_inverse=True)
+        texts = []
+        for value in uniq.tolist():
+            items = []
+            for name in reversed(sub):
+                codes, levels = coded[name]
+                base = max(len(levels), 1)
+                items.append(json_text(name) + ":" + levels[value % base])
+                value //= base
+            texts.append(",".join(reversed(items)))
+        out.append(np.array(texts, dtype=object)[inverse.reshape(-1)].tolist())
+        k = j
+    return out
 
 
 def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> list[bytes]:
