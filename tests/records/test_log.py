@@ -523,3 +523,30 @@ def test_row_messages_are_each_resident_s_canonical_row(rows: list[tuple]) -> No
         for k in order.tolist()
     ]
     assert got == want
+
+
+def test_outcome_messages_are_each_resident_s_canonical_outcome() -> None:
+    policy = fa.load_policy(POLICY)
+    alloc = fa.allocate(fa.evaluate(policy, DATA))
+    ev = alloc.evaluation
+    order = fa.records.id_order(ev.ids)
+    cats = list(alloc.categories)
+    want = []
+    for k in order.tolist():
+        c = int(alloc.category[k])
+        want.append(
+            canonical(
+                {
+                    "category": cats[c] if c >= 0 else None,
+                    "eligible": bool(ev.eligible[k]),
+                    "id": str(ev.ids[k]),
+                    "position": int(alloc.position[k]) or None,
+                    "rank": int(ev.ranking.rank[k]) or None,
+                    "score_micro": int(ev.score_micro[k]),
+                    "served": bool(alloc.served[k]),
+                }
+            )
+        )
+    assert fa.records.outcome_messages(alloc, order) == want
+    assert any(b'"category":null' in m for m in want)
+    assert any(b'"served":true' in m and b'"category":"' in m for m in want)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fairalloc.records._canonical import bare_texts, canonical, json_text
 
@@ -112,7 +114,7 @@ def _combined_runs(
     while k < len(run):
         size = 1
         j = k
-        while j < len(run) and size * max(len(coded[run[j]][1]), 1) < 2**62:
+        while j < len(run) and (j == k or size * max(len(coded[run[j]][1]), 1) < 2**62):
             size *= max(len(coded[run[j]][1]), 1)
             j += 1
         sub = run[k:j]
@@ -144,22 +146,32 @@ def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> lis
     whether served.
     """
     ev = allocation.evaluation
-    cats = [json_text(c) for c in allocation.categories]
-    category = allocation.category[order].tolist()
-    cat_text = ["null" if c < 0 else cats[c] for c in category]
-    ids, _ = bare_texts(ev.ids[order], "str")
-    elig = np.where(ev.eligible[order], "true", "false").tolist()
-    served = np.where(allocation.served[order], "true", "false").tolist()
-    pos = allocation.position[order].tolist()
-    rank = ev.ranking.rank[order].tolist()
-    score = ev.score_micro[order].astype(np.int64).tolist()
-    fmt = (
-        '{"category":%s,"eligible":%s,"id":"%s","position":%s,"rank":%s,"score_micro":%d,"served":%s}'
+    cats = ["null", *(json_text(c) for c in allocation.categories)]
+    # Category and eligibility open the message and served closes it: each combination is
+    # written once, and the numbers go through Arrow (a position or rank of 0 is none).
+    head = np.array(
+        [f'{{"category":{c},"eligible":{e},"id":"' for c in cats for e in ("false", "true")],
+        dtype=object,
     )
+    pick = (allocation.category[order].astype(np.int64) + 1) * 2 + ev.eligible[order]
+    opening = head[pick].tolist()
+    ids, _ = bare_texts(ev.ids[order], "str")
+    pos = _number_texts(allocation.position[order])
+    rank = _number_texts(ev.ranking.rank[order])
+    score = _number_texts(ev.score_micro[order], zero_is_none=False)
+    served = np.where(allocation.served[order], "true}", "false}").tolist()
+    fmt = '%s%s","position":%s,"rank":%s,"score_micro":%s,"served":%s'
     return [
-        (fmt % (c, e, i, p or "null", r or "null", s, v)).encode("utf-8")
-        for c, e, i, p, r, s, v in zip(cat_text, elig, ids, pos, rank, score, served, strict=True)
+        (fmt % t).encode("utf-8") for t in zip(opening, ids, pos, rank, score, served, strict=True)
     ]
+
+
+def _number_texts(values: npt.NDArray[Any], *, zero_is_none: bool = True) -> list[str]:
+    """Whole numbers as decimal text; with ``zero_is_none``, 0 as ``null``."""
+    numbers = values.astype(np.int64)
+    mask = numbers == 0 if zero_is_none else None
+    texts = pc.cast(pa.array(numbers, mask=mask), pa.string())
+    return pc.fill_null(texts, "null").to_pylist()  # type: ignore[no-any-return]
 
 
 def fingerprint(population: Population, order: npt.NDArray[np.intp]) -> str:
