@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sized
 from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fairalloc.errors import RecordsError
 from fairalloc.records._canonical import bare_texts, canonical, json_text
 
 if TYPE_CHECKING:
@@ -39,9 +40,11 @@ __all__ = [
     "id_order",
     "leaf_of",
     "outcome_messages",
+    "outcome_stream",
     "policy_hash",
     "recommit",
     "row_messages",
+    "row_stream",
 ]
 
 NONCE_BYTES = 32
@@ -65,6 +68,11 @@ def id_order(ids: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
 
 def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[bytes]:
     """Each resident's canonical row (every attribute of the policy), in ``order``."""
+    return list(row_stream(population, order))
+
+
+def row_stream(population: Population, order: npt.NDArray[np.intp]) -> Iterator[bytes]:
+    """:func:`row_messages` one at a time, for hashing without holding them all."""
     schema = population.schema
     keys = sorted(population.schema_attributes, key=lambda k: k.encode("utf-16-be"))
     # Attributes of few values (yes/no, categories, ordinals) are coded; a run of them next
@@ -98,7 +106,7 @@ def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[by
     # Attribute names are identifiers (no `%`), so the template has only the `%s` slots; the
     # quotes of text and dates are written in it once.
     head = "{" + ",".join(slots) + "}"
-    return [(head % t).encode("utf-8") for t in zip(*parts, strict=True)]
+    return ((head % t).encode("utf-8") for t in zip(*parts, strict=True))
 
 
 def _combined_runs(
@@ -145,6 +153,11 @@ def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> lis
     the allocation's order and in the ranking (``null`` when none), the score in millionths and
     whether served.
     """
+    return list(outcome_stream(allocation, order))
+
+
+def outcome_stream(allocation: Allocation, order: npt.NDArray[np.intp]) -> Iterator[bytes]:
+    """:func:`outcome_messages` one at a time, for hashing without holding them all."""
     ev = allocation.evaluation
     cats = ["null", *(json_text(c) for c in allocation.categories)]
     # Category and eligibility open the message and served closes it: each combination is
@@ -161,9 +174,9 @@ def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> lis
     score = _number_texts(ev.score_micro[order], zero_is_none=False)
     served = np.where(allocation.served[order], "true}", "false}").tolist()
     fmt = '%s%s","position":%s,"rank":%s,"score_micro":%s,"served":%s'
-    return [
+    return (
         (fmt % t).encode("utf-8") for t in zip(opening, ids, pos, rank, score, served, strict=True)
-    ]
+    )
 
 
 def _number_texts(values: npt.NDArray[Any], *, zero_is_none: bool = True) -> list[str]:
@@ -181,10 +194,14 @@ def fingerprint(population: Population, order: npt.NDArray[np.intp]) -> str:
     need not be committed again row by row. It is a plain hash of residents' data: it is kept
     with the private openings and never published.
     """
-    h = hashlib.sha256(b"fairalloc population fingerprint 1\x00")
+    h = hashlib.sha256(b"fairalloc population fingerprint 2\x00")
     h.update(policy_hash(population.schema).encode("ascii"))
-    ids = population.ids[order].astype(str).tolist()
-    h.update(json.dumps(ids, ensure_ascii=False).encode("utf-8"))
+    # The ids as fixed-width UTF-32 (the width is the longest id's): the same ids give the
+    # same bytes in any process, without a Python string per resident. (Ids hold no control
+    # characters, so the padding NULs cannot be part of one.)
+    ids = np.ascontiguousarray(population.ids[order].astype(str))
+    h.update(f"\x00ids\x00{ids.dtype.str}\x00".encode())
+    h.update(ids.tobytes())
     for name in sorted(population.columns):
         col = np.ascontiguousarray(population.columns[name][order])
         h.update(f"\x00{name}\x00{col.dtype.str}\x00".encode())
@@ -192,15 +209,24 @@ def fingerprint(population: Population, order: npt.NDArray[np.intp]) -> str:
     return h.hexdigest()
 
 
-def commit(messages: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
-    """Fresh nonces for ``messages`` and their leaves: ``(nonces, leaf hashes)``."""
-    nonces = secrets.token_bytes(NONCE_BYTES * len(messages))
+def commit(messages: Iterable[bytes], n: int | None = None) -> tuple[bytes, list[bytes]]:
+    """Fresh nonces for ``messages`` and their leaves: ``(nonces, leaf hashes)``.
+
+    ``messages`` may be an iterator (each is hashed and let go) when ``n`` gives their number.
+    """
+    count = len(messages) if isinstance(messages, Sized) else n
+    if count is None:
+        raise TypeError("commit() needs n for messages without a length")
+    nonces = secrets.token_bytes(NONCE_BYTES * count)
     return nonces, recommit(messages, nonces)
 
 
-def recommit(messages: Sequence[bytes], nonces: bytes) -> list[bytes]:
-    """The leaves of ``messages`` under the given nonces (32 bytes each, in order)."""
-    n = len(messages)
+def recommit(messages: Iterable[bytes], nonces: bytes) -> list[bytes]:
+    """The leaves of ``messages`` under the given nonces (32 bytes each, in order).
+
+    ``messages`` may be an iterator: the nonces then say how many there are at most.
+    """
+    n = len(messages) if isinstance(messages, Sized) else len(nonces) // NONCE_BYTES
     framed = np.zeros((n, NONCE_BYTES + 1), dtype=np.uint8)
     framed[:, 1:] = np.frombuffer(nonces, dtype=np.uint8, count=n * NONCE_BYTES).reshape(
         n, NONCE_BYTES
@@ -208,7 +234,11 @@ def recommit(messages: Sequence[bytes], nonces: bytes) -> list[bytes]:
     blob = framed.tobytes()
     w = NONCE_BYTES + 1
     prefixes = [blob[i : i + w] for i in range(0, n * w, w)]
-    return list(map(_digest, map(hashlib.sha256, map(bytes.__add__, prefixes, messages))))
+    stream = iter(messages)
+    leaves = list(map(_digest, map(hashlib.sha256, map(bytes.__add__, prefixes, stream))))
+    if len(leaves) != n or next(stream, None) is not None:
+        raise RecordsError("FA705", f"{n} nonces for another number of messages")
+    return leaves
 
 
 def leaf_of(nonce: bytes, message: bytes) -> bytes:

@@ -21,11 +21,11 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from fairalloc._io import atomic_write
 from fairalloc._population import Population
@@ -37,9 +37,11 @@ from fairalloc.records._commit import (
     fingerprint,
     id_order,
     outcome_messages,
+    outcome_stream,
     policy_hash,
     recommit,
     row_messages,
+    row_stream,
 )
 from fairalloc.records._merkle import Tree, consistency_proof, leaf_hash
 from fairalloc.records._store import Opening, Store, StoredRecord, open_store
@@ -193,7 +195,7 @@ class Decision:
     record: Record
     allocation: Allocation
     ids: list[str]
-    outcomes: list[bytes]
+    outcomes: Sequence[bytes]
     outcome_nonces: bytes
     rows: _LazyRows
     row_nonces: bytes
@@ -503,10 +505,10 @@ class DecisionLog:
         self._check_policy(prec, policy)
         population = Population.of(residents, policy)
         order = id_order(population.ids)
-        messages = row_messages(population, order)
-        nonces, leaves = commit(messages)
+        # Each row is hashed and let go: the rows of a million residents are never all held.
+        nonces, leaves = commit(row_stream(population, order), population.n)
         body = {
-            "count": len(messages),
+            "count": population.n,
             "policy": prec.hash,
             "policy_record": prec.seq,
             "root": Tree(leaves).root.hex(),
@@ -628,7 +630,7 @@ class DecisionLog:
         day = as_of or dt.date.fromisoformat(when[:10])
         ready = self.prepare(policy, residents, freeze=freeze, seed=seed)
         allocation = allocate(compiled_for(ready.policy, day), ready.population, capacity=capacity)
-        outcomes = outcome_messages(allocation, ready.order)
+        outcomes = _LazyOutcomes(allocation, ready.order)
         rec, nonces = self.record_decision(
             ready,
             "allocation",
@@ -667,7 +669,7 @@ class DecisionLog:
         ids = population.ids[order].astype(str).tolist()
         rows = _LazyRows(population, order)
         if not opening.fingerprint or fingerprint(population, order) != opening.fingerprint:
-            check_rows(frec, ids, rows.get(), opening, self.leaves(frec.seq))
+            check_rows(frec, ids, rows, opening, self.leaves(frec.seq))
         run = with_seed(policy, srec.body["seed"]) if srec is not None else policy
         return Prepared(run, population, order, ids, rows, opening.nonces, prec, frec, srec)
 
@@ -675,7 +677,7 @@ class DecisionLog:
         self,
         ready: Prepared,
         kind: str,
-        outcomes: list[bytes],
+        outcomes: Sequence[bytes],
         *,
         as_of: dt.date,
         capacity: int | None,
@@ -778,7 +780,7 @@ class DecisionLog:
         ids = population.ids[order].astype(str).tolist()
         rows = _LazyRows(population, order)
         if not row_open.fingerprint or fingerprint(population, order) != row_open.fingerprint:
-            check_rows(frec, ids, rows.get(), row_open, self.leaves(frec.seq))
+            check_rows(frec, ids, rows, row_open, self.leaves(frec.seq))
         seed = body.get("seed_value")
         run = with_seed(policy, seed) if seed is not None else policy
         allocation = allocate(
@@ -786,7 +788,7 @@ class DecisionLog:
             population,
             capacity=int(body["capacity"]),
         )
-        outcomes = outcome_messages(allocation, order)
+        outcomes = _LazyOutcomes(allocation, order)
         if out_open.ids == ids and b"".join(recommit(outcomes, out_open.nonces)) != b"".join(
             self.leaves(seq)
         ):
@@ -959,7 +961,7 @@ class DecisionLog:
 
 
 def check_rows(
-    frec: Record, ids: list[str], rows: list[bytes], opening: Opening, leaves: list[bytes]
+    frec: Record, ids: list[str], rows: Sequence[bytes], opening: Opening, leaves: list[bytes]
 ) -> None:
     """Refuse data that differ from the frozen list, naming the residents.
 
@@ -978,11 +980,12 @@ def check_rows(
 
 
 def row_differences(
-    ids: list[str], rows: list[bytes], opening: Opening, leaves: list[bytes]
+    ids: list[str], rows: Sequence[bytes], opening: Opening, leaves: list[bytes]
 ) -> list[str]:
     """What differs between the data and the frozen list (empty when nothing does).
 
-    Erased residents (no opening) are skipped: their rows cannot be compared.
+    Erased residents (no opening) are skipped: their rows cannot be compared. ``rows`` is
+    iterated once when nothing differs (a lazy sequence then never holds them all).
     """
     # Nobody erased: the rows are in leaf order already.
     if opening.ids == ids and b"".join(recommit(rows, opening.nonces)) == b"".join(leaves):
@@ -1029,8 +1032,8 @@ def _no_floats(obj: Any, kind: str) -> None:
             _no_floats(v, kind)
 
 
-class _LazyRows:
-    """Residents' canonical rows, made when first needed (receipts, or a data check)."""
+class _LazyRows(Sequence[bytes]):
+    """Residents' canonical rows: streamed for hashing, kept once read one by one (receipts)."""
 
     def __init__(self, population: Population, order: Any) -> None:
         self.population = population
@@ -1038,9 +1041,48 @@ class _LazyRows:
         self._rows: list[bytes] | None = None
 
     def get(self) -> list[bytes]:
+        """Every row, made once and kept."""
         if self._rows is None:
             self._rows = row_messages(self.population, self.order)
         return self._rows
 
-    def __getitem__(self, i: int) -> bytes:
+    def __len__(self) -> int:
+        return self.population.n
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._rows) if self._rows is not None else row_stream(
+            self.population, self.order
+        )
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
         return self.get()[i]
+
+
+class _LazyOutcomes(Sequence[bytes]):
+    """Residents' canonical outcomes: streamed for hashing, kept once read one by one."""
+
+    def __init__(self, allocation: Allocation, order: Any) -> None:
+        self.allocation = allocation
+        self.order = order
+        self._items: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._items is not None:
+            return iter(self._items)
+        return outcome_stream(self.allocation, self.order)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if self._items is None:
+            self._items = outcome_messages(self.allocation, self.order)
+        return self._items[i]

@@ -24,12 +24,18 @@ from fairalloc.errors import FairallocError, RecordsError
 from fairalloc.policy._model import Policy
 from fairalloc.records._commit import (
     id_order,
-    outcome_messages,
     policy_hash,
     recommit,
-    row_messages,
 )
-from fairalloc.records._log import DecisionLog, Record, TreeHead, row_differences, with_seed
+from fairalloc.records._log import (
+    DecisionLog,
+    Record,
+    TreeHead,
+    _LazyOutcomes,
+    _LazyRows,
+    row_differences,
+    with_seed,
+)
 from fairalloc.records._merkle import (
     Tree,
     leaf_hash,
@@ -216,10 +222,12 @@ def verify_log(
 
 #: Re-runs one kind of decision: (decision record, seeded policy, residents) -> outcomes, or
 #: None when an input it needs was not given.
-Rerun = Callable[[Record, Policy, Population], list[bytes] | None]
+Rerun = Callable[[Record, Policy, Population], Sequence[bytes] | None]
 
 
-def rerun_allocation(record: Record, policy: Policy, population: Population) -> list[bytes]:
+def rerun_allocation(
+    record: Record, policy: Policy, population: Population
+) -> Sequence[bytes]:
     """Re-run a recorded ``allocation``: the same ``allocate`` with its date and capacity."""
     from fairalloc._compiler import compiled_for
     from fairalloc.allocation import allocate
@@ -229,7 +237,7 @@ def rerun_allocation(record: Record, policy: Policy, population: Population) -> 
         population,
         capacity=int(record.body["capacity"]),
     )
-    return outcome_messages(allocation, id_order(population.ids))
+    return _LazyOutcomes(allocation, id_order(population.ids))
 
 
 def _check_chain(entries: list[_Entry], report: VerifyReport) -> list[bytes]:
@@ -512,7 +520,7 @@ def _rerun_one(
         return
     order = id_order(population.ids)
     ids = population.ids[order].astype(str).tolist()
-    rows = row_messages(population, order)
+    rows = _LazyRows(population, order)
     diffs = row_differences(ids, rows, openings[frz], _leaf_list(records[frz].leaves))
     if diffs:
         for d in diffs:
