@@ -216,7 +216,7 @@ def commit(messages: Iterable[bytes], n: int | None = None) -> tuple[bytes, list
     """
     count = len(messages) if isinstance(messages, Sized) else n
     if count is None:
-        raise TypeError("commit() needs n for messages without a length")
+        raise RecordsError("FA705", "commit() needs n, the number of messages, for an iterator")
     nonces = secrets.token_bytes(NONCE_BYTES * count)
     return nonces, recommit(messages, nonces)
 
