@@ -167,6 +167,13 @@ def test_thresholds_are_settable_recorded_and_checked(
     args = ["audit", str(POLICY), str(data), "--format", "json"]
     assert main([*args, "--association", "0.5", "--out", str(out)]) in (0, 1)
     assert json.loads(out.read_text(encoding="utf-8"))["meta"]["thresholds"]["association"] == 0.5
+    # Every threshold has an option, and each reaches the report.
+    given = {"association": 0.4, "influence": 0.1, "four_fifths": 0.7, "effect": 0.2}
+    given |= {"confidence": 0.9, "min_group": 4, "min_expected": 2.0}
+    assert set(given) == set(Thresholds().to_dict())
+    options = [x for k, v in given.items() for x in ("--" + k.replace("_", "-"), str(v))]
+    assert main([*args, *options, "--out", str(out)]) in (0, 1)
+    assert json.loads(out.read_text(encoding="utf-8"))["meta"]["thresholds"] == given
     capsys.readouterr()
     assert main([*args, "--min-group", "0"]) == 2
     assert "FA623" in capsys.readouterr().err

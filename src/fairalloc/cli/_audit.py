@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import fairalloc as fa
@@ -11,6 +12,17 @@ from fairalloc.audit import Thresholds, audit
 from fairalloc.cli._common import count, out_file, write_text
 
 __all__ = ["register"]
+
+#: What each threshold option means, for ``--help``.
+_THRESHOLD_HELP = {
+    "association": "proxy association, Cramér's V",
+    "influence": "share of score variance that matters",
+    "four_fifths": "flagged rate ratio, below this",
+    "effect": "change of a group's selection rate that makes a proxy",
+    "confidence": "interval level",
+    "min_group": "smallest group published",
+    "min_expected": "smallest expected selected / not selected published",
+}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,45 +57,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     limits = aud.add_argument_group(
         "thresholds", "the audit's thresholds (defaults and why: docs/fairness.md)"
     )
-    limits.add_argument(
-        "--association", type=float, default=0.3, help="proxy association, Cramér's V (0.3)"
-    )
-    limits.add_argument(
-        "--influence", type=float, default=0.05, help="share of score variance that matters (0.05)"
-    )
-    limits.add_argument(
-        "--four-fifths", type=float, default=0.8, help="flagged rate ratio, below this (0.8)"
-    )
-    limits.add_argument(
-        "--effect",
-        type=float,
-        default=0.05,
-        help="change of a group's selection rate that makes a proxy (0.05)",
-    )
-    limits.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
-    limits.add_argument(
-        "--min-group", type=int, default=10, help="smallest group published (10)"
-    )
-    limits.add_argument(
-        "--min-expected",
-        type=float,
-        default=5.0,
-        help="smallest expected selected / not selected published (5)",
-    )
+    defaults = Thresholds()
+    for f in fields(Thresholds):  # one option per threshold, its default the API's
+        default = getattr(defaults, f.name)
+        limits.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(default),
+            default=default,
+            help=f"{_THRESHOLD_HELP[f.name]} ({default:g})",
+        )
     aud.set_defaults(handler=handle, inputs=("policy", "data"))
 
 
 def handle(args: argparse.Namespace) -> int:
     """Run the command; returns 1 when a verdict of the audit failed."""
-    thresholds = Thresholds(
-        association=args.association,
-        influence=args.influence,
-        four_fifths=args.four_fifths,
-        effect=args.effect,
-        confidence=args.confidence,
-        min_group=args.min_group,
-        min_expected=args.min_expected,
-    )
+    thresholds = Thresholds(**{f.name: getattr(args, f.name) for f in fields(Thresholds)})
     policy = fa.load_policy(args.policy, audit=True)
     report = audit(
         policy,
