@@ -33,11 +33,14 @@ residents at once (:meth:`Population.replace`), evaluates that population once w
    among the original values (``2r + 1`` for a value equal to the ``r``-th distinct original
    value, ``2r`` for one falling just before it), which preserves order and equality exactly,
    and the positions are combined column by column.
-3. **Served status** (an allocation with a capacity; under rotation or matching it is not
-   computed, and the audit says why). Under reserve categories (either mode) or a lottery
-   mechanism, each resident whose eligibility, sort key or allocation inputs changed is placed
-   among everybody else, unchanged, by the what-if allocation explanations use (exact, the same
-   code); the others keep their status. Under plain priority it is faster: the priority
+3. **Served status** (an allocation with a capacity, a rotation round or a matching). Under
+   reserve categories (either mode) or a lottery mechanism, each resident whose eligibility,
+   sort key or allocation inputs changed is placed among everybody else, unchanged, by the
+   what-if allocation explanations use (exact, the same code); the others keep their status.
+   Under rotation (the next round, from ``state``) and deferred-acceptance matching, which
+   decide the whole pool at once, the same what-if re-runs the mechanism on the whole pool
+   with only that resident changed (for every resident when the changed attribute is one the
+   mechanism reads itself: an accrued attribute or a preference). Under plain priority it is faster: the priority
    mechanism serves the first ``C`` eligible residents of the ranking's order. ``i`` is served
    after the change exactly when fewer than ``C`` *other* residents come before ``i``'s new key
    in that order: the others' relative order is unchanged, and whether ``i`` itself was among
@@ -93,9 +96,10 @@ from fairalloc._numeric import MICRO
 from fairalloc._population import Population
 from fairalloc._ranking import _sort_keys, lottery_keys
 from fairalloc.allocation import Allocation, allocate_evaluation
+from fairalloc.allocation._state import RotationState
 from fairalloc.audit._static import StaticProof, _cell, part_label, static_proof
 from fairalloc.errors import ArgumentError, ArgumentTypeError, EvaluationError
-from fairalloc.explain._counterfactual import _World
+from fairalloc.explain._counterfactual import _Rerun, _World
 from fairalloc.policy._model import Attribute, Policy
 
 __all__ = ["AffectedResident", "AttributeFlips", "FlipAudit", "FlipResult", "flip_audit"]
@@ -520,12 +524,13 @@ def flip_audit(
     max_listed: int = 20,
     check_independent: bool = False,
     what_if_limit: int = 2_000,
+    state: RotationState | None = None,
 ) -> FlipAudit:
     """Audit whether changing a protected attribute changes residents' outcomes.
 
     For each attribute and each alternative value, every resident whose value differs is
-    compared with the same resident, changed alone: eligibility, score, rank and (for priority
-    allocation with a capacity and no reserve categories, rotation or matching) served status.
+    compared with the same resident, changed alone: eligibility, score, rank and (with a
+    capacity, a rotation or a matching) served status.
     Alternatives: every other level of a category or ordinal; the other value of a true/false
     attribute; for a number or date, its declared ``min`` and ``max`` (the population's
     smallest and largest values where none is declared) and the population's quartiles (each
@@ -548,10 +553,14 @@ def flip_audit(
         max_listed: How many affected residents to list per value (the first by id).
         what_if_limit: Under reserve categories or a lottery mechanism, served status places
             each changed resident in the pool by the what-if allocation, which costs a pass
-            over the pool per resident; above this many residents it is not computed (the
-            audit says so) unless the limit is raised.
+            over the pool per resident (under rotation or matching, a run of the mechanism);
+            above this many residents it is not computed (the audit says so) unless the limit
+            is raised.
         check_independent: Also evaluate the attributes the static proof shows nothing reads
             (they must show no change at all: a check of the proof itself).
+        state: For a rotation, where it stands (:attr:`Round.state
+            <fairalloc.Round.state>`): served status is that of the next round from it (its
+            first round by default).
 
     Returns:
         The :class:`FlipAudit`.
@@ -581,14 +590,20 @@ def flip_audit(
     names = _attributes_to_audit(cp, attributes)
     units, served_note = _served_capacity(cp, capacity)
     spec = cp.policy.allocation
-    placed = spec is not None and (bool(spec.reserves) or spec.mechanism != "priority")
+    rerun = spec is not None and (spec.rotation is not None or spec.matching is not None)
+    placed = spec is not None and (bool(spec.reserves) or spec.mechanism != "priority" or rerun)
     if units is not None and placed and pop.n > what_if_limit:
+        how = (
+            "under rotation or matching the mechanism is re-run for each changed resident"
+            if rerun
+            else "under reserve categories or a lottery each changed resident is placed in the"
+            " pool one by one"
+        )
         units, served_note = None, (
-            f"under reserve categories or a lottery each changed resident is placed in the pool"
-            f" one by one, and the pool has {pop.n:,} residents (more than what_if_limit ="
+            f"{how}, and the pool has {pop.n:,} residents (more than what_if_limit ="
             f" {what_if_limit:,})"
         )
-    base = _Baseline(ev, units)
+    base = _Baseline(ev, units, state)
     summaries: list[AttributeFlips] = []
     results: list[FlipResult] = []
     for name in names:
@@ -697,11 +712,14 @@ def _served_capacity(cp: CompiledPolicy, capacity: int | None) -> tuple[int | No
             argument="capacity",
             value=capacity,
         )
-    if spec is not None:
-        if spec.matching is not None:
-            return None, "the policy allocates by matching"
-        if spec.rotation is not None:
-            return None, "the policy allocates by rotation over rounds"
+    if spec is not None and spec.matching is not None:
+        # Each resource has its own capacity; served means holding a unit of any of them.
+        return sum(r.capacity for r in spec.matching.resources), None
+    if spec is not None and spec.rotation is not None:
+        units = capacity if capacity is not None else (spec.rotation.capacity or spec.capacity)
+        if units is None:
+            return None, "no capacity (give capacity= or `allocation.rotation.capacity`)"
+        return units, None
     units = capacity if capacity is not None else (spec.capacity if spec is not None else None)
     if units is None:
         return None, "no capacity (give capacity= or `allocation.capacity`)"
@@ -774,7 +792,9 @@ def _trace_columns(cp: CompiledPolicy) -> list[TraceColumn]:
 class _Baseline:
     """The original evaluation, ranking and allocation, prepared for many comparisons."""
 
-    def __init__(self, ev: Evaluation, units: int | None) -> None:
+    def __init__(
+        self, ev: Evaluation, units: int | None, state: RotationState | None = None
+    ) -> None:
         self.ev = ev
         self.units = units
         cp = ev.policy
@@ -792,7 +812,13 @@ class _Baseline:
         #: ranking: each changed resident is placed by the what-if allocation explanations use
         #: ("the same pool with one resident changed", exact), from this allocation.
         self.alloc: Allocation | None = None
-        if units is not None and spec is not None and (
+        #: Under rotation or matching the mechanism is re-run whole for each changed resident,
+        #: by the what-if explanations use.
+        self.rerun: _Rerun | None = None
+        if units is not None and spec is not None and (spec.rotation or spec.matching):
+            self.rerun = _Rerun(ev, capacity=units if spec.rotation else None, state=state)
+            self.served = self.rerun.served.copy()
+        elif units is not None and spec is not None and (
             spec.reserves or spec.mechanism != "priority"
         ):
             self.alloc = allocate_evaluation(ev, capacity=units, measure_only=True)
@@ -919,7 +945,17 @@ class _Baseline:
             if t.allocation:
                 alloc |= diff
         served0 = self.served[rows]
-        if self.alloc is not None:
+        if self.rerun is not None:
+            touched = (e0 != e1) | key_changed | alloc | (e1 & ~e0)
+            if self.rerun.reads(attribute):
+                touched[:] = True
+            served1 = served0.copy()
+            codes = ev2.population.columns[attribute] if ev2.population is not None else None
+            assert codes is not None
+            for k in np.flatnonzero(touched).tolist():
+                r = int(rows[k])
+                served1[k] = self.rerun.served_if(r, attribute, codes[r])
+        elif self.alloc is not None:
             served1 = self._what_if(ev2, rows, (e0 != e1) | key_changed | alloc | (e1 & ~e0))
         else:
             served1 = e1 & (pos1 >= 0) & (pos1 < (self.units or 0))

@@ -57,6 +57,7 @@ from fairalloc.explain._facts import Counterfactual, Value
 if TYPE_CHECKING:
     from fairalloc._evaluation import Evaluation
     from fairalloc.allocation import Allocation
+    from fairalloc.allocation._state import RotationState
     from fairalloc.policy._model import Attribute
 
 __all__ = ["DEFAULT_MAX_CANDIDATES", "changeable_attributes", "search", "written_value"]
@@ -630,6 +631,77 @@ class _World:
                 return None
             small = _repeat(pop, self.row, name, [cands[i].code for i in kept])
             return _engine.evaluate_compiled(cp, small), kept
+
+
+class _Rerun:
+    """The what-if of the mechanisms that decide the whole pool at once: rotation, matching.
+
+    "The same pool with one resident changed" is answered by running the mechanism again on
+    everybody, only that resident's attribute changed (a rotation round from the same state,
+    deferred acceptance over the same resources): exact and pool-aware, at the cost of one run
+    of the mechanism per question. The audit asks it only for residents whose evaluation the
+    change touches, and only up to its ``what_if_limit``.
+
+    Args:
+        ev: The evaluation of the pool as it is (it must hold its residents).
+        capacity: Residents served by a rotation round (the policy's by default); not used by
+            matching, whose resources carry their own capacities.
+        state: Where a rotation stands (``None``: its first round).
+    """
+
+    def __init__(
+        self, ev: Evaluation, *, capacity: int | None = None, state: RotationState | None = None
+    ) -> None:
+        spec = ev.policy.policy.allocation
+        whole = spec is not None and (spec.rotation is not None or spec.matching is not None)
+        if ev.population is None or spec is None or not whole:
+            raise ArgumentError(
+                "FA610",
+                "a re-run what-if needs a rotation or matching policy and the residents",
+                argument="ev",
+            )
+        self.ev = ev
+        self.population: Population = ev.population
+        self.spec = spec
+        self.capacity = capacity
+        self.state = state
+        self.ids = [str(i) for i in self.population.ids.tolist()]
+        self.served = self._served(self.population)
+
+    @property
+    def kind(self) -> str:
+        """``rotation`` or ``matching``."""
+        return "rotation" if self.spec.rotation is not None else "matching"
+
+    def reads(self, name: str) -> bool:
+        """Whether the mechanism itself (not the evaluation) reads attribute ``name``.
+
+        A rotation accrues some attributes round by round, and matching reads residents'
+        preferences: a change of those may change the outcome with no change to the
+        evaluation, so every resident must be re-run for them.
+        """
+        if self.spec.rotation is not None:
+            return name in self.spec.rotation.accrue
+        assert self.spec.matching is not None
+        return name in self.spec.matching.preferences
+
+    def _served(self, population: Population) -> npt.NDArray[np.bool_]:
+        if self.spec.rotation is not None:
+            from fairalloc.allocation._rotation import run_round
+
+            done = run_round(self.ev.policy, population, self.state, capacity=self.capacity)
+            who = set(done.served)
+        else:
+            from fairalloc.allocation._matching import match
+
+            who = set(match(self.ev.policy, population).assignment())
+        return np.array([i in who for i in self.ids], dtype=bool)
+
+    def served_if(self, row: int, name: str, code: Any) -> bool:
+        """Whether resident ``row`` is served with ``name`` set to ``code``, all else unchanged."""
+        column = self.population.columns[name].copy()
+        column[row] = code
+        return bool(self._served(self.population.replace(name, column))[row])
 
 
 class _Patched:
