@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 import fairalloc as fa
-from fairalloc.errors import PopulationError, PopulationIssue
+from fairalloc.errors import ArgumentError, PopulationError, PopulationIssue
 from tests.strategies import residents
 
 SCHEMA = fa.Policy.model_validate(
@@ -181,6 +181,12 @@ def test_take_replace_decode_and_repr() -> None:
     sub = pop.take([2, 0])
     assert list(sub.ids) == ["c", "a"]
     assert list(sub.decode("need")) == ["mid", "high"]
+    assert list(pop.take([-1, 0]).ids) == ["c", "a"]  # numpy's negative positions
+    assert list(pop.take([]).ids) == []
+    for bad in ([0, 0], [2, -1], [3], [-4]):  # twice the same resident, or no such position
+        with pytest.raises(ArgumentError) as e:
+            pop.take(bad)
+        assert e.value.code == "FA613"
     older = pop.replace("age", pop.columns["age"] + 1)
     assert list(older.columns["age"]) == [71.0, 82.0, 65.0]
     assert list(pop.columns["age"]) == [70.0, 81.0, 64.0]

@@ -434,7 +434,15 @@ class Population:
             ValueError: if a position repeats (a resident cannot appear twice).
         """
         idx = np.asarray(indices, dtype=np.intp)
-        if len(np.unique(idx)) != len(idx):
+        n = len(self.ids)
+        if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise ArgumentError(
+                "FA613",
+                f"take() positions must be in [-{n}, {n}) for {n} residents",
+                argument="indices",
+            )
+        # Distinct positions, counted in one pass (a permutation of a million is common).
+        if len(idx) and int(np.bincount(np.where(idx < 0, idx + n, idx), minlength=n).max()) > 1:
             raise ArgumentError(
                 "FA613",
                 "take() positions must be distinct: a resident cannot appear twice",

@@ -38,16 +38,16 @@ residents at once (:meth:`Population.replace`), evaluates that population once w
    sort key or allocation inputs changed is placed among everybody else, unchanged, by the
    what-if allocation explanations use (exact, the same code); the others keep their status.
    Under rotation (the next round, from ``state``) and deferred-acceptance matching, which
-   decide the whole pool at once, the same what-if re-runs the mechanism on the whole pool
-   with only that resident changed (for every resident when the changed attribute is one the
-   mechanism reads itself: an accrued attribute or a preference). Under plain priority it is faster: the priority
-   mechanism serves the first ``C`` eligible residents of the ranking's order. ``i`` is served
-   after the change exactly when fewer than ``C`` *other* residents come before ``i``'s new key
-   in that order: the others' relative order is unchanged, and whether ``i`` itself was among
-   the first ``C`` before does not enter, because ``i`` is left out of the count. Residents
-   still tied after the whole chain (possible only without a lottery) are listed in the
-   ranking's order by id; where such a tie straddles the cut-off, the allocation itself refuses
-   to decide, and the audit uses that listing order.
+   decide the whole pool at once, the same what-if re-runs the mechanism on the whole pool with
+   only that resident changed (for every resident when the changed attribute is one the
+   mechanism reads itself: an accrued attribute or a preference). Under plain priority it is
+   faster: the priority mechanism serves the first ``C`` eligible residents of the ranking's
+   order. ``i`` is served after the change exactly when fewer than ``C`` *other* residents come
+   before ``i``'s new key in that order: the others' relative order is unchanged, and whether
+   ``i`` itself was among the first ``C`` before does not enter, because ``i`` is left out of
+   the count. Residents still tied after the whole chain (possible only without a lottery) are
+   listed in the ranking's order by id; where such a tie straddles the cut-off, the allocation
+   itself refuses to decide, and the audit uses that listing order.
 
 The counts are therefore the same as a full re-evaluation and re-allocation for each resident
 in turn (a test checks this on a small population), at the cost of one evaluation per

@@ -42,6 +42,7 @@ import numpy.typing as npt
 from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
+from fairalloc._ranking import LotteryKeys, rank
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.audit._groups import _code_attribute, group_bins
 from fairalloc.audit._proxy import cramers_v
@@ -218,6 +219,16 @@ def outcome_proxies(
     pop = pop.take(order)
     cp = ev.policy
     capacity = result.capacity if isinstance(result, Allocation) else None
+    # Permuting attributes leaves every id where it is, so every lottery key too: the keys the
+    # allocation already drew are reused, and any other is drawn once for all permutations.
+    keys: LotteryKeys | None = None
+    if capacity is not None and cp.lottery_seed is not None:
+        keys = LotteryKeys(pop.ids)
+        base = ev.ranking
+        used = base.lottery_used[order]
+        keys.seed = cp.lottery_seed
+        keys.keys[used] = base.lottery[order][used]
+        keys.known[:] = used
     actual = _selected(result)[order]
     protected = [a for a in pop.schema.protected_attributes if a in pop.columns]
     read: dict[str, list[str]] = {}
@@ -263,6 +274,8 @@ def outcome_proxies(
                 for a in attrs:
                     changed = changed.replace(a, pop.columns[a][perm])
                 ev2 = evaluate(cp, changed)
+                if keys is not None:
+                    ev2.__dict__["ranking"] = rank(ev2, keys=keys)  # what .ranking computes
                 if capacity is not None:
                     res2: Evaluation | Allocation = allocate_evaluation(
                         ev2, capacity=capacity, measure_only=True
