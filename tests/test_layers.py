@@ -50,6 +50,8 @@ LAYERS: dict[str, int] = {
     "analysis": 8,
     "records": 8,
     "publish": 8,
+    # Allocation over a Dask DataFrame: the engine and the one-process allocation, per partition.
+    "cluster": 8,
     "__init__": 9,
     "plot": 10,
     "testing": 10,

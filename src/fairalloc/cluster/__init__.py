@@ -1,0 +1,13 @@
+"""The same policy over a Dask DataFrame, on a ``dask.distributed`` cluster.
+
+Each partition is evaluated by the same compiled policy and engine; each sends up only its
+candidates for every cut-off, and the one-process allocation decides on them, exactly (the
+module :mod:`fairalloc.cluster._allocate` gives the argument). Install with
+``pip install 'fairalloc[dask]'``; ``docs/cluster.md`` tells how to run it on a real cluster.
+"""
+
+from __future__ import annotations
+
+from fairalloc.cluster._allocate import ClusterAllocation, allocate_on_cluster
+
+__all__ = ["ClusterAllocation", "allocate_on_cluster"]

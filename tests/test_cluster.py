@@ -1,0 +1,251 @@
+# ruff: noqa: E501 -- one mechanism per line reads best as a table
+"""Allocation over a Dask DataFrame equals one process's, on a real local cluster.
+
+The cluster is a ``distributed.LocalCluster`` with two worker processes; the populations have
+200,000 residents in 8 partitions. Every mechanism the cluster decides is compared with the
+one-process allocation of the same residents: the summary (cut-offs and their positions, units
+used, eligible count) as JSON, byte for byte, and the served residents in order with their
+categories. A property test does the same on small populations cut into random partitions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import fairalloc as fa
+from fairalloc.errors import AllocationError, ArgumentError
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+pd = pytest.importorskip("pandas")
+
+from fairalloc.cluster import allocate_on_cluster  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HEAD = """
+policy: {id: c, version: "1", title: C}
+attributes:
+  id: {type: str, role: id}
+  group: {type: category, levels: [x, y, z], protected: true, ground: cultural background}
+  need: {type: int, min: 0, max: 9}
+  waited: {type: int, min: 0, max: 1000000}
+  poor: {type: bool}
+JUSTIFIED
+grounds_not_collected:
+  age: n
+  gender: n
+  occupation: n
+  economic status: n
+  physical condition: n
+rules:
+  priority:
+    - {id: base, points: need}
+TIE
+"""
+LOTTERY_TIE = "ranking: {tie_break: [{lottery: {seed: s}}]}\n"
+WAITED_TIE = "ranking: {tie_break: [{by: waited, order: desc}]}\n"
+RESERVES = "  reserves:\n    - {id: r1, count: RES1, eligible: 'group == y'}\n    - {id: r2, count: RES2, eligible: poor, priority: waited}\n"
+
+MECHANISMS = {
+    "priority, lottery tie-break": (LOTTERY_TIE, "allocation: {capacity: CAP}\n"),
+    "priority, no lottery": (WAITED_TIE, "allocation: {capacity: CAP}\n"),
+    "reserves in precedence": (LOTTERY_TIE, "allocation:\n  capacity: CAP\n" + RESERVES),
+    "reserves for most beneficiaries": (
+        LOTTERY_TIE,
+        "allocation:\n  capacity: CAP\n  reserve_mode: max_beneficiaries\n"
+        + RESERVES.replace(", priority: waited", ""),
+    ),
+    "reserves that lapse": (
+        WAITED_TIE,
+        "allocation:\n  capacity: CAP\n  unused_reserved: lapse\n" + RESERVES,
+    ),
+    "lottery": (LOTTERY_TIE, "allocation: {capacity: CAP, mechanism: lottery, lottery: {seed: t}}\n"),
+    "weighted lottery": (
+        LOTTERY_TIE,
+        "allocation: {capacity: CAP, mechanism: lottery, lottery: {seed: t, weight: '1 + need'}}\n",
+    ),
+}
+
+
+def _policy(mechanism: str, capacity: int, res: tuple[int, int] = (0, 0)) -> fa.Policy:
+    return fa.parse_policy(_policy_text(mechanism, capacity, res))
+
+
+def _policy_text(mechanism: str, capacity: int, res: tuple[int, int] = (0, 0)) -> str:
+    tie, alloc = MECHANISMS[mechanism]
+    use = 'justified_uses:\n  - {attribute: group, reserve: r1, why: test, source: "§1"}\n'
+    head = HEAD.replace("JUSTIFIED\n", use if "reserves" in alloc else "")
+    text = head.replace("TIE\n", tie) + alloc.replace("CAP", str(capacity))
+    return text.replace("RES1", str(res[0])).replace("RES2", str(res[1]))
+
+
+def _frame(n: int, seed: int, waited_max: int = 1_000_000) -> Any:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "id": [f"R{i:07d}" for i in rng.permutation(n)],
+            "group": rng.choice(["x", "y", "z"], n),
+            "need": rng.integers(0, 10, n),
+            "waited": rng.integers(0, waited_max + 1, n),
+            "poor": rng.random(n) < 0.2,
+        }
+    )
+
+
+def _parquet(frame: Any, folder: Path, parts: int) -> Any:
+    """``frame`` as a Parquet dataset of ``parts`` files, read back as a Dask DataFrame.
+
+    The workers read the files themselves: no resident's data travels in the task graph.
+    """
+    folder.mkdir()
+    for k, chunk in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        frame.iloc[chunk].to_parquet(folder / f"part.{k:03d}.parquet", index=False)
+    return dd.read_parquet(folder)
+
+
+def _one_process(policy: fa.Policy, frame: Any, capacity: int) -> tuple[str, Any]:
+    """The one-process outcome: (summary JSON, served ids with categories), or the error code."""
+    try:
+        alloc = fa.allocate(fa.evaluate(policy, frame), capacity=capacity)
+    except AllocationError as e:
+        return e.code, None
+    cats = {
+        str(alloc.evaluation.ids[r]): alloc.categories[int(alloc.category[r])]
+        for r in np.flatnonzero(alloc.served)
+    }
+    return json.dumps(alloc.summary(), ensure_ascii=False), [
+        (i, cats[i]) for i in alloc.served_ids()
+    ]
+
+
+def _on_cluster(policy: fa.Policy, data: Any, capacity: int, client: Any) -> tuple[str, Any]:
+    try:
+        got = allocate_on_cluster(policy, data, capacity=capacity, client=client)
+    except AllocationError as e:
+        return e.code, None
+    cats = got.categories()
+    return json.dumps(got.summary(), ensure_ascii=False), [(i, cats[i]) for i in got.served_ids()]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
+def test_every_mechanism_equals_one_process_on_a_local_cluster(
+    mechanism: str, client: Any, tmp_path: Path
+) -> None:
+    frame = _frame(200_000, seed=7)
+    policy = _policy(mechanism, 2_000, res=(300, 200))
+    data = _parquet(frame, tmp_path / "residents", 8)
+    assert data.npartitions == 8
+    want = _one_process(policy, frame, 2_000)
+    got = _on_cluster(policy, data, 2_000, client)
+    assert got == want
+    assert want[1] is not None
+    assert len(want[1]) == 2_000
+
+
+@pytest.mark.slow
+def test_a_tie_at_the_cut_off_is_refused_alike(client: Any, tmp_path: Path) -> None:
+    # Without a lottery, residents tied on everything straddle the cut-off: one process
+    # refuses to choose among them, and so does the cluster (the whole tie group goes up).
+    frame = _frame(50_000, seed=3, waited_max=3)
+    policy = _policy("priority, no lottery", 1_000)
+    want = _one_process(policy, frame, 1_000)
+    assert want[1] is None  # refused
+    assert _on_cluster(policy, _parquet(frame, tmp_path / "r", 8), 1_000, client) == want
+
+
+@pytest.mark.slow
+def test_the_elderly_care_example_from_parquet_equals_one_process(
+    client: Any, tmp_path: Path
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import load_generator
+
+    policy = fa.load_policy(ROOT / "examples" / "elderly-care" / "policy.yaml")
+    frame = pd.DataFrame(load_generator("elderly-care").generate(200_000, seed=2))
+    _parquet(frame, tmp_path / "residents", 8)
+    want = _one_process(policy, frame, 2_000)
+    got = _on_cluster(policy, str(tmp_path / "residents"), 2_000, client)
+    assert got == want
+
+
+@settings(max_examples=60, deadline=None)
+# Ties on everything straddle the cut-off inside a partition: the whole tie group must go up.
+@example("priority, no lottery", 60, 2, 5, (0, 0), 1, 2)
+@example("reserves that lapse", 60, 3, 6, (2, 2), 5, 2)
+@given(
+    mechanism=st.sampled_from(sorted(MECHANISMS)),
+    n=st.integers(1, 60),
+    parts=st.integers(1, 7),
+    capacity=st.integers(0, 25),
+    res=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+    seed=st.integers(0, 2**16),
+    waited_max=st.sampled_from([2, 50]),
+)
+def test_partitioning_never_changes_the_outcome(
+    mechanism: str, n: int, parts: int, capacity: int, res: tuple[int, int], seed: int, waited_max: int
+) -> None:
+    # Dask's own local scheduler, in this process: the same code path as a cluster's workers.
+    capacity = max(capacity, sum(res))
+    policy = _policy(mechanism, capacity, res)
+    frame = _frame(n, seed, waited_max)
+    want = _one_process(policy, frame, capacity)
+    got = _on_cluster(policy, dd.from_pandas(frame, npartitions=parts), capacity, None)
+    assert got == want
+
+
+def test_rotation_and_matching_are_refused_with_the_reason() -> None:
+    rotation = fa.load_policy(ROOT / "examples" / "activity-places" / "policy.yaml")
+    matching = fa.load_policy(ROOT / "examples" / "facility-slots" / "policy.yaml")
+    frame = dd.from_pandas(_frame(10, 1), npartitions=2)
+    for policy, code, why in ((rotation, "FA626", "rotation state"), (matching, "FA627", "displace")):
+        with pytest.raises(ArgumentError) as e:
+            allocate_on_cluster(policy, frame, capacity=3)
+        assert e.value.code == code
+        assert why in str(e.value)
+    with pytest.raises(ArgumentError) as e:
+        allocate_on_cluster(_policy("lottery", 3), _frame(10, 1))  # pandas, not dask
+    assert e.value.code == "FA645"
+
+
+@pytest.mark.slow
+def test_the_command_line_runs_on_a_local_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fairalloc.cli import main
+
+    frame = _frame(20_000, seed=5)
+    text = _policy_text("reserves in precedence", 500, res=(50, 40))
+    (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
+    policy = fa.parse_policy(text)
+    _parquet(frame, tmp_path / "residents", 4)
+    out = tmp_path / "a.json"
+    args = ["run", str(tmp_path / "p.yaml"), str(tmp_path / "residents")]
+    assert main([*args, "--dask", "--workers", "2", "--out", str(out), "--no-progress"]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    one = fa.allocate(fa.evaluate(policy, frame), capacity=500)
+    assert [r["id"] for r in doc.pop("served_residents")] == one.served_ids()
+    assert doc == json.loads(json.dumps(one.summary()))
+    assert "20,000 residents in 4 partitions" in capsys.readouterr().out
+    # A mistake is a message, not a traceback.
+    assert main([*args, "--dask", "--out", str(tmp_path / "a.csv")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
