@@ -154,6 +154,13 @@ def test_unknown_field_and_duplicate_key() -> None:
     assert issue.code == "FA110"
     assert issue.hint == "did you mean `title`?"
     assert issue.span.line == 12
+    # A field of another section is not suggested as itself.
+    issue = one("""
+        ranking:
+          tie_break: [{value: alone}]
+    """)
+    assert issue.code == "FA110"
+    assert "`value` is a field of another section" in issue.hint
     with pytest.raises(PolicyError) as info:
         fa.parse_policy(HEAD + "attributes: {}\n", filename="d.yaml")
     assert info.value.issues[0].code == "FA102"

@@ -1153,13 +1153,14 @@ def _issues_from_pydantic(err: ValidationError, data: Any, smap: SourceMap) -> l
         span = smap.span(path)
         if typ == "extra_forbidden":
             key = path[-1] if path else leftover
-            close = difflib.get_close_matches(key, fields, n=1)
-            issue = PolicyIssue(
-                "FA110",
-                f"unknown field `{key}`",
-                span,
-                hint=f"did you mean `{close[0]}`?" if close else "remove it or check the spelling",
-            )
+            close = difflib.get_close_matches(key, [f for f in fields if f != key], n=1)
+            if key in fields:  # a field of another section: its own name is no suggestion
+                hint = f"`{key}` is a field of another section; see docs/policy-files.md"
+            elif close:
+                hint = f"did you mean `{close[0]}`?"
+            else:
+                hint = "remove it or check the spelling"
+            issue = PolicyIssue("FA110", f"unknown field `{key}`", span, hint=hint)
         elif typ == "missing":
             issue = PolicyIssue(
                 "FA111",
