@@ -186,6 +186,15 @@ def test_the_elderly_care_example_from_parquet_equals_one_process(
     want = _one_process(policy, frame, 2_000)
     got = _on_cluster(policy, str(tmp_path / "residents"), 2_000, client)
     assert got == want
+    # Group statistics, counted per partition and added up: numbers grouped by the quartiles
+    # of every eligible resident, categories, an ordinal and a yes/no, within need strata.
+    from fairalloc.audit import group_statistics
+
+    one = fa.allocate(fa.evaluate(policy, frame), capacity=2_000)
+    many = allocate_on_cluster(policy, str(tmp_path / "residents"), capacity=2_000, client=client)
+    for strata in (None, "need"):
+        mine = many.group_statistics(strata=strata).to_dict()
+        assert json.dumps(mine) == json.dumps(group_statistics(one, strata=strata).to_dict())
 
 
 @settings(max_examples=60, deadline=None)
@@ -211,6 +220,14 @@ def test_partitioning_never_changes_the_outcome(
     want = _one_process(policy, frame, capacity)
     got = _on_cluster(policy, dd.from_pandas(frame, npartitions=parts), capacity, None)
     assert got == want
+    if want[1] is not None:  # and the group statistics of what was decided
+        from fairalloc.audit import group_statistics
+
+        one = fa.allocate(fa.evaluate(policy, frame), capacity=capacity)
+        many = allocate_on_cluster(policy, dd.from_pandas(frame, npartitions=parts), capacity=capacity)
+        mine = many.group_statistics(min_group=1, min_expected=0).to_dict()
+        theirs = group_statistics(one, min_group=1, min_expected=0).to_dict()
+        assert json.dumps(mine) == json.dumps(theirs)
 
 
 def test_rotation_and_matching_are_refused_with_the_reason() -> None:

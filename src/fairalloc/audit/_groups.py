@@ -1121,9 +1121,7 @@ def _statistics(
     four_fifths: float = 0.8,
 ) -> GroupStatistics:
     z = _z(confidence)
-    groupings: list[tuple[int, ...]] = [(i,) for i in range(len(coded))]
-    if intersections:
-        groupings += [(i, j) for i in range(len(coded)) for j in range(i + 1, len(coded))]
+    groupings = groupings_of(len(coded), intersections=intersections)
     stat_kw: dict[str, Any] = {
         "outcome": outcome,
         "base": "eligible" if outcome == "served" else "all",
@@ -1133,14 +1131,40 @@ def _statistics(
         "min_expected": min_expected,
         "four_fifths": four_fifths,
     }
-    stratified = strata is not None
-    stratum_names: list[str | None] = [None, *strata_labels] if stratified else [None]
     if not groupings:
         n_total = np.array([len(selected)])
         k_total = np.array([int(selected.sum())])
         overall = _overall(n_total, k_total, [None], np.zeros(1, dtype=np.int8), z, stat_kw)
         return GroupStatistics([], overall, **stat_kw)
     tables = _tables(coded, groupings, stratum, len(strata_labels), selected)
+    return statistics_of_tables(coded, groupings, tables, strata_labels, stat_kw)
+
+
+def groupings_of(n_attributes: int, *, intersections: bool) -> list[tuple[int, ...]]:
+    """Each attribute alone, then (with ``intersections``) every pair, as :func:`_tables` takes."""
+    groupings: list[tuple[int, ...]] = [(i,) for i in range(n_attributes)]
+    if intersections:
+        groupings += [(i, j) for i in range(n_attributes) for j in range(i + 1, n_attributes)]
+    return groupings
+
+
+def statistics_of_tables(
+    coded: list[_Coded],
+    groupings: list[tuple[int, ...]],
+    tables: dict[tuple[int, ...], tuple[IntArray, IntArray]],
+    strata_labels: tuple[str, ...],
+    stat_kw: dict[str, Any],
+) -> GroupStatistics:
+    """The statistics of count tables (residents and selected by stratum and group).
+
+    Everything after counting reads only each attribute's name and group labels, so tables
+    counted part by part and added up (a cluster's partitions) give the same statistics.
+    """
+    z = _z(stat_kw["confidence"])
+    min_group, min_expected = stat_kw["min_group"], stat_kw["min_expected"]
+    four_fifths = stat_kw["four_fifths"]
+    stratified = stat_kw["strata"] is not None
+    stratum_names: list[str | None] = [None, *strata_labels] if stratified else [None]
     cells = _Cells(tables, stratified=stratified, min_group=min_group, min_expected=min_expected)
     primary = (dict(cells.reasons), cells.total_reasons.copy())
     cells.protect()

@@ -45,11 +45,14 @@ from fairalloc._population import Population
 from fairalloc._ranking import _sort_keys, lottery_keys
 from fairalloc.allocation import Allocation, allocate
 from fairalloc.allocation._capacity import base_order, category_sizes, reserve_order
+from fairalloc.audit._groups import _Coded
 from fairalloc.errors import ArgumentError, ArgumentTypeError
 from fairalloc.policy._model import AllocationSpec, Policy
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from fairalloc.audit._groups import GroupStatistics
 
 __all__ = ["ClusterAllocation", "allocate_on_cluster"]
 
@@ -74,6 +77,7 @@ class ClusterAllocation:
     positions: dict[str, int]
     partitions: int
     _summary: dict[str, Any] = field(default_factory=dict, repr=False)
+    _source: tuple[Any, ...] = field(default=(), repr=False)  # (parts, policy, compute)
 
     def served_ids(self) -> list[str]:
         """Ids of the served residents, in the base order (as :meth:`Allocation.served_ids`)."""
@@ -96,6 +100,88 @@ class ClusterAllocation:
         cats = self.categories()
         doc["served_residents"] = [{"id": i, "category": cats[i]} for i in self.served_ids()]
         return json.dumps(doc, ensure_ascii=False, indent=indent)
+
+    def group_statistics(
+        self,
+        *,
+        strata: str | None = None,
+        intersections: bool = True,
+        confidence: float = 0.95,
+        min_group: int = 10,
+        min_expected: float = 5.0,
+        four_fifths: float = 0.8,
+    ) -> GroupStatistics:
+        """:func:`fairalloc.audit.group_statistics` of the whole population, over the cluster.
+
+        Each partition counts its eligible residents and those served, by stratum and group;
+        the counts are added up and the statistics made from them, equal to one process's
+        (numbers and dates are grouped by the quartiles of all the eligible residents, found
+        from each partition's distinct values and their counts). Arguments as there.
+        """
+        from fairalloc.audit._groups import groupings_of, statistics_of_tables
+
+        parts, cp, compute = self._source
+        delayed = require("dask", extra="dask", feature="cluster statistics").delayed
+        names = list(cp.policy.protected_attributes)
+        kinds = {n: cp.policy.attributes[n].type for n in names}
+        numeric = [n for n in names if kinds[n] in ("int", "float", "date")]
+        counted = _gather([delayed(_distinct, pure=True)(p, cp, numeric) for p in parts], compute)
+        quartiles = {}
+        for name in numeric:
+            values = np.concatenate([c[name][0] for c in counted])
+            counts = np.concatenate([c[name][1] for c in counted])
+            if len(values):
+                whole = np.repeat(values, counts)  # every eligible resident's value, sorted
+                whole.sort(kind="stable")
+                quartiles[name] = np.unique(np.quantile(whole, [0.25, 0.5, 0.75]))
+        served = delayed(frozenset(self.served_ids()), pure=True)
+        groupings = groupings_of(len(names), intersections=intersections)
+        found = _gather(
+            [
+                delayed(_group_tables, pure=True)(
+                    p, cp, served, names, quartiles, strata, groupings
+                )
+                for p in parts
+            ],
+            compute,
+        )
+        tables = {
+            g: (sum(f[0][g][0] for f in found), sum(f[0][g][1] for f in found)) for g in groupings
+        }
+        for i, name in enumerate(names):
+            # The "missing" group of a number or date exists only if some value is missing.
+            if name in quartiles and not any(f[1][name][1] for f in found):
+                keep = len(quartiles[name]) + 1
+                for g in groupings:
+                    if i in g:
+                        cut = [slice(None)] * (len(g) + 1)
+                        cut[1 + g.index(i)] = slice(0, keep)
+                        n, k = tables[g]
+                        tables[g] = (n[tuple(cut)], k[tuple(cut)])
+        coded = [
+            _Coded(n, np.zeros(0, dtype=np.intp), _labels(n, kinds[n], cp, quartiles, found))
+            for n in names
+        ]
+        strata_labels = found[0][2] if found else ("all",)
+        stat_kw: dict[str, Any] = {
+            "outcome": "served",
+            "base": "eligible",
+            "strata": strata,
+            "confidence": confidence,
+            "min_group": min_group,
+            "min_expected": min_expected,
+            "four_fifths": four_fifths,
+        }
+        if not groupings:
+            from fairalloc.audit._groups import GroupStatistics as Stats
+            from fairalloc.audit._groups import _overall, _z
+
+            n_total = np.array([self.eligible])
+            k_total = np.array([len(self.served_ids())])
+            z = _z(confidence)
+            overall = _overall(n_total, k_total, [None], np.zeros(1, dtype=np.int8), z, stat_kw)
+            return Stats([], overall, **stat_kw)
+        return statistics_of_tables(coded, groupings, tables, strata_labels, stat_kw)
 
     def __repr__(self) -> str:
         s = self._summary
@@ -183,7 +269,119 @@ def allocate_on_cluster(
     for entry in summary["categories"]:
         if entry["category"] in positions:
             entry["position"] = positions[entry["category"]]
-    return ClusterAllocation(alloc, residents, eligible, positions, len(parts), summary)
+    source = (parts, cp, compute)
+    return ClusterAllocation(alloc, residents, eligible, positions, len(parts), summary, source)
+
+
+def _distinct(
+    frame: pd.DataFrame, cp: CompiledPolicy, names: list[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each numeric attribute's distinct values among the eligible, with their counts."""
+    ev = _evaluated(frame, cp)
+    assert ev.population is not None
+    out = {}
+    for name in names:
+        values = ev.population.columns[name][ev.eligible].astype(np.float64)
+        out[name] = np.unique(values[~np.isnan(values)], return_counts=True)
+    return out
+
+
+def _group_tables(
+    frame: pd.DataFrame,
+    cp: CompiledPolicy,
+    served: frozenset[str],
+    names: list[str],
+    quartiles: dict[str, np.ndarray],
+    strata: str | None,
+    groupings: list[tuple[int, ...]],
+) -> tuple[dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]], dict[str, Any], tuple[str, ...]]:
+    """A partition's counts by stratum and group, and what the numeric groups' labels need.
+
+    The groups are those :func:`~fairalloc.audit.group_statistics` makes in one process; the
+    second item gives, per numeric attribute, the smallest and largest value in each quartile
+    group and whether any value is missing.
+    """
+    from fairalloc.audit._groups import _Coded, _graded_scale, _tables
+
+    ev = _evaluated(frame, cp)
+    pop = ev.population
+    assert pop is not None
+    base = np.asarray(ev.eligible, dtype=bool)
+    selected = np.array([str(i) in served for i in ev.ids[base]], dtype=bool)
+    coded = []
+    extent: dict[str, Any] = {}
+    for name in names:
+        attr = cp.policy.attributes[name]
+        col = pop.columns[name][base]
+        if attr.type in ("category", "ordinal"):
+            coded.append(_Coded(name, col.astype(np.intp), ()))
+            continue
+        if attr.type == "bool":
+            coded.append(_Coded(name, col.astype(np.intp), ()))
+            continue
+        values = col.astype(np.float64)
+        missing = np.isnan(values)
+        edges = quartiles.get(name, np.zeros(0))
+        codes = np.searchsorted(edges, values, side="right").astype(np.intp)
+        bins = {}
+        for b in range(len(edges) + 1):
+            in_bin = values[~missing & (codes == b)]
+            if in_bin.size:
+                bins[b] = (float(in_bin.min()), float(in_bin.max()))
+        if name in quartiles:
+            codes[missing] = len(edges) + 1
+        else:  # nobody has a value: one group, "missing"
+            codes[:] = 0
+        coded.append(_Coded(name, codes, ()))
+        extent[name] = (bins, bool(missing.any()))
+    sized = [_Coded(c.name, c.codes, ("",) * _group_count(c.name, cp, quartiles)) for c in coded]
+    if strata is not None:
+        scale = _graded_scale(ev, strata)
+        stratum = ev.grades[base, scale.grade_index].astype(np.intp)
+        labels: tuple[str, ...] = scale.grades
+    else:
+        stratum = np.zeros(int(base.sum()), dtype=np.intp)
+        labels = ("all",)
+    return _tables(sized, groupings, stratum, len(labels), selected), extent, labels
+
+
+def _group_count(name: str, cp: CompiledPolicy, quartiles: dict[str, np.ndarray]) -> int:
+    """How many groups an attribute has (the missing group counted when it may occur)."""
+    attr = cp.policy.attributes[name]
+    if attr.type in ("category", "ordinal"):
+        return len(attr.levels or ())
+    if attr.type == "bool":
+        return 2
+    if name not in quartiles:
+        return 1
+    return len(quartiles[name]) + 2  # the quartile groups, and "missing" (counted 0 if none)
+
+
+def _labels(
+    name: str, kind: str, cp: CompiledPolicy, quartiles: dict[str, np.ndarray], found: list[Any]
+) -> tuple[str, ...]:
+    """The group labels of one attribute, as one process writes them."""
+    from fairalloc.audit._groups import _range_label
+
+    attr = cp.policy.attributes[name]
+    if kind in ("category", "ordinal"):
+        return tuple(attr.levels or ())
+    if kind == "bool":
+        return ("false", "true")
+    if name not in quartiles:
+        return ("missing",)
+    edges = quartiles[name]
+    labels = []
+    for b in range(len(edges) + 1):
+        seen = [f[1][name][0][b] for f in found if b in f[1][name][0]]
+        if seen:
+            lo, hi = min(s[0] for s in seen), max(s[1] for s in seen)
+            labels.append(_range_label(kind, np.array([lo, hi])))
+        else:
+            labels.append(f"bin {b + 1}")
+    if any(f[1][name][1] for f in found):
+        labels.append("missing")
+    return tuple(labels)
 
 
 def _check_mechanism(spec: AllocationSpec | None) -> None:
