@@ -45,9 +45,14 @@ def data_hash(evaluation: Evaluation) -> str:
     pop = evaluation.population
     if pop is None:
         return ""
-    order = np.argsort(pop.ids.astype(str), kind="stable")
+    ids = pop.ids.astype(str)
+    order = np.argsort(ids, kind="stable")
     h = hashlib.sha256()
-    h.update("\x1f".join(str(i) for i in pop.ids[order]).encode("utf-8"))
+    # The ids as one block of fixed-width UTF-32 (its width is the longest id's, and ids hold
+    # no control characters, so the padding is no part of an id): no string per resident.
+    ordered = np.ascontiguousarray(ids[order])
+    h.update(ordered.dtype.str.encode("ascii"))
+    h.update(ordered.tobytes())
     for name in sorted(pop.columns):
         h.update(name.encode("utf-8"))
         h.update(np.ascontiguousarray(pop.columns[name][order]).tobytes())
