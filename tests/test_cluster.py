@@ -266,3 +266,32 @@ def test_the_command_line_runs_on_a_local_cluster(
     # A mistake is a message, not a traceback.
     assert main([*args, "--dask", "--out", str(tmp_path / "a.csv")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    mechanism=st.sampled_from(sorted(MECHANISMS)),
+    n=st.integers(1, 80),
+    parts=st.integers(1, 6),
+    capacity=st.integers(1, 30),
+    samples=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    waited_max=st.sampled_from([2, 50]),
+)
+def test_a_coarse_sample_of_keys_only_adds_candidates(
+    mechanism: str, n: int, parts: int, capacity: int, samples: int, seed: int, waited_max: int
+) -> None:
+    # Partitions send every (capacity // samples)-th key: the limit found from them may let
+    # extra candidates up, never keep one out, so the outcome is still one process's.
+    import fairalloc.cluster._allocate as engine
+
+    capacity = max(capacity, 5)
+    policy = _policy(mechanism, capacity, (2, 3))
+    frame = _frame(n, seed, waited_max)
+    before = engine._SAMPLES
+    engine._SAMPLES = samples
+    try:
+        got = _on_cluster(policy, dd.from_pandas(frame, npartitions=parts), capacity, None)
+    finally:
+        engine._SAMPLES = before
+    assert got == _one_process(policy, frame, capacity)

@@ -15,13 +15,15 @@ order among those not yet served, and at most ``T - k`` were served before it. I
 ``max_beneficiaries`` mode a resident passed over for reserve ``c`` means ``c`` stays full, so
 no later ``c``-eligible resident gets a unit of it; anyone after the first ``T``
 ``c``-eligible residents finds ``c`` full or all ``T`` units given.) A resident first ``T`` in
-the whole population is first ``T`` in its partition, so each partition sends up the keys of its
-first ``T`` in each order (a few numbers per resident); the ``T``-th smallest of them is the
-whole population's ``T``-th key in that order, and each partition then sends the rows whose key
-is at most that one (about ``T`` in all per order, with everyone tied with the last). Leaving
-out residents the mechanism never serves changes none of its choices (each choice depends only
-on who was served before), so the ordinary one-process allocation, run on the candidates,
-serves the same residents, in the same categories and order.
+the whole population is first ``T`` in its partition (and everyone tied with a resident first
+``T`` is tied with the partition's ``T``-th). Each partition sends up every ``T/256``-th key of
+its first ``T`` in each order; each such key vouches for that many residents at or below it, so
+the first key, in key order, below which ``T`` residents are vouched for is no smaller than the
+whole population's ``T``-th key in that order: the limit. Each partition then sends the rows of
+its first ``T`` (with ties) within the limit (with ties): at most ``T`` plus ``T/256`` per
+partition, per order. Leaving out residents the mechanism never serves changes none of its
+choices (each choice depends only on who was served before), so the ordinary one-process
+allocation, run on the candidates, serves the same residents, in the same categories and order.
 
 What depends on the whole population is counted per partition and added up: the number of
 eligible residents, and each cut-off's position in the base order (the residents before it).
@@ -245,12 +247,19 @@ def allocate_on_cluster(
     parts = data.to_delayed()
     compute = client.compute if client is not None else None
     # 1. each partition's first keys in each order; the whole population's limit in each.
-    firsts = _gather([delayed(_first_keys, pure=True)(p, cp, units) for p in parts], compute)
+    step = _step(units)
+    firsts = _gather(
+        [delayed(_first_keys, pure=True)(p, cp, units, step) for p in parts], compute
+    )
     residents = sum(f[0] for f in firsts)
     eligible = sum(f[1] for f in firsts)
-    limits = [_kth(units, [f[2][o] for f in firsts]) for o in range(len(spec.reserves) + 1)]
+    limits = [
+        _limit(units, step, [f[2][o] for f in firsts]) for o in range(len(spec.reserves) + 1)
+    ]
     # 2. the rows within a limit: every resident the mechanism could serve.
-    candidates = _gather([delayed(_candidates, pure=True)(p, cp, limits) for p in parts], compute)
+    candidates = _gather(
+        [delayed(_candidates, pure=True)(p, cp, units, limits) for p in parts], compute
+    )
     import pandas as pd
 
     frame = pd.concat(candidates, ignore_index=True) if candidates else data._meta
@@ -441,44 +450,70 @@ def _orders(
     return out
 
 
+#: About how many keys of each order a partition sends up: every ``units // _SAMPLES``-th of its
+#: first ``units``. More: a tighter limit (fewer extra candidates); fewer: less for the client.
+_SAMPLES = 256
+
+
+def _step(units: int) -> int:
+    return max(1, units // _SAMPLES)
+
+
 def _first_keys(
-    frame: pd.DataFrame, cp: CompiledPolicy, units: int
+    frame: pd.DataFrame, cp: CompiledPolicy, units: int, step: int
 ) -> tuple[int, int, list[list[np.ndarray]]]:
-    """Residents, eligible residents, and the keys of the first ``units`` in each order."""
+    """Residents, eligible residents, and every ``step``-th key of the first ``units``, per order.
+
+    Key ``j`` sent (counting from 1) is the partition's ``j * step``-th in that order: at least
+    ``j * step`` of its residents have a key no greater. (``step`` is chosen once, by the client.)
+    """
     ev = _evaluated(frame, cp)
     spec = cp.policy.allocation
     assert spec is not None
-    firsts = [[c[:units] for c in cols] for _, cols in _orders(ev, spec)]
+    firsts = [[c[step - 1 : units : step] for c in cols] for _, cols in _orders(ev, spec)]
     return ev.n, int(ev.eligible.sum()), firsts
 
 
-def _kth(units: int, keys: list[list[np.ndarray]]) -> tuple[Any, ...] | None:
-    """The ``units``-th smallest key over every partition's first keys; None: fewer than that."""
-    cols = [np.concatenate(c) for c in zip(*keys, strict=True)]
-    if not cols or len(cols[0]) <= units:
-        return None
+def _limit(units: int, step: int, keys: list[list[np.ndarray]]) -> tuple[Any, ...] | None:
+    """A key no smaller than the whole population's ``units``-th in one order.
+
+    Each sampled key vouches for ``step`` residents of its partition at or below it, so the
+    first sampled key (in key order) that ``units`` residents are vouched for at or below is
+    such a key. None when the samples do not reach ``units``: then every partition's first
+    ``units`` are few in all, and they are the candidates.
+    """
     if units == 0:
         return ()  # nobody
-    at = int(np.lexsort(cols[::-1])[units - 1])
+    cols = [np.concatenate(c) for c in zip(*keys, strict=True)]
+    if not cols or len(cols[0]) * step < units:
+        return None
+    at = int(np.lexsort(cols[::-1])[-(-units // step) - 1])
     return tuple(_plain(c[at]) for c in cols)
 
 
 def _candidates(
-    frame: pd.DataFrame, cp: CompiledPolicy, limits: list[tuple[Any, ...] | None]
+    frame: pd.DataFrame, cp: CompiledPolicy, units: int, limits: list[tuple[Any, ...] | None]
 ) -> pd.DataFrame:
-    """The partition's rows within the limit of some order: its candidates."""
+    """The partition's candidates: in some order, among its first ``units`` and within the limit.
+
+    Ties with the partition's ``units``-th, and with the limit, go up too: the mechanism
+    decides, or refuses, a tie that straddles a cut-off.
+    """
     ev = _evaluated(frame, cp)
     spec = cp.policy.allocation
     assert spec is not None
     keep = np.zeros(ev.n, dtype=bool)
     for (rows, cols), limit in zip(_orders(ev, spec), limits, strict=True):
-        if limit is None:  # fewer than the units in all: everyone in this order
-            keep[rows] = True
-        elif limit:
-            # Ties with the limit go up too: the mechanism decides, or refuses, a tie that
-            # straddles a cut-off.
+        if limit == ():
+            continue
+        within = np.ones(len(rows), dtype=bool)
+        if len(rows) > units:  # nobody after the partition's own units-th can be served
+            less, equal = _compare(cols, tuple(_plain(c[units - 1]) for c in cols))
+            within = less | equal
+        if limit is not None:
             less, equal = _compare(cols, limit)
-            keep[rows[less | equal]] = True
+            within &= less | equal
+        keep[rows[within]] = True
     return frame.iloc[np.flatnonzero(keep)]
 
 
