@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from fairalloc._evaluation import Evaluation
 
-__all__ = ["LotteryKeys", "Ranking", "lottery_key", "lottery_keys", "rank"]
+__all__ = ["LotteryKeys", "Ranking", "lottery_key", "lottery_keys", "rank", "rank_with", "release"]
 
 
 def lottery_key(seed: str, resident_id: str) -> int:
@@ -323,6 +323,22 @@ def rank(evaluation: Evaluation, *, keys: LotteryKeys | None = None) -> Ranking:
             default the keys needed are drawn now.
     """
     return Ranking(evaluation, keys=keys)
+
+
+def rank_with(evaluation: Evaluation, keys: LotteryKeys) -> Ranking:
+    """:func:`rank` of ``evaluation`` with lottery keys from ``keys``, set as its ranking.
+
+    For what-if studies that rank the same residents many times (sweeps, sensitivity, the
+    audit's permutations): each key is hashed once.
+    """
+    ranking = rank(evaluation, keys=keys)
+    evaluation.__dict__["ranking"] = ranking  # what Evaluation.ranking would compute, cached
+    return ranking
+
+
+def release(evaluation: Evaluation) -> None:
+    """Drop ``evaluation``'s ranking, which refers back to it, so its arrays are freed at once."""
+    evaluation.__dict__.pop("ranking", None)
 
 
 #: Bits of one packed sort key.

@@ -38,15 +38,13 @@ from fairalloc._evaluation import Evaluation
 from fairalloc._html import table as html_table
 from fairalloc._optional import require
 from fairalloc._population import Population
-from fairalloc._ranking import LotteryKeys
+from fairalloc._ranking import LotteryKeys, rank_with, release
 from fairalloc.analysis._sweep import (
     allocation_units,
     as_loaded,
     compile_variant,
     outcome,
     plain_value,
-    rank_with,
-    release,
 )
 from fairalloc.errors import (
     AllocationError,

@@ -37,7 +37,7 @@ from fairalloc._io import atomic_write
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 from fairalloc._population import Population
-from fairalloc._ranking import LotteryKeys, Ranking, rank
+from fairalloc._ranking import LotteryKeys, rank_with, release
 from fairalloc._text import text_table, value
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.errors import (
@@ -230,21 +230,6 @@ def with_parameters(policy: M.Policy | CompiledPolicy, values: Mapping[str, Any]
     }
     doc = cp.policy.model_copy(update=update)
     return as_loaded(doc, compile_variant(cp, doc, _context(values)))
-
-
-# -- ranking with lottery keys drawn once -------------------------------------------------------
-
-
-def rank_with(ev: Evaluation, keys: LotteryKeys) -> Ranking:
-    """:func:`fairalloc.rank` of ``ev`` with lottery keys from ``keys``; set as its ranking."""
-    ranking = rank(ev, keys=keys)
-    ev.__dict__["ranking"] = ranking  # what Evaluation.ranking would compute, cached
-    return ranking
-
-
-def release(ev: Evaluation) -> None:
-    """Drop ``ev``'s ranking, which refers back to it, so that its arrays are freed at once."""
-    ev.__dict__.pop("ranking", None)
 
 
 # -- outcomes -----------------------------------------------------------------------------------

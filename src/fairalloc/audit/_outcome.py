@@ -42,7 +42,7 @@ import numpy.typing as npt
 from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
-from fairalloc._ranking import LotteryKeys, rank
+from fairalloc._ranking import LotteryKeys, rank_with
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.audit._groups import _code_attribute, group_bins
 from fairalloc.audit._proxy import cramers_v
@@ -275,7 +275,7 @@ def outcome_proxies(
                     changed = changed.replace(a, pop.columns[a][perm])
                 ev2 = evaluate(cp, changed)
                 if keys is not None:
-                    ev2.__dict__["ranking"] = rank(ev2, keys=keys)  # what .ranking computes
+                    rank_with(ev2, keys)
                 if capacity is not None:
                     res2: Evaluation | Allocation = allocate_evaluation(
                         ev2, capacity=capacity, measure_only=True
