@@ -14,6 +14,7 @@ resident's receipt, or the operator's private openings) anyone recomputes the le
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import secrets
 from collections.abc import Iterable, Iterator, Sized
@@ -88,21 +89,17 @@ def row_stream(population: Population, order: npt.NDArray[np.intp]) -> Iterator[
             coded[name] = (values.astype(np.int64), ["false", "true"])
     parts: list[list[str]] = []
     slots: list[str] = []
-    k = 0
-    while k < len(keys):
-        run = [keys[k]]
-        while k + len(run) < len(keys) and keys[k + len(run)] in coded and run[0] in coded:
-            run.append(keys[k + len(run)])
-        k += len(run)
-        if run[0] in coded:
+    for is_coded, group in itertools.groupby(keys, key=lambda k: k in coded):
+        run = list(group)
+        if is_coded:
             for piece in _combined_runs(run, coded):
                 parts.append(piece)
                 slots.append("%s")
             continue
-        name = run[0]
-        texts, quote = bare_texts(population.decode(name)[order], schema.attributes[name].type)
-        parts.append(texts)
-        slots.append(json_text(name) + (':"%s"' if quote else ":%s"))
+        for name in run:
+            texts, quote = bare_texts(population.decode(name)[order], schema.attributes[name].type)
+            parts.append(texts)
+            slots.append(json_text(name) + (':"%s"' if quote else ":%s"))
     # Attribute names are identifiers (no `%`), so the template has only the `%s` slots; the
     # quotes of text and dates are written in it once.
     head = "{" + ",".join(slots) + "}"
@@ -120,25 +117,23 @@ def _combined_runs(
     out: list[list[str]] = []
     k = 0
     while k < len(run):
-        size = 1
-        j = k
-        while j < len(run) and (j == k or size * max(len(coded[run[j]][1]), 1) < 2**62):
-            size *= max(len(coded[run[j]][1]), 1)
+        j, size = k, 1
+        while j < len(run) and (j == k or size * len(coded[run[j]][1]) < 2**62):
+            size *= len(coded[run[j]][1])
             j += 1
         sub = run[k:j]
         combined = np.zeros(len(coded[sub[0]][0]), dtype=np.int64)
         for name in sub:
             codes, levels = coded[name]
-            combined = combined * max(len(levels), 1) + codes
+            combined = combined * len(levels) + codes
         uniq, inverse = np.unique(combined, return_inverse=True)
         texts = []
         for value in uniq.tolist():
             items = []
             for name in reversed(sub):
-                codes, levels = coded[name]
-                base = max(len(levels), 1)
-                items.append(json_text(name) + ":" + levels[value % base])
-                value //= base
+                levels = coded[name][1]
+                value, code = divmod(value, len(levels))
+                items.append(json_text(name) + ":" + levels[code])
             texts.append(",".join(reversed(items)))
         out.append(np.array(texts, dtype=object)[inverse.reshape(-1)].tolist())
         k = j

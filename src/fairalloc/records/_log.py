@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -36,11 +36,9 @@ from fairalloc.records._commit import (
     commit,
     fingerprint,
     id_order,
-    outcome_messages,
     outcome_stream,
     policy_hash,
     recommit,
-    row_messages,
     row_stream,
 )
 from fairalloc.records._merkle import Tree, consistency_proof, leaf_hash
@@ -197,7 +195,7 @@ class Decision:
     ids: list[str]
     outcomes: Sequence[bytes]
     outcome_nonces: bytes
-    rows: _LazyRows
+    rows: _Lazy
     row_nonces: bytes
     freeze: Record
 
@@ -227,7 +225,7 @@ class Prepared:
     population: Population
     order: Any
     ids: list[str]
-    rows: _LazyRows
+    rows: _Lazy
     row_nonces: bytes
     policy_record: Record
     freeze: Record
@@ -630,7 +628,7 @@ class DecisionLog:
         day = as_of or dt.date.fromisoformat(when[:10])
         ready = self.prepare(policy, residents, freeze=freeze, seed=seed)
         allocation = allocate(compiled_for(ready.policy, day), ready.population, capacity=capacity)
-        outcomes = _LazyOutcomes(allocation, ready.order)
+        outcomes = _lazy_outcomes(allocation, ready.order)
         rec, nonces = self.record_decision(
             ready,
             "allocation",
@@ -667,7 +665,7 @@ class DecisionLog:
         if opening is None:
             raise RecordsError("FA713", "the freeze's openings are not kept here", record=frec.seq)
         ids = population.ids[order].astype(str).tolist()
-        rows = _LazyRows(population, order)
+        rows = _lazy_rows(population, order)
         if not opening.fingerprint or fingerprint(population, order) != opening.fingerprint:
             check_rows(frec, ids, rows, opening, self.leaves(frec.seq))
         run = with_seed(policy, srec.body["seed"]) if srec is not None else policy
@@ -778,7 +776,7 @@ class DecisionLog:
                 "FA715", "residents were erased from it: it can no longer be re-run", record=seq
             )
         ids = population.ids[order].astype(str).tolist()
-        rows = _LazyRows(population, order)
+        rows = _lazy_rows(population, order)
         if not row_open.fingerprint or fingerprint(population, order) != row_open.fingerprint:
             check_rows(frec, ids, rows, row_open, self.leaves(frec.seq))
         seed = body.get("seed_value")
@@ -788,7 +786,7 @@ class DecisionLog:
             population,
             capacity=int(body["capacity"]),
         )
-        outcomes = _LazyOutcomes(allocation, order)
+        outcomes = _lazy_outcomes(allocation, order)
         if out_open.ids == ids and b"".join(recommit(outcomes, out_open.nonces)) != b"".join(
             self.leaves(seq)
         ):
@@ -1032,27 +1030,29 @@ def _no_floats(obj: Any, kind: str) -> None:
             _no_floats(v, kind)
 
 
-class _LazyRows(Sequence[bytes]):
-    """Residents' canonical rows: streamed for hashing, kept once read one by one (receipts)."""
+class _Lazy(Sequence[bytes]):
+    """Residents' canonical messages: streamed for hashing, kept once read one by one.
 
-    def __init__(self, population: Population, order: Any) -> None:
-        self.population = population
-        self.order = order
-        self._rows: list[bytes] | None = None
+    Hashing a million rows or outcomes iterates once and holds none of them; a receipt (one
+    resident's message) or a data check's report makes the list once and keeps it.
+    """
+
+    def __init__(self, n: int, stream: Callable[[], Iterator[bytes]]) -> None:
+        self._n = n
+        self._stream = stream
+        self._items: list[bytes] | None = None
 
     def get(self) -> list[bytes]:
-        """Every row, made once and kept."""
-        if self._rows is None:
-            self._rows = row_messages(self.population, self.order)
-        return self._rows
+        """Every message, made once and kept."""
+        if self._items is None:
+            self._items = list(self._stream())
+        return self._items
 
     def __len__(self) -> int:
-        return self.population.n
+        return self._n
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._rows) if self._rows is not None else row_stream(
-            self.population, self.order
-        )
+        return iter(self._items) if self._items is not None else self._stream()
 
     @overload
     def __getitem__(self, i: int) -> bytes: ...
@@ -1062,27 +1062,11 @@ class _LazyRows(Sequence[bytes]):
         return self.get()[i]
 
 
-class _LazyOutcomes(Sequence[bytes]):
-    """Residents' canonical outcomes: streamed for hashing, kept once read one by one."""
+def _lazy_rows(population: Population, order: Any) -> _Lazy:
+    """Residents' canonical rows (:func:`row_stream`), in ``order``."""
+    return _Lazy(population.n, lambda: row_stream(population, order))
 
-    def __init__(self, allocation: Allocation, order: Any) -> None:
-        self.allocation = allocation
-        self.order = order
-        self._items: list[bytes] | None = None
 
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self._items is not None:
-            return iter(self._items)
-        return outcome_stream(self.allocation, self.order)
-
-    @overload
-    def __getitem__(self, i: int) -> bytes: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[bytes]: ...
-    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
-        if self._items is None:
-            self._items = outcome_messages(self.allocation, self.order)
-        return self._items[i]
+def _lazy_outcomes(allocation: Allocation, order: Any) -> _Lazy:
+    """Residents' canonical outcomes (:func:`outcome_stream`), in ``order``."""
+    return _Lazy(len(order), lambda: outcome_stream(allocation, order))

@@ -31,8 +31,8 @@ from fairalloc.records._log import (
     DecisionLog,
     Record,
     TreeHead,
-    _LazyOutcomes,
-    _LazyRows,
+    _lazy_outcomes,
+    _lazy_rows,
     row_differences,
     with_seed,
 )
@@ -237,7 +237,7 @@ def rerun_allocation(
         population,
         capacity=int(record.body["capacity"]),
     )
-    return _LazyOutcomes(allocation, id_order(population.ids))
+    return _lazy_outcomes(allocation, id_order(population.ids))
 
 
 def _check_chain(entries: list[_Entry], report: VerifyReport) -> list[bytes]:
@@ -520,7 +520,7 @@ def _rerun_one(
         return
     order = id_order(population.ids)
     ids = population.ids[order].astype(str).tolist()
-    rows = _LazyRows(population, order)
+    rows = _lazy_rows(population, order)
     diffs = row_differences(ids, rows, openings[frz], _leaf_list(records[frz].leaves))
     if diffs:
         for d in diffs:
