@@ -98,7 +98,7 @@ from fairalloc._ranking import _sort_keys, lottery_keys
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.allocation._state import RotationState
 from fairalloc.audit._static import StaticProof, _cell, part_label, static_proof
-from fairalloc.errors import ArgumentError, ArgumentTypeError, EvaluationError
+from fairalloc.errors import AllocationError, ArgumentError, ArgumentTypeError, EvaluationError
 from fairalloc.explain._counterfactual import _Rerun, _World
 from fairalloc.policy._model import Attribute, Policy
 
@@ -716,10 +716,12 @@ def _served_capacity(cp: CompiledPolicy, capacity: int | None) -> tuple[int | No
         # Each resource has its own capacity; served means holding a unit of any of them.
         return sum(r.capacity for r in spec.matching.resources), None
     if spec is not None and spec.rotation is not None:
-        units = capacity if capacity is not None else (spec.rotation.capacity or spec.capacity)
-        if units is None:
+        from fairalloc.allocation._rotation import _capacity_of
+
+        try:  # the round's own rule: capacity=, else the rotation's, else the allocation's
+            return _capacity_of(spec, spec.rotation, capacity), None
+        except AllocationError:
             return None, "no capacity (give capacity= or `allocation.rotation.capacity`)"
-        return units, None
     units = capacity if capacity is not None else (spec.capacity if spec is not None else None)
     if units is None:
         return None, "no capacity (give capacity= or `allocation.capacity`)"
@@ -945,18 +947,20 @@ class _Baseline:
             if t.allocation:
                 alloc |= diff
         served0 = self.served[rows]
+        # Only a resident whose eligibility, sort key or allocation inputs changed can be
+        # served otherwise (under rotation or matching, also any change the mechanism reads).
+        touched = (e0 != e1) | key_changed | alloc
         if self.rerun is not None:
-            touched = (e0 != e1) | key_changed | alloc | (e1 & ~e0)
             if self.rerun.reads(attribute):
                 touched[:] = True
             served1 = served0.copy()
-            codes = ev2.population.columns[attribute] if ev2.population is not None else None
-            assert codes is not None
+            assert ev2.population is not None
+            codes = ev2.population.columns[attribute]
             for k in np.flatnonzero(touched).tolist():
                 r = int(rows[k])
                 served1[k] = self.rerun.served_if(r, attribute, codes[r])
         elif self.alloc is not None:
-            served1 = self._what_if(ev2, rows, (e0 != e1) | key_changed | alloc | (e1 & ~e0))
+            served1 = self._what_if(ev2, rows, touched)
         else:
             served1 = e1 & (pos1 >= 0) & (pos1 < (self.units or 0))
         served_changed = served0 != served1 if self.units is not None else np.zeros_like(e0)

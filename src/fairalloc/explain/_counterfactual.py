@@ -668,11 +668,6 @@ class _Rerun:
         self.ids = [str(i) for i in self.population.ids.tolist()]
         self.served = self._served(self.population)
 
-    @property
-    def kind(self) -> str:
-        """``rotation`` or ``matching``."""
-        return "rotation" if self.spec.rotation is not None else "matching"
-
     def reads(self, name: str) -> bool:
         """Whether the mechanism itself (not the evaluation) reads attribute ``name``.
 
