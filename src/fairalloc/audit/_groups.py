@@ -1120,9 +1120,31 @@ def _statistics(
     min_expected: float,
     four_fifths: float = 0.8,
 ) -> GroupStatistics:
-    z = _z(confidence)
     groupings = groupings_of(len(coded), intersections=intersections)
-    stat_kw: dict[str, Any] = {
+    stat_kw = statistics_settings(
+        outcome,
+        strata=strata,
+        confidence=confidence,
+        min_group=min_group,
+        min_expected=min_expected,
+        four_fifths=four_fifths,
+    )
+    tables = _tables(coded, groupings, stratum, len(strata_labels), selected) if groupings else {}
+    total = (len(selected), int(selected.sum()))
+    return statistics_of_tables(coded, groupings, tables, strata_labels, stat_kw, total=total)
+
+
+def statistics_settings(
+    outcome: str,
+    *,
+    strata: str | None,
+    confidence: float,
+    min_group: int,
+    min_expected: float,
+    four_fifths: float,
+) -> dict[str, Any]:
+    """The settings a :class:`GroupStatistics` carries, for :func:`statistics_of_tables`."""
+    return {
         "outcome": outcome,
         "base": "eligible" if outcome == "served" else "all",
         "strata": strata,
@@ -1131,13 +1153,6 @@ def _statistics(
         "min_expected": min_expected,
         "four_fifths": four_fifths,
     }
-    if not groupings:
-        n_total = np.array([len(selected)])
-        k_total = np.array([int(selected.sum())])
-        overall = _overall(n_total, k_total, [None], np.zeros(1, dtype=np.int8), z, stat_kw)
-        return GroupStatistics([], overall, **stat_kw)
-    tables = _tables(coded, groupings, stratum, len(strata_labels), selected)
-    return statistics_of_tables(coded, groupings, tables, strata_labels, stat_kw)
 
 
 def groupings_of(n_attributes: int, *, intersections: bool) -> list[tuple[int, ...]]:
@@ -1154,13 +1169,20 @@ def statistics_of_tables(
     tables: dict[tuple[int, ...], tuple[IntArray, IntArray]],
     strata_labels: tuple[str, ...],
     stat_kw: dict[str, Any],
+    *,
+    total: tuple[int, int],
 ) -> GroupStatistics:
     """The statistics of count tables (residents and selected by stratum and group).
 
     Everything after counting reads only each attribute's name and group labels, so tables
     counted part by part and added up (a cluster's partitions) give the same statistics.
+    ``total`` (residents compared, selected) is the whole when there is nothing to group by.
     """
     z = _z(stat_kw["confidence"])
+    if not groupings:
+        n_total, k_total = np.array([total[0]]), np.array([total[1]])
+        overall = _overall(n_total, k_total, [None], np.zeros(1, dtype=np.int8), z, stat_kw)
+        return GroupStatistics([], overall, **stat_kw)
     min_group, min_expected = stat_kw["min_group"], stat_kw["min_expected"]
     four_fifths = stat_kw["four_fifths"]
     stratified = stat_kw["strata"] is not None

@@ -31,6 +31,7 @@ eligible residents, and each cut-off's position in the base order (the residents
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -93,8 +94,7 @@ class ClusterAllocation:
 
     def summary(self) -> dict[str, Any]:
         """:meth:`Allocation.summary` of the whole population (equal to one process's)."""
-        copy: dict[str, Any] = json.loads(json.dumps(self._summary))
-        return copy
+        return copy.deepcopy(self._summary)
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The summary and the served residents (id and category, in the base order), as JSON."""
@@ -120,7 +120,11 @@ class ClusterAllocation:
         (numbers and dates are grouped by the quartiles of all the eligible residents, found
         from each partition's distinct values and their counts). Arguments as there.
         """
-        from fairalloc.audit._groups import groupings_of, statistics_of_tables
+        from fairalloc.audit._groups import (
+            groupings_of,
+            statistics_of_tables,
+            statistics_settings,
+        )
 
         parts, cp, compute = self._source
         delayed = require("dask", extra="dask", feature="cluster statistics").delayed
@@ -133,8 +137,9 @@ class ClusterAllocation:
             values = np.concatenate([c[name][0] for c in counted])
             counts = np.concatenate([c[name][1] for c in counted])
             if len(values):
-                whole = np.repeat(values, counts)  # every eligible resident's value, sorted
-                whole.sort(kind="stable")
+                # Every eligible resident's value (in another order: quantiles do not mind),
+                # so the quartiles are those of one process, to the bit.
+                whole = np.repeat(values, counts)
                 quartiles[name] = np.unique(np.quantile(whole, [0.25, 0.5, 0.75]))
         served = delayed(frozenset(self.served_ids()), pure=True)
         groupings = groupings_of(len(names), intersections=intersections)
@@ -165,25 +170,16 @@ class ClusterAllocation:
             for n in names
         ]
         strata_labels = found[0][2] if found else ("all",)
-        stat_kw: dict[str, Any] = {
-            "outcome": "served",
-            "base": "eligible",
-            "strata": strata,
-            "confidence": confidence,
-            "min_group": min_group,
-            "min_expected": min_expected,
-            "four_fifths": four_fifths,
-        }
-        if not groupings:
-            from fairalloc.audit._groups import GroupStatistics as Stats
-            from fairalloc.audit._groups import _overall, _z
-
-            n_total = np.array([self.eligible])
-            k_total = np.array([len(self.served_ids())])
-            z = _z(confidence)
-            overall = _overall(n_total, k_total, [None], np.zeros(1, dtype=np.int8), z, stat_kw)
-            return Stats([], overall, **stat_kw)
-        return statistics_of_tables(coded, groupings, tables, strata_labels, stat_kw)
+        stat_kw = statistics_settings(
+            "served",
+            strata=strata,
+            confidence=confidence,
+            min_group=min_group,
+            min_expected=min_expected,
+            four_fifths=four_fifths,
+        )
+        total = (self.eligible, len(self.served_ids()))
+        return statistics_of_tables(coded, groupings, tables, strata_labels, stat_kw, total=total)
 
     def __repr__(self) -> str:
         s = self._summary
@@ -310,39 +306,26 @@ def _group_tables(
     second item gives, per numeric attribute, the smallest and largest value in each quartile
     group and whether any value is missing.
     """
-    from fairalloc.audit._groups import _Coded, _graded_scale, _tables
+    from fairalloc.audit._groups import _code_attribute, _Coded, _graded_scale, _tables
 
     ev = _evaluated(frame, cp)
     pop = ev.population
     assert pop is not None
     base = np.asarray(ev.eligible, dtype=bool)
     selected = np.array([str(i) in served for i in ev.ids[base]], dtype=bool)
-    coded = []
+    # Groups as the audit codes them, numbers bounded by the whole population's quartiles.
+    edges = {name: q.tolist() for name, q in quartiles.items()}
+    coded = [_code_attribute(pop, name, base, edges.get(name)) for name in names]
     extent: dict[str, Any] = {}
-    for name in names:
-        attr = cp.policy.attributes[name]
-        col = pop.columns[name][base]
-        if attr.type in ("category", "ordinal"):
-            coded.append(_Coded(name, col.astype(np.intp), ()))
-            continue
-        if attr.type == "bool":
-            coded.append(_Coded(name, col.astype(np.intp), ()))
-            continue
-        values = col.astype(np.float64)
-        missing = np.isnan(values)
-        edges = quartiles.get(name, np.zeros(0))
-        codes = np.searchsorted(edges, values, side="right").astype(np.intp)
-        bins = {}
-        for b in range(len(edges) + 1):
-            in_bin = values[~missing & (codes == b)]
-            if in_bin.size:
+    for name, c in zip(names, coded, strict=True):
+        if cp.policy.attributes[name].type in ("int", "float", "date"):
+            values = pop.columns[name][base].astype(np.float64)
+            missing = np.isnan(values)
+            bins = {}
+            for b in np.unique(c.codes[~missing]).tolist():
+                in_bin = values[~missing & (c.codes == b)]
                 bins[b] = (float(in_bin.min()), float(in_bin.max()))
-        if name in quartiles:
-            codes[missing] = len(edges) + 1
-        else:  # nobody has a value: one group, "missing"
-            codes[:] = 0
-        coded.append(_Coded(name, codes, ()))
-        extent[name] = (bins, bool(missing.any()))
+            extent[name] = (bins, bool(missing.any()))
     sized = [_Coded(c.name, c.codes, ("",) * _group_count(c.name, cp, quartiles)) for c in coded]
     if strata is not None:
         scale = _graded_scale(ev, strata)
@@ -438,12 +421,12 @@ def _orders(
     The base order, then each reserve's own order among those eligible for it. Keys leave the
     id out: residents equal on every key are tied, and all of them go up together.
     """
-    order, _, _ = base_order(ev, spec)
-    out = [(order, _key_columns(ev, spec, order, with_id=False))]
+    order, keys, draws = base_order(ev, spec)
+    out = [(order, _key_columns(ev, spec, order, (keys, draws), with_id=False))]
     for c, reserve in enumerate(spec.reserves):
         own = reserve_order(ev, spec, c, order)
         own = own[ev.reserve_eligible[own, c]]
-        cols = _key_columns(ev, spec, own, with_id=False)
+        cols = _key_columns(ev, spec, own, (keys, draws), with_id=False)
         if reserve.priority is not None:
             cols = [-ev.reserve_priority[own, c], *cols]
         out.append((own, cols))
@@ -535,26 +518,32 @@ def _base_key(alloc: Allocation, row: int) -> tuple[Any, ...]:
     ev = alloc.evaluation
     spec = ev.policy.policy.allocation
     assert spec is not None
-    return _keys_of(ev, spec, np.array([row], dtype=np.intp))[0]
-
-
-def _keys_of(
-    ev: Evaluation, spec: AllocationSpec, rows: npt.NDArray[np.intp]
-) -> list[tuple[Any, ...]]:
-    cols = _key_columns(ev, spec, rows, with_id=True)
-    return [tuple(_plain(c[i]) for c in cols) for i in range(len(rows))]
+    drawn = (alloc.lottery_key, alloc.lottery_draw)
+    cols = _key_columns(ev, spec, np.array([row], dtype=np.intp), drawn, with_id=True)
+    return tuple(_plain(c[0]) for c in cols)
 
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _key_columns(
-    ev: Evaluation, spec: AllocationSpec, rows: npt.NDArray[np.intp], *, with_id: bool
-) -> list[np.ndarray]:
-    """The base order's key, column by column (lower first).
+#: The lottery keys and draws of a lottery mechanism (None, None under priority).
+Drawn = tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.float64] | None]
 
-    With ``with_id``, the id last: residents tied on everything else are listed by id.
+
+def _key_columns(
+    ev: Evaluation,
+    spec: AllocationSpec,
+    rows: npt.NDArray[np.intp],
+    drawn: Drawn,
+    *,
+    with_id: bool,
+) -> list[np.ndarray]:
+    """The base order's key of ``rows``, column by column (lower first).
+
+    The ranking's own sort keys and lottery keys under ``priority``; under a lottery, the keys
+    and draws the mechanism drew (``drawn``, from :func:`base_order`), in the order it sorts
+    them. With ``with_id``, the id last: residents tied on everything else are listed by id.
     """
     if spec.mechanism == "priority":
         cols = _sort_keys(ev, rows)
@@ -562,13 +551,11 @@ def _key_columns(
         if seed is not None:
             cols.append(lottery_keys(seed, ev.ids[rows]))
         return [*cols, ev.ids[rows].astype(str)] if with_id else cols
+    keys, draws = drawn
     assert spec.lottery is not None
-    keys = lottery_keys(spec.lottery.seed, ev.ids[rows])
-    if spec.lottery.weight is None:
-        return [keys]
-    from fairalloc.allocation._lottery import weighted_draws
-
-    return [weighted_draws(keys, ev.lottery_weight[rows]), keys]
+    assert keys is not None
+    assert draws is not None
+    return [keys[rows]] if spec.lottery.weight is None else [draws[rows], keys[rows]]
 
 
 def _count_before(
@@ -578,5 +565,6 @@ def _count_before(
     ev = _evaluated(frame, cp)
     spec = cp.policy.allocation
     assert spec is not None
-    cols = _key_columns(ev, spec, np.flatnonzero(ev.eligible), with_id=True)
+    _, keys, draws = base_order(ev, spec)
+    cols = _key_columns(ev, spec, np.flatnonzero(ev.eligible), (keys, draws), with_id=True)
     return {name: int(_compare(cols, key)[0].sum()) for name, key in queries.items()}
