@@ -11,6 +11,7 @@ categories. A property test does the same on small populations cut into random p
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,23 @@ def _on_cluster(policy: fa.Policy, data: Any, capacity: int, client: Any) -> tup
     return json.dumps(got.summary(), ensure_ascii=False), [(i, cats[i]) for i in got.served_ids()]
 
 
+def _tables_equal(policy: fa.Policy, frame: Any, data: Any, capacity: int, client: Any, folder: Path) -> None:
+    """The cluster's result dataset, read part by part, is one process's result table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    one = fa.allocate(fa.evaluate(policy, frame), capacity=capacity)
+    one.to_parquet(folder / "one.parquet")
+    want = pq.read_table(folder / "one.parquet")
+    got = allocate_on_cluster(policy, data, capacity=capacity, client=client)
+    parts = got.to_parquet(folder / "many.parquet")
+    assert [p.name for p in parts] == [f"part-{k:05d}.parquet" for k in range(len(parts))]
+    have = pa.concat_tables([pq.read_table(p) for p in parts])
+    assert have.schema.equals(want.schema)
+    assert have.equals(want), [c for c in want.column_names if not have.column(c).equals(want.column(c))]
+    assert sorted(p.name for p in (folder / "many.parquet").iterdir()) == [p.name for p in parts]
+
+
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     with distributed.LocalCluster(
@@ -158,6 +176,8 @@ def test_every_mechanism_equals_one_process_on_a_local_cluster(
     assert got == want
     assert want[1] is not None
     assert len(want[1]) == 2_000
+    # Every resident's outcome: positions in the whole population, lottery keys and draws.
+    _tables_equal(policy, frame, data, 2_000, client, tmp_path)
 
 
 @pytest.mark.slow
@@ -195,6 +215,9 @@ def test_the_elderly_care_example_from_parquet_equals_one_process(
     for strata in (None, "need"):
         mine = many.group_statistics(strata=strata).to_dict()
         assert json.dumps(mine) == json.dumps(group_statistics(one, strata=strata).to_dict())
+    # Every resident's outcome, the ineligible (by id) after the eligible.
+    assert not one.evaluation.eligible.all()
+    _tables_equal(policy, frame, str(tmp_path / "residents"), 2_000, client, tmp_path)
 
 
 @settings(max_examples=60, deadline=None)
@@ -228,6 +251,8 @@ def test_partitioning_never_changes_the_outcome(
         mine = many.group_statistics(min_group=1, min_expected=0).to_dict()
         theirs = group_statistics(one, min_group=1, min_expected=0).to_dict()
         assert json.dumps(mine) == json.dumps(theirs)
+        with tempfile.TemporaryDirectory() as folder:
+            _tables_equal(policy, frame, dd.from_pandas(frame, npartitions=parts), capacity, None, Path(folder))
 
 
 def test_rotation_and_matching_are_refused_with_the_reason() -> None:
@@ -263,6 +288,16 @@ def test_the_command_line_runs_on_a_local_cluster(
     assert [r["id"] for r in doc.pop("served_residents")] == one.served_ids()
     assert doc == json.loads(json.dumps(one.summary()))
     assert "20,000 residents in 4 partitions" in capsys.readouterr().out
+    # Every resident's outcome, as a folder of parts equal to one process's result table.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    many = tmp_path / "a.parquet"
+    assert main([*args, "--dask", "--out", str(many), "--no-progress"]) == 0
+    assert "(4 parts)" in capsys.readouterr().out
+    one.to_parquet(tmp_path / "one.parquet")
+    have = pa.concat_tables([pq.read_table(p) for p in sorted(many.glob("part-*.parquet"))])
+    assert have.equals(pq.read_table(tmp_path / "one.parquet"))
     # A mistake is a message, not a traceback.
     assert main([*args, "--dask", "--out", str(tmp_path / "a.csv")]) == 2
     assert "Traceback" not in capsys.readouterr().err
@@ -295,3 +330,43 @@ def test_a_coarse_sample_of_keys_only_adds_candidates(
     finally:
         engine._SAMPLES = before
     assert got == _one_process(policy, frame, capacity)
+
+
+def test_the_result_table_orders_ids_as_one_process_does(tmp_path: Path) -> None:
+    # Ids of other lengths and scripts (UTF-8 bytes sort as code points), and residents who
+    # are not eligible, who come last by id; several partitions hold each kind.
+    text = _policy_text("priority, no lottery", 4).replace(
+        "rules:\n", "rules:\n  eligibility:\n    - {id: some-need, when: need >= 2}\n"
+    )
+    policy = fa.parse_policy(text)
+    ids = ["a", "ab", "b", "Z", "é", "e\u0301", "Ω", "中", "中文", "😀", "a😀", "aa", "ä", "~", "0", "z" * 40]
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "id": ids,
+            "group": rng.choice(["x", "y", "z"], len(ids)),
+            "need": rng.integers(0, 10, len(ids)),
+            "waited": rng.permutation(len(ids)),
+            "poor": rng.random(len(ids)) < 0.5,
+        }
+    )
+    for parts in (1, 3, 5):
+        folder = tmp_path / str(parts)
+        folder.mkdir()
+        _tables_equal(policy, frame, dd.from_pandas(frame, npartitions=parts), 4, None, folder)
+
+
+def test_a_result_dataset_replaces_only_an_earlier_one(tmp_path: Path) -> None:
+    frame = _frame(200, seed=2)
+    got = allocate_on_cluster(_policy("lottery", 10), dd.from_pandas(frame, npartitions=3), capacity=10)
+    first = got.to_parquet(tmp_path / "r.parquet")
+    assert got.to_parquet(tmp_path / "r.parquet") == first  # an earlier result is replaced
+    assert not [p for p in tmp_path.iterdir() if p.name != "r.parquet"]  # nothing left beside
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine", encoding="utf-8")
+    (tmp_path / "file.parquet").write_bytes(b"x")
+    for path in (tmp_path / "notes", tmp_path / "file.parquet", tmp_path / "no" / "r.parquet"):
+        with pytest.raises(ArgumentError) as e:
+            got.to_parquet(path)
+        assert e.value.code == "FA629"
+    assert (tmp_path / "notes" / "keep.txt").read_text(encoding="utf-8") == "mine"

@@ -239,27 +239,16 @@ class Allocation(Explainable):
             by_id = pc.sort_indices(pa.array(ev.ids[rest], type=pa.string()))
             rest = rest[by_id.to_numpy()]
         rows = np.concatenate([self.order.astype(np.intp), rest.astype(np.intp)])
-        category = self.category[rows].astype(np.int64)
-        names = pa.array(list(self.categories), type=pa.string())
-        position = self.position[rows]
-        cols: dict[str, Any] = {
-            "id": pa.array(ev.ids[rows], type=pa.string()),
-            "eligible": pa.array(ev.eligible[rows]),
-            "served": pa.array(self.served[rows]),
-            "category": names.take(pa.array(category, mask=category < 0)),
-            "position": pa.array(position, mask=position == 0),
-            "score": pa.array(ev.score_micro[rows] / MICRO),
-        }
-        if self.lottery_key is not None:
-            drawn = ~ev.eligible[rows]
-            keys = np.ascontiguousarray(self.lottery_key[rows].astype(">u8")).tobytes().hex()
-            hexes: Any = np.frombuffer(keys.encode("ascii"), dtype="S16") if len(rows) else []
-            cols["lottery_key"] = pa.array(hexes, type=pa.binary(16), mask=drawn).cast(
-                pa.string()
-            )
-            assert self.lottery_draw is not None
-            cols["lottery_draw"] = pa.array(self.lottery_draw[rows], mask=drawn)
-        return cols
+        return outcome_columns(
+            ids=ev.ids[rows],
+            eligible=ev.eligible[rows],
+            category=self.category[rows],
+            categories=self.categories,
+            position=self.position[rows],
+            score_micro=ev.score_micro[rows],
+            lottery_key=None if self.lottery_key is None else self.lottery_key[rows],
+            lottery_draw=None if self.lottery_draw is None else self.lottery_draw[rows],
+        )
 
     def summary(self) -> dict[str, Any]:
         """The allocation's figures: capacity, units used, cut-offs per category."""
@@ -324,3 +313,43 @@ class Allocation(Explainable):
         )
         heads = ("category", "units", "given", "left", "last served", "cut-off score")
         return f"<p>{html_text(repr(self))}</p>" + html_table(heads, rows)
+
+
+def outcome_columns(
+    *,
+    ids: npt.NDArray[Any],
+    eligible: npt.NDArray[np.bool_],
+    category: npt.NDArray[np.integer[Any]],
+    categories: tuple[str, ...],
+    position: npt.NDArray[np.int64],
+    score_micro: npt.NDArray[np.int64],
+    lottery_key: npt.NDArray[np.uint64] | None,
+    lottery_draw: npt.NDArray[np.float64] | None,
+) -> dict[str, Any]:
+    """The result table's columns (:meth:`Allocation.to_parquet`) of residents given in order.
+
+    ``category`` is each resident's category index (-1: not served), ``position`` their
+    position in the base order (0: not eligible); the lottery columns are given under a
+    lottery mechanism. A cluster writes its parts of the table with this too, so both write
+    the same columns, types and values.
+    """
+    import pyarrow as pa
+
+    code = category.astype(np.int64)
+    names = pa.array(list(categories), type=pa.string())
+    cols: dict[str, Any] = {
+        "id": pa.array(ids, type=pa.string()),
+        "eligible": pa.array(eligible, type=pa.bool_()),
+        "served": pa.array(code >= 0, type=pa.bool_()),
+        "category": names.take(pa.array(code, mask=code < 0)),
+        "position": pa.array(position, mask=position == 0, type=pa.int64()),
+        "score": pa.array(score_micro / MICRO, type=pa.float64()),
+    }
+    if lottery_key is not None:
+        assert lottery_draw is not None
+        drawn = ~eligible
+        keys = np.ascontiguousarray(lottery_key.astype(">u8")).tobytes().hex()
+        hexes: Any = np.frombuffer(keys.encode("ascii"), dtype="S16") if len(ids) else []
+        cols["lottery_key"] = pa.array(hexes, type=pa.binary(16), mask=drawn).cast(pa.string())
+        cols["lottery_draw"] = pa.array(lottery_draw, mask=drawn, type=pa.float64())
+    return cols

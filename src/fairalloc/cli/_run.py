@@ -209,8 +209,12 @@ def _on_cluster(args: argparse.Namespace) -> int:
     from fairalloc._optional import require
     from fairalloc.cluster import allocate_on_cluster
 
-    if args.out is not None and args.out.suffix.lower() != ".json":
-        raise UsageError(f"cannot write `{args.out}`: a cluster allocation is written as .json")
+    suffix = args.out.suffix.lower() if args.out is not None else None
+    if suffix not in (None, ".json", ".parquet"):
+        raise UsageError(
+            f"cannot write `{args.out}`: a cluster allocation is written as .json (the summary"
+            " and the served) or .parquet (a folder of parts: every resident's outcome)"
+        )
     distributed = require("distributed", extra="dask", feature="fairalloc run --dask")
     dd = require("dask.dataframe", extra="dask", feature="fairalloc run --dask")
     policy = fa.load_policy(args.policy, as_of=args.as_of)
@@ -228,19 +232,22 @@ def _on_cluster(args: argparse.Namespace) -> int:
         got = allocate_on_cluster(
             policy, data, capacity=args.capacity, client=client, as_of=args.as_of
         )
+        print(
+            f"{got.residents:,} residents in {got.partitions} partitions,"
+            f" {got.eligible:,} eligible; {len(got.served_ids()):,} served",
+            file=out,
+        )
+        cats = got.categories()
+        for i in got.served_ids()[: args.top]:
+            print(f"  {cell(i)}  {cell(cats[i])}", file=out)
+        if suffix == ".parquet":
+            parts = got.to_parquet(args.out)
+            print(f"wrote every resident's outcome to {args.out} ({len(parts)} parts)", file=out)
+        elif suffix == ".json":
+            write_text(args.out, got.to_json(indent=1) + "\n")
+            print(f"wrote the allocation to {args.out}", file=out)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    print(
-        f"{got.residents:,} residents in {got.partitions} partitions, {got.eligible:,} eligible;"
-        f" {len(got.served_ids()):,} served",
-        file=out,
-    )
-    cats = got.categories()
-    for i in got.served_ids()[: args.top]:
-        print(f"  {cell(i)}  {cell(cats[i])}", file=out)
-    if args.out is not None:
-        write_text(args.out, got.to_json(indent=1) + "\n")
-        print(f"wrote the allocation to {args.out}", file=out)
     return 0

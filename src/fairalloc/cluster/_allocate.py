@@ -34,7 +34,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -102,6 +104,30 @@ class ClusterAllocation:
         cats = self.categories()
         doc["served_residents"] = [{"id": i, "category": cats[i]} for i in self.served_ids()]
         return json.dumps(doc, ensure_ascii=False, indent=indent)
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> list[Path]:
+        """Write every resident's outcome as a Parquet dataset: one process's result table.
+
+        The folder ``path`` gets ``part-00000.parquet``, ``part-00001.parquet`` and so on, about
+        a partition's worth of residents each; read in the order of their names, they are
+        :meth:`Allocation.to_parquet`'s table row for row: the eligible in the base order with
+        their position in the whole population, then the others by id, with the same columns
+        (id, eligible, served, category, position, score, and the lottery key and draw under a
+        lottery). The workers write the parts (and, meanwhile, one file per partition in the
+        folder), so ``path`` must be on storage that every worker and the client reach: any
+        folder on one machine, a shared disk on a cluster. The folder is replaced only when
+        complete.
+
+        Returns:
+            The parts written, in order.
+
+        Raises:
+            ArgumentError: ``FA629`` if ``path`` holds something other than a result dataset,
+                or its folder does not exist.
+        """
+        from fairalloc.cluster._outcomes import write_outcomes
+
+        return write_outcomes(self, path)
 
     def group_statistics(
         self,
