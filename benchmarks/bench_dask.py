@@ -8,7 +8,9 @@ Writes the elderly-care example's residents as a Parquet dataset (files of 250,0
    process needs for the whole population (estimated from 1., in proportion), on the whole
    dataset (``--n``);
 3. both at the size of 1., with one worker and with two, to show the cost per million and how
-   it scales with workers.
+   it scales with workers;
+4. every resident's outcome written as Parquet (``to_parquet``) after each run, timed alone;
+   at the size of 1. the cluster's parts are checked equal to one process's table.
 
 Results are checked equal (served residents, in order) where both run. Usage::
 
@@ -48,8 +50,13 @@ def write_dataset(folder: Path, n: int) -> None:
         frame.to_parquet(folder / f"part.{k:04d}.parquet", index=False)
 
 
-def one_process(folder: Path, files: int, capacity: int) -> dict[str, float | list[str]]:
-    """Run in a child process: read ``files`` files, evaluate, allocate; time and peak RSS."""
+def one_process(
+    folder: Path, files: int, capacity: int, out: Path
+) -> dict[str, float | list[str]]:
+    """Run in a child process: read ``files`` files, evaluate, allocate; time and peak RSS.
+
+    Then (not timed with the rest) every resident's outcome is written to ``out``, timed alone.
+    """
     code = f"""
 import json, resource, time, pandas as pd, fairalloc as fa
 from pathlib import Path
@@ -61,7 +68,10 @@ alloc = fa.allocate(fa.evaluate(policy, frame), capacity={capacity})
 served = alloc.served_ids()
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"seconds": seconds, "peak_mb": peak, "served": served}}))
+start = time.perf_counter()
+alloc.to_parquet({str(out)!r})
+write = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "peak_mb": peak, "served": served, "write": write}}))
 """
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
@@ -70,9 +80,12 @@ print(json.dumps({{"seconds": seconds, "peak_mb": peak, "served": served}}))
 
 
 def on_cluster(
-    folder: Path, files: int, capacity: int, workers: int, limit: str
-) -> tuple[float, list[str], int]:
-    """Seconds, served ids and partitions on a fresh LocalCluster of ``workers`` processes."""
+    folder: Path, files: int, capacity: int, workers: int, limit: str, out: Path | None = None
+) -> tuple[float, list[str], int, float | None]:
+    """Seconds, served ids and partitions on a fresh LocalCluster of ``workers`` processes.
+
+    With ``out``, every resident's outcome is then written there; the last item is its time.
+    """
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
@@ -87,7 +100,21 @@ def on_cluster(
         start = time.perf_counter()
         got = allocate_on_cluster(policy, dd.read_parquet(paths), capacity=capacity, client=client)
         seconds = time.perf_counter() - start
-    return seconds, got.served_ids(), got.partitions
+        write = None
+        if out is not None:
+            start = time.perf_counter()
+            got.to_parquet(out)
+            write = time.perf_counter() - start
+    return seconds, got.served_ids(), got.partitions, write
+
+
+def same_table(one: Path, many: Path) -> bool:
+    """Whether the cluster's parts, in order, are one process's result table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = [pq.read_table(p) for p in sorted(many.glob("part-*.parquet"))]
+    return pa.concat_tables(parts).equals(pq.read_table(one))
 
 
 def main() -> None:
@@ -96,6 +123,9 @@ def main() -> None:
     ap.add_argument("--one", type=int, default=2_000_000, help="residents both can hold")
     ap.add_argument("--limit", default="1.5GB", help="memory limit of each worker")
     ap.add_argument("--data", type=Path, default=None, help="dataset folder (kept if given)")
+    ap.add_argument(
+        "--no-write", action="store_true", help="do not write the whole population's outcomes"
+    )
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     folder = args.data or Path(tmp.name) / "residents"
@@ -108,7 +138,8 @@ def main() -> None:
     files_one = -(-args.one // CHUNK)
     cap_one, cap_all = args.one // 100, args.n // 100
 
-    single = one_process(folder, files_one, cap_one)
+    results = Path(tmp.name)
+    single = one_process(folder, files_one, cap_one, results / "one.parquet")
     need_all = float(single["peak_mb"]) * args.n / args.one  # type: ignore[arg-type]
     print(
         f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f};"
@@ -118,18 +149,27 @@ def main() -> None:
           f" peak {single['peak_mb']:.0f} MB"
           f" (for {args.n:,}: about {need_all / 1024:.1f} GB, in proportion)")
     for workers in (1, 2):
-        t, served, parts = on_cluster(folder, files_one, cap_one, workers, args.limit)
+        many = results / f"many-{workers}.parquet"
+        t, served, parts, w = on_cluster(folder, files_one, cap_one, workers, args.limit, many)
         assert served == single["served"], "the cluster served other residents"
+        assert same_table(results / "one.parquet", many), "the result tables differ"
         print(
             f"cluster, {workers} worker(s), {args.one:,} residents in {parts} partitions:"
             f" {t:.2f} s ({t / (args.one / 1e6):.2f} s per million; one process"
             f" {float(single['seconds']) / (args.one / 1e6):.2f})"  # type: ignore[arg-type]
         )
-    t, served, parts = on_cluster(folder, files_all, cap_all, 2, args.limit)
+        print(
+            f"  every resident's outcome written (equal to one process's table): {w:.2f} s"
+            f" (one process: {float(single['write']):.2f} s)"  # type: ignore[arg-type]
+        )
+    many = None if args.no_write else results / "many-all.parquet"
+    t, served, parts, w = on_cluster(folder, files_all, cap_all, 2, args.limit, many)
     print(
         f"cluster, 2 workers, {args.n:,} residents in {parts} partitions, {cap_all:,} places:"
         f" {t:.1f} s ({t / (args.n / 1e6):.2f} s per million); {len(served):,} served"
     )
+    if w is not None:
+        print(f"  every resident's outcome written as {parts} parts: {w:.1f} s")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"this script's own peak (the client: candidates and keys): {own:.0f} MB")
 

@@ -10,14 +10,15 @@ read in the order of their names, are that table row for row:
    unsigned big-endian), then the id's UTF-8 bytes, for the eligible; ``0x01`` and the id for
    the others. Numpy compares such keys as bytes (ids hold no NUL, so the padding never
    decides), and UTF-8 bytes sort as the code points one process sorts ids by.
-2. **Splitters**: each partition sends a few evenly spaced keys of its own; the client picks
-   one splitter per part from them, so each part gets about a partition's worth of residents.
-3. **Scatter**: each partition writes its residents' outcomes, grouped by part, to one Arrow
-   file beside the output, and sends back how many fall in each part (and how many of them
-   are eligible).
-4. **Gather**: each part reads its slice of every partition's file, sorts it by key and numbers
-   the eligible from the number of eligible residents in the parts before it; that is their
-   position in the whole population's base order.
+2. **Scatter**: each partition, evaluated once, writes its residents' outcomes sorted by key
+   to one Arrow file beside the output, and sends back a few evenly spaced keys.
+3. **Splitters**: the client picks them from those keys, one part per partition, so each part
+   gets about a partition's worth of residents.
+4. **Gather**: each part finds its slice of every partition's file by binary search (the files
+   are sorted), sorts the slices together and numbers the eligible from the number of
+   residents before it in all the files (by the same search; a part that holds eligible
+   residents has only eligible ones before it): their position in the whole population's
+   base order.
 
 Served residents and their categories come from the allocation already decided: the
 partitions get the served ids and category of each (a few per hundred residents).
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from fairalloc.cluster._allocate import ClusterAllocation
 
-#: Keys each partition sends to choose the splitters from, per part.
+#: Keys each partition sends to choose the splitters from (one part per partition).
 _SAMPLES_PER_PART = 64
 
 _PIECES = ".pieces"
@@ -72,37 +73,32 @@ def write_outcomes(result: ClusterAllocation, path: str | os.PathLike[str]) -> l
     work = target.with_name(f"{target.name}.partial-{uuid.uuid4().hex[:12]}")
     (work / _PIECES).mkdir(parents=True)
     try:
-        # 2. splitters from each partition's evenly spaced keys.
-        sampled = _gather(
-            [delayed(_sample, pure=True)(p, cp, _SAMPLES_PER_PART) for p in parts], compute
-        )
-        width = max((s[0] for s in sampled), default=1)
-        keys = [s[1] for s in sampled if len(s[1])]
-        pool = np.sort(np.concatenate(keys)) if keys else np.zeros(0, dtype="S1")
-        cut = (np.arange(1, n_parts) * len(pool)) // n_parts
-        splitters = pool[cut] if len(pool) else np.zeros(0, dtype="S1")
-        # 3. scatter: each partition's outcomes, grouped by part, to a file of its own.
+        # 2-3. each partition's outcomes, sorted by key, to a file of its own; a few keys back.
         pieces = [str(work / _PIECES / f"{k:05d}.arrow") for k in range(len(parts))]
         held = delayed(served, pure=True)
-        counts = _gather(
+        sent = _gather(
             [
-                delayed(_scatter, pure=True)(p, cp, held, width, splitters, n_parts, piece)
+                delayed(_scatter, pure=True)(p, cp, held, piece, _SAMPLES_PER_PART)
                 for p, piece in zip(parts, pieces, strict=True)
             ],
             compute,
         )
-        rows = np.array([c[0] for c in counts], dtype=np.int64).reshape(len(parts), n_parts)
-        eligible = np.array([c[1] for c in counts], dtype=np.int64).reshape(len(parts), n_parts)
-        starts = np.cumsum(rows, axis=1) - rows  # where each part's slice begins, per piece
-        before = np.cumsum(eligible.sum(axis=0)) - eligible.sum(axis=0)
-        # 4. gather: each part sorted, the eligible numbered from the parts before it.
+        width = max((k.dtype.itemsize for k in sent), default=1)
+        sampled = [k for k in sent if len(k)]
+        pool = np.sort(np.concatenate(sampled).astype(f"S{width}")) if sampled else None
+        if pool is None or n_parts == 1:
+            bounds: list[bytes | None] = [None] * (n_parts + 1)
+        else:
+            cut = pool[(np.arange(1, n_parts) * len(pool)) // n_parts]
+            bounds = [None, *(bytes(c) for c in cut), None]
+        # 4. each part: its slice of every file, sorted, numbered from the parts before it.
         written = _gather(
             [
                 delayed(_gather_part, pure=True)(
                     pieces,
-                    starts[:, b].tolist(),
-                    rows[:, b].tolist(),
-                    int(before[b]),
+                    width,
+                    bounds[b],
+                    bounds[b + 1],
                     alloc.categories,
                     str(work / f"part-{b:05d}.parquet"),
                 )
@@ -146,99 +142,89 @@ def _check_target(target: Path) -> None:
     )
 
 
-def _sample(frame: pd.DataFrame, cp: CompiledPolicy, k: int) -> tuple[int, np.ndarray]:
-    """The width the partition's keys need, and ``k`` evenly spaced keys of the partition."""
-    from fairalloc.cluster._allocate import _evaluated
-
-    ev = _evaluated(frame, cp)
-    keys, _, _ = order_keys(ev, None)
-    if not len(keys):
-        return 1, keys
-    ordered = np.sort(keys)
-    return keys.dtype.itemsize, ordered[(np.arange(k) * len(ordered)) // k]
-
-
 def _scatter(
-    frame: pd.DataFrame,
-    cp: CompiledPolicy,
-    served: dict[str, int],
-    width: int,
-    splitters: np.ndarray,
-    n_parts: int,
-    piece: str,
-) -> tuple[list[int], list[int]]:
-    """Write the partition's outcomes grouped by part; per part, its rows and eligible rows."""
+    frame: pd.DataFrame, cp: CompiledPolicy, served: dict[str, int], piece: str, k: int
+) -> np.ndarray:
+    """Write the partition's outcomes to ``piece``, sorted by key; ``k`` evenly spaced keys.
+
+    The keys sent are as wide as the partition's keys need.
+    """
     import pyarrow as pa
     import pyarrow.ipc as ipc
 
     from fairalloc.cluster._allocate import _evaluated
 
     ev = _evaluated(frame, cp)
-    keys, lottery_key, lottery_draw = order_keys(ev, width)
-    part = np.zeros(ev.n, dtype=np.intp)
-    if len(splitters):
-        part = np.searchsorted(splitters, keys, side="right")
-    by_part = np.argsort(part, kind="stable")
+    keys, lottery_key, lottery_draw = order_keys(ev, None)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    width = keys.dtype.itemsize
     category = np.array([served.get(str(i), -1) for i in ev.ids], dtype=np.int16)
     cols = {
         "key": pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(width), ev.n, [None, pa.py_buffer(np.ascontiguousarray(keys[by_part]))]
+            pa.binary(width), ev.n, [None, pa.py_buffer(np.ascontiguousarray(keys))]
         ),
-        "id": pa.array(ev.ids[by_part], type=pa.string()),
-        "eligible": pa.array(ev.eligible[by_part], type=pa.bool_()),
-        "category": pa.array(category[by_part], type=pa.int16()),
-        "score_micro": pa.array(ev.score_micro[by_part], type=pa.int64()),
+        "id": pa.array(ev.ids[order], type=pa.string()),
+        "eligible": pa.array(ev.eligible[order], type=pa.bool_()),
+        "category": pa.array(category[order], type=pa.int16()),
+        "score_micro": pa.array(ev.score_micro[order], type=pa.int64()),
     }
     if lottery_key is not None:
         assert lottery_draw is not None
-        cols["lottery_key"] = pa.array(lottery_key[by_part], type=pa.uint64())
-        cols["lottery_draw"] = pa.array(lottery_draw[by_part], type=pa.float64())
+        cols["lottery_key"] = pa.array(lottery_key[order], type=pa.uint64())
+        cols["lottery_draw"] = pa.array(lottery_draw[order], type=pa.float64())
     table = pa.table(cols)
     with pa.OSFile(piece, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    counts = np.bincount(part.astype(np.intp), minlength=n_parts)
-    eligible = np.bincount(part[ev.eligible].astype(np.intp), minlength=n_parts)
-    return counts.tolist(), eligible.tolist()
+    sample = keys[(np.arange(k) * ev.n) // k] if ev.n else keys
+    return sample
 
 
 def _gather_part(
     pieces: list[str],
-    starts: list[int],
-    counts: list[int],
-    before: int,
+    width: int,
+    low: bytes | None,
+    high: bytes | None,
     categories: tuple[str, ...],
     out: str,
 ) -> int:
-    """Sort one part's residents from every partition's file and write it; its row count."""
+    """Write the part of keys in ``[low, high)`` from every partition's file; its row count.
+
+    Each file is sorted by key, so the part's rows of it are one slice, found by binary
+    search; the eligible residents before the part (their keys sort first in every file) are
+    counted the same way, which numbers the part's eligible residents.
+    """
     import pyarrow as pa
     import pyarrow.ipc as ipc
 
-    slices = []
-    for piece, start, count in zip(pieces, starts, counts, strict=True):
+    slices, key_slices = [], []
+    before = 0
+    for piece in pieces:
         with pa.memory_map(piece) as source:
-            slices.append(ipc.open_file(source).read_all().slice(start, count))
+            table = ipc.open_file(source).read_all()
+        keys = _keys_of(table)  # as wide as that partition's keys: numpy pads to compare
+        start = 0 if low is None else int(np.searchsorted(keys, np.bytes_(low)))
+        stop = len(keys) if high is None else int(np.searchsorted(keys, np.bytes_(high)))
+        # Rows before the part: all eligible if the part holds any eligible resident (the
+        # others sort after every eligible one); if it holds none, no position is needed.
+        before += start
+        slices.append(table.drop_columns(["key"]).slice(start, stop - start))
+        key_slices.append(keys[start:stop].astype(f"S{width}"))
     table = pa.concat_tables(slices).combine_chunks()
     n = int(table.num_rows)
-    width = table.schema.field("key").type.byte_width
-    key_col = table.column("key").chunks[0] if n else None
-    if key_col is not None:
-        data = key_col.buffers()[1]
-        keys = np.frombuffer(data, dtype=f"S{width}", count=n, offset=key_col.offset * width)
-        order = np.argsort(keys, kind="stable")
-    else:
-        order = np.arange(0)
-    col = {name: table.column(name).to_numpy() for name in table.column_names if name != "key"}
-    lottery = "lottery_key" in col
-    eligible = col["eligible"][order].astype(bool)
+    order = np.argsort(np.concatenate(key_slices), kind="stable")
+    col = {name: table.column(name).to_numpy() for name in table.column_names}
+    eligible_rows = col["eligible"][order].astype(bool)
     position = np.zeros(n, dtype=np.int64)
     # The eligible sort first (their keys begin with 0x00), so they are the part's first rows.
-    m = int(eligible.sum())
+    m = int(eligible_rows.sum())
     position[:m] = before + np.arange(1, m + 1)
+    lottery = "lottery_key" in col
     write_table(
         out,
         outcome_columns(
             ids=col["id"][order],
-            eligible=eligible,
+            eligible=eligible_rows,
             category=col["category"][order],
             categories=categories,
             position=position,
@@ -249,6 +235,17 @@ def _gather_part(
         file_format="parquet",
     )
     return n
+
+
+def _keys_of(table: Any) -> np.ndarray:
+    """The ``key`` column of ``table`` (one chunk or none) as numpy bytes, without a copy."""
+    column = table.column("key")
+    width = column.type.byte_width
+    if column.num_chunks == 0 or len(column) == 0:
+        return np.zeros(0, dtype=f"S{width}")
+    chunk = column.chunks[0] if column.num_chunks == 1 else column.combine_chunks()
+    data = chunk.buffers()[1]
+    return np.frombuffer(data, dtype=f"S{width}", count=len(chunk), offset=chunk.offset * width)
 
 
 def order_keys(
