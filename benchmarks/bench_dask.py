@@ -10,7 +10,8 @@ Writes the elderly-care example's residents as a Parquet dataset (files of 250,0
 3. both at the size of 1., with one worker and with two, to show the cost per million and how
    it scales with workers;
 4. every resident's outcome written as Parquet (``to_parquet``) after each run, timed alone;
-   at the size of 1. the cluster's parts are checked equal to one process's table.
+   at the size of 1. the cluster's parts are checked equal to one process's table, and every
+   resident's explanation is written too (``export_explanations``) and checked equal.
 
 Results are checked equal (served residents, in order) where both run. Usage::
 
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,7 +57,8 @@ def one_process(
 ) -> dict[str, float | list[str]]:
     """Run in a child process: read ``files`` files, evaluate, allocate; time and peak RSS.
 
-    Then (not timed with the rest) every resident's outcome is written to ``out``, timed alone.
+    Then (not timed with the rest) every resident's outcome is written to ``out``, and every
+    resident's explanation beside it (``.jsonl``), each timed alone.
     """
     code = f"""
 import json, resource, time, pandas as pd, fairalloc as fa
@@ -71,7 +74,11 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
 alloc.to_parquet({str(out)!r})
 write = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_mb": peak, "served": served, "write": write}}))
+start = time.perf_counter()
+fa.export_explanations(alloc, {str(out.with_suffix(".jsonl"))!r})
+explain = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "peak_mb": peak, "served": served, "write": write,
+                  "explain": explain}}))
 """
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
@@ -80,11 +87,18 @@ print(json.dumps({{"seconds": seconds, "peak_mb": peak, "served": served, "write
 
 
 def on_cluster(
-    folder: Path, files: int, capacity: int, workers: int, limit: str, out: Path | None = None
-) -> tuple[float, list[str], int, float | None]:
+    folder: Path,
+    files: int,
+    capacity: int,
+    workers: int,
+    limit: str,
+    out: Path | None = None,
+    explain: Path | None = None,
+) -> tuple[float, list[str], int, float | None, float | None]:
     """Seconds, served ids and partitions on a fresh LocalCluster of ``workers`` processes.
 
-    With ``out``, every resident's outcome is then written there; the last item is its time.
+    With ``out``, every resident's outcome is then written there, and with ``explain`` every
+    resident's explanation; the last items are their times.
     """
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
@@ -105,7 +119,12 @@ def on_cluster(
             start = time.perf_counter()
             got.to_parquet(out)
             write = time.perf_counter() - start
-    return seconds, got.served_ids(), got.partitions, write
+        why = None
+        if explain is not None:
+            start = time.perf_counter()
+            got.export_explanations(explain)
+            why = time.perf_counter() - start
+    return seconds, got.served_ids(), got.partitions, write, why
 
 
 def same_table(one: Path, many: Path) -> bool:
@@ -115,6 +134,17 @@ def same_table(one: Path, many: Path) -> bool:
 
     parts = [pq.read_table(p) for p in sorted(many.glob("part-*.parquet"))]
     return pa.concat_tables(parts).equals(pq.read_table(one))
+
+
+def same_lines(one: Path, many: Path) -> bool:
+    """Whether the cluster's explanation parts, in order, are one process's export."""
+    with one.open("rb") as want:
+        for part in sorted(many.glob("part-*.jsonl")):
+            with part.open("rb") as got:
+                while block := got.read(1 << 20):
+                    if want.read(len(block)) != block:
+                        return False
+        return want.read(1) == b""
 
 
 def main() -> None:
@@ -150,9 +180,13 @@ def main() -> None:
           f" (for {args.n:,}: about {need_all / 1024:.1f} GB, in proportion)")
     for workers in (1, 2):
         many = results / f"many-{workers}.parquet"
-        t, served, parts, w = on_cluster(folder, files_one, cap_one, workers, args.limit, many)
+        why = results / f"why-{workers}.jsonl"
+        t, served, parts, w, e = on_cluster(
+            folder, files_one, cap_one, workers, args.limit, many, why
+        )
         assert served == single["served"], "the cluster served other residents"
         assert same_table(results / "one.parquet", many), "the result tables differ"
+        assert same_lines(results / "one.jsonl", why), "the explanations differ"
         print(
             f"cluster, {workers} worker(s), {args.one:,} residents in {parts} partitions:"
             f" {t:.2f} s ({t / (args.one / 1e6):.2f} s per million; one process"
@@ -162,8 +196,14 @@ def main() -> None:
             f"  every resident's outcome written (equal to one process's table): {w:.2f} s"
             f" (one process: {float(single['write']):.2f} s)"  # type: ignore[arg-type]
         )
+        print(
+            f"  every resident's explanation written (equal to one process's): {e:.2f} s"
+            f" (one process: {float(single['explain']):.2f} s)"  # type: ignore[arg-type]
+        )
+        for path in (many, why):
+            shutil.rmtree(path)
     many = None if args.no_write else results / "many-all.parquet"
-    t, served, parts, w = on_cluster(folder, files_all, cap_all, 2, args.limit, many)
+    t, served, parts, w, _ = on_cluster(folder, files_all, cap_all, 2, args.limit, many)
     print(
         f"cluster, 2 workers, {args.n:,} residents in {parts} partitions, {cap_all:,} places:"
         f" {t:.1f} s ({t / (args.n / 1e6):.2f} s per million); {len(served):,} served"

@@ -154,6 +154,25 @@ def _tables_equal(policy: fa.Policy, frame: Any, data: Any, capacity: int, clien
     assert sorted(p.name for p in (folder / "many.parquet").iterdir()) == [p.name for p in parts]
 
 
+def _explanations_equal(
+    policy: fa.Policy, frame: Any, data: Any, capacity: int, client: Any, folder: Path, fmt: str
+) -> None:
+    """The cluster's explanation parts, read in order, are one process's export."""
+    one = fa.allocate(fa.evaluate(policy, frame), capacity=capacity)
+    fa.export_explanations(one, folder / f"one.{fmt}", format=fmt)  # type: ignore[arg-type]
+    want = (folder / f"one.{fmt}").read_text(encoding="utf-8")
+    got = allocate_on_cluster(policy, data, capacity=capacity, client=client)
+    parts = got.export_explanations(folder / f"many.{fmt}", format=fmt)  # type: ignore[arg-type]
+    texts = [p.read_text(encoding="utf-8") for p in parts]
+    if fmt == "csv":  # every part starts with the header
+        head = want.split("\n", 1)[0] + "\n"
+        assert all(t.startswith(head) for t in texts)
+        texts = [head] + [t[len(head) :] for t in texts]
+    have = "".join(texts)
+    assert have.splitlines() == want.splitlines()
+    assert have == want
+
+
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     with distributed.LocalCluster(
@@ -218,6 +237,10 @@ def test_the_elderly_care_example_from_parquet_equals_one_process(
     # Every resident's outcome, the ineligible (by id) after the eligible.
     assert not one.evaluation.eligible.all()
     _tables_equal(policy, frame, str(tmp_path / "residents"), 2_000, client, tmp_path)
+    # Every resident's explanation: ranks shared by the large tie groups the lottery then
+    # decides, which cross the parts of the ranking.
+    assert one.evaluation.ranking.lottery_used.sum() > 10_000
+    _explanations_equal(policy, frame, str(tmp_path / "residents"), 2_000, client, tmp_path, "jsonl")
 
 
 @settings(max_examples=60, deadline=None)
@@ -298,6 +321,15 @@ def test_the_command_line_runs_on_a_local_cluster(
     one.to_parquet(tmp_path / "one.parquet")
     have = pa.concat_tables([pq.read_table(p) for p in sorted(many.glob("part-*.parquet"))])
     assert have.equals(pq.read_table(tmp_path / "one.parquet"))
+    # And every resident's explanation, as `explain --all` writes it on one machine.
+    folder = tmp_path / "why.jsonl"
+    assert main([*args, "--dask", "--explanations", str(folder), "--no-progress"]) == 0
+    assert "(4 parts)" in capsys.readouterr().out
+    fa.export_explanations(one, tmp_path / "why-one.jsonl")
+    lines = "".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("part-*.jsonl")))
+    assert lines == (tmp_path / "why-one.jsonl").read_text(encoding="utf-8")
+    assert main([*args, "--explanations", str(tmp_path / "w.jsonl")]) == 2  # not on one machine
+    assert "explain POLICY DATA --all" in capsys.readouterr().err
     # A mistake is a message, not a traceback.
     assert main([*args, "--dask", "--out", str(tmp_path / "a.csv")]) == 2
     assert "Traceback" not in capsys.readouterr().err
@@ -370,3 +402,47 @@ def test_a_result_dataset_replaces_only_an_earlier_one(tmp_path: Path) -> None:
             got.to_parquet(path)
         assert e.value.code == "FA629"
     assert (tmp_path / "notes" / "keep.txt").read_text(encoding="utf-8") == "mine"
+
+
+PRIORITY = sorted(m for m in MECHANISMS if "lottery" not in m.split(",")[0])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    mechanism=st.sampled_from(PRIORITY),
+    n=st.integers(1, 60),
+    parts=st.integers(1, 7),
+    capacity=st.integers(1, 25),
+    seed=st.integers(0, 2**16),
+    waited_max=st.sampled_from([2, 50]),
+    fmt=st.sampled_from(["jsonl", "csv"]),
+)
+def test_explanations_over_partitions_equal_one_process(
+    mechanism: str, n: int, parts: int, capacity: int, seed: int, waited_max: int, fmt: str
+) -> None:
+    # Few distinct values: ranks shared by residents in several partitions, tie groups that
+    # run across the parts of the ranking, and the lottery keys drawn for them.
+    capacity = max(capacity, 5)
+    policy = _policy(mechanism, capacity, (2, 3))
+    frame = _frame(n, seed, waited_max)
+    try:
+        fa.allocate(fa.evaluate(policy, frame), capacity=capacity)
+    except AllocationError:
+        return  # a tie at a cut-off, refused alike (tested above)
+    with tempfile.TemporaryDirectory() as folder:
+        data = dd.from_pandas(frame, npartitions=parts)
+        _explanations_equal(policy, frame, data, capacity, None, Path(folder), fmt)
+
+
+def test_explanations_under_a_lottery_are_refused_with_the_reason(tmp_path: Path) -> None:
+    frame = dd.from_pandas(_frame(50, 1), npartitions=2)
+    got = allocate_on_cluster(_policy("lottery", 5), frame, capacity=5)
+    with pytest.raises(ArgumentError) as e:
+        got.export_explanations(tmp_path / "x.jsonl")
+    assert e.value.code == "FA630"
+    assert "two orders" in str(e.value)
+    got = allocate_on_cluster(_policy("priority, lottery tie-break", 5), frame, capacity=5)
+    with pytest.raises(ArgumentError) as e:
+        got.export_explanations(tmp_path / "x.txt", format="txt")  # type: ignore[arg-type]
+    assert e.value.code == "FA606"
+    assert not list(tmp_path.iterdir())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 import fairalloc as fa
 from fairalloc.cli._common import (
@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument(
         "--workers", type=count(), default=2, help="worker processes of --dask (default 2)"
     )
+    run.add_argument(
+        "--explanations",
+        type=out_file(".jsonl", ".csv"),
+        metavar="FOLDER",
+        help="with --dask or --scheduler: write every resident's explanation facts to FOLDER"
+        " (.jsonl or .csv parts, as `explain --all` writes them on one machine)",
+    )
     run.set_defaults(handler=handle, inputs=("policy", "data"))
 
 
@@ -66,6 +73,11 @@ def handle(args: argparse.Namespace) -> int:
     """Run the command; returns the exit status."""
     if args.dask or args.scheduler:
         return _on_cluster(args)
+    if args.explanations is not None:
+        raise UsageError(
+            "--explanations is for a cluster (--dask or --scheduler); on one machine use"
+            " `fairalloc explain POLICY DATA --all --out FILE`"
+        )
     policy = fa.load_policy(args.policy, as_of=args.as_of)
     spec = policy.allocation
     matching = spec is not None and spec.matching is not None
@@ -246,6 +258,17 @@ def _on_cluster(args: argparse.Namespace) -> int:
         elif suffix == ".json":
             write_text(args.out, got.to_json(indent=1) + "\n")
             print(f"wrote the allocation to {args.out}", file=out)
+        if args.explanations is not None:
+            fmt: Literal["jsonl", "csv"] = (
+                "csv" if args.explanations.suffix.lower() == ".csv" else "jsonl"
+            )
+            parts = got.export_explanations(
+                args.explanations, format=fmt, escape_formulas=not args.no_escape_formulas
+            )
+            print(
+                f"wrote every resident's explanation to {args.explanations} ({len(parts)} parts)",
+                file=out,
+            )
     finally:
         client.close()
         if cluster is not None:

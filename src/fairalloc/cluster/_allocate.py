@@ -37,7 +37,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -128,6 +128,33 @@ class ClusterAllocation:
         from fairalloc.cluster._outcomes import write_outcomes
 
         return write_outcomes(self, path)
+
+    def export_explanations(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: Literal["jsonl", "csv"] = "jsonl",
+        escape_formulas: bool = True,
+    ) -> list[Path]:
+        """Write every resident's explanation facts, as :func:`fairalloc.export_explanations`.
+
+        The folder ``path`` gets ``part-00000.jsonl`` (or ``.csv``) and so on; read in the
+        order of their names, the parts are one process's export line for line (in CSV each
+        part starts with the header): residents by id, with their rank, ties, position,
+        category and margin in the whole population. Like :meth:`to_parquet`, ``path`` must
+        be on storage that every worker and the client reach; an earlier export at ``path``
+        is replaced when the new one is complete.
+
+        Returns:
+            The parts written, in order.
+
+        Raises:
+            ArgumentError: ``FA630`` under a lottery mechanism (see the message), ``FA629``
+                for a ``path`` that holds something else, ``FA606`` for another format.
+        """
+        from fairalloc.cluster._explain import write_explanations
+
+        return write_explanations(self, path, format=format, escape_formulas=escape_formulas)
 
     def group_statistics(
         self,

@@ -117,8 +117,8 @@ def write_outcomes(result: ClusterAllocation, path: str | os.PathLike[str]) -> l
     return sorted(target.glob("part-*.parquet"))
 
 
-def _check_target(target: Path) -> None:
-    """Refuse a ``path`` that holds anything but a result dataset written here before."""
+def _check_target(target: Path, suffix: str = ".parquet") -> None:
+    """Refuse a ``path`` that holds anything but a dataset of ``part-NNNNN{suffix}`` files."""
     if not target.exists():
         if not target.parent.is_dir():
             raise ArgumentError(
@@ -129,13 +129,13 @@ def _check_target(target: Path) -> None:
             )
         return
     if target.is_dir() and all(
-        p.name.startswith("part-") and p.suffix == ".parquet" for p in target.iterdir()
+        p.name.startswith("part-") and p.suffix == suffix for p in target.iterdir()
     ):
         return
     raise ArgumentError(
         "FA629",
         f"cannot write `{target}`: it exists and is not a result dataset (a folder of"
-        " part-NNNNN.parquet files) to replace",
+        f" part-NNNNN{suffix} files) to replace",
         argument="path",
         value=str(target),
         valid="a new path, or a folder a cluster result was written to before",

@@ -20,6 +20,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -81,7 +82,7 @@ def export_explanations(
         )
     alloc = source if isinstance(source, Allocation) else None
     ev = source.evaluation if isinstance(source, Allocation) else source
-    cols = _Columns(ev, alloc)
+    cols = _Columns(ev, Outcomes.of(ev, alloc))
     if isinstance(out, str | os.PathLike):
         with atomic_write(out) as fh:
             return _write(cols, fh, format, progress, escape=escape_formulas)
@@ -146,19 +147,78 @@ def _lookup(codes: npt.NDArray[np.int64], table: list[str]) -> list[str]:
     return np.asarray(table, dtype=object)[codes].tolist()  # type: ignore[no-any-return]
 
 
+@dataclass
+class Outcomes:
+    """What an export says of each resident beyond its own evaluation, by row.
+
+    One process takes these from the evaluation's ranking and the allocation
+    (:meth:`of`); a cluster works them out over the whole population and gives them for the
+    rows of one part.
+
+    Attributes:
+        rank: ``[n]`` rank in the ranking (0: not eligible).
+        tied: ``[n]`` whether the rank is shared.
+        lottery: ``[n]`` the ranking's lottery key, where ``lottery_used``.
+        lottery_used: ``[n]`` whether the ranking drew a lottery key for the resident.
+        category: ``[n]`` index of the category that served the resident, or -1; None for
+            an evaluation without an allocation.
+        position: ``[n]`` position in the base order (0: not eligible).
+        cut_score: Per category, the micro-points of its last resident served (0 if none).
+        cut_has: Per category, whether anyone was served in it.
+        categories: Category ids.
+        mechanism: ``priority`` or ``lottery``.
+        lottery_key: ``[n]`` the allocation's lottery keys (lottery mechanism), else None.
+        lottery_draw: ``[n]`` the allocation's lottery draws (lottery mechanism), else None.
+    """
+
+    rank: npt.NDArray[np.int64]
+    tied: npt.NDArray[np.bool_]
+    lottery: npt.NDArray[np.uint64]
+    lottery_used: npt.NDArray[np.bool_]
+    category: npt.NDArray[np.int16] | None = None
+    position: npt.NDArray[np.int64] | None = None
+    cut_score: npt.NDArray[np.int64] | None = None
+    cut_has: npt.NDArray[np.bool_] | None = None
+    categories: tuple[str, ...] = ()
+    mechanism: str = "priority"
+    lottery_key: npt.NDArray[np.uint64] | None = None
+    lottery_draw: npt.NDArray[np.float64] | None = None
+
+    @classmethod
+    def of(cls, ev: Evaluation, alloc: Allocation | None) -> Outcomes:
+        """The outcomes of one process's evaluation and allocation."""
+        ranking = ev.ranking
+        out = cls(ranking.rank, ranking.tied, ranking.lottery, ranking.lottery_used)
+        if alloc is None:
+            return out
+        cuts = alloc.cutoffs()
+        cut = [
+            int(ev.score_micro[ev.index_of(c.last_id)]) if c.last_id is not None else 0
+            for c in cuts
+        ]
+        out.category = alloc.category
+        out.position = alloc.position
+        out.cut_score = np.array(cut, dtype=np.int64)
+        out.cut_has = np.array([c.last_id is not None for c in cuts], dtype=bool)
+        out.categories = alloc.categories
+        out.mechanism = alloc.mechanism
+        out.lottery_key = alloc.lottery_key
+        out.lottery_draw = alloc.lottery_draw
+        return out
+
+
 class _Columns:
     """The export's fields as text columns (JSON and CSV forms), computed per chunk."""
 
-    def __init__(self, ev: Evaluation, alloc: Allocation | None) -> None:
+    def __init__(self, ev: Evaluation, outcomes: Outcomes) -> None:
         self.ev = ev
-        self.alloc = alloc
+        self.out = outcomes
         cp = ev.policy
         self.cp = cp
-        ranking = ev.ranking
-        self.rank = ranking.rank
-        self.tied = ranking.tied
-        self.lottery = ranking.lottery
-        self.lottery_used = ranking.lottery_used
+        self.rank = outcomes.rank
+        self.tied = outcomes.tied
+        self.lottery = outcomes.lottery
+        self.lottery_used = outcomes.lottery_used
         self.criteria = [c.key for c in cp.criteria]
         self.scale_paths = cp.scale_paths
         self.graded = cp.graded_scales
@@ -172,20 +232,15 @@ class _Columns:
             self.failed_code = None
         self.eligibility_ids = cp.eligibility_ids
         self.exclusion_ids = cp.exclusion_ids
-        if alloc is not None:
-            cuts = alloc.cutoffs()
-            cut = np.array(
-                [
-                    int(ev.score_micro[ev.index_of(c.last_id)]) if c.last_id is not None else 0
-                    for c in cuts
-                ],
-                dtype=np.int64,
-            )
-            has = np.array([c.last_id is not None for c in cuts], dtype=bool)
-            cat = np.where(alloc.category >= 0, alloc.category, len(cuts) - 1).astype(np.int64)
-            self.margin = ev.score_micro - cut[cat]
-            self.margin_ok = has[cat] & ev.eligible & (alloc.mechanism == "priority")
-            self.categories = list(alloc.categories)
+        if outcomes.category is not None:
+            assert outcomes.cut_score is not None
+            assert outcomes.cut_has is not None
+            last = len(outcomes.categories) - 1
+            cat = np.where(outcomes.category >= 0, outcomes.category, last).astype(np.int64)
+            self.margin = ev.score_micro - outcomes.cut_score[cat]
+            ok = outcomes.cut_has[cat] & ev.eligible & (outcomes.mechanism == "priority")
+            self.margin_ok = ok
+            self.categories = list(outcomes.categories)
 
     # -- one chunk ---------------------------------------------------------------------------
     def _failed(self, rows: npt.NDArray[np.intp], *, json_form: bool) -> list[str]:
@@ -265,24 +320,25 @@ class _Columns:
                 text([k if u else None for k, u in zip(keys, used.tolist(), strict=True)]),
             )
         )
-        if self.alloc is not None:
-            a = self.alloc
-            cat = a.category[rows].astype(np.int64)
-            out.append(("served", boolean(a.served[rows])))
+        o = self.out
+        if o.category is not None:
+            assert o.position is not None
+            cat = o.category[rows].astype(np.int64)
+            out.append(("served", boolean(cat >= 0)))
             names = [self.categories[c] if c >= 0 else None for c in cat.tolist()]
             out.append(("category", text(names)))
-            pos = a.position[rows]
+            pos = o.position[rows]
             out.append(("position", integer(pos, pos == 0)))
             margin = _points(self.margin[rows])
             ok = self.margin_ok[rows].tolist()
-            out.append(("margin", [m if o else null for m, o in zip(margin, ok, strict=True)]))
-            if a.lottery_key is not None and a.lottery_draw is not None:
-                elig = a.evaluation.eligible[rows].tolist()
+            out.append(("margin", [m if g else null for m, g in zip(margin, ok, strict=True)]))
+            if o.lottery_key is not None and o.lottery_draw is not None:
+                elig = ev.eligible[rows].tolist()
                 drawn = [
                     f"{quote}{k:016x}{quote}" if e else null
-                    for k, e in zip(a.lottery_key[rows].tolist(), elig, strict=True)
+                    for k, e in zip(o.lottery_key[rows].tolist(), elig, strict=True)
                 ]
-                draws = _floats(a.lottery_draw[rows])
+                draws = _floats(o.lottery_draw[rows])
                 out.append(("draw_key", drawn))
                 out.append(("draw", [d if e else null for d, e in zip(draws, elig, strict=True)]))
         return out
