@@ -28,8 +28,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,19 +40,26 @@ from fairalloc._escape import csv_text
 from fairalloc._io import atomic_write
 from fairalloc._optional import require
 from fairalloc._population import Population
-from fairalloc.cluster._outcomes import _check_target, _keys_of, _utf8, order_keys
+from fairalloc.cluster._sort import (
+    SAMPLES_PER_PART,
+    count,
+    id_keys,
+    order_keys,
+    read_slices,
+    replacing,
+    splitters,
+    write_sorted,
+)
 from fairalloc.errors import ArgumentError
-from fairalloc.explain._batch import Outcomes, _Columns
+from fairalloc.explain._batch import Outcomes, _Columns, check_format
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from fairalloc.cluster._allocate import ClusterAllocation
 
-_SAMPLES_PER_PART = 64
 #: Rows whose text fields are made at once (a worker's memory holds them as Python strings).
 _LINES_AT_ONCE = 8192
-_KEY = "fairalloc:key"
 _LINE = "fairalloc:line"
 
 
@@ -68,14 +73,7 @@ def write_explanations(
     """Write every resident's explanation facts as a folder of parts; see the module."""
     from fairalloc.cluster._allocate import _gather
 
-    if format not in ("jsonl", "csv"):
-        raise ArgumentError(
-            "FA606",
-            f"no format {format!r}; formats: jsonl, csv",
-            argument="format",
-            value=format,
-            valid="jsonl, csv",
-        )
+    check_format(format)
     parts, cp, compute = result._source
     spec = cp.policy.allocation
     assert spec is not None
@@ -88,8 +86,6 @@ def write_explanations(
             argument="result",
             valid="the result of a priority allocation",
         )
-    target = Path(path)
-    _check_target(target, f".{format}")
     delayed = require("dask", extra="dask", feature="cluster explanations").delayed
     alloc = result.allocation
     ev = alloc.evaluation
@@ -102,38 +98,37 @@ def write_explanations(
         csv.writer(buf, lineterminator="\n").writerow(_Columns(ev, outcomes).csv_heads())
         head = buf.getvalue()
     n_parts = max(1, len(parts))
-    work = target.with_name(f"{target.name}.partial-{uuid.uuid4().hex[:12]}")
-    (work / "ranked").mkdir(parents=True)
-    (work / "lines").mkdir()
-    try:
+    with replacing(path, f".{format}") as work:
+        (work / "ranked").mkdir()
+        (work / "lines").mkdir()
         # 1. rows in ranking order, a file per partition; parts of the ranking make the lines.
         ranked = [str(work / "ranked" / f"{k:05d}.arrow") for k in range(len(parts))]
         sent = _gather(
             [
-                delayed(_scatter_rows, pure=True)(p, cp, piece, _SAMPLES_PER_PART)
-                for p, piece in zip(parts, ranked, strict=True)
+                delayed(_scatter_rows, pure=True)(p, cp, file)
+                for p, file in zip(parts, ranked, strict=True)
             ],
             compute,
         )
-        width, bounds = _splitters(sent, n_parts)
+        width, bounds = splitters(sent, n_parts)
         lines = [str(work / "lines" / f"{k:05d}.arrow") for k in range(n_parts)]
         held = delayed((served, cuts), pure=True)
         by_id = _gather(
             [
                 delayed(_rank_part, pure=True)(
                     ranked, width, bounds[b], bounds[b + 1], cp, held, lines[b],
-                    _SAMPLES_PER_PART, format=format, escape=escape_formulas,
+                    format=format, escape=escape_formulas,
                 )
                 for b in range(n_parts)
             ],
             compute,
         )
         # 2. parts of the id order write the lines.
-        id_width, id_bounds = _splitters(by_id, n_parts)
+        _, id_bounds = splitters(by_id, n_parts)
         written = _gather(
             [
                 delayed(_write_part, pure=True)(
-                    lines, id_width, id_bounds[b], id_bounds[b + 1], head,
+                    lines, id_bounds[b], id_bounds[b + 1], head,
                     str(work / f"part-{b:05d}.{format}"),
                 )
                 for b in range(n_parts)
@@ -141,97 +136,20 @@ def write_explanations(
             compute,
         )
         assert sum(written) == result.residents
-        shutil.rmtree(work / "ranked")
-        shutil.rmtree(work / "lines")
-        if target.exists():
-            shutil.rmtree(target)
-        work.rename(target)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return sorted(target.glob(f"part-*.{format}"))
+    return sorted(Path(path).glob(f"part-*.{format}"))
 
 
-def _splitters(samples: list[np.ndarray], n_parts: int) -> tuple[int, list[bytes | None]]:
-    """The keys' width, and the bounds of ``n_parts`` parts chosen from the samples."""
-    width = max((s.dtype.itemsize for s in samples), default=1)
-    given = [s for s in samples if len(s)]
-    if not given or n_parts == 1:
-        return width, [None] * (n_parts + 1)
-    pool = np.sort(np.concatenate(given).astype(f"S{width}"))
-    cut = pool[(np.arange(1, n_parts) * len(pool)) // n_parts]
-    return width, [None, *(bytes(c) for c in cut), None]
-
-
-def _write_sorted(path: str, keys: np.ndarray, columns: dict[str, Any]) -> None:
-    """Write ``columns`` with their byte ``keys`` (already sorted) as an Arrow file."""
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
-    width = keys.dtype.itemsize
-    key = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(width), len(keys), [None, pa.py_buffer(np.ascontiguousarray(keys))]
-    )
-    table = pa.table({**columns, _KEY: key})
-    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-
-
-def _slices(
-    files: list[str], low: bytes | None, high: bytes | None
-) -> tuple[Any, np.ndarray, int, list[np.ndarray]]:
-    """The rows of keys in ``[low, high)`` from every sorted file, in key order.
-
-    Returns the rows (an Arrow table without the key), their keys, how many rows of all the
-    files come before ``low``, and each file's keys (for counting by binary search).
-    """
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
-    tables, keys, every = [], [], []
-    before = 0
-    for path in files:
-        with pa.memory_map(path) as source:
-            table = ipc.open_file(source).read_all()
-        k = _keys_of(table.select([_KEY]).rename_columns(["key"]))
-        start = 0 if low is None else int(np.searchsorted(k, np.bytes_(low)))
-        stop = len(k) if high is None else int(np.searchsorted(k, np.bytes_(high)))
-        before += start
-        tables.append(table.drop_columns([_KEY]).slice(start, stop - start))
-        keys.append(k[start:stop])
-        every.append(k)
-    width = max((k.dtype.itemsize for k in keys), default=1)
-    joined = np.concatenate([k.astype(f"S{width}") for k in keys]) if keys else np.zeros(0, "S1")
-    order = np.argsort(joined, kind="stable")
-    table = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
-    return table.take(pa.array(order)), joined[order], before, every
-
-
-def _scatter_rows(frame: pd.DataFrame, cp: CompiledPolicy, piece: str, k: int) -> np.ndarray:
-    """Write the partition's rows sorted by ranking key; ``k`` evenly spaced keys."""
+def _scatter_rows(frame: pd.DataFrame, cp: CompiledPolicy, file: str) -> np.ndarray:
+    """Write the partition's rows sorted by ranking key to ``file``; a sample of the keys."""
     import pyarrow as pa
 
     from fairalloc.cluster._allocate import _evaluated
 
     ev = _evaluated(frame, cp)
     keys, _, _ = order_keys(ev, None)
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
     rows = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
-    rows = rows.take(pa.array(order))
-    _write_sorted(piece, keys, {name: rows.column(name) for name in rows.column_names})
-    return keys[(np.arange(k) * len(keys)) // k] if len(keys) else keys
-
-
-def _count(every: list[np.ndarray], low: bytes, high: bytes | None = None) -> int:
-    """Keys of all the files below ``low`` (or, with ``high``, within ``[low, high]``)."""
-    if high is None:
-        return sum(int(np.searchsorted(k, np.bytes_(low))) for k in every)
-    return sum(
-        int(np.searchsorted(k, np.bytes_(high), side="right"))
-        - int(np.searchsorted(k, np.bytes_(low)))
-        for k in every
-    )
+    columns = {name: rows.column(name) for name in rows.column_names}
+    return write_sorted(file, keys, columns, SAMPLES_PER_PART)
 
 
 def _groups(
@@ -256,8 +174,8 @@ def _groups(
     for r in {0, len(starts) - 1} if n else ():
         head = bytes(mat[starts[r]])
         tail = head + b"\xff" * (width - prefix)  # no UTF-8 id holds the byte 0xff
-        first[r] = _count(every, head)
-        size[r] = _count(every, head, tail)
+        first[r] = count(every, head)
+        size[r] = count(every, head, tail)
     return run, first, size
 
 
@@ -269,16 +187,15 @@ def _rank_part(
     cp: CompiledPolicy,
     held: tuple[dict[str, int], tuple[Any, ...]],
     out: str,
-    k: int,
     *,
     format: str,
     escape: bool,
 ) -> np.ndarray:
-    """Number one part of the ranking, write its residents' lines by id; ``k`` id samples."""
+    """Number one part of the ranking and write its residents' lines by id; a sample of ids."""
     from fairalloc.cluster._allocate import _key_columns
 
     served, (cut_score, cut_has, categories) = held
-    table, keys, before, every = _slices(files, low, high)
+    table, keys, before, every = read_slices(files, low, high)
     ev = evaluate(cp, Population.load(table, cp.policy, source="partition"))
     del table
     n = ev.n
@@ -319,18 +236,11 @@ def _rank_part(
         categories=categories,
         mechanism="priority",
     )
-    text, lengths = _utf8(ev.ids)
-    w = max(int(lengths.max()) if n else 1, 1)
-    mat = np.zeros((n, w), dtype=np.uint8)
-    if n:
-        starts = np.cumsum(lengths) - lengths
-        at = np.arange(len(text)) - np.repeat(starts, lengths)
-        mat[np.repeat(np.arange(n), lengths), at] = text
-    ids = mat.view(f"S{w}").ravel()
+    # The lines are made in id order, so they are written without a copy.
+    ids = id_keys(ev.ids)
     order = np.argsort(ids, kind="stable")
     texts = _lines(_Columns(ev, outcomes), order, format, escape=escape)
-    _write_sorted(out, ids[order], {_LINE: texts})
-    return ids[order][(np.arange(k) * n) // k] if n else ids
+    return write_sorted(out, ids[order], {_LINE: texts}, SAMPLES_PER_PART)
 
 
 def _lines(cols: _Columns, order: npt.NDArray[np.intp], format: str, *, escape: bool) -> Any:
@@ -359,10 +269,10 @@ def _lines(cols: _Columns, order: npt.NDArray[np.intp], format: str, *, escape: 
 
 
 def _write_part(
-    files: list[str], width: int, low: bytes | None, high: bytes | None, head: str, out: str
+    files: list[str], low: bytes | None, high: bytes | None, head: str, out: str
 ) -> int:
     """Write one part of the id order: its lines from every file, by id; its line count."""
-    table, _, _, _ = _slices(files, low, high)
+    table, _, _, _ = read_slices(files, low, high)
     lines = table.column(_LINE).combine_chunks()  # one large_string array, in id order
     n = len(lines)
     with atomic_write(out, "wb") as fh:

@@ -72,6 +72,18 @@ def export_explanations(
     """
     from fairalloc.allocation import Allocation
 
+    check_format(format)
+    alloc = source if isinstance(source, Allocation) else None
+    ev = source.evaluation if isinstance(source, Allocation) else source
+    cols = _Columns(ev, Outcomes.of(ev, alloc))
+    if isinstance(out, str | os.PathLike):
+        with atomic_write(out) as fh:
+            return _write(cols, fh, format, progress, escape=escape_formulas)
+    return _write(cols, out, format, progress, escape=escape_formulas)
+
+
+def check_format(format: str) -> None:
+    """Refuse an export format other than ``jsonl`` and ``csv`` (``FA606``)."""
     if format not in ("jsonl", "csv"):
         raise ArgumentError(
             "FA606",
@@ -80,13 +92,6 @@ def export_explanations(
             value=format,
             valid="jsonl, csv",
         )
-    alloc = source if isinstance(source, Allocation) else None
-    ev = source.evaluation if isinstance(source, Allocation) else source
-    cols = _Columns(ev, Outcomes.of(ev, alloc))
-    if isinstance(out, str | os.PathLike):
-        with atomic_write(out) as fh:
-            return _write(cols, fh, format, progress, escape=escape_formulas)
-    return _write(cols, out, format, progress, escape=escape_formulas)
 
 
 def _write(
