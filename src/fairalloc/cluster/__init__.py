@@ -2,7 +2,9 @@
 
 Each partition is evaluated by the same compiled policy and engine; each sends up only its
 candidates for every cut-off, and the one-process allocation decides on them, exactly (the
-module :mod:`fairalloc.cluster._allocate` gives the argument). Install with
+module :mod:`fairalloc.cluster._allocate` gives the argument). Every resident's outcome and
+explanation are written by the workers in one process's order, through a sample sort
+(:mod:`fairalloc.cluster._sort`). Install with
 ``pip install 'fairalloc[dask]'``; ``docs/cluster.md`` tells how to run it on a real cluster.
 """
 
