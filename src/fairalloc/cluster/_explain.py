@@ -36,17 +36,18 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
-from fairalloc._escape import csv_text
 from fairalloc._io import atomic_write
 from fairalloc._optional import require
 from fairalloc._population import Population
 from fairalloc.cluster._sort import (
     SAMPLES_PER_PART,
+    category_codes,
     count,
     id_keys,
     order_keys,
     read_slices,
     replacing,
+    served_codes,
     splitters,
     write_sorted,
 )
@@ -90,7 +91,7 @@ def write_explanations(
     alloc = result.allocation
     ev = alloc.evaluation
     outcomes = Outcomes.of(ev, alloc)
-    served = {str(ev.ids[r]): int(alloc.category[r]) for r in np.flatnonzero(alloc.served)}
+    served = served_codes(result)
     cuts = (outcomes.cut_score, outcomes.cut_has, alloc.categories)
     head = ""
     if format == "csv":
@@ -146,7 +147,7 @@ def _scatter_rows(frame: pd.DataFrame, cp: CompiledPolicy, file: str) -> np.ndar
     from fairalloc.cluster._allocate import _evaluated
 
     ev = _evaluated(frame, cp)
-    keys, _, _ = order_keys(ev, None)
+    keys, _, _ = order_keys(ev)
     rows = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
     columns = {name: rows.column(name) for name in rows.column_names}
     return write_sorted(file, keys, columns, SAMPLES_PER_PART)
@@ -223,7 +224,7 @@ def _rank_part(
             mat = eligible_keys.view(np.uint8).reshape(m, eligible_keys.dtype.itemsize)
             words = np.ascontiguousarray(mat[:, plain:whole]).view(">u8").ravel()
             lottery[:m] = np.where(used[:m], words.astype(np.uint64), np.uint64(0))
-    category = np.array([served.get(str(i), -1) for i in ev.ids], dtype=np.int16)
+    category = category_codes(served, ev.ids)
     outcomes = Outcomes(
         rank,
         tied,
@@ -259,10 +260,10 @@ def _lines(cols: _Columns, order: npt.NDArray[np.intp], format: str, *, escape: 
             lines = cols.jsonl(rows).splitlines(keepends=True)
         else:
             lines = []
-            for r in cols.csv_rows(rows):
+            for r in cols.csv_rows(rows, escape=escape):
                 buf.seek(0)
                 buf.truncate()
-                writer.writerow((csv_text(r[0]), *r[1:]) if escape else r)
+                writer.writerow(r)
                 lines.append(buf.getvalue())
         chunks.append(pa.array(lines, type=pa.large_string()))
     return pa.chunked_array(chunks, type=pa.large_string())

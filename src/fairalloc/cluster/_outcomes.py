@@ -26,9 +26,11 @@ from fairalloc._optional import require
 from fairalloc.allocation._result import outcome_columns
 from fairalloc.cluster._sort import (
     SAMPLES_PER_PART,
+    category_codes,
     order_keys,
     read_slices,
     replacing,
+    served_codes,
     splitters,
     write_sorted,
 )
@@ -49,8 +51,7 @@ def write_outcomes(result: ClusterAllocation, path: str | os.PathLike[str]) -> l
     parts, cp, compute = result._source
     delayed = require("dask", extra="dask", feature="cluster results").delayed
     alloc = result.allocation
-    ids = alloc.evaluation.ids
-    served = {str(ids[r]): int(alloc.category[r]) for r in np.flatnonzero(alloc.served)}
+    served = served_codes(result)
     n_parts = max(1, len(parts))
     with replacing(path, ".parquet") as work:
         (work / "sorted").mkdir()
@@ -84,11 +85,11 @@ def _scatter(
     from fairalloc.cluster._allocate import _evaluated
 
     ev = _evaluated(frame, cp)
-    keys, lottery_key, lottery_draw = order_keys(ev, None)
+    keys, lottery_key, lottery_draw = order_keys(ev)
     columns = {
         "id": ev.ids,
         "eligible": ev.eligible,
-        "category": np.array([served.get(str(i), -1) for i in ev.ids], dtype=np.int16),
+        "category": category_codes(served, ev.ids),
         "score_micro": ev.score_micro,
     }
     if lottery_key is not None:

@@ -28,7 +28,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,9 @@ import numpy.typing as npt
 from fairalloc._evaluation import Evaluation
 from fairalloc.allocation._capacity import base_order
 from fairalloc.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from fairalloc.cluster._allocate import ClusterAllocation
 
 #: Keys each partition sends to choose the splitters from (one part per partition).
 SAMPLES_PER_PART = 64
@@ -197,6 +200,18 @@ def _keys_of(table: Any) -> np.ndarray:
     return np.frombuffer(data, dtype=f"S{width}", count=len(chunk), offset=chunk.offset * width)
 
 
+def served_codes(result: ClusterAllocation) -> dict[str, int]:
+    """Each served resident's category index, by id (sent to the partitions)."""
+    alloc = result.allocation
+    ids = alloc.evaluation.ids
+    return {str(ids[r]): int(alloc.category[r]) for r in np.flatnonzero(alloc.served)}
+
+
+def category_codes(served: dict[str, int], ids: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
+    """The category index of each of ``ids`` (-1: not served), from :func:`served_codes`."""
+    return np.array([served.get(str(i), -1) for i in ids], dtype=np.int16)
+
+
 def id_keys(ids: npt.NDArray[Any]) -> np.ndarray:
     """The ids' UTF-8 bytes as byte keys (sorting as one process sorts ids)."""
     text, lengths = _utf8(ids)
@@ -217,15 +232,14 @@ def _place(
 
 
 def order_keys(
-    ev: Evaluation, width: int | None
+    ev: Evaluation,
 ) -> tuple[np.ndarray, npt.NDArray[np.uint64] | None, npt.NDArray[np.float64] | None]:
     """Each resident's byte key in the base order, and the lottery keys and draws.
 
     The eligible (``0x00``, the base order's key columns, the id) sort before the others
-    (``0x01``, zeros, the id), who sort by id: the result table's order.
-
-    ``width`` is the keys' byte width (at least what this population needs); None: as few
-    bytes as this population needs. The lottery arrays are given under a lottery mechanism.
+    (``0x01``, zeros, the id), who sort by id: the result table's order. The keys are as
+    wide as this population's longest id needs; the lottery arrays are given under a lottery
+    mechanism.
     """
     from fairalloc.cluster._allocate import _key_columns
 
@@ -239,10 +253,7 @@ def order_keys(
     cols = _key_columns(ev, spec, rows, (lottery_key, lottery_draw), with_id=False)
     text, lengths = _utf8(ev.ids)
     head = 1 + 8 * len(cols)
-    need = head + (int(lengths.max()) if len(lengths) else 0)
-    w = max(need, 1) if width is None else width
-    if w < need:
-        raise AssertionError(f"key width {w} below the {need} bytes needed")
+    w = head + (int(lengths.max()) if len(lengths) else 0)
     mat = np.zeros((ev.n, w), dtype=np.uint8)
     mat[:, 0] = 1
     mat[rows, 0] = 0

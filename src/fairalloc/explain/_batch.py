@@ -110,10 +110,8 @@ def _write(
         rows = order[start : start + _CHUNK]
         if format == "jsonl":
             fh.write(cols.jsonl(rows))
-        elif escape:  # the id comes first; every other text is a name from the policy
-            w.writerows((csv_text(r[0]), *r[1:]) for r in cols.csv_rows(rows))
         else:
-            w.writerows(cols.csv_rows(rows))
+            w.writerows(cols.csv_rows(rows, escape=escape))
         if progress is not None:
             progress(len(rows))
     return len(order)
@@ -380,9 +378,15 @@ class _Columns:
         """The CSV header."""
         return [name for name, _ in self.fields(np.zeros(0, dtype=np.intp), json_form=False)]
 
-    def csv_rows(self, rows: npt.NDArray[np.intp]) -> Any:
-        """CSV rows of ``rows``."""
-        return zip(*(col for _, col in self.fields(rows, json_form=False)), strict=True)
+    def csv_rows(self, rows: npt.NDArray[np.intp], *, escape: bool) -> Any:
+        """CSV rows of ``rows``; with ``escape``, ids neutralised against formulas.
+
+        The id comes first; every other text is a name from the policy.
+        """
+        cells = zip(*(col for _, col in self.fields(rows, json_form=False)), strict=True)
+        if not escape:
+            return cells
+        return ((csv_text(r[0]), *r[1:]) for r in cells)
 
 
 _GROUP_NAMES = {"points": "points", "scale": "scales", "grade": "grades", "tie": "tie_values"}
