@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import BandTable, Changes, CompiledPolicy, ScaleNode, compiled_for
 from fairalloc._evaluation import Evaluation
+from fairalloc._ids import Ids
 from fairalloc._numeric import MAX_POINTS, MAX_TOTAL, MICRO, micro, micro_scalar
 from fairalloc._tables import TableCode
 from fairalloc.errors import MAX_LISTED, ArgumentError, EvaluationError
@@ -145,7 +146,7 @@ def evaluate_compiled(
         )
     _check_schema(cp, population)
     n = population.n
-    out = Evaluation.allocate_arrays(cp, population.ids, n)
+    out = Evaluation.allocate_arrays(cp, population.id_column, n)
     out.population = population
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
@@ -238,7 +239,7 @@ def _recompute(
 ) -> Evaluation:
     """``cp`` over ``population``: the parts in ``changes`` computed, the rest taken from base."""
     n = population.n
-    out = Evaluation.allocate_arrays(cp, population.ids, n)
+    out = Evaluation.allocate_arrays(cp, population.id_column, n)
     out.population = population
     written = _written(cp, changes)
     for name in TRACE_ARRAYS:
@@ -317,7 +318,7 @@ def _evaluate_chunk(
     """Evaluate one chunk: every part, or with ``changes`` only the parts that changed."""
     sl = slice(start, stop)
     n = stop - start
-    ids = pop.ids[sl]
+    ids = pop.id_column[sl]
     redo = None if changes is None else changes.parts
     chunk = _Chunk(cp, {k: v[sl] for k, v in pop.columns.items()}, ids, out, sl, redo)
     frame = chunk.frame
@@ -378,7 +379,7 @@ class _Chunk:
         self,
         cp: CompiledPolicy,
         columns: dict[str, np.ndarray],
-        ids: np.ndarray,
+        ids: Ids,
         out: Evaluation | None = None,
         sl: slice | None = None,
         redo: frozenset[str] | None = None,
@@ -476,7 +477,7 @@ def _priority_points(
     fired: npt.NDArray[np.bool_],
     n: int,
     pr: Any,
-    ids: np.ndarray,
+    ids: Ids,
     out: npt.NDArray[np.int64],
 ) -> int | None:
     """A priority rule's micro-points into ``out``: its points where it fired, 0 elsewhere.
@@ -507,7 +508,7 @@ def _full(v: npt.NDArray[np.float64] | float, n: int) -> npt.NDArray[np.float64]
 
 
 def _condition(
-    result: tuple[object, object], n: int, where: str, ids: np.ndarray, what: str
+    result: tuple[object, object], n: int, where: str, ids: Ids, what: str
 ) -> npt.NDArray[np.bool_]:
     val, inv = result
     if inv is not None:
@@ -521,14 +522,14 @@ def _condition(
     return arr if arr.shape == (n,) else np.broadcast_to(arr, (n,))
 
 
-def _check_defined(bad: npt.NDArray[np.bool_], where: str, ids: np.ndarray, message: str) -> None:
+def _check_defined(bad: npt.NDArray[np.bool_], where: str, ids: Ids, message: str) -> None:
     if bad.any():
         rows = np.flatnonzero(bad)
         raise EvaluationError(message, where, [str(i) for i in ids[rows[:MAX_LISTED]]], len(rows))
 
 
 def _to_micro(
-    pts: npt.NDArray[np.float64], where: str, ids: np.ndarray, limit: float = MAX_POINTS
+    pts: npt.NDArray[np.float64], where: str, ids: Ids, limit: float = MAX_POINTS
 ) -> npt.NDArray[np.int64]:
     # Two reductions check the range (NaN fails the comparison too); the exact cause and the
     # residents are worked out only when something is wrong.
@@ -583,7 +584,7 @@ def indicator_inputs(
     For residents the engine has evaluated; explanations show these inputs beside the points.
     """
     k = len(rows)
-    ids = population.ids[rows]
+    ids = population.id_column[rows]
     frame = _Chunk(cp, {c: v[rows] for c, v in population.columns.items()}, ids).frame
     shape = (k, len(cp._indicators))
     out = IndicatorInputs(
@@ -613,7 +614,7 @@ def derived_values(evaluation: Evaluation, row: int, names: list[str]) -> dict[s
     cp, pop = evaluation.policy, evaluation.population
     assert pop is not None, "evaluations made by the engine hold their population"
     rows = np.array([row], dtype=np.intp)
-    chunk = _Chunk(cp, {c: v[rows] for c, v in pop.columns.items()}, pop.ids[rows])
+    chunk = _Chunk(cp, {c: v[rows] for c, v in pop.columns.items()}, pop.id_column[rows])
     out: dict[str, object] = {}
     with np.errstate(all="ignore"):
         for name in names:
@@ -641,19 +642,19 @@ def table_inputs(
 
     For residents the engine has evaluated; explanations show these beside the row that applied.
     """
-    ids = population.ids[rows]
+    ids = population.id_column[rows]
     chunk = _Chunk(cp, {c: v[rows] for c, v in population.columns.items()}, ids)
     with np.errstate(all="ignore"):
         return [t.inputs(chunk.frame, len(rows)) for t in cp.tables]
 
 
 def _indicator_points(
-    ind: object, frame: Frame, n: int, ids: np.ndarray
+    ind: object, frame: Frame, n: int, ids: Ids
 ) -> npt.NDArray[np.float64]:
     return _capped(ind, _uncapped_points(ind, frame, n, ids))
 
 
-def _uncapped_points(ind: object, frame: Frame, n: int, ids: np.ndarray) -> npt.NDArray[np.float64]:
+def _uncapped_points(ind: object, frame: Frame, n: int, ids: Ids) -> npt.NDArray[np.float64]:
     from fairalloc._compiler import _IndicatorCode
 
     assert isinstance(ind, _IndicatorCode)
@@ -689,19 +690,19 @@ def _capped(ind: object, pts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64
 
 
 def _weighted(
-    total: npt.NDArray[np.int64], weight: float, where: str, ids: np.ndarray
+    total: npt.NDArray[np.int64], weight: float, where: str, ids: Ids
 ) -> npt.NDArray[np.int64]:
     if weight == 1.0:
         return total
     return _to_micro(total.astype(np.float64) / MICRO * weight, where, ids, MAX_TOTAL)
 
 
-def _check_total(total: npt.NDArray[np.int64], where: str, ids: np.ndarray) -> None:
+def _check_total(total: npt.NDArray[np.int64], where: str, ids: Ids) -> None:
     limit = int(MAX_TOTAL) * MICRO
     _check_defined(np.abs(total) > limit, where, ids, f"the total is beyond ±{MAX_TOTAL:g} points")
 
 
-def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: np.ndarray) -> None:
+def _score(cp: CompiledPolicy, out: Evaluation, sl: slice, ids: Ids) -> None:
     scale_col = {s.path: s.index for s in (n for top in cp.scales for n in top.walk())}
     method = cp.policy.score.method
     where = cp.span(("score",))
@@ -750,7 +751,7 @@ def _allocation_inputs(
     frame: Frame,
     sl: slice,
     n: int,
-    ids: np.ndarray,
+    ids: Ids,
     redo: frozenset[str] | None = None,
 ) -> None:
     """Evaluate the allocation section's expressions, as the engine does every rule.

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from fairalloc._escape import html_text
 from fairalloc._explainable import Explainable
+from fairalloc._ids import IdColumn, Ids
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
 
@@ -49,7 +50,8 @@ class Evaluation(Explainable):
 
     Attributes:
         policy: The compiled policy that was applied.
-        ids: Resident ids (str), one per row.
+        ids: Resident ids (str, an object array), one per row; made on first read.
+        id_column: The same ids as held (:class:`~fairalloc._ids.IdColumn`), read by row.
         eligible: Whether each resident passed every eligibility rule and no exclusion applied.
         eligibility: ``[n, rules]``: whether each eligibility rule held.
         exclusions: ``[n, rules]``: whether each exclusion rule applied.
@@ -71,9 +73,9 @@ class Evaluation(Explainable):
             :attr:`CompiledPolicy.tables`).
     """
 
-    def __init__(self, policy: CompiledPolicy, ids: np.ndarray, n: int) -> None:
+    def __init__(self, policy: CompiledPolicy, ids: Ids, n: int) -> None:
         self.policy = policy
-        self.ids = ids
+        self.id_column = IdColumn(ids)
         self.n = n
         #: The residents evaluated (set by the engine), for mechanisms that read their choices.
         self.population: Population | None = None
@@ -110,6 +112,11 @@ class Evaluation(Explainable):
         banded = policy._rotation_band is not None and policy._rotation_band.value is not None
         self.lottery_weight = np.ones(n) if weighted else np.broadcast_to(np.float64(1.0), (n,))
         self.rotation_band = np.zeros(n) if banded else np.broadcast_to(np.float64(0.0), (n,))
+
+    @property
+    def ids(self) -> npt.NDArray[np.object_]:
+        """Resident ids (``str``, an object array), one per row; made on first read."""
+        return self.id_column.objects
 
     @property
     def points(self) -> npt.NDArray[np.int64]:
@@ -171,7 +178,7 @@ class Evaluation(Explainable):
         return self._constant_points.get(criterion)
 
     @classmethod
-    def allocate_arrays(cls, policy: CompiledPolicy, ids: np.ndarray, n: int) -> Evaluation:
+    def allocate_arrays(cls, policy: CompiledPolicy, ids: Ids, n: int) -> Evaluation:
         """An evaluation with every array allocated, for the engine to fill."""
         return cls(policy, ids, n)
 
@@ -248,7 +255,7 @@ class Evaluation(Explainable):
 
     def canonical_order(self) -> npt.NDArray[np.intp]:
         """Row positions sorted by resident id: the order of every export."""
-        return np.argsort(self.ids.astype(str), kind="stable")
+        return self.id_column.sort_order()
 
     # -- records -----------------------------------------------------------------------
     def record(self, row: int) -> dict[str, Any]:

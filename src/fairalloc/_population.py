@@ -32,6 +32,7 @@ import numpy.typing as npt
 from pydantic import BaseModel
 
 from fairalloc._html import table as html_table
+from fairalloc._ids import IdColumn
 from fairalloc._optional import require
 from fairalloc.errors import (
     MAX_LISTED,
@@ -61,7 +62,8 @@ _ID_CONTROL = (
 )
 _BAD_ID = r"^[\s\p{Z}]|[\s\p{Z}]$|" + _ID_CONTROL
 _BAD_ID_PY = re.compile(
-    r"^\s|\s$|[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]"
+    r"^\s|\s$|[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+    r"\ud800-\udfff]"  # lone surrogates: not text that a file (UTF-8) can hold
 )
 
 
@@ -83,7 +85,7 @@ def _is_missing(v: Any) -> bool:
 class _Problems:
     """Collects offending rows per (code, column, message)."""
 
-    labels: Sequence[str] | np.ndarray
+    labels: Sequence[str] | np.ndarray | IdColumn
     issues: list[PopulationIssue] = field(default_factory=list)
 
     def add(
@@ -154,7 +156,6 @@ class Population:
     population pickles (with its policy), for work shipped to other processes.
 
     Attributes:
-        ids: Resident ids as ``str`` (an object array), one per row.
         columns: Encoded columns by attribute name (see the module documentation).
         filled: For attributes with ``missing: default``, which rows were filled with it.
         source: Where the data came from (for messages).
@@ -164,7 +165,7 @@ class Population:
 
     def __init__(
         self,
-        ids: npt.NDArray[np.object_],
+        ids: npt.NDArray[np.object_] | IdColumn,
         columns: Mapping[str, np.ndarray],
         schema: Policy,
         *,
@@ -172,7 +173,7 @@ class Population:
         source: str = "",
         ignored_columns: tuple[str, ...] = (),
     ) -> None:
-        self.ids = ids
+        self._ids = IdColumn(ids)
         self.columns = dict(columns)
         self.schema = schema
         self.filled = dict(filled or {})
@@ -415,9 +416,19 @@ class Population:
 
     # -- views -------------------------------------------------------------------------
     @property
+    def ids(self) -> npt.NDArray[np.object_]:
+        """Resident ids as ``str`` (an object array), one per row; made on first read."""
+        return self._ids.objects
+
+    @property
+    def id_column(self) -> IdColumn:
+        """The ids as held (Arrow text from a file): read rows without making every ``str``."""
+        return self._ids
+
+    @property
     def n(self) -> int:
         """Number of residents."""
-        return len(self.ids)
+        return len(self._ids)
 
     def __len__(self) -> int:
         return self.n
@@ -434,7 +445,7 @@ class Population:
             ValueError: if a position repeats (a resident cannot appear twice).
         """
         idx = np.asarray(indices, dtype=np.intp)
-        n = len(self.ids)
+        n = len(self._ids)
         if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
             raise ArgumentError(
                 "FA613",
@@ -449,7 +460,7 @@ class Population:
                 argument="indices",
             )
         return Population(
-            self.ids[idx],
+            self._ids.select(np.where(idx < 0, idx + n, idx)),
             {k: v[idx] for k, v in self.columns.items()},
             self.schema,
             filled={k: v[idx] for k, v in self.filled.items()},
@@ -474,14 +485,14 @@ class Population:
                 f"`{column}` needs {self.n} values, got shape {arr.shape}",
                 argument="values",
             )
-        probs = _Problems(self.ids)  # ids are text already; labels are made only on a problem
+        probs = _Problems(self._ids)  # ids are text already; labels are made only on a problem
         encoded = _check_encoded(column, attr, arr, probs)
         if probs.issues:
             raise PopulationError(probs.issues, source=self.source)
         cols = dict(self.columns)
         cols[column] = encoded
         return Population(
-            self.ids,
+            self._ids,
             cols,
             self.schema,
             filled=self.filled,
@@ -609,7 +620,7 @@ class _Validator:
             )
         ids, named = self._ids(pre)
         # Name each row by its id where it has a usable one, else by its row (or CSV line).
-        labels: Sequence[str] | np.ndarray = (
+        labels: Sequence[str] | IdColumn = (
             ids if ids is not None else _RowLabels(self.label, self.n, named)
         )
         probs = _Problems(labels, pre.issues)
@@ -634,7 +645,7 @@ class _Validator:
 
     def _ids(
         self, probs: _Problems
-    ) -> tuple[npt.NDArray[np.object_] | None, npt.NDArray[np.object_] | None]:
+    ) -> tuple[IdColumn | None, npt.NDArray[np.object_] | None]:
         """The ids if all are usable (else None), and the usable ids (None where not)."""
         idname = self.schema.id_attribute
         raw = self.raw.get(idname)
@@ -665,31 +676,37 @@ class _Validator:
             vals,
             "an id without spaces at either end, line breaks, tabs or other control characters",
         )
-        usable = out
-        if spaced:
-            usable = out.copy()
-            usable[spaced] = None
+        n_valid = self.n - len(empty) - len(bad_rows)
         if numbers is not None:
             # Whole numbers have distinct digits exactly when they differ: no strings needed.
             n_distinct = _count_distinct(numbers)
-        else:
+        elif isinstance(out, np.ndarray):
             distinct = set(out.tolist())
             distinct.discard(None)
             n_distinct = len(distinct)
-        if n_distinct != self.n - len(empty) - len(bad_rows):
-            dups = _duplicates(out)
+        else:
+            import pyarrow.compute as pc
+
+            # Nulls (missing ids) are not counted: the same rule as the set above.
+            n_distinct = pc.count_distinct(out, mode="only_valid").as_py()
+        if n_distinct == n_valid and not (empty or bad_rows or spaced):
+            return IdColumn(out), None
+        # A problem: every row gets a label, so the ids become Python strings (None if unusable).
+        objects = out if isinstance(out, np.ndarray) else out.to_numpy(zero_copy_only=False)
+        usable = objects
+        if spaced:
+            usable = objects.copy()
+            usable[spaced] = None
+        if n_distinct != n_valid:
             probs.add(
                 "FA506",
                 idname,
                 "the same id for several residents",
-                dups,
+                _duplicates(objects),
                 vals,
                 "one row per resident",
             )
-            return None, usable
-        if empty or bad_rows or spaced:
-            return None, usable
-        return out, out
+        return None, usable
 
 
 def _release_arrow_memory() -> None:
@@ -725,22 +742,24 @@ def _ids_slow(
     return out, empty, bad, spaced
 
 
-def _text_ids(
-    strings: Any, raw: Any
-) -> tuple[npt.NDArray[np.object_], list[int], list[int], list[int]]:
-    """Ids given as text: missing (null or empty), and refused (spaces, control characters)."""
+def _text_ids(strings: Any, raw: Any) -> tuple[Any, list[int], list[int], list[int]]:
+    """Ids given as text: missing (null or empty), and refused (spaces, control characters).
+
+    The ids come back as given: the object array of ``str`` when that was the input, else the
+    Arrow array (null where missing); nothing is converted.
+    """
     import pyarrow.compute as pc
 
     missing = _np_bool(pc.fill_null(pc.equal(strings, ""), fill_value=True))
     flagged = _np_bool(pc.fill_null(pc.match_substring_regex(strings, _BAD_ID), fill_value=False))
-    if isinstance(raw, np.ndarray) and raw.dtype == object and not missing.any():
-        out = raw.copy()  # the same str objects: no second conversion from Arrow
-    else:
-        out = strings.to_numpy(zero_copy_only=False)
-    if missing.any():
-        out = out.copy()
-        out[missing] = None
-    return out, np.flatnonzero(missing).tolist(), [], np.flatnonzero(flagged & ~missing).tolist()
+    empty = np.flatnonzero(missing)
+    out: Any = strings
+    if isinstance(raw, np.ndarray) and raw.dtype == object:
+        out = raw.copy()  # the same str objects, already made (the caller keeps its array)
+        out[empty] = None
+    elif len(empty) and strings.null_count != len(empty):
+        out = pc.if_else(pc.equal(strings, ""), None, strings)  # empty ids count as missing
+    return out, empty.tolist(), [], np.flatnonzero(flagged & ~missing).tolist()
 
 
 def _count_distinct(values: np.ndarray) -> int:
@@ -751,12 +770,11 @@ def _count_distinct(values: np.ndarray) -> int:
     return int(np.count_nonzero(s[1:] != s[:-1])) + 1
 
 
-def _numeric_ids(
-    arr: np.ndarray, attr: Attribute
-) -> tuple[npt.NDArray[np.object_], list[int], np.ndarray]:
+def _numeric_ids(arr: np.ndarray, attr: Attribute) -> tuple[Any, list[int], np.ndarray]:
     """Ids given as numbers: whole numbers become their digits; others are not valid ids.
 
-    Also returns the valid ids as whole numbers (to count them without their digits).
+    Returns the ids as Arrow text (null where not valid), the rows that are not valid, and
+    the valid ids as whole numbers (to count them without their digits).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -767,11 +785,9 @@ def _numeric_ids(
     else:
         whole = np.ones(len(arr), dtype=bool)
         ints = arr
-    out = pc.cast(pa.array(ints), pa.string()).to_numpy(zero_copy_only=False)
     bad = np.flatnonzero(~whole)
-    if len(bad):
-        out = out.copy()
-        out[bad] = None
+    mask = None if not len(bad) else ~whole
+    out = pc.cast(pa.array(ints, mask=mask), pa.string())
     return out, bad.tolist(), ints[whole] if len(bad) else ints
 
 

@@ -163,7 +163,7 @@ class Ranking:
     @property
     def ids(self) -> npt.NDArray[np.object_]:
         """Resident ids in rank order."""
-        return self.evaluation.ids[self.order]
+        return self.evaluation.id_column[self.order]
 
     def top(self, k: int) -> list[str]:
         """The ids of the ``k`` best-ranked residents."""
@@ -176,7 +176,7 @@ class Ranking:
         cp = ev.policy
         out: dict[str, Any] = {
             "rank": int(self.rank[r]),
-            "id": str(ev.ids[r]),
+            "id": str(ev.id_column[r]),
             "score": int(ev.score_micro[r]) / MICRO,
         }
         for j, label in enumerate(cp.tie_break_labels):
@@ -231,7 +231,7 @@ class Ranking:
         rows = self.order.astype(np.intp)
         cols: dict[str, Any] = {
             "rank": pa.array(self.rank[rows]),
-            "id": pa.array(ev.ids[rows], type=pa.string()),
+            "id": ev.id_column.arrow_take(rows),
             "score": pa.array(ev.score_micro[rows] / MICRO),
         }
         for j, lbl in enumerate(cp.tie_break_labels):
@@ -401,9 +401,11 @@ class _SortKey:
             return None
         ahead = np.flatnonzero(packed < last)
         group = idx[np.flatnonzero(packed == last)]
-        drawn = keys.of(seed, group) if keys is not None else lottery_keys(seed, ev.ids[group])
+        drawn = (
+            keys.of(seed, group) if keys is not None else lottery_keys(seed, ev.id_column[group])
+        )
         # Lowest key first; equal keys (never seen in practice) by id, as in the full order.
-        by = np.lexsort((ev.ids[group].astype(str), drawn))
+        by = np.lexsort((ev.id_column[group].astype(str), drawn))
         return np.concatenate((idx[ahead], group[by[: k - len(ahead)]]))
 
 
@@ -485,9 +487,7 @@ def _offset(x: npt.NDArray[np.int64], base: int, *, descending: bool) -> npt.NDA
     return u
 
 
-def _rank_all(
-    ev: Evaluation, sk: _SortKey, keys: LotteryKeys | None
-) -> tuple[np.ndarray, ...]:
+def _rank_all(ev: Evaluation, sk: _SortKey, keys: LotteryKeys | None) -> tuple[np.ndarray, ...]:
     """The whole ranking: order, rank, tied, lottery keys and where they were drawn."""
     cp = ev.policy
     idx = sk.idx
@@ -500,7 +500,7 @@ def _rank_all(
         in_tie[1:] |= same
         in_tie[:-1] |= same
         rows = idx[order[in_tie]]
-        drawn = keys.of(seed, rows) if keys is not None else lottery_keys(seed, ev.ids[rows])
+        drawn = keys.of(seed, rows) if keys is not None else lottery_keys(seed, ev.id_column[rows])
         lottery[rows] = drawn
         used[rows] = True
         # Groups of residents tied so far are runs of `order`; sorting the tied positions by
@@ -521,7 +521,7 @@ def _rank_all(
         in_tie[:-1] |= same
         tied_at = np.flatnonzero(in_tie)
         group = np.cumsum(np.concatenate(([True], ~same)))
-        names = ev.ids[idx[order[tied_at]]].astype(str)
+        names = ev.id_column[idx[order[tied_at]]].astype(str)
         order = order.copy()
         order[tied_at] = order[tied_at][np.lexsort((names, group[tied_at]))]
     m = len(order)

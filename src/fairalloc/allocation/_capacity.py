@@ -97,7 +97,7 @@ def base_order(
     assert spec.lottery is not None
     rows = np.flatnonzero(ev.eligible)
     weights = ev.lottery_weight[rows] if spec.lottery.weight is not None else None
-    order, keys, draws = lottery_order(spec.lottery.seed, ev.ids[rows], weights)
+    order, keys, draws = lottery_order(spec.lottery.seed, ev.id_column[rows], weights)
     key_all = np.zeros(ev.n, dtype=np.uint64)
     draw_all = np.full(ev.n, np.nan)
     key_all[rows] = keys
@@ -176,13 +176,14 @@ def _refuse_ties_at_cutoffs(
             same &= ev.reserve_priority[waiting, c] == ev.reserve_priority[last, c]
         if same.any():
             other = waiting[np.flatnonzero(same)[0]]
+            ids = (ev.id_column[last], ev.id_column[other])
             raise AllocationError(
                 "FA656",
                 AllocationReason.UNDECIDED_TIE,
-                f"residents {ev.ids[last]} and {ev.ids[other]} are tied at the cut-off of"
+                f"residents {ids[0]} and {ids[1]} are tied at the cut-off of"
                 f" `{cid}` (same score and tie-break values), and the ranking has no lottery"
                 " to decide between them: add {lottery: {seed: ...}} to ranking.tie_break",
-                ids=(ev.ids[last], ev.ids[other]),
+                ids=ids,
             )
 
 

@@ -262,18 +262,18 @@ def _base_order(ev: Evaluation, seed: str) -> npt.NDArray[np.intp]:
         tied[1:] |= same
         tied[:-1] |= same
         draw = np.zeros(len(rows), dtype=np.uint64)
-        draw[order[tied]] = lottery_keys(seed, ev.ids[rows[order[tied]]])
+        draw[order[tied]] = lottery_keys(seed, ev.id_column[rows[order[tied]]])
         order = np.lexsort((draw, position, score))
         same = _ties(order, score, position, draw)
         if same.any():
             k = int(np.flatnonzero(same)[0])
-            pair = ", ".join(str(ev.ids[rows[order[i]]]) for i in (k, k + 1))
+            pair = ", ".join(str(ev.id_column[rows[order[i]]]) for i in (k, k + 1))
             raise AllocationError(
                 "FA658",
                 AllocationReason.UNDECIDED_TIE,
                 f"residents {pair} tie on score, ranking and their lottery keys: the published"
                 " lottery cannot order them; choose another seed",
-                ids=(str(ev.ids[rows[order[i]]]) for i in (k, k + 1)),
+                ids=(str(ev.id_column[rows[order[i]]]) for i in (k, k + 1)),
             )
     return rows[order]
 
@@ -507,7 +507,7 @@ class MatchingResult(Explainable):
         """
         r = self._index(resource)
         rows = self._holder_rows[self._bounds[r] : self._bounds[r + 1]]
-        return [str(i) for i in self.evaluation.ids[rows]]
+        return [str(i) for i in self.evaluation.id_column[rows]]
 
     def used(self) -> list[int]:
         """Units given of each resource."""
@@ -526,7 +526,7 @@ class MatchingResult(Explainable):
                     hi - lo,
                     int(self._demand[r]),
                     int(self._holder_ranks[last]) if hi > lo else None,
-                    str(self.evaluation.ids[self._holder_rows[last]]) if hi > lo else None,
+                    str(self.evaluation.id_column[self._holder_rows[last]]) if hi > lo else None,
                 )
             )
         return out
@@ -534,7 +534,7 @@ class MatchingResult(Explainable):
     def assignment(self) -> dict[str, list[str]]:
         """The resources each served resident holds (preference order), by id (sorted)."""
         return {
-            str(self.evaluation.ids[r]): self._held_ids(int(r))
+            str(self.evaluation.id_column[r]): self._held_ids(int(r))
             for r in self.evaluation.canonical_order()
             if self.served[r]
         }
@@ -564,7 +564,7 @@ class MatchingResult(Explainable):
         names = self.resources
         out = []
         for rid, eligible, score, prefs, ranks, held in zip(
-            ev.ids[rows].tolist(),
+            ev.id_column[rows].tolist(),
             ev.eligible[rows].tolist(),
             ev.score_micro[rows].tolist(),
             self.preferences[rows].tolist(),

@@ -141,7 +141,7 @@ class Allocation(Explainable):
     def served_ids(self) -> list[str]:
         """Ids of the served residents, in the base order."""
         rows = self.order[self.served[self.order]]
-        return [str(i) for i in self.evaluation.ids[rows]]
+        return [str(i) for i in self.evaluation.id_column[rows]]
 
     def used(self) -> list[int]:
         """Units given in each category."""
@@ -166,7 +166,7 @@ class Allocation(Explainable):
                     cid,
                     size,
                     used[c],
-                    str(ev.ids[last]),
+                    str(ev.id_column[last]),
                     int(ev.score_micro[last]) / MICRO,
                     int(self.position[last]),
                     {lbl: float(ev.tie_values[last, j]) for j, lbl in labels},
@@ -181,7 +181,7 @@ class Allocation(Explainable):
         ev = self.evaluation
         c = int(self.category[row])
         rec: dict[str, Any] = {
-            "id": str(ev.ids[row]),
+            "id": str(ev.id_column[row]),
             "eligible": bool(ev.eligible[row]),
             "served": bool(self.served[row]),
             "category": self.categories[c] if c >= 0 else None,
@@ -204,7 +204,7 @@ class Allocation(Explainable):
     def to_dicts(self) -> list[dict[str, Any]]:
         """One dict per eligible resident, in the base order, then the ineligible by id."""
         rest = np.flatnonzero(~self.evaluation.eligible)
-        rest = rest[np.argsort(self.evaluation.ids[rest].astype(str), kind="stable")]
+        rest = rest[self.evaluation.id_column.sort_order(rest)]
         return [self.record(int(r)) for r in (*self.order, *rest)]
 
     def to_csv(self, path: str | os.PathLike[str], *, escape_formulas: bool = True) -> None:
@@ -229,18 +229,12 @@ class Allocation(Explainable):
 
     def _columns(self) -> dict[str, Any]:
         """The columns of :meth:`to_dicts`, in its row order, as Arrow arrays."""
-        import pyarrow as pa
-
         ev = self.evaluation
         rest = np.flatnonzero(~ev.eligible)
-        if len(rest):
-            import pyarrow.compute as pc
-
-            by_id = pc.sort_indices(pa.array(ev.ids[rest], type=pa.string()))
-            rest = rest[by_id.to_numpy()]
+        rest = rest[ev.id_column.sort_order(rest)]
         rows = np.concatenate([self.order.astype(np.intp), rest.astype(np.intp)])
         return outcome_columns(
-            ids=ev.ids[rows],
+            ids=ev.id_column.arrow_take(rows),
             eligible=ev.eligible[rows],
             category=self.category[rows],
             categories=self.categories,
@@ -317,7 +311,7 @@ class Allocation(Explainable):
 
 def outcome_columns(
     *,
-    ids: npt.NDArray[Any],
+    ids: Any,
     eligible: npt.NDArray[np.bool_],
     category: npt.NDArray[np.integer[Any]],
     categories: tuple[str, ...],
@@ -328,7 +322,8 @@ def outcome_columns(
 ) -> dict[str, Any]:
     """The result table's columns (:meth:`Allocation.to_parquet`) of residents given in order.
 
-    ``category`` is each resident's category index (-1: not served), ``position`` their
+    ``ids`` are text (an Arrow array, or an object array of ``str``); ``category`` is each
+    resident's category index (-1: not served), ``position`` their
     position in the base order (0: not eligible); the lottery columns are given under a
     lottery mechanism. A cluster writes its parts of the table with this too, so both write
     the same columns, types and values.
@@ -338,7 +333,7 @@ def outcome_columns(
     code = category.astype(np.int64)
     names = pa.array(list(categories), type=pa.string())
     cols: dict[str, Any] = {
-        "id": pa.array(ids, type=pa.string()),
+        "id": ids if isinstance(ids, pa.Array) else pa.array(ids, type=pa.string()),
         "eligible": pa.array(eligible, type=pa.bool_()),
         "served": pa.array(code >= 0, type=pa.bool_()),
         "category": names.take(pa.array(code, mask=code < 0)),

@@ -196,7 +196,7 @@ def simulate(
         order = _order(ev, eligible, ledger, rows, rotation, bonus, units, r)
         served_rows = eligible[order[:units]]
         waiting_rows = eligible[order[units:]]
-        served_by_round.append([str(i) for i in population.ids[served_rows]])
+        served_by_round.append([str(i) for i in population.id_column[served_rows]])
         eligible_by_round.append(len(eligible))
         present_by_round.append(population.n)
         ledger.serve(rows[served_rows], r)
@@ -512,7 +512,7 @@ def _resume(
     new = np.flatnonzero(~known)
     rows = np.empty(population.n, dtype=np.intp)
     rows[known] = [ledger.index[rid] for rid, k in zip(given, known, strict=True) if k]
-    rows[new] = ledger.add(population.ids[new], nxt)
+    rows[new] = ledger.add(population.id_column[new], nxt)
     for name in accrue:
         col = population.columns[name].copy()
         for k in np.flatnonzero(known):
@@ -613,7 +613,7 @@ def _order(
     keys.append(ev.ranking.rank[eligible])
     # The last key: the published lottery, or (without one) the id, which only lists residents
     # in a stable order; a tie it would decide across the capacity is refused below.
-    last = ledger.key[entries] if ledger.seed is not None else ev.ids[eligible].astype(str)
+    last = ledger.key[entries] if ledger.seed is not None else ev.id_column[eligible].astype(str)
     guaranteed = np.zeros(len(entries), dtype=bool)
     urgency = np.zeros(0, dtype=np.intp)
     due = 0
@@ -680,7 +680,7 @@ def _refuse_undecided(
             pairs.append((a, b))
     for a, b in pairs:
         if tied(a, b):
-            ids = ev.ids[eligible]
+            ids = ev.id_column[eligible]
             raise AllocationError(
                 "FA657",
                 AllocationReason.UNDECIDED_TIE,

@@ -256,7 +256,7 @@ class Comparison:
         self._rows = rows
         self.before, self.after = a.label, b.label
         self.diff = diff
-        self.ids: npt.NDArray[np.object_] = a.evaluation.ids[ra]
+        self.ids: npt.NDArray[np.object_] = a.evaluation.id_column[ra]
         self.only_before, self.only_after = only
         self.eligible_before: BoolArray = a.evaluation.eligible[ra]
         self.eligible_after: BoolArray = b.evaluation.eligible[rb]

@@ -852,7 +852,7 @@ class _Baseline:
         assert self.seed is not None
         todo = rows[~self._drawn[rows]]
         if len(todo):
-            self._lottery[todo] = lottery_keys(self.seed, self.ev.ids[todo])
+            self._lottery[todo] = lottery_keys(self.seed, self.ev.id_column[todo])
             self._drawn[todo] = True
         return self._lottery[rows]
 
@@ -972,7 +972,7 @@ class _Baseline:
             r = int(rows[k])
             residents.append(
                 AffectedResident(
-                    id=str(ev.ids[r]),
+                    id=str(ev.id_column[r]),
                     parts=tuple(p for p in parts if by_part[p][k]),
                     eligible=(bool(e0[k]), bool(e1[k])),
                     score=(int(s0[k]) / MICRO, int(s1[k]) / MICRO),

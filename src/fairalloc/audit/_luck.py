@@ -123,7 +123,7 @@ def luck(
         weights = ev.lottery_weight[rows] if spec.lottery.weight is not None else None
         k = allocation.n_served
         for s, seed in enumerate(names):
-            order, _, _ = lottery_order(seed, ev.ids[rows], weights)
+            order, _, _ = lottery_order(seed, ev.id_column[rows], weights)
             served[s, rows[order[:k]]] = True
         method = "keys only"
     else:

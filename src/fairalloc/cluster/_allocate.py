@@ -365,7 +365,7 @@ def _group_tables(
     pop = ev.population
     assert pop is not None
     base = np.asarray(ev.eligible, dtype=bool)
-    selected = np.array([str(i) in served for i in ev.ids[base]], dtype=bool)
+    selected = np.array([str(i) in served for i in ev.id_column[base]], dtype=bool)
     # Groups as the audit codes them, numbers bounded by the whole population's quartiles.
     edges = {name: q.tolist() for name, q in quartiles.items()}
     coded = [_code_attribute(pop, name, base, edges.get(name)) for name in names]
@@ -602,8 +602,8 @@ def _key_columns(
         cols = _sort_keys(ev, rows)
         seed = ev.policy.lottery_seed
         if seed is not None:
-            cols.append(lottery_keys(seed, ev.ids[rows]))
-        return [*cols, ev.ids[rows].astype(str)] if with_id else cols
+            cols.append(lottery_keys(seed, ev.id_column[rows]))
+        return [*cols, ev.id_column[rows].astype(str)] if with_id else cols
     keys, draws = drawn
     assert spec.lottery is not None
     assert keys is not None

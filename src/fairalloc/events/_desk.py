@@ -159,8 +159,8 @@ class Desk:
         self.compiled = ev.policy
         order = self.allocation.order
         served = self.allocation.served
-        self._waiting = [str(ev.ids[r]) for r in order if not served[r]]
-        self._position = {str(ev.ids[r]): int(self.allocation.position[r]) for r in order}
+        self._waiting = [str(ev.id_column[r]) for r in order if not served[r]]
+        self._position = {str(ev.id_column[r]): int(self.allocation.position[r]) for r in order}
         self._offered: set[str] = set()
         self._by_category = self._category_orders()
         self._cutoff: tuple[Any, ...] | None = None
@@ -200,7 +200,7 @@ class Desk:
         order = alloc.order[~alloc.served[alloc.order]]
         for c, reserve in enumerate(spec.reserves):
             own = reserve_order(ev, spec, c, order[ev.reserve_eligible[order, c]])
-            out[reserve.id] = [str(ev.ids[r]) for r in own]
+            out[reserve.id] = [str(ev.id_column[r]) for r in own]
         return out
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -242,11 +242,11 @@ class Desk:
         spec = self.compiled.policy.allocation
         if self.allocation.mechanism == "lottery" and spec is not None and spec.lottery:
             weight = float(ev.lottery_weight[row]) if spec.lottery.weight is not None else None
-            return draw_key(spec.lottery.seed, str(ev.ids[row]), weight)
+            return draw_key(spec.lottery.seed, str(ev.id_column[row]), weight)
         keys = tuple(k[0].item() for k in _sort_keys(ev, np.array([row], dtype=np.intp)))
         seed = self.compiled.lottery_seed
         if seed is not None:
-            keys += (lottery_key(seed, str(ev.ids[row])),)
+            keys += (lottery_key(seed, str(ev.id_column[row])),)
         return keys
 
     def application(self, event: Mapping[str, Any]) -> Reply:

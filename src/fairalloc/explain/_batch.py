@@ -289,7 +289,7 @@ class _Columns:
             out[missing] = null
             return out.tolist()  # type: ignore[no-any-return]
 
-        ids = [str(i) for i in ev.ids[rows].tolist()]
+        ids = [str(i) for i in ev.id_column[rows].tolist()]
         if json_form:
             blob = "".join(ids)
             ids = [f'"{i}"' for i in ids] if _PLAIN.match(blob) else text(list(ids))

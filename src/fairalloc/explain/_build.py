@@ -551,7 +551,7 @@ def _allocation_facts(
             drawn=True,
             weight=weight,
             draw=float(alloc.lottery_draw[row]) if weighted else None,
-            recipe=lottery_recipe(spec.lottery.seed, str(ev.ids[row]), weight),
+            recipe=lottery_recipe(spec.lottery.seed, str(ev.id_column[row]), weight),
         )
     return outcome, tuple(cutoffs), decision, lottery
 
@@ -634,8 +634,8 @@ def _first_difference(alloc: Allocation, row: int, other: int, kind: str, c: int
                 theirs.append(float(ev.tie_values[other, j]))
         if cp.lottery_seed is not None:
             names.append("lottery")
-            mine.append(f"{lottery_key(cp.lottery_seed, str(ev.ids[row])):016x}")
-            theirs.append(f"{lottery_key(cp.lottery_seed, str(ev.ids[other])):016x}")
+            mine.append(f"{lottery_key(cp.lottery_seed, str(ev.id_column[row])):016x}")
+            theirs.append(f"{lottery_key(cp.lottery_seed, str(ev.id_column[other])):016x}")
     else:
         assert alloc.lottery_key is not None
         assert alloc.lottery_draw is not None

@@ -205,7 +205,7 @@ class _World:
         self.alloc = allocation
         cp = ev.policy
         self.seed = cp.lottery_seed
-        self.rid = str(ev.ids[row])
+        self.rid = str(ev.id_column[row])
         ranking = ev.ranking
         self.order = ranking.order
         self.pos = int(np.flatnonzero(self.order == row)[0]) if ev.eligible[row] else -1
@@ -266,7 +266,9 @@ class _World:
         before = int(less.sum())
         if self.seed is not None and equal.any():
             own = lottery_key(self.seed, self.rid)
-            before += sum(lottery_key(self.seed, str(i)) < own for i in ev.ids[idx[equal]].tolist())
+            before += sum(
+                lottery_key(self.seed, str(i)) < own for i in ev.id_column[idx[equal]].tolist()
+            )
         return 1 + before
 
     # -- the mechanism ------------------------------------------------------------------------
@@ -705,7 +707,7 @@ class _Patched:
     def __init__(self, ev: Evaluation, row: int, evc: Evaluation, k: int) -> None:
         self.n = ev.n
         self.policy = ev.policy
-        self.ids = ev.ids
+        self.id_column = ev.id_column
         self.eligible = ev.eligible.copy()
         self.eligible[row] = evc.eligible[k]
         self.reserve_eligible = ev.reserve_eligible.copy()
@@ -713,6 +715,11 @@ class _Patched:
         self.reserve_priority = ev.reserve_priority.copy()
         self.reserve_priority[row] = evc.reserve_priority[k]
         self.ranking: Any = None
+
+    @property
+    def ids(self) -> npt.NDArray[np.object_]:
+        """The evaluation's ids (``str``), one per row."""
+        return self.id_column.objects
 
 
 def _signatures(evc: Evaluation) -> list[bytes]:

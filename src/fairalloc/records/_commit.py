@@ -163,7 +163,7 @@ def outcome_stream(allocation: Allocation, order: npt.NDArray[np.intp]) -> Itera
     )
     pick = (allocation.category[order].astype(np.int64) + 1) * 2 + ev.eligible[order]
     opening = head[pick].tolist()
-    ids, _ = bare_texts(ev.ids[order], "str")
+    ids, _ = bare_texts(ev.id_column[order], "str")
     pos = _number_texts(allocation.position[order])
     rank = _number_texts(ev.ranking.rank[order])
     score = _number_texts(ev.score_micro[order], zero_is_none=False)
@@ -194,7 +194,7 @@ def fingerprint(population: Population, order: npt.NDArray[np.intp]) -> str:
     # The ids as fixed-width UTF-32 (the width is the longest id's): the same ids give the
     # same bytes in any process, without a Python string per resident. (Ids hold no control
     # characters, so the padding NULs cannot be part of one.)
-    ids = np.ascontiguousarray(population.ids[order].astype(str))
+    ids = np.ascontiguousarray(population.id_column[order].astype(str))
     h.update(f"\x00ids\x00{ids.dtype.str}\x00".encode())
     h.update(ids.tobytes())
     for name in sorted(population.columns):

@@ -511,7 +511,7 @@ class DecisionLog:
             "policy_record": prec.seq,
             "root": Tree(leaves).root.hex(),
         }
-        ids = population.ids[order].astype(str).tolist()
+        ids = population.id_column[order].astype(str).tolist()
         opening = Opening(ids, nonces, fingerprint(population, order))
         return self._append(
             "freeze",
@@ -664,7 +664,7 @@ class DecisionLog:
         opening = self.store.opening(frec.seq)
         if opening is None:
             raise RecordsError("FA713", "the freeze's openings are not kept here", record=frec.seq)
-        ids = population.ids[order].astype(str).tolist()
+        ids = population.id_column[order].astype(str).tolist()
         rows = _lazy_rows(population, order)
         if not opening.fingerprint or fingerprint(population, order) != opening.fingerprint:
             check_rows(frec, ids, rows, opening, self.leaves(frec.seq))
@@ -775,7 +775,7 @@ class DecisionLog:
             raise RecordsError(
                 "FA715", "residents were erased from it: it can no longer be re-run", record=seq
             )
-        ids = population.ids[order].astype(str).tolist()
+        ids = population.id_column[order].astype(str).tolist()
         rows = _lazy_rows(population, order)
         if not row_open.fingerprint or fingerprint(population, order) != row_open.fingerprint:
             check_rows(frec, ids, rows, row_open, self.leaves(frec.seq))

@@ -519,7 +519,7 @@ def _rerun_one(
         report.add("FA729", frz, f"the data do not load: {str(exc).splitlines()[0]}")
         return
     order = id_order(population.ids)
-    ids = population.ids[order].astype(str).tolist()
+    ids = population.id_column[order].astype(str).tolist()
     rows = _lazy_rows(population, order)
     diffs = row_differences(ids, rows, openings[frz], _leaf_list(records[frz].leaves))
     if diffs:

@@ -95,7 +95,7 @@ class Service:
                 evaluation = fa.evaluate(policy, served.pool)
                 served.outcome = _outcome_of(policy, evaluation, entry.capacity)
                 if evaluation.n:  # build the lookups once, before threads share them
-                    fa.explain(served.outcome, str(evaluation.ids[0]), counterfactuals=False)
+                    fa.explain(served.outcome, str(evaluation.id_column[0]), counterfactuals=False)
             self.policies[entry.name] = served
 
     # -- lookups -------------------------------------------------------------------------
@@ -205,7 +205,7 @@ class Service:
     ) -> list[dict[str, Any]]:
         """The explanations of the residents given, evaluated together (all, or ``ids``)."""
         ev = fa.evaluate(s.policy, self.population(s, residents), as_of=as_of)
-        wanted = [str(ev.ids[i]) for i in ev.canonical_order()] if ids is None else list(ids)
+        wanted = [str(ev.id_column[i]) for i in ev.canonical_order()] if ids is None else list(ids)
         out = []
         for k, rid in enumerate(wanted):
             try:
