@@ -104,3 +104,47 @@ def test_an_id_with_a_lone_surrogate_is_refused(bad: str) -> None:
     with pytest.raises(fa.PopulationError) as err:
         fa.Population.from_records(records, policy)
     assert [i.code for i in err.value.issues] == ["FA510"]
+
+
+ID_SCHEMA = fa.Policy.model_validate(
+    {
+        "policy": {"id": "p", "version": "1", "title": "P"},
+        "attributes": {"rid": {"type": "str", "role": "id"}, "age": {"type": "int"}},
+    }
+)
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "c", "d", "", None, "é", "a1"]), min_size=1, max_size=12)
+)
+def test_id_checks_agree_for_every_input_form(ids: list[str | None]) -> None:
+    """Missing and repeated ids are found alike from Python strings and from Arrow text."""
+    missing = [i for i, v in enumerate(ids) if not v]
+    seen: dict[str, list[int]] = {}
+    for i, v in enumerate(ids):
+        if v:
+            seen.setdefault(v, []).append(i)
+    repeated = sorted(i for rows in seen.values() if len(rows) > 1 for i in rows)
+    ages = list(range(len(ids)))
+    forms = {
+        "python": {"rid": ids, "age": ages},
+        "arrow": pa.table({"rid": pa.array(ids, type=pa.string()), "age": ages}),
+    }
+    for form, data in forms.items():
+        if not missing and not repeated:
+            population = fa.Population.load(data, ID_SCHEMA)
+            assert population.ids.tolist() == ids, form
+            continue
+        with pytest.raises(fa.PopulationError) as err:
+            fa.Population.load(data, ID_SCHEMA)
+        found = {i.code: i for i in err.value.issues}
+        expected = ({"FA507"} if missing else set()) | ({"FA506"} if repeated else set())
+        assert set(found) == expected, form
+        if missing:
+            assert found["FA507"].count == len(missing), form
+        if repeated:
+            assert found["FA506"].count == len(repeated), form
+            assert (
+                found["FA506"].ids
+                == tuple(f"row {r + 1}" for r in repeated[:5])[: len(found["FA506"].ids)]
+            ), form

@@ -685,10 +685,7 @@ class _Validator:
             distinct.discard(None)
             n_distinct = len(distinct)
         else:
-            import pyarrow.compute as pc
-
-            # Nulls (missing ids) are not counted: the same rule as the set above.
-            n_distinct = pc.count_distinct(out, mode="only_valid").as_py()
+            n_distinct = _count_distinct_text(out)
         if n_distinct == n_valid and not (empty or bad_rows or spaced):
             return IdColumn(out), None
         # A problem: every row gets a label, so the ids become Python strings (None if unusable).
@@ -768,6 +765,16 @@ def _count_distinct(values: np.ndarray) -> int:
         return len(values)
     s = np.sort(values)
     return int(np.count_nonzero(s[1:] != s[:-1])) + 1
+
+
+def _count_distinct_text(values: Any) -> int:
+    """The number of distinct texts in an Arrow array, nulls left out (one pass when sorted)."""
+    import pyarrow.compute as pc
+
+    valid = values if values.null_count == 0 else pc.drop_null(values)
+    if len(valid) < 2 or pc.all(pc.greater(valid[1:], valid[:-1])).as_py():
+        return len(valid)
+    return len(pc.unique(valid))  # a hash table: twice as fast as count_distinct at 1M
 
 
 def _numeric_ids(arr: np.ndarray, attr: Attribute) -> tuple[Any, list[int], np.ndarray]:
