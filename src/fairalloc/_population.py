@@ -724,7 +724,7 @@ def _release_memory() -> None:
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    """Glibc's ``malloc_trim`` (None elsewhere: other C libraries give memory back alone)."""
+    """The C library's ``malloc_trim`` on glibc (None elsewhere: others give memory back alone)."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
