@@ -197,6 +197,10 @@ def test_every_mechanism_equals_one_process_on_a_local_cluster(
     assert len(want[1]) == 2_000
     # Every resident's outcome: positions in the whole population, lottery keys and draws.
     _tables_equal(policy, frame, data, 2_000, client, tmp_path)
+    if mechanism in ("lottery", "weighted lottery"):
+        # Explanations under a lottery mechanism: the ranking's facts and the draw's
+        # positions, two orders of the whole population, joined by id.
+        _explanations_equal(policy, frame, data, 2_000, client, tmp_path, "csv")
 
 
 @pytest.mark.slow
@@ -404,12 +408,9 @@ def test_a_result_dataset_replaces_only_an_earlier_one(tmp_path: Path) -> None:
     assert (tmp_path / "notes" / "keep.txt").read_text(encoding="utf-8") == "mine"
 
 
-PRIORITY = sorted(m for m in MECHANISMS if "lottery" not in m.split(",")[0])
-
-
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
-    mechanism=st.sampled_from(PRIORITY),
+    mechanism=st.sampled_from(sorted(MECHANISMS)),
     n=st.integers(1, 60),
     parts=st.integers(1, 7),
     capacity=st.integers(1, 25),
@@ -421,7 +422,8 @@ def test_explanations_over_partitions_equal_one_process(
     mechanism: str, n: int, parts: int, capacity: int, seed: int, waited_max: int, fmt: str
 ) -> None:
     # Few distinct values: ranks shared by residents in several partitions, tie groups that
-    # run across the parts of the ranking, and the lottery keys drawn for them.
+    # run across the parts of the ranking, and the lottery keys drawn for them; under a
+    # lottery mechanism, the draw's positions joined to the ranking's facts by id.
     capacity = max(capacity, 5)
     policy = _policy(mechanism, capacity, (2, 3))
     frame = _frame(n, seed, waited_max)
@@ -434,13 +436,8 @@ def test_explanations_over_partitions_equal_one_process(
         _explanations_equal(policy, frame, data, capacity, None, Path(folder), fmt)
 
 
-def test_explanations_under_a_lottery_are_refused_with_the_reason(tmp_path: Path) -> None:
+def test_explanations_in_another_format_are_refused(tmp_path: Path) -> None:
     frame = dd.from_pandas(_frame(50, 1), npartitions=2)
-    got = allocate_on_cluster(_policy("lottery", 5), frame, capacity=5)
-    with pytest.raises(ArgumentError) as e:
-        got.export_explanations(tmp_path / "x.jsonl")
-    assert e.value.code == "FA630"
-    assert "two orders" in str(e.value)
     got = allocate_on_cluster(_policy("priority, lottery tie-break", 5), frame, capacity=5)
     with pytest.raises(ArgumentError) as e:
         got.export_explanations(tmp_path / "x.txt", format="txt")  # type: ignore[arg-type]

@@ -149,8 +149,8 @@ class ClusterAllocation:
             The parts written, in order.
 
         Raises:
-            ArgumentError: ``FA630`` under a lottery mechanism (see the message), ``FA629``
-                for a ``path`` that holds something else, ``FA606`` for another format.
+            ArgumentError: ``FA629`` for a ``path`` that holds something else, ``FA606`` for
+                another format.
         """
         from fairalloc.cluster._explain import write_explanations
 
@@ -599,16 +599,22 @@ def _key_columns(
     them. With ``with_id``, the id last: residents tied on everything else are listed by id.
     """
     if spec.mechanism == "priority":
-        cols = _sort_keys(ev, rows)
-        seed = ev.policy.lottery_seed
-        if seed is not None:
-            cols.append(lottery_keys(seed, ev.id_column[rows]))
+        cols = ranking_columns(ev, rows)
         return [*cols, ev.id_column[rows].astype(str)] if with_id else cols
     keys, draws = drawn
     assert spec.lottery is not None
     assert keys is not None
     assert draws is not None
     return [keys[rows]] if spec.lottery.weight is None else [draws[rows], keys[rows]]
+
+
+def ranking_columns(ev: Evaluation, rows: npt.NDArray[np.intp]) -> list[np.ndarray]:
+    """The ranking's key of ``rows``, column by column: its sort keys, then its lottery keys."""
+    cols = _sort_keys(ev, rows)
+    seed = ev.policy.lottery_seed
+    if seed is not None:
+        cols.append(lottery_keys(seed, ev.id_column[rows]))
+    return cols
 
 
 def _count_before(

@@ -18,9 +18,12 @@ the margin to that category's cut-off. Over a cluster:
 2. **By id.** Each part of the id order takes its slice of every second file and writes the
    lines in id order: the parts, in the order of their names, are one process's export.
 
-Explanations are made for priority allocations (with or without reserves, any tie-break).
-Under a lottery mechanism the ranking and the draw are two different orders of the whole
-population; that is refused (``FA630``).
+Under a lottery mechanism the ranking (ranks, ties, the ranking's lottery keys) and the draw
+(positions) are two orders of the whole population. Then the parts of the ranking write each
+resident's row with its ranking facts, by id, instead of a line; a third sample sort numbers
+the draw (as the result table does) and writes each resident's position, lottery key and draw,
+by id; and each part of the id order takes its slice of both, which hold the same residents in
+the same order, evaluates the rows and writes the lines.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy.typing as npt
 
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate
+from fairalloc._evaluation import Evaluation
 from fairalloc._io import atomic_write
 from fairalloc._optional import require
 from fairalloc._population import Population
@@ -51,7 +55,6 @@ from fairalloc.cluster._sort import (
     splitters,
     write_sorted,
 )
-from fairalloc.errors import ArgumentError
 from fairalloc.explain._batch import Outcomes, _Columns, check_format
 
 if TYPE_CHECKING:
@@ -62,6 +65,10 @@ if TYPE_CHECKING:
 #: Rows whose text fields are made at once (a worker's memory holds them as Python strings).
 _LINES_AT_ONCE = 8192
 _LINE = "fairalloc:line"
+#: Columns of the scratch files under a lottery mechanism.
+_ID, _DRAW_KEY, _DRAW = "fairalloc:id", "fairalloc:lottery_key", "fairalloc:lottery_draw"
+_POSITION = "fairalloc:position"
+_FACTS = ("fairalloc:rank", "fairalloc:tied", "fairalloc:used", "fairalloc:lottery")
 
 
 def write_explanations(
@@ -78,15 +85,7 @@ def write_explanations(
     parts, cp, compute = result._source
     spec = cp.policy.allocation
     assert spec is not None
-    if spec.mechanism != "priority":
-        raise ArgumentError(
-            "FA630",
-            "explanations over a cluster are made for priority allocations: under a lottery"
-            " the ranking (rank, ties) and the draw (positions) are two orders of the whole"
-            " population; export them with fairalloc.export_explanations on one machine",
-            argument="result",
-            valid="the result of a priority allocation",
-        )
+    drawn = spec.mechanism == "lottery"
     delayed = require("dask", extra="dask", feature="cluster explanations").delayed
     alloc = result.allocation
     ev = alloc.evaluation
@@ -99,58 +98,114 @@ def write_explanations(
         csv.writer(buf, lineterminator="\n").writerow(_Columns(ev, outcomes).csv_heads())
         head = buf.getvalue()
     n_parts = max(1, len(parts))
+    text = {"format": format, "escape": escape_formulas}
     with replacing(path, f".{format}") as work:
-        (work / "ranked").mkdir()
-        (work / "lines").mkdir()
-        # 1. rows in ranking order, a file per partition; parts of the ranking make the lines.
+        for sub in ("ranked", "lines", *(("drawn", "placed") if drawn else ())):
+            (work / sub).mkdir()
+        # 1. rows in ranking order (and, under a lottery, the draw), a file per partition.
         ranked = [str(work / "ranked" / f"{k:05d}.arrow") for k in range(len(parts))]
+        draws = [
+            str(work / "drawn" / f"{k:05d}.arrow") if drawn else None for k in range(len(parts))
+        ]
         sent = _gather(
             [
-                delayed(_scatter_rows, pure=True)(p, cp, file)
-                for p, file in zip(parts, ranked, strict=True)
+                delayed(_scatter_rows, pure=True)(p, cp, file, draw)
+                for p, file, draw in zip(parts, ranked, draws, strict=True)
             ],
             compute,
         )
-        width, bounds = splitters(sent, n_parts)
+        width, bounds = splitters([s[0] for s in sent], n_parts)
+        # 2. parts of the ranking number their rows: finished lines by id (priority), or
+        #    the rows with their ranking facts by id (lottery: positions come from the draw).
         lines = [str(work / "lines" / f"{k:05d}.arrow") for k in range(n_parts)]
-        held = delayed((served, cuts), pure=True)
+        held = delayed((served, cuts, alloc.mechanism), pure=True)
         by_id = _gather(
             [
                 delayed(_rank_part, pure=True)(
-                    ranked, width, bounds[b], bounds[b + 1], cp, held, lines[b],
-                    format=format, escape=escape_formulas,
+                    ranked,
+                    width,
+                    bounds[b],
+                    bounds[b + 1],
+                    cp,
+                    held,
+                    lines[b],
+                    finish=not drawn,
+                    **text,
                 )
                 for b in range(n_parts)
             ],
             compute,
         )
-        # 2. parts of the id order write the lines.
         _, id_bounds = splitters(by_id, n_parts)
-        written = _gather(
-            [
+        outs = [str(work / f"part-{b:05d}.{format}") for b in range(n_parts)]
+        if not drawn:
+            # 3. parts of the id order write the lines.
+            tasks = [
                 delayed(_write_part, pure=True)(
-                    lines, id_bounds[b], id_bounds[b + 1], head,
-                    str(work / f"part-{b:05d}.{format}"),
+                    lines, id_bounds[b], id_bounds[b + 1], head, outs[b]
                 )
                 for b in range(n_parts)
-            ],
-            compute,
-        )
+            ]
+        else:
+            # 3. parts of the draw number their rows, by id; 4. parts of the id order join
+            #    both by id (the same residents, in the same order) and write the lines.
+            _, draw_bounds = splitters([s[1] for s in sent if s[1] is not None], n_parts)
+            placed = [str(work / "placed" / f"{b:05d}.arrow") for b in range(n_parts)]
+            _gather(
+                [
+                    delayed(_place_part, pure=True)(
+                        [d for d in draws if d is not None],
+                        draw_bounds[b],
+                        draw_bounds[b + 1],
+                        placed[b],
+                    )
+                    for b in range(n_parts)
+                ],
+                compute,
+            )
+            tasks = [
+                delayed(_finish_part, pure=True)(
+                    lines,
+                    placed,
+                    id_bounds[b],
+                    id_bounds[b + 1],
+                    cp,
+                    held,
+                    head,
+                    outs[b],
+                    **text,
+                )
+                for b in range(n_parts)
+            ]
+        written = _gather(tasks, compute)
         assert sum(written) == result.residents
     return sorted(Path(path).glob(f"part-*.{format}"))
 
 
-def _scatter_rows(frame: pd.DataFrame, cp: CompiledPolicy, file: str) -> np.ndarray:
-    """Write the partition's rows sorted by ranking key to ``file``; a sample of the keys."""
+def _scatter_rows(
+    frame: pd.DataFrame, cp: CompiledPolicy, file: str, draw_file: str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Write the partition's rows sorted by ranking key to ``file``; a sample of the keys.
+
+    With ``draw_file`` (a lottery mechanism), also each resident's id, lottery key and draw,
+    sorted by the draw's key, to that file; and a sample of those keys.
+    """
     import pyarrow as pa
 
     from fairalloc.cluster._allocate import _evaluated
 
     ev = _evaluated(frame, cp)
-    keys, _, _ = order_keys(ev)
+    keys, _, _ = order_keys(ev, ranking=True)
     rows = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
     columns = {name: rows.column(name) for name in rows.column_names}
-    return write_sorted(file, keys, columns, SAMPLES_PER_PART)
+    sample = write_sorted(file, keys, columns, SAMPLES_PER_PART)
+    if draw_file is None:
+        return sample, None
+    keys, lottery_key, lottery_draw = order_keys(ev)
+    assert lottery_key is not None
+    assert lottery_draw is not None
+    drawn = {_ID: ev.id_column.arrow, _DRAW_KEY: lottery_key, _DRAW: lottery_draw}
+    return sample, write_sorted(draw_file, keys, drawn, SAMPLES_PER_PART)
 
 
 def _groups(
@@ -186,62 +241,139 @@ def _rank_part(
     low: bytes | None,
     high: bytes | None,
     cp: CompiledPolicy,
-    held: tuple[dict[str, int], tuple[Any, ...]],
+    held: tuple[dict[str, int], tuple[Any, ...], str],
     out: str,
     *,
+    finish: bool,
     format: str,
     escape: bool,
 ) -> np.ndarray:
-    """Number one part of the ranking and write its residents' lines by id; a sample of ids."""
-    from fairalloc.cluster._allocate import _key_columns
+    """Number one part of the ranking and write its residents by id; a sample of the ids.
 
-    served, (cut_score, cut_has, categories) = held
+    With ``finish``, the residents' finished lines are written; otherwise (a lottery
+    mechanism, whose positions come from the draw) their rows and ranking facts.
+    """
+    served, (cut_score, cut_has, categories), mechanism = held
     table, keys, before, every = read_slices(files, low, high)
     ev = evaluate(cp, Population.load(table, cp.policy, source="partition"))
-    del table
     n = ev.n
     m = int(ev.eligible.sum())  # the eligible come first: their keys begin with 0x00
-    spec = cp.policy.allocation
-    assert spec is not None
-    columns = len(_key_columns(ev, spec, np.zeros(0, dtype=np.intp), (None, None), with_id=False))
-    seeded = cp.lottery_seed is not None
-    whole = 1 + 8 * columns  # the ranking's key: residents equal on it share a rank
-    plain = whole - 8 if seeded else whole  # before the lottery: equal on it, a key is drawn
-    rank = np.zeros(n, dtype=np.int64)
-    tied = np.zeros(n, dtype=bool)
-    used = np.zeros(n, dtype=bool)
-    lottery = np.zeros(n, dtype=np.uint64)
+    rank, tied, used, lottery = _ranking_facts(ev, keys[:m], before, every, width)
+    ids = id_keys(ev.ids)
+    order = np.argsort(ids, kind="stable")
+    if not finish:
+        facts = dict(zip(_FACTS, (rank, tied, used, lottery), strict=True))
+        columns = {name: table.column(name) for name in table.column_names}
+        return write_sorted(out, ids, {**columns, **facts}, SAMPLES_PER_PART)
+    del table
     position = np.zeros(n, dtype=np.int64)
     position[:m] = before + np.arange(1, m + 1)
-    if m:
-        eligible_keys = keys[:m]
-        run, first, size = _groups(eligible_keys, whole, before, every, width)
-        rank[:m] = first[run] + 1
-        tied[:m] = size[run] > 1
-        if seeded:
-            run, _, size = _groups(eligible_keys, plain, before, every, width)
-            used[:m] = size[run] > 1
-            mat = eligible_keys.view(np.uint8).reshape(m, eligible_keys.dtype.itemsize)
-            words = np.ascontiguousarray(mat[:, plain:whole]).view(">u8").ravel()
-            lottery[:m] = np.where(used[:m], words.astype(np.uint64), np.uint64(0))
-    category = category_codes(served, ev.ids)
     outcomes = Outcomes(
         rank,
         tied,
         lottery,
         used,
-        category=category,
+        category=category_codes(served, ev.ids),
         position=position,
         cut_score=cut_score,
         cut_has=cut_has,
         categories=categories,
-        mechanism="priority",
+        mechanism=mechanism,
     )
     # The lines are made in id order, so they are written without a copy.
-    ids = id_keys(ev.ids)
-    order = np.argsort(ids, kind="stable")
     texts = _lines(_Columns(ev, outcomes), order, format, escape=escape)
     return write_sorted(out, ids[order], {_LINE: texts}, SAMPLES_PER_PART)
+
+
+def _ranking_facts(
+    ev: Evaluation, keys: np.ndarray, before: int, every: list[np.ndarray], width: int
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.uint64]
+]:
+    """Rank, shared rank, lottery drawn and lottery key of ``ev``'s rows in the ranking.
+
+    ``keys``: the byte keys of the eligible rows (the first ones), in ranking order;
+    ``before`` residents of the population come before them; ``every``: each file's keys.
+    """
+    from fairalloc.cluster._allocate import ranking_columns
+
+    n, m = ev.n, len(keys)
+    rank = np.zeros(n, dtype=np.int64)
+    tied = np.zeros(n, dtype=bool)
+    used = np.zeros(n, dtype=bool)
+    lottery = np.zeros(n, dtype=np.uint64)
+    if not m:
+        return rank, tied, used, lottery
+    columns = len(ranking_columns(ev, np.zeros(0, dtype=np.intp)))
+    seeded = ev.policy.lottery_seed is not None
+    whole = 1 + 8 * columns  # the ranking's key: residents equal on it share a rank
+    plain = whole - 8 if seeded else whole  # before the lottery: equal on it, a key is drawn
+    run, first, size = _groups(keys, whole, before, every, width)
+    rank[:m] = first[run] + 1
+    tied[:m] = size[run] > 1
+    if seeded:
+        run, _, size = _groups(keys, plain, before, every, width)
+        used[:m] = size[run] > 1
+        mat = keys.view(np.uint8).reshape(m, keys.dtype.itemsize)
+        words = np.ascontiguousarray(mat[:, plain:whole]).view(">u8").ravel()
+        lottery[:m] = np.where(used[:m], words.astype(np.uint64), np.uint64(0))
+    return rank, tied, used, lottery
+
+
+def _place_part(files: list[str], low: bytes | None, high: bytes | None, out: str) -> int:
+    """Number one part of the draw and write each resident's place in it, by id."""
+    table, keys, before, _ = read_slices(files, low, high)
+    n = int(table.num_rows)
+    # The eligible sort first (their keys begin with 0x00), and only eligible residents come
+    # before a part that holds any.
+    m = int(np.count_nonzero(keys.view(np.uint8).reshape(n, -1)[:, 0] == 0)) if n else 0
+    position = np.zeros(n, dtype=np.int64)
+    position[:m] = before + np.arange(1, m + 1)
+    ids = id_keys(table.column(_ID).to_numpy(zero_copy_only=False))
+    columns = {_POSITION: position, _DRAW_KEY: table.column(_DRAW_KEY), _DRAW: table.column(_DRAW)}
+    write_sorted(out, ids, columns, 1)
+    return n
+
+
+def _finish_part(
+    lines: list[str],
+    placed: list[str],
+    low: bytes | None,
+    high: bytes | None,
+    cp: CompiledPolicy,
+    held: tuple[dict[str, int], tuple[Any, ...], str],
+    head: str,
+    out: str,
+    *,
+    format: str,
+    escape: bool,
+) -> int:
+    """Write one part of the id order under a lottery: ranking facts and draw joined by id."""
+    served, (cut_score, cut_has, categories), mechanism = held
+    rows, ids, _, _ = read_slices(lines, low, high)
+    draw, drawn_ids, _, _ = read_slices(placed, low, high)
+    width = max(ids.dtype.itemsize, drawn_ids.dtype.itemsize)
+    if not np.array_equal(ids.astype(f"S{width}"), drawn_ids.astype(f"S{width}")):
+        raise AssertionError("the ranking and the draw hold different residents")
+    facts = [rows.column(name).to_numpy() for name in _FACTS]
+    ev = evaluate(cp, Population.load(rows.drop_columns(list(_FACTS)), cp.policy, source="part"))
+    rank, tied, used, lottery = facts
+    outcomes = Outcomes(
+        np.asarray(rank, dtype=np.int64),
+        np.asarray(tied, dtype=bool),
+        np.asarray(lottery, dtype=np.uint64),
+        np.asarray(used, dtype=bool),
+        category=category_codes(served, ev.ids),
+        position=np.asarray(draw.column(_POSITION).to_numpy(), dtype=np.int64),
+        cut_score=cut_score,
+        cut_has=cut_has,
+        categories=categories,
+        mechanism=mechanism,
+        lottery_key=np.asarray(draw.column(_DRAW_KEY).to_numpy(), dtype=np.uint64),
+        lottery_draw=np.asarray(draw.column(_DRAW).to_numpy(), dtype=np.float64),
+    )
+    texts = _lines(_Columns(ev, outcomes), np.arange(ev.n), format, escape=escape)
+    return _write_lines(out, head, texts.combine_chunks())
 
 
 def _lines(cols: _Columns, order: npt.NDArray[np.intp], format: str, *, escape: bool) -> Any:
@@ -274,7 +406,11 @@ def _write_part(
 ) -> int:
     """Write one part of the id order: its lines from every file, by id; its line count."""
     table, _, _, _ = read_slices(files, low, high)
-    lines = table.column(_LINE).combine_chunks()  # one large_string array, in id order
+    return _write_lines(out, head, table.column(_LINE).combine_chunks())
+
+
+def _write_lines(out: str, head: str, lines: Any) -> int:
+    """Write ``head`` and ``lines`` (one large_string array, in order) to ``out``; the count."""
     n = len(lines)
     with atomic_write(out, "wb") as fh:
         fh.write(head.encode("utf-8"))

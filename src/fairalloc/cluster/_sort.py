@@ -232,25 +232,29 @@ def _place(
 
 
 def order_keys(
-    ev: Evaluation,
+    ev: Evaluation, *, ranking: bool = False
 ) -> tuple[np.ndarray, npt.NDArray[np.uint64] | None, npt.NDArray[np.float64] | None]:
     """Each resident's byte key in the base order, and the lottery keys and draws.
 
     The eligible (``0x00``, the base order's key columns, the id) sort before the others
     (``0x01``, zeros, the id), who sort by id: the result table's order. The keys are as
     wide as this population's longest id needs; the lottery arrays are given under a lottery
-    mechanism.
+    mechanism. With ``ranking``, the key is the ranking's (which is the base order under
+    ``priority``), and no lottery arrays are given.
     """
-    from fairalloc.cluster._allocate import _key_columns
+    from fairalloc.cluster._allocate import _key_columns, ranking_columns
 
     spec = ev.policy.policy.allocation
     assert spec is not None
     rows = np.flatnonzero(ev.eligible)
-    if spec.mechanism == "lottery":
+    if spec.mechanism == "lottery" and not ranking:
         _, lottery_key, lottery_draw = base_order(ev, spec)
     else:
         lottery_key = lottery_draw = None
-    cols = _key_columns(ev, spec, rows, (lottery_key, lottery_draw), with_id=False)
+    if ranking:
+        cols = ranking_columns(ev, rows)
+    else:
+        cols = _key_columns(ev, spec, rows, (lottery_key, lottery_draw), with_id=False)
     text, lengths = _utf8(ev.ids)
     head = 1 + 8 * len(cols)
     w = head + (int(lengths.max()) if len(lengths) else 0)
