@@ -27,7 +27,14 @@ def test_all_is_complete_and_documented() -> None:
 
 
 def test_public_methods_have_docstrings() -> None:
-    for cls in (fa.Evaluation, fa.Ranking, fa.Population, fa.CompiledPolicy, fa.Policy):
+    for cls in (
+        fa.Evaluation,
+        fa.Ranking,
+        fa.Population,
+        fa.CompiledPolicy,
+        fa.Policy,
+        fa.IdColumn,
+    ):
         for name, member in vars(cls).items():
             if name.startswith("_") or (not callable(member) and not isinstance(member, property)):
                 continue

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # what the names below are; they load on first use
     from fairalloc._compiler import CompiledPolicy, ReadPath, compile_policy
     from fairalloc._engine import evaluate
     from fairalloc._evaluation import Evaluation
+    from fairalloc._ids import IdColumn
     from fairalloc._population import Population
     from fairalloc._ranking import Ranking, lottery_key, rank
     from fairalloc.allocation import Allocation, Cutoff, allocate
@@ -77,6 +78,7 @@ _LAZY: dict[str, str] = {
     "Evaluation": "fairalloc._evaluation",
     "explain": "fairalloc.explain",
     "Explanation": "fairalloc.explain",
+    "IdColumn": "fairalloc._ids",
     "export_explanations": "fairalloc.explain",
     "json_schema": "fairalloc.policy",
     "load_policy": "fairalloc.policy",
@@ -122,6 +124,7 @@ __all__ = [
     "Explanation",
     "FairallocError",
     "FairnessViolation",
+    "IdColumn",
     "MatchingResult",
     "MissingDependency",
     "Policy",
