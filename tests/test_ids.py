@@ -31,6 +31,26 @@ def both(ids: list[str]) -> tuple[IdColumn, IdColumn]:
     return IdColumn(np.array(ids, dtype=object)), IdColumn(pa.array(ids, type=pa.string()))
 
 
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=40, unique=True), st.data())
+def test_whole_number_ids_read_as_their_digits(numbers: list[int], data: st.DataObject) -> None:
+    ids = [str(v) for v in numbers]
+    col = IdColumn(np.array(numbers, dtype=np.int64))
+    n = len(ids)
+    rows = np.array(data.draw(st.lists(st.integers(-n, n - 1), max_size=10)), dtype=np.intp)
+    assert col[rows].tolist() == [ids[r] for r in rows]
+    assert [col[int(r)] for r in rows] == [ids[r] for r in rows]
+    assert col[1:].objects.tolist() == ids[1:]
+    assert col.select(rows[rows >= 0]).objects.tolist() == [ids[r] for r in rows if r >= 0]
+    assert col.arrow_take(rows[rows >= 0]).to_pylist() == [ids[r] for r in rows if r >= 0]
+    assert col.sort_order().tolist() == np.argsort(np.array(ids, dtype=str), kind="stable").tolist()
+    assert pickle.loads(pickle.dumps(col)).__getstate__()[2] is not None  # numbers travel
+    assert col._objects is None  # no str made for the order: Arrow text, made once
+    assert col._arrow is not None
+    many = np.arange(5000) % n  # above the few made one by one
+    assert col[many].tolist() == [ids[r] for r in many]
+    assert col.objects.tolist() == ids
+
+
 @given(id_lists, st.data())
 def test_both_forms_read_alike(ids: list[str], data: st.DataObject) -> None:
     objects, arrow = both(ids)
@@ -88,11 +108,17 @@ def test_a_run_never_makes_every_id(tmp_path: Path) -> None:
 
 
 def test_numeric_ids_stay_numbers_until_read() -> None:
+    """Neither their text nor Arrow is made to build, evaluate and allocate."""
     policy = fa.load_policy(EXAMPLE / "policy.yaml")
     columns = fa.Population.load(EXAMPLE / "residents.csv", policy).to_pandas()
     columns["resident_id"] = np.arange(len(columns), dtype=np.int64) * 7
     population = fa.Population.from_columns({c: columns[c].to_numpy() for c in columns}, policy)
     assert population.id_column._objects is None
+    assert population.id_column._arrow is None
+    allocation = fa.allocate(fa.evaluate(policy, population))
+    served = {population.id_column[int(r)] for r in np.flatnonzero(allocation.served)}
+    assert set(allocation.served_ids()) == served
+    assert population.id_column._arrow is None
     assert population.ids[:3].tolist() == ["0", "7", "14"]
 
 
@@ -148,3 +174,45 @@ def test_id_checks_agree_for_every_input_form(ids: list[str | None]) -> None:
                 found["FA506"].ids
                 == tuple(f"row {r + 1}" for r in repeated[:5])[: len(found["FA506"].ids)]
             ), form
+
+
+LEVELS_SCHEMA = fa.Policy.model_validate(
+    {
+        "policy": {"id": "p", "version": "1", "title": "P"},
+        "attributes": {
+            "rid": {"type": "str", "role": "id"},
+            "g": {"type": "category", "levels": ["female", "male", "other"]},
+            "k": {"type": "category", "levels": ["a"], "missing": "default", "default": "a"},
+        },
+    }
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["female", "male", "other", " male", "fem", None, "", 3]),
+            st.sampled_from(["a", None, "b"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_levels_from_python_strings_read_as_through_arrow(
+    rows: list[tuple[object, object]],
+) -> None:
+    """Levels looked up directly (an object array) and through Arrow (a list): the same."""
+    g, k = [r[0] for r in rows], [r[1] for r in rows]
+    rid = [f"r{i}" for i in range(len(rows))]
+    results = []
+    for form in (list, lambda v: np.array(v, dtype=object)):
+        try:
+            pop = fa.Population.from_columns(
+                {"rid": rid, "g": form(g), "k": form(k)}, LEVELS_SCHEMA
+            )
+            results.append(
+                ("ok", pop.columns["g"].tolist(), pop.columns["k"].tolist(), pop.filled.keys())
+            )
+        except fa.PopulationError as e:
+            results.append(("error", [(i.code, i.column, i.ids, i.values) for i in e.issues]))
+    assert results[0] == results[1]

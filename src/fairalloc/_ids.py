@@ -19,52 +19,69 @@ import numpy.typing as npt
 
 
 class IdColumn:
-    """One text id per resident (no missing ids), as Arrow text and, on demand, Python ``str``.
+    """One text id per resident (no missing ids), held as given and made ``str`` on demand.
 
     Args:
-        values: An Arrow ``string``/``large_string`` array without nulls, an object array of
-            ``str``, or another :class:`IdColumn` (shared, not copied).
+        values: An Arrow ``string``/``large_string`` array without nulls; an object array of
+            ``str``; an integer array (whole-number ids, whose text is their decimal digits);
+            or another :class:`IdColumn` (shared, not copied).
     """
 
-    __slots__ = ("_arrow", "_objects")
+    __slots__ = ("_arrow", "_numbers", "_objects")
 
     _arrow: Any
     _objects: npt.NDArray[np.object_] | None
+    _numbers: npt.NDArray[np.int64] | None
 
     def __init__(self, values: Any) -> None:
+        self._arrow, self._objects, self._numbers = None, None, None
         if isinstance(values, IdColumn):
             self._arrow, self._objects = values._arrow, values._objects
+            self._numbers = values._numbers
+        elif isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+            self._numbers = values.astype(np.int64, copy=False)
         elif isinstance(values, np.ndarray):
-            self._arrow, self._objects = None, values
+            self._objects = values
         elif type(values).__module__.split(".")[0] == "pyarrow":
-            self._arrow, self._objects = values, None
+            self._arrow = values
         else:
-            self._arrow, self._objects = None, np.array(list(values), dtype=object)
+            self._objects = np.array(list(values), dtype=object)
 
-    def __getstate__(self) -> tuple[Any, Any]:
-        # One form travels: the compact Arrow array when there is one.
-        return (self._arrow, None if self._arrow is not None else self._objects)
+    def __getstate__(self) -> tuple[Any, Any, Any]:
+        # One form travels, the most compact held: numbers, else Arrow text, else str.
+        if self._numbers is not None:
+            return (None, None, self._numbers)
+        if self._arrow is not None:
+            return (self._arrow, None, None)
+        return (None, self._objects, None)
 
-    def __setstate__(self, state: tuple[Any, Any]) -> None:
-        self._arrow, self._objects = state
+    def __setstate__(self, state: tuple[Any, Any, Any]) -> None:
+        self._arrow, self._objects, self._numbers = state
 
     def __len__(self) -> int:
-        return len(self._objects) if self._objects is not None else len(self._arrow)
+        for form in (self._numbers, self._objects, self._arrow):
+            if form is not None:
+                return len(form)
+        raise AssertionError("an IdColumn holds one form at least")
 
     @property
     def objects(self) -> npt.NDArray[np.object_]:
         """Every id as a Python ``str`` (an object array; made on first use, then kept)."""
         if self._objects is None:
-            self._objects = np.asarray(self._arrow.to_numpy(zero_copy_only=False), dtype=object)
+            text = self.arrow.to_numpy(zero_copy_only=False)
+            self._objects = np.asarray(text, dtype=object)
         return self._objects
 
     @property
     def arrow(self) -> Any:
         """Every id as one Arrow ``string`` array (made on first use, then kept)."""
         if self._arrow is None:
-            import pyarrow as pa
+            if self._numbers is not None:
+                self._arrow = _digits(self._numbers)
+            else:
+                import pyarrow as pa
 
-            self._arrow = pa.array(self._objects, type=pa.string())
+                self._arrow = pa.array(self._objects, type=pa.string())
         return self._arrow
 
     @overload
@@ -80,11 +97,15 @@ class IdColumn:
         if isinstance(key, int | np.integer):
             if self._objects is not None:
                 return str(self._objects[key])
+            if self._numbers is not None:
+                return str(int(self._numbers[key]))
             i = int(key)
             return str(self._arrow[i + len(self) if i < 0 else i].as_py())
         if isinstance(key, slice):
             if self._objects is not None:
                 return IdColumn(self._objects[key])
+            if self._numbers is not None:
+                return IdColumn(self._numbers[key])
             start, stop, step = key.indices(len(self))
             if step == 1:
                 return IdColumn(self._arrow.slice(start, max(stop - start, 0)))
@@ -98,26 +119,34 @@ class IdColumn:
             return self._objects[idx]  # type: ignore[no-any-return]
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
+        if self._numbers is not None and len(idx) <= _FEW:
+            # A few ids (a tie, a message) are made one by one; many at once by Arrow.
+            out = np.empty(len(idx), dtype=object)
+            out[:] = [str(v) for v in self._numbers[idx].tolist()]
+            return out
         idx = np.where(idx < 0, idx + len(self), idx) if idx.size and idx.min() < 0 else idx
-        return self._arrow.take(idx.astype(np.int64, copy=False)).to_numpy(  # type: ignore[no-any-return]
-            zero_copy_only=False
-        )
+        taken = self.arrow.take(idx.astype(np.int64, copy=False))
+        return np.asarray(taken.to_numpy(zero_copy_only=False), dtype=object)
 
     def select(self, rows: npt.ArrayLike) -> IdColumn:
         """The ids at ``rows`` as a new column, in the form this one holds."""
         idx = np.asarray(rows, dtype=np.intp)
         if self._objects is not None:
             return IdColumn(self._objects[idx])
+        if self._numbers is not None:
+            return IdColumn(self._numbers[idx])
         return IdColumn(self._arrow.take(idx.astype(np.int64, copy=False)))
 
     def arrow_take(self, rows: npt.ArrayLike) -> Any:
         """The ids at ``rows`` as an Arrow ``string`` array (for result tables)."""
         idx = np.asarray(rows, dtype=np.int64)
-        if self._arrow is None:
-            import pyarrow as pa
+        if self._arrow is not None:
+            return self._arrow.take(idx)
+        if self._numbers is not None:
+            return _digits(self._numbers[idx])
+        import pyarrow as pa
 
-            return pa.array(self.objects[idx], type=pa.string())
-        return self._arrow.take(idx)
+        return pa.array(self.objects[idx], type=pa.string())
 
     def sort_order(self, rows: npt.ArrayLike | None = None) -> npt.NDArray[np.intp]:
         """Positions that put the ids (of ``rows``, when given) in code-point order.
@@ -135,6 +164,21 @@ class IdColumn:
 
     def __repr__(self) -> str:
         return f"<IdColumn of {len(self)} ids>"
+
+
+#: Up to this many ids from numbers are made one by one (Arrow's cast pays off above).
+_FEW = 4096
+
+
+def _digits(numbers: npt.NDArray[np.int64]) -> Any:
+    """Whole numbers as Arrow text, their decimal digits (``-7`` is ``"-7"``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = pa.Array.from_buffers(
+        pa.int64(), len(numbers), [None, pa.py_buffer(np.ascontiguousarray(numbers))]
+    )
+    return pc.cast(data, pa.string())
 
 
 #: Ids as either form: an :class:`IdColumn` or an object array of ``str`` (rows of one).

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import itertools
 import math
 import os
 import re
@@ -690,7 +691,7 @@ class _Validator:
         if n_distinct == n_valid and not (empty or bad_rows or spaced):
             return IdColumn(out), None
         # A problem: every row gets a label, so the ids become Python strings (None if unusable).
-        objects = out if isinstance(out, np.ndarray) else out.to_numpy(zero_copy_only=False)
+        objects = IdColumn(out).objects
         usable = objects
         if spaced:
             usable = objects.copy()
@@ -805,12 +806,10 @@ def _count_distinct_text(values: Any) -> int:
 def _numeric_ids(arr: np.ndarray, attr: Attribute) -> tuple[Any, list[int], np.ndarray]:
     """Ids given as numbers: whole numbers become their digits; others are not valid ids.
 
-    Returns the ids as Arrow text (null where not valid), the rows that are not valid, and
-    the valid ids as whole numbers (to count them without their digits).
+    Returns the ids (the whole numbers themselves when all are valid: their text is made
+    when read; else Arrow text, null where not valid), the rows that are not valid, and the
+    valid ids as whole numbers (to count them without their digits).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if arr.dtype.kind == "f":
         whole = np.isfinite(arr) & (np.floor(arr) == arr) & (np.abs(arr) < 2.0**63)
         ints = np.where(whole, arr, 0).astype(np.int64)
@@ -818,9 +817,13 @@ def _numeric_ids(arr: np.ndarray, attr: Attribute) -> tuple[Any, list[int], np.n
         whole = np.ones(len(arr), dtype=bool)
         ints = arr
     bad = np.flatnonzero(~whole)
-    mask = None if not len(bad) else ~whole
-    out = pc.cast(pa.array(ints, mask=mask), pa.string())
-    return out, bad.tolist(), ints[whole] if len(bad) else ints
+    if not len(bad) and (ints.dtype.kind == "i" or not len(ints) or int(ints.max()) < 2**63):
+        return np.array(ints, dtype=np.int64), [], ints  # a copy: the caller keeps its array
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = pc.cast(pa.array(ints, mask=~whole), pa.string())
+    return out, bad.tolist(), ints[whole]
 
 
 class _Cells(Sequence[Any]):
@@ -860,6 +863,8 @@ def _np_bool(arr: Any) -> npt.NDArray[np.bool_]:
 
 def _as_strings(values: Any) -> Any:
     """``values`` as an Arrow string array (null for None and NaN) if every value is text."""
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "OU":
+        return None  # numbers, booleans, dates: no text (and no need to load Arrow)
     import pyarrow as pa
 
     if isinstance(values, pa.ChunkedArray):
@@ -998,6 +1003,10 @@ def _encode(
             arr = _object_array(values.to_pylist())
         shown = _TextCells(values) if text else _Cells(values)
     else:
+        if attr.type in ("category", "ordinal") and not text:
+            exact = _exact_levels(values, attr.levels or [])
+            if exact is not None:
+                return exact, None
         if (
             text
             or attr.type in ("category", "ordinal", "date")
@@ -1077,6 +1086,23 @@ def _encode(
     if fill is not None:
         out = _fill_default(name, attr, out, fill, n, probs)
     return out, fill
+
+
+def _exact_levels(values: Any, levels: Sequence[str]) -> npt.NDArray[np.int16] | None:
+    """The level codes of an object array of which every value is a level as written.
+
+    None for anything else (another input, a missing value, a value that is not a level
+    exactly), which the Arrow path then checks and reports. Level names given as Python
+    strings are looked up without Arrow: for a million values, as fast, and neither pyarrow
+    nor (which it loads to convert Python objects) pandas is imported.
+    """
+    if not isinstance(values, np.ndarray) or values.dtype != object or values.ndim != 1:
+        return None
+    code = {level: j for j, level in enumerate(levels)}
+    codes = np.fromiter(
+        map(code.get, values, itertools.repeat(-1)), dtype=np.int16, count=len(values)
+    )
+    return codes if not len(codes) or int(codes.min()) >= 0 else None
 
 
 # -- text, checked by Arrow's kernels --------------------------------------------------------
