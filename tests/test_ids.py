@@ -46,7 +46,7 @@ def test_whole_number_ids_read_as_their_digits(numbers: list[int], data: st.Data
     assert pickle.loads(pickle.dumps(col)).__getstate__()[2] is not None  # numbers travel
     assert col._objects is None  # no str made for the order: Arrow text, made once
     assert col._arrow is not None
-    many = np.arange(5000) % n  # above the few made one by one
+    many = np.arange(5000) % n
     assert col[many].tolist() == [ids[r] for r in many]
     assert col.objects.tolist() == ids
 

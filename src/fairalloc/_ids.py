@@ -68,8 +68,11 @@ class IdColumn:
     def objects(self) -> npt.NDArray[np.object_]:
         """Every id as a Python ``str`` (an object array; made on first use, then kept)."""
         if self._objects is None:
-            text = self.arrow.to_numpy(zero_copy_only=False)
-            self._objects = np.asarray(text, dtype=object)
+            if self._numbers is not None:
+                self._objects = _strings(self._numbers)
+            else:
+                text = self._arrow.to_numpy(zero_copy_only=False)
+                self._objects = np.asarray(text, dtype=object)
         return self._objects
 
     @property
@@ -119,11 +122,8 @@ class IdColumn:
             return self._objects[idx]  # type: ignore[no-any-return]
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
-        if self._numbers is not None and len(idx) <= _FEW:
-            # A few ids (a tie, a message) are made one by one; many at once by Arrow.
-            out = np.empty(len(idx), dtype=object)
-            out[:] = [str(v) for v in self._numbers[idx].tolist()]
-            return out
+        if self._numbers is not None:
+            return _strings(self._numbers[idx])
         idx = np.where(idx < 0, idx + len(self), idx) if idx.size and idx.min() < 0 else idx
         taken = self.arrow.take(idx.astype(np.int64, copy=False))
         return np.asarray(taken.to_numpy(zero_copy_only=False), dtype=object)
@@ -166,8 +166,11 @@ class IdColumn:
         return f"<IdColumn of {len(self)} ids>"
 
 
-#: Up to this many ids from numbers are made one by one (Arrow's cast pays off above).
-_FEW = 4096
+def _strings(numbers: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
+    """Whole numbers as an object array of their decimal digits (0.14 µs each, no Arrow)."""
+    out = np.empty(len(numbers), dtype=object)
+    out[:] = [str(v) for v in numbers.tolist()]
+    return out
 
 
 def _digits(numbers: npt.NDArray[np.int64]) -> Any:
