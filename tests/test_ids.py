@@ -86,6 +86,13 @@ def test_order_by_id_is_numpys_order_of_str(ids: list[str], data: st.DataObject)
         assert col.sort_order(rows).tolist() == within.tolist()
 
 
+def test_fixed_width_text_becomes_str() -> None:
+    col = IdColumn(np.array(["b", "a"]))
+    assert col.objects.dtype == object
+    assert col.objects.tolist() == ["b", "a"]
+    assert col.sort_order().tolist() == [1, 0]
+
+
 def test_pickles_one_form() -> None:
     col = IdColumn(pa.array(["a", "b"]))
     col.objects  # noqa: B018 - made, and kept in this process

@@ -41,7 +41,7 @@ class IdColumn:
         elif isinstance(values, np.ndarray) and values.dtype.kind in "iu":
             self._numbers = values.astype(np.int64, copy=False)
         elif isinstance(values, np.ndarray):
-            self._objects = values
+            self._objects = values if values.dtype == object else values.astype(object)
         elif type(values).__module__.split(".")[0] == "pyarrow":
             self._arrow = values
         else:

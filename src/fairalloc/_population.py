@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import functools
 import itertools
 import math
 import os
@@ -413,7 +412,7 @@ class Population:
         """
         check_columns(list(columns), source)
         population = _Validator(schema, columns, source, _n, _text, _label).run()
-        _release_memory()
+        _release_arrow_memory()
         return population
 
     # -- views -------------------------------------------------------------------------
@@ -708,35 +707,11 @@ class _Validator:
         return None, usable
 
 
-def _release_memory() -> None:
-    """Give back to the system what validation's temporaries left in the allocators' pools.
-
-    Arrow's pool keeps what it freed, and so does the C library's heap (on glibc, numpy's
-    freed temporaries of a few megabytes stay in the process: about 50 MB at a million
-    residents). Both are returned here, once per population built.
-    """
+def _release_arrow_memory() -> None:
+    """Give back to the system what Arrow's memory pool kept of the validation's temporaries."""
     arrow = sys.modules.get("pyarrow")
     if arrow is not None:
         arrow.default_memory_pool().release_unused()
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """The C library's ``malloc_trim`` on glibc (None elsewhere: others give memory back alone)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):  # musl and others have no malloc_trim
-        return None
-    return trim
 
 
 def _ids_slow(
