@@ -198,7 +198,7 @@ LEVELS_SCHEMA = fa.Policy.model_validate(
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["female", "male", "other", " male", "fem", None, "", 3]),
+            st.sampled_from(["female", "male", "other", " male", "fem", None, "", 3, ["x"]]),
             st.sampled_from(["a", None, "b"]),
         ),
         min_size=1,

@@ -1074,9 +1074,12 @@ def _exact_levels(values: Any, levels: Sequence[str]) -> npt.NDArray[np.int16] |
     if not isinstance(values, np.ndarray) or values.dtype != object or values.ndim != 1:
         return None
     code = {level: j for j, level in enumerate(levels)}
-    codes = np.fromiter(
-        map(code.get, values, itertools.repeat(-1)), dtype=np.int16, count=len(values)
-    )
+    try:
+        codes = np.fromiter(
+            map(code.get, values, itertools.repeat(-1)), dtype=np.int16, count=len(values)
+        )
+    except TypeError:  # an unhashable value (a list, a dict): not a level, reported there
+        return None
     return codes if not len(codes) or int(codes.min()) >= 0 else None
 
 
