@@ -1093,9 +1093,12 @@ def _match(strings: Any, pattern: str) -> npt.NDArray[np.bool_]:
 
 
 def _where(mask: npt.NDArray[np.bool_], strings: Any, other: str) -> Any:
+    """``strings`` where ``mask``, else ``other`` (no copy when every row is kept: the usual)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if mask.all():
+        return strings
     return pc.if_else(pa.array(mask), strings, other)
 
 
