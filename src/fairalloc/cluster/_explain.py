@@ -1,4 +1,4 @@
-"""Every resident's explanation over a cluster, as one process exports it: two sample sorts.
+"""Every resident's explanation over a cluster, as one process exports it, by sample sorts.
 
 :func:`fairalloc.export_explanations` writes one line per resident, sorted by id, with what the
 evaluation found for the resident (eligibility, points, scales, grades, tie-break values) and
