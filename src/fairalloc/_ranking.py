@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairalloc._html import table as html_table
+from fairalloc._ids import Ids
 from fairalloc._io import write_table
 from fairalloc._numeric import MICRO
 from fairalloc._optional import require
@@ -296,8 +297,8 @@ class LotteryKeys:
     every time and is hashed once.
     """
 
-    def __init__(self, ids: np.ndarray) -> None:
-        self.ids = ids
+    def __init__(self, ids: Ids) -> None:
+        self.ids = ids  # either form: only the rows whose keys are drawn are read
         self.seed: str | None = None
         self.keys = np.zeros(len(ids), dtype=np.uint64)
         self.known = np.zeros(len(ids), dtype=bool)

@@ -264,7 +264,7 @@ class _Runner:
         self.units = units
         self.chunk = chunk
         self.base = evaluate_compiled(cp, population, chunk_size=chunk)
-        self.keys = LotteryKeys(population.ids)
+        self.keys = LotteryKeys(population.id_column)
         rank_with(self.base, self.keys)
         self.base_served = self.served(self.base)
 

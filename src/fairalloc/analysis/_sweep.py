@@ -765,7 +765,7 @@ def sweep(
     }
 
     base = evaluate_compiled(cp0, population, chunk_size=chunk_size)
-    lottery = LotteryKeys(population.ids)
+    lottery = LotteryKeys(population.id_column)
     rank_with(base, lottery)
     baseline, _ = summarize(base, {}, base_units, **kw)
 

@@ -188,7 +188,7 @@ def audit(
     population = Population.load(residents, compiled.policy)
     # In id order, so that every statistic (sums of floats included) is the same, to the bit,
     # whatever order the residents came in.
-    population = population.take(np.argsort(population.ids.astype(str), kind="stable"))
+    population = population.take(population.id_column.sort_order())
     ev = evaluate(compiled, population)
     spec = compiled.policy.allocation
     outcome: Any = ev

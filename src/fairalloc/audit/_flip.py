@@ -871,7 +871,7 @@ class _Baseline:
             if n < 2 or bool(np.all(ids[:-1] < ids[1:])):  # often already in id order
                 self._id_rank = np.arange(n, dtype=np.int64)
             else:
-                order = np.argsort(ids.astype(str), kind="stable")
+                order = self.ev.id_column.sort_order()
                 rank = np.empty(n, dtype=np.int64)
                 rank[order] = np.arange(n, dtype=np.int64)
                 self._id_rank = rank

@@ -215,7 +215,7 @@ def outcome_proxies(
             "association and effect are in (0, 1]; rounds and min_group at least 1",
             valid="association, effect in (0, 1]; rounds, min_group >= 1",
         )
-    order = np.argsort(pop.ids.astype(str), kind="stable")
+    order = pop.id_column.sort_order()
     pop = pop.take(order)
     cp = ev.policy
     capacity = result.capacity if isinstance(result, Allocation) else None
@@ -223,7 +223,7 @@ def outcome_proxies(
     # allocation already drew are reused, and any other is drawn once for all permutations.
     keys: LotteryKeys | None = None
     if capacity is not None and cp.lottery_seed is not None:
-        keys = LotteryKeys(pop.ids)
+        keys = LotteryKeys(pop.id_column)
         base = ev.ranking
         used = base.lottery_used[order]
         keys.seed = cp.lottery_seed

@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fairalloc._ids import IdColumn, Ids
 from fairalloc.errors import RecordsError
 from fairalloc.records._canonical import bare_texts, canonical, json_text
 
@@ -62,9 +63,9 @@ def policy_hash(policy: Policy) -> str:
     return hashlib.sha256(canonical(doc)).hexdigest()
 
 
-def id_order(ids: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
-    """Row positions in leaf order: by id, in code-point order."""
-    return np.argsort(ids.astype(str), kind="stable")
+def id_order(ids: Ids) -> npt.NDArray[np.intp]:
+    """Row positions in leaf order: by id, in code-point order (:meth:`IdColumn.sort_order`)."""
+    return IdColumn(ids).sort_order()
 
 
 def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[bytes]:

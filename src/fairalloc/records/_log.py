@@ -502,7 +502,7 @@ class DecisionLog:
         prec = self._kind(policy_record, "policy")
         self._check_policy(prec, policy)
         population = Population.of(residents, policy)
-        order = id_order(population.ids)
+        order = id_order(population.id_column)
         # Each row is hashed and let go: the rows of a million residents are never all held.
         nonces, leaves = commit(row_stream(population, order), population.n)
         body = {
@@ -660,7 +660,7 @@ class DecisionLog:
         self._check_policy(prec, policy)
         srec = self._check_seed(frec, seed, policy)
         population = Population.of(residents, policy)
-        order = id_order(population.ids)
+        order = id_order(population.id_column)
         opening = self.store.opening(frec.seq)
         if opening is None:
             raise RecordsError("FA713", "the freeze's openings are not kept here", record=frec.seq)
@@ -767,7 +767,7 @@ class DecisionLog:
         frec = self._kind(int(body["freeze_record"]), "freeze")
         self._check_policy(self._kind(int(body["policy_record"]), "policy"), policy)
         population = Population.of(residents, policy)
-        order = id_order(population.ids)
+        order = id_order(population.id_column)
         row_open, out_open = self.store.opening(frec.seq), self.store.opening(seq)
         if row_open is None or out_open is None:
             raise RecordsError("FA715", "the openings of this decision are not kept", record=seq)

@@ -237,7 +237,7 @@ def rerun_allocation(
         population,
         capacity=int(record.body["capacity"]),
     )
-    return _lazy_outcomes(allocation, id_order(population.ids))
+    return _lazy_outcomes(allocation, id_order(population.id_column))
 
 
 def _check_chain(entries: list[_Entry], report: VerifyReport) -> list[bytes]:
@@ -518,7 +518,7 @@ def _rerun_one(
     except FairallocError as exc:
         report.add("FA729", frz, f"the data do not load: {str(exc).splitlines()[0]}")
         return
-    order = id_order(population.ids)
+    order = id_order(population.id_column)
     ids = population.id_column[order].astype(str).tolist()
     rows = _lazy_rows(population, order)
     diffs = row_differences(ids, rows, openings[frz], _leaf_list(records[frz].leaves))

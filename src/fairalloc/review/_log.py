@@ -453,6 +453,7 @@ def rerun_round(states: Mapping[int, RotationState | None]) -> Rerun:
         start = states.get(number - 1)
         cp = compiled_for(policy, dt.date.fromisoformat(body["as_of"]))
         rnd = run_round(cp, population, start, capacity=int(body["capacity"]))
-        return round_outcomes(rnd, population.ids[id_order(population.ids)].astype(str).tolist())
+        ids = population.id_column
+        return round_outcomes(rnd, ids[id_order(ids)].tolist())
 
     return rerun
