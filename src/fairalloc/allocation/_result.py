@@ -323,10 +323,10 @@ def outcome_columns(
     """The result table's columns (:meth:`Allocation.to_parquet`) of residents given in order.
 
     ``ids`` are text (an Arrow array, or an object array of ``str``); ``category`` is each
-    resident's category index (-1: not served), ``position`` their
-    position in the base order (0: not eligible); the lottery columns are given under a
-    lottery mechanism. A cluster writes its parts of the table with this too, so both write
-    the same columns, types and values.
+    resident's category index (-1: not served); ``position`` their position in the base order
+    (0: not eligible); the lottery columns are given under a lottery mechanism. A cluster
+    writes its parts of the table with this too, so both write the same columns, types and
+    values.
     """
     import pyarrow as pa
 

@@ -17,8 +17,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from fairalloc._compiler import CompiledPolicy, compiled_for
 from fairalloc._engine import evaluate
 from fairalloc._population import Population

@@ -112,7 +112,7 @@ def _gather_part(
     """
     table, _, before, _ = read_slices(files, low, high)
     n = int(table.num_rows)
-    col = {name: table.column(name).to_numpy() for name in table.column_names}
+    col = {name: table.column(name).to_numpy() for name in table.column_names if name != "id"}
     eligible = col["eligible"].astype(bool)
     position = np.zeros(n, dtype=np.int64)
     # The eligible sort first (their keys begin with 0x00), so they are the part's first rows,
@@ -123,7 +123,7 @@ def _gather_part(
     write_table(
         out + ".parquet",
         outcome_columns(
-            ids=col["id"],
+            ids=table.column("id").combine_chunks(),  # Arrow text, as read
             eligible=eligible,
             category=col["category"],
             categories=categories,
