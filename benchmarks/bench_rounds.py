@@ -6,20 +6,26 @@ Figures (wall seconds, perf_counter):
 2. the same R rounds run one by one with ``run_round``, each from the state the one before
    returned, written to JSON and read back between rounds (what an office does each week);
    the difference is what carrying the state costs;
-3. one state's canonical JSON, its reading, and its digest, at the end.
+3. one state's canonical JSON, its reading, and its digest, at the end;
+4. with ``--cluster W``: the same rounds one by one with
+   ``fairalloc.cluster.run_round_on_cluster`` on a local Dask cluster of ``W`` worker
+   processes, the residents a Parquet dataset of 8 files (extra ``fairalloc[dask]``), the
+   state written to JSON and read back between rounds as in 2.
 
-Both runs give the same rounds (checked).
+Every run gives the same rounds and the same state (checked).
 
 Usage::
 
     python benchmarks/bench_rounds.py                  # 100,000 residents, 8 rounds of 2,000
     python benchmarks/bench_rounds.py --n 20000 --rounds 4 --capacity 400
+    python benchmarks/bench_rounds.py --n 1000000 --rounds 3 --cluster 2
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +42,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--capacity", type=int, default=2_000)
+    ap.add_argument(
+        "--cluster", type=int, default=0, metavar="W", help="also on a local cluster of W workers"
+    )
     args = ap.parse_args()
 
     policy = fa.load_policy(EXAMPLE / "policy.yaml")
@@ -80,6 +89,51 @@ def main() -> None:
     print(
         f"state ({len(text) / 1e6:.1f} MB JSON): write {write:.2f} s, read {read:.2f} s,"
         f" digest {digest:.2f} s"
+    )
+    if args.cluster:
+        _on_cluster(args, policy, population, served, state, one_by_one)
+
+
+def _on_cluster(
+    args: argparse.Namespace,
+    policy: fa.Policy,
+    population: fa.Population,
+    served: list[list[str]],
+    state: fa.RotationState,
+    one_by_one: float,
+) -> None:
+    import distributed
+    import numpy as np
+    import pandas as pd
+
+    from fairalloc.cluster import run_round_on_cluster
+
+    frame = pd.DataFrame(population.to_pandas())
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "residents"
+        folder.mkdir()
+        for k, rows in enumerate(np.array_split(np.arange(len(frame)), 8)):
+            frame.iloc[rows].to_parquet(folder / f"part.{k:02d}.parquet", index=False)
+        with (
+            distributed.LocalCluster(
+                n_workers=args.cluster, threads_per_worker=1, dashboard_address=":0"
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            got: fa.RotationState | None = None
+            t = time.perf_counter()
+            for r in range(args.rounds):
+                rnd = run_round_on_cluster(
+                    policy, str(folder), got, capacity=args.capacity, client=client
+                )
+                assert rnd.served == served[r]
+                got = fa.RotationState.from_json(rnd.state.to_json())  # as run_round's
+            took = time.perf_counter() - t
+    assert got is not None
+    assert got.to_json() == state.to_json()
+    print(
+        f"run_round_on_cluster, {args.cluster} workers: {took:8.2f} s"
+        f"  ({took / one_by_one:.2f}x run_round one by one; {took / args.rounds:.2f} s a round)"
     )
 
 

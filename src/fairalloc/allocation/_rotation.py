@@ -42,6 +42,7 @@ import json
 import os
 import statistics
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +53,7 @@ from fairalloc._engine import evaluate
 from fairalloc._escape import csv_text, html_text
 from fairalloc._explainable import Explainable
 from fairalloc._html import table as html_table
+from fairalloc._ids import IdColumn, Ids
 from fairalloc._io import atomic_write
 from fairalloc._numeric import micro_scalar
 from fairalloc._optional import require
@@ -164,14 +166,7 @@ def simulate(
         for r, ids in _schedule("departures", departures, start, rounds).items()
     }
     accrue = _accruals(model, rotation)
-    bonus = micro_scalar(rotation.points_per_round)
-    if bonus * (start + rounds) > _MAX_BONUS:
-        raise AllocationError(
-            "FA660",
-            AllocationReason.SCORE_OUT_OF_RANGE,
-            f"points_per_round {rotation.points_per_round} over {rounds} rounds exceeds the"
-            " largest score fairalloc can add exactly",
-        )
+    bonus = bonus_of(rotation, start + rounds)
     seed = _ranking_seed(model)
 
     population = _load(residents, model, "residents")
@@ -216,7 +211,9 @@ def simulate(
         ledger=ledger,
         population=population,
         first_round=start + 1,
-        state=ledger.to_state(model, start + rounds, rows, population, accrue),
+        state=ledger.to_state(
+            model, start + rounds, rows, {name: population.columns[name] for name in accrue}
+        ),
     )
 
 
@@ -460,6 +457,24 @@ def _accruals(model: Policy, rotation: Rotation) -> dict[str, tuple[float, float
     return out
 
 
+def bonus_of(rotation: Rotation, last_round: int) -> int:
+    """``points_per_round`` in micro-points, checked to add up exactly until ``last_round``.
+
+    Raises:
+        AllocationError: ``FA660`` if a wait of ``last_round`` rounds would add more than
+            fairalloc can add exactly.
+    """
+    bonus = micro_scalar(rotation.points_per_round)
+    if bonus * last_round > _MAX_BONUS:
+        raise AllocationError(
+            "FA660",
+            AllocationReason.SCORE_OUT_OF_RANGE,
+            f"points_per_round {rotation.points_per_round} over {last_round} rounds exceeds the"
+            " largest score fairalloc can add exactly",
+        )
+    return bonus
+
+
 def _ranking_seed(model: Policy) -> str | None:
     chain = model.ranking.tie_break
     last = chain[-1].lottery if chain else None
@@ -493,9 +508,22 @@ def _resume(
     residents it does not hold arrive before it; for the others, accrued values come from the
     state.
     """
-    nxt = state.round + 1
     ledger.restore(state)
-    given = [str(i) for i in population.ids]
+    carried = Carried.of(ledger, state, accrue)
+    rows = enter(ledger, population.id_column, state.round + 1)
+    return carried.restore(population), rows
+
+
+def enter(ledger: _Ledger, ids: Ids, nxt: int) -> npt.NDArray[np.intp]:
+    """Who is present before round ``nxt``: the ledger entries of ``ids``, in their order.
+
+    Residents the ledger holds as present and not among ``ids`` leave; ids it does not hold
+    arrive (new entries).
+
+    Raises:
+        RotationStateError: ``FA782`` if one of ``ids`` left the rotation in an earlier round.
+    """
+    given = [str(i) for i in ids]
     for rid in given:
         e = ledger.index.get(rid)
         if e is not None and ledger.departed[e]:
@@ -510,17 +538,90 @@ def _resume(
         ledger.leave(np.array(sorted(gone), dtype=np.intp), nxt)
     known = np.array([rid in ledger.index for rid in given], dtype=bool)
     new = np.flatnonzero(~known)
-    rows = np.empty(population.n, dtype=np.intp)
+    rows = np.empty(len(given), dtype=np.intp)
     rows[known] = [ledger.index[rid] for rid, k in zip(given, known, strict=True) if k]
-    rows[new] = ledger.add(population.id_column[new], nxt)
-    for name in accrue:
-        col = population.columns[name].copy()
-        for k in np.flatnonzero(known):
-            kept = state.get(given[k])
-            if kept is not None and name in kept.accrued:
-                col[k] = kept.accrued[name]
-        population = population.replace(name, col)
-    return population, rows
+    rows[new] = ledger.add(np.array([given[k] for k in new.tolist()], dtype=object), nxt)
+    return rows
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What a round reads of the state for the residents it holds, found by id.
+
+    The ledger's records as columns, in id order (a restored ledger's order): a worker that
+    holds a part of the residents looks its ids up here, as one process does in the ledger.
+
+    Attributes:
+        ids: Every id the state holds, sorted (code-point order).
+        departed: The round before which each left (0: present).
+        waiting: Rounds waited since the last service.
+        times_served: Times served.
+        accrued: Per accrued attribute, each resident's value as the state keeps it, and
+            whether it keeps one (only present residents have them).
+    """
+
+    ids: npt.NDArray[np.str_]
+    departed: npt.NDArray[np.int64]
+    waiting: npt.NDArray[np.int64]
+    times_served: npt.NDArray[np.int64]
+    accrued: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]]
+
+    @classmethod
+    def of(
+        cls,
+        ledger: _Ledger,
+        state: RotationState | None,
+        accrue: Mapping[str, tuple[float, float, float]],
+    ) -> Carried:
+        """The columns of ``ledger`` just restored from ``state`` (empty for ``None``)."""
+        records = state.residents if state is not None else ()
+        if [r.id for r in records] != ledger.ids:
+            raise AssertionError("the ledger is not the state's, restored")
+        accrued = {}
+        for name in accrue:
+            has = np.fromiter((name in r.accrued for r in records), bool, len(records))
+            values = np.fromiter(
+                (r.accrued.get(name, 0.0) for r in records), np.float64, len(records)
+            )
+            accrued[name] = (values, has)
+        return cls(
+            np.array(ledger.ids, dtype=str),
+            ledger.departed.copy(),
+            ledger.waiting.copy(),
+            ledger.times_served.copy(),
+            accrued,
+        )
+
+    def find(self, ids: Ids) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+        """Each id's position among :attr:`ids`, and whether the state holds it."""
+        text = np.asarray(ids.objects if isinstance(ids, IdColumn) else ids, dtype=object).astype(
+            str
+        )
+        if len(self.ids) == 0:
+            return np.zeros(len(text), dtype=np.intp), np.zeros(len(text), dtype=bool)
+        at = np.minimum(np.searchsorted(self.ids, text), len(self.ids) - 1)
+        return at, self.ids[at] == text
+
+    def standing(self, ids: Ids) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Rounds waited and times served of each of ``ids`` (0 and 0 for an id not held)."""
+        at, known = self.find(ids)
+        if len(self.ids) == 0:
+            return np.zeros(len(at), dtype=np.int64), np.zeros(len(at), dtype=np.int64)
+        zero = np.int64(0)
+        return np.where(known, self.waiting[at], zero), np.where(known, self.times_served[at], zero)
+
+    def restore(self, population: Population) -> Population:
+        """``population`` with each accrued attribute as the state keeps it, where it does."""
+        if not self.accrued or len(self.ids) == 0:
+            return population
+        at, known = self.find(population.id_column)
+        for name, (values, has) in self.accrued.items():
+            keep = known & has[at]
+            if keep.any():
+                col = population.columns[name].copy()
+                col[keep] = values[at[keep]]
+                population = population.replace(name, col)
+        return population
 
 
 # -- rounds -------------------------------------------------------------------------------------
@@ -599,54 +700,89 @@ def _order(
     bonus: int,
     units: int,
     r: int,
+    *,
+    due: int | None = None,
 ) -> npt.NDArray[np.intp]:
-    """Positions in ``eligible``, first served first (see the module documentation)."""
+    """Positions in ``eligible``, first served first (see the module documentation).
+
+    ``due`` is how many of the most urgent must be served now (with ``max_wait``); by default
+    it is counted among ``eligible``. A cluster counts it over the whole population and gives
+    it here, with only the candidates in ``eligible``.
+    """
     entries = rows[eligible]
     waited = ledger.waiting[entries]
-    keys: list[np.ndarray] = []  # most significant first, the guarantee aside
-    if rotation.served_go_last:
-        keys.append(ledger.times_served[entries])
-    if rotation.bands is not None:
-        keys.append(-ev.rotation_band[eligible] + 0.0)
-    keys.append(-(ev.score_micro[eligible] + np.int64(bonus) * waited))
-    keys.append(-waited)
-    keys.append(ev.ranking.rank[eligible])
-    # The last key: the published lottery, or (without one) the id, which only lists residents
-    # in a stable order; a tie it would decide across the capacity is refused below.
-    last = ledger.key[entries] if ledger.seed is not None else ev.id_column[eligible].astype(str)
+    drawn = ledger.key[entries] if ledger.seed is not None else None
+    keys, last = order_keys(
+        ev, eligible, waited, ledger.times_served[entries], drawn, rotation, bonus
+    )
     guaranteed = np.zeros(len(entries), dtype=bool)
     urgency = np.zeros(0, dtype=np.intp)
-    due = 0
     if rotation.max_wait is not None:
         slack = np.int64(rotation.max_wait) - waited  # rounds each may still wait
-        due = min(_due_now(slack, rotation.max_wait, units), units)
+        if due is None:
+            due = due_now(slack_counts(slack, rotation.max_wait), units)
         urgency = np.lexsort([last, *keys[::-1], slack])
         guaranteed[urgency[:due]] = True
+    due = due or 0
     order = np.lexsort([last, *keys[::-1], ~guaranteed])
     if ledger.seed is None:
         _refuse_undecided(ev, eligible, keys, order, urgency, due, units, r)
     return order
 
 
-def _due_now(slack: npt.NDArray[np.int64], max_wait: int, units: int) -> int:
-    """How many of the most urgent residents must be served now to keep ``max_wait``.
+def order_keys(
+    ev: Evaluation,
+    eligible: npt.NDArray[np.intp],
+    waited: npt.NDArray[np.int64],
+    times_served: npt.NDArray[np.int64],
+    drawn: npt.NDArray[np.uint64] | None,
+    rotation: Rotation,
+    bonus: int,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The order's keys of the ``eligible`` rows (lower first), the guarantee aside.
+
+    The keys, most significant first, and the last key that lists residents the keys leave
+    tied: the published lottery key of each (``drawn``), or without a lottery (``None``) the
+    id, which only lists residents in a stable order (a tie it would decide across the
+    capacity is refused). Each resident's keys are its own: the ranking's rank orders the
+    residents of any part of the population as it orders them in the whole.
+    """
+    keys: list[np.ndarray] = []
+    if rotation.served_go_last:
+        keys.append(times_served)
+    if rotation.bands is not None:
+        keys.append(-ev.rotation_band[eligible] + 0.0)
+    keys.append(-(ev.score_micro[eligible] + np.int64(bonus) * waited))
+    keys.append(-waited)
+    keys.append(ev.ranking.rank[eligible])
+    return keys, drawn if drawn is not None else ev.id_column[eligible].astype(str)
+
+
+def slack_counts(slack: npt.NDArray[np.int64], max_wait: int) -> npt.NDArray[np.int64]:
+    """How many residents have each slack from 0 to ``max_wait`` (below 0 counted as 0).
 
     ``slack`` is, per eligible resident, how many rounds they may still wait (0: this round is
-    their last, below 0: already beyond the bound). A resident with slack ``s`` must be served
-    within the next ``s + 1`` rounds, so after this round, for every horizon ``h`` from 1 to
-    ``max_wait``, those not served now with slack at most ``h`` must fit in ``units * h``
-    places (the served start again with a slack of ``max_wait``). Serving the ``m`` most
-    urgent (earliest deadline first) meets every horizon exactly when ``m`` is at least
-    ``count(slack <= h) - units * h`` for every ``h`` from 0, which this returns (never below
-    0). When ``N <= units * (max_wait + 1)`` residents stay eligible the answer never exceeds
-    ``units`` and nobody waits beyond ``max_wait``.
+    their last, below 0: already beyond the bound). Counts of parts of the population add up
+    to the whole population's.
     """
-    if len(slack) == 0:
-        return 0
-    counts = np.bincount(np.clip(slack, 0, max_wait), minlength=max_wait + 1)
+    return np.bincount(np.clip(slack, 0, max_wait), minlength=max_wait + 1).astype(np.int64)
+
+
+def due_now(counts: npt.NDArray[np.int64], units: int) -> int:
+    """How many of the most urgent residents must be served now to keep ``max_wait``.
+
+    ``counts`` are :func:`slack_counts` of the eligible residents. A resident with slack ``s``
+    must be served within the next ``s + 1`` rounds, so after this round, for every horizon
+    ``h`` from 1 to ``max_wait``, those not served now with slack at most ``h`` must fit in
+    ``units * h`` places (the served start again with a slack of ``max_wait``). Serving the
+    ``m`` most urgent (earliest deadline first) meets every horizon exactly when ``m`` is at
+    least ``count(slack <= h) - units * h`` for every ``h`` from 0. This returns that least
+    ``m`` (never below 0), at most ``units``. When ``N <= units * (max_wait + 1)`` residents
+    stay eligible the least ``m`` never exceeds ``units`` and nobody waits beyond ``max_wait``.
+    """
     within = np.cumsum(counts)  # within[h]: residents with slack <= h
-    need = within - np.int64(units) * np.arange(max_wait + 1, dtype=np.int64)
-    return max(0, int(need.max()))
+    need = within - np.int64(units) * np.arange(len(counts), dtype=np.int64)
+    return min(max(0, int(need.max())), units)
 
 
 def _refuse_undecided(
@@ -698,11 +834,22 @@ def _accrue(
 ) -> Population:
     not_served = np.ones(population.n, dtype=bool)
     not_served[served_rows] = False
-    for name, (per_round, lo, hi) in accrue.items():
-        col = population.columns[name]
-        grown = np.clip(col + per_round, lo, hi)
-        population = population.replace(name, np.where(not_served, grown, col))
+    for name, grow in accrue.items():
+        population = population.replace(name, accrued(population.columns[name], not_served, grow))
     return population
+
+
+def accrued(
+    values: npt.NDArray[np.float64],
+    not_served: npt.NDArray[np.bool_],
+    grow: tuple[float, float, float],
+) -> npt.NDArray[np.float64]:
+    """An accrued attribute after a round: ``per_round`` more for the residents not served.
+
+    ``grow`` is ``(per_round, lowest, highest)``; the value stays within the bounds.
+    """
+    per_round, lo, hi = grow
+    return np.where(not_served, np.clip(values + per_round, lo, hi), values)
 
 
 class _Ledger:
@@ -805,13 +952,16 @@ class _Ledger:
         model: Policy,
         round_number: int,
         rows: npt.NDArray[np.intp],
-        population: Population,
-        accrue: Mapping[str, tuple[float, float, float]],
+        values: Mapping[str, np.ndarray],
     ) -> RotationState:
-        """The state after round ``round_number``; ``rows`` are the present residents'."""
+        """The state after round ``round_number``.
+
+        ``rows`` are the present residents' entries, and ``values`` each accrued attribute's
+        values of the same residents.
+        """
         accrued: dict[int, dict[str, float]] = {int(e): {} for e in rows}
-        for name in accrue:
-            for e, v in zip(rows.tolist(), population.columns[name].tolist(), strict=True):
+        for name, column in values.items():
+            for e, v in zip(rows.tolist(), column.tolist(), strict=True):
                 accrued[e][name] = float(v)
         records = [
             ResidentState(

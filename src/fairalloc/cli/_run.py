@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import fairalloc as fa
 from fairalloc.cli._common import (
@@ -66,7 +67,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --dask or --scheduler: write every resident's explanation facts to FOLDER"
         " (.jsonl or .csv parts, as `explain --all` writes them on one machine)",
     )
-    run.set_defaults(handler=handle, inputs=("policy", "data"))
+    run.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="with --dask or --scheduler and a rotation: the state the last round left (its"
+        " --state-out); none before round 1",
+    )
+    run.add_argument(
+        "--state-out",
+        type=out_file(".json"),
+        metavar="FILE",
+        help="with --dask or --scheduler and a rotation: run the next round, and keep the state"
+        " it leaves in FILE (.json)",
+    )
+    run.set_defaults(handler=handle, inputs=("policy", "data", "state"))
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -77,6 +92,12 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(
             "--explanations is for a cluster (--dask or --scheduler); on one machine use"
             " `fairalloc explain POLICY DATA --all --out FILE`"
+        )
+    if args.state is not None or args.state_out is not None:
+        raise UsageError(
+            "--state and --state-out are for a rotation round on a cluster (--dask or"
+            " --scheduler); on one machine `fairalloc round` runs and records a round, and"
+            " `fairalloc simulate` runs several"
         )
     policy = fa.load_policy(args.policy, as_of=args.as_of)
     spec = policy.allocation
@@ -230,6 +251,25 @@ def _on_cluster(args: argparse.Namespace) -> int:
     distributed = require("distributed", extra="dask", feature="fairalloc run --dask")
     dd = require("dask.dataframe", extra="dask", feature="fairalloc run --dask")
     policy = fa.load_policy(args.policy, as_of=args.as_of)
+    spec = policy.allocation
+    rotation = spec is not None and spec.rotation is not None
+    if rotation and args.state_out is None:
+        raise UsageError(
+            "this policy serves a waiting list over rounds: give --state-out FILE to run the"
+            " next round and keep the state it leaves (and --state FILE after round 1)"
+        )
+    if not rotation and (args.state is not None or args.state_out is not None):
+        raise UsageError("--state and --state-out are for a policy with `allocation.rotation`")
+    if rotation and suffix == ".parquet":
+        raise UsageError(
+            f"cannot write `{args.out}`: a rotation round is written as .json (who is served,"
+            " the counts and the digest of the state it leaves)"
+        )
+    state = (
+        fa.RotationState.from_json(args.state.read_text(encoding="utf-8"))
+        if args.state is not None
+        else None
+    )
     data = dd.read_parquet(str(args.data))
     out = sys.stdout
     if args.scheduler:
@@ -241,6 +281,8 @@ def _on_cluster(args: argparse.Namespace) -> int:
         )
         client = distributed.Client(cluster)
     try:
+        if rotation:
+            return _round_on_cluster(args, policy, data, state, client)
         got = allocate_on_cluster(
             policy, data, capacity=args.capacity, client=client, as_of=args.as_of
         )
@@ -270,7 +312,41 @@ def _on_cluster(args: argparse.Namespace) -> int:
                 file=out,
             )
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        cluster_close(client, cluster)
+    return 0
+
+
+def cluster_close(client: Any, cluster: Any) -> None:
+    """Close the client, and the local cluster if one was started."""
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _round_on_cluster(
+    args: argparse.Namespace,
+    policy: fa.Policy,
+    data: Any,
+    state: fa.RotationState | None,
+    client: Any,
+) -> int:
+    """The next round of a rotation over a Parquet dataset; the state kept in --state-out."""
+    from fairalloc.cluster import run_round_on_cluster
+
+    rnd = run_round_on_cluster(
+        policy, data, state, capacity=args.capacity, client=client, as_of=args.as_of
+    )
+    out = sys.stdout
+    print(
+        f"round {rnd.round}: {len(rnd.served):,} served of {rnd.eligible:,} eligible"
+        f" ({rnd.present:,} present in {rnd.partitions} partitions)",
+        file=out,
+    )
+    for i in rnd.served[: args.top]:
+        print(f"  {cell(i)}", file=out)
+    write_text(args.state_out, rnd.state.to_json() + "\n")
+    print(f"state kept in {args.state_out} (digest {rnd.state.digest()})", file=out)
+    if args.out is not None:
+        write_text(args.out, json.dumps(rnd.to_dict(), ensure_ascii=False, indent=1) + "\n")
+        print(f"wrote the round to {args.out}", file=out)
     return 0

@@ -270,7 +270,6 @@ def allocate_on_cluster(
         ArgumentError: ``FA626`` for a rotation, ``FA627`` for matching (see the message),
             ``FA628`` without a capacity, ``FA645`` for data that is not a Dask DataFrame.
     """
-    dd = require("dask.dataframe", extra="dask", feature="cluster allocation")
     cp = policy if isinstance(policy, CompiledPolicy) else compiled_for(policy, as_of)
     spec = cp.policy.allocation
     _check_mechanism(spec)
@@ -282,29 +281,17 @@ def allocate_on_cluster(
             "no capacity: give capacity= or `allocation.capacity`",
             argument="capacity",
         )
-    if isinstance(data, str) or hasattr(data, "__fspath__"):
-        data = dd.read_parquet(str(data))
-    if not isinstance(data, dd.DataFrame):
-        raise ArgumentTypeError(
-            "FA645",
-            f"data must be a dask DataFrame or a Parquet dataset's path, got {type(data).__name__}",
-            argument="data",
-            valid="a dask.dataframe.DataFrame, or the path of a Parquet dataset",
-        )
+    data = dask_frame(data)
     category_sizes(spec, units)  # reserves that exceed the capacity are refused here, once
     delayed = require("dask", extra="dask", feature="cluster allocation").delayed
     parts = data.to_delayed()
     compute = client.compute if client is not None else None
     # 1. each partition's first keys in each order; the whole population's limit in each.
     step = _step(units)
-    firsts = _gather(
-        [delayed(_first_keys, pure=True)(p, cp, units, step) for p in parts], compute
-    )
+    firsts = _gather([delayed(_first_keys, pure=True)(p, cp, units, step) for p in parts], compute)
     residents = sum(f[0] for f in firsts)
     eligible = sum(f[1] for f in firsts)
-    limits = [
-        _limit(units, step, [f[2][o] for f in firsts]) for o in range(len(spec.reserves) + 1)
-    ]
+    limits = [_limit(units, step, [f[2][o] for f in firsts]) for o in range(len(spec.reserves) + 1)]
     # 2. the rows within a limit: every resident the mechanism could serve.
     candidates = _gather(
         [delayed(_candidates, pure=True)(p, cp, units, limits) for p in parts], compute
@@ -318,9 +305,7 @@ def allocate_on_cluster(
     queries = {
         cat: _base_key(alloc, alloc.evaluation.index_of(str(c.last_id))) for cat, c in cut.items()
     }
-    counts = _gather(
-        [delayed(_count_before, pure=True)(p, cp, queries) for p in parts], compute
-    )
+    counts = _gather([delayed(_count_before, pure=True)(p, cp, queries) for p in parts], compute)
     positions = {cat: 1 + sum(c[cat] for c in counts) for cat in queries}
     summary = alloc.summary()
     summary["eligible"] = eligible
@@ -329,6 +314,25 @@ def allocate_on_cluster(
             entry["position"] = positions[entry["category"]]
     source = (parts, cp, compute)
     return ClusterAllocation(alloc, residents, eligible, positions, len(parts), summary, source)
+
+
+def dask_frame(data: Any) -> Any:
+    """``data`` as a Dask DataFrame: one already, or the path of a Parquet dataset.
+
+    Raises:
+        ArgumentTypeError: ``FA645`` for anything else.
+    """
+    dd = require("dask.dataframe", extra="dask", feature="cluster allocation")
+    if isinstance(data, str) or hasattr(data, "__fspath__"):
+        data = dd.read_parquet(str(data))
+    if not isinstance(data, dd.DataFrame):
+        raise ArgumentTypeError(
+            "FA645",
+            f"data must be a dask DataFrame or a Parquet dataset's path, got {type(data).__name__}",
+            argument="data",
+            valid="a dask.dataframe.DataFrame, or the path of a Parquet dataset",
+        )
+    return data
 
 
 def _distinct(
@@ -437,9 +441,9 @@ def _check_mechanism(spec: AllocationSpec | None) -> None:
     if spec.rotation is not None:
         raise ArgumentError(
             "FA626",
-            "a rotation round orders residents by what each was given in earlier rounds (the"
-            " rotation state), which is not in the data; run rounds with fairalloc.run_round on"
-            " one machine",
+            "a rotation is served in rounds, each ordering residents by what they were given in"
+            " earlier rounds (the rotation state); run a round with"
+            " fairalloc.cluster.run_round_on_cluster (or fairalloc.run_round on one machine)",
             argument="policy",
             valid="a capacity allocation: priority or lottery, with or without reserves",
         )
