@@ -197,6 +197,17 @@ def test_every_mechanism_equals_one_process_on_a_local_cluster(
     assert len(want[1]) == 2_000
     # Every resident's outcome: positions in the whole population, lottery keys and draws.
     _tables_equal(policy, frame, data, 2_000, client, tmp_path)
+    if mechanism == "priority, lottery tie-break":
+        # The flip audit, served status included: who would be served after a change is
+        # placed among the whole population's keys.
+        from fairalloc.audit import flip_audit
+
+        many = allocate_on_cluster(policy, data, capacity=2_000, client=client)
+        flips = {"attributes": ["group", "need", "waited", "poor"]}
+        mine = many.flip_audit(**flips).to_dict()
+        theirs = flip_audit(fa.evaluate(policy, frame), capacity=2_000, **flips).to_dict()
+        assert json.dumps(mine) == json.dumps(theirs)
+        assert any(r["served_changes"] for r in theirs["results"])
     if mechanism in ("lottery", "weighted lottery"):
         # Explanations under a lottery mechanism: the ranking's facts and the draw's
         # positions, two orders of the whole population, joined by id.
@@ -238,6 +249,16 @@ def test_the_elderly_care_example_from_parquet_equals_one_process(
     for strata in (None, "need"):
         mine = many.group_statistics(strata=strata).to_dict()
         assert json.dumps(mine) == json.dumps(group_statistics(one, strata=strata).to_dict())
+    # The flip audit of the protected attributes: ages at the bounds and quartiles, every
+    # level of the others; ranks placed among all 200,000 (served status is not computed
+    # under reserves for a pool this large, here as in one process).
+    from fairalloc.audit import flip_audit
+
+    mine = many.flip_audit(check_independent=True).to_dict()
+    theirs = flip_audit(one.evaluation, capacity=2_000, check_independent=True).to_dict()
+    assert json.dumps(mine) == json.dumps(theirs)
+    assert theirs["served_note"] is not None
+    assert any(r["rank_changes"] for r in theirs["results"])
     # Every resident's outcome, the ineligible (by id) after the eligible.
     assert not one.evaluation.eligible.all()
     _tables_equal(policy, frame, str(tmp_path / "residents"), 2_000, client, tmp_path)
@@ -249,8 +270,8 @@ def test_the_elderly_care_example_from_parquet_equals_one_process(
 
 @settings(max_examples=60, deadline=None)
 # Ties on everything straddle the cut-off inside a partition: the whole tie group must go up.
-@example("priority, no lottery", 60, 2, 5, (0, 0), 1, 2)
-@example("reserves that lapse", 60, 3, 6, (2, 2), 5, 2)
+@example("priority, no lottery", 60, 2, 5, (0, 0), 1, 2, 0)
+@example("reserves that lapse", 60, 3, 6, (2, 2), 5, 2, 2_000)
 @given(
     mechanism=st.sampled_from(sorted(MECHANISMS)),
     n=st.integers(1, 60),
@@ -259,9 +280,10 @@ def test_the_elderly_care_example_from_parquet_equals_one_process(
     res=st.tuples(st.integers(0, 4), st.integers(0, 4)),
     seed=st.integers(0, 2**16),
     waited_max=st.sampled_from([2, 50]),
+    what_if_limit=st.sampled_from([0, 2_000]),
 )
 def test_partitioning_never_changes_the_outcome(
-    mechanism: str, n: int, parts: int, capacity: int, res: tuple[int, int], seed: int, waited_max: int
+    mechanism: str, n: int, parts: int, capacity: int, res: tuple[int, int], seed: int, waited_max: int, what_if_limit: int
 ) -> None:
     # Dask's own local scheduler, in this process: the same code path as a cluster's workers.
     capacity = max(capacity, sum(res))
@@ -271,7 +293,7 @@ def test_partitioning_never_changes_the_outcome(
     got = _on_cluster(policy, dd.from_pandas(frame, npartitions=parts), capacity, None)
     assert got == want
     if want[1] is not None:  # and the group statistics of what was decided
-        from fairalloc.audit import group_statistics
+        from fairalloc.audit import flip_audit, group_statistics
 
         one = fa.allocate(fa.evaluate(policy, frame), capacity=capacity)
         many = allocate_on_cluster(policy, dd.from_pandas(frame, npartitions=parts), capacity=capacity)
@@ -280,6 +302,12 @@ def test_partitioning_never_changes_the_outcome(
         assert json.dumps(mine) == json.dumps(theirs)
         with tempfile.TemporaryDirectory() as folder:
             _tables_equal(policy, frame, dd.from_pandas(frame, npartitions=parts), capacity, None, Path(folder))
+        # The flip audit: numbers (quartiles), a yes/no, a category; served status from the
+        # ranking under priority, by the what-if pool when small, else not computed.
+        flips = {"attributes": ["group", "need", "waited", "poor"], "max_listed": 3, "what_if_limit": what_if_limit}
+        mine = many.flip_audit(check_independent=True, **flips).to_dict()
+        theirs = flip_audit(one.evaluation, capacity=capacity, check_independent=True, **flips).to_dict()
+        assert json.dumps(mine) == json.dumps(theirs)
 
 
 def test_rotation_and_matching_are_refused_with_the_reason() -> None:

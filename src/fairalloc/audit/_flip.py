@@ -593,30 +593,14 @@ def flip_audit(
     rerun = spec is not None and (spec.rotation is not None or spec.matching is not None)
     placed = spec is not None and (bool(spec.reserves) or spec.mechanism != "priority" or rerun)
     if units is not None and placed and pop.n > what_if_limit:
-        how = (
-            "under rotation or matching the mechanism is re-run for each changed resident"
-            if rerun
-            else "under reserve categories or a lottery each changed resident is placed in the"
-            " pool one by one"
-        )
-        units, served_note = None, (
-            f"{how}, and the pool has {pop.n:,} residents (more than what_if_limit ="
-            f" {what_if_limit:,})"
-        )
+        units, served_note = None, what_if_note(pop.n, what_if_limit, rerun=rerun)
     base = _Baseline(ev, units, state)
     summaries: list[AttributeFlips] = []
     results: list[FlipResult] = []
     for name in names:
         attr = cp.policy.attributes[name]
         readers = cp.readers_of(name)
-        status: Status
-        if attr.protected:
-            record = proof.attribute(name)
-            status = record.status
-            allowed = set(record.justified_parts)
-        else:
-            status = "unprotected" if readers else "independent"
-            allowed = set(readers)
+        status, allowed = status_of(cp, proof, name)
         if not readers and not check_independent:
             summaries.append(AttributeFlips(name, status, evaluated=False))
             continue
@@ -649,6 +633,27 @@ def flip_audit(
         attributes=summaries,
         results=results,
     )
+
+
+def status_of(cp: CompiledPolicy, proof: StaticProof, name: str) -> tuple[Status, set[str]]:
+    """An attribute's status, and the parts allowed to read it (by a justified use)."""
+    attr = cp.policy.attributes[name]
+    if attr.protected:
+        record = proof.attribute(name)
+        return record.status, set(record.justified_parts)
+    readers = cp.readers_of(name)
+    return ("unprotected" if readers else "independent"), set(readers)
+
+
+def what_if_note(n: int, what_if_limit: int, *, rerun: bool) -> str:
+    """Why served status is not computed for a pool above ``what_if_limit`` residents."""
+    how = (
+        "under rotation or matching the mechanism is re-run for each changed resident"
+        if rerun
+        else "under reserve categories or a lottery each changed resident is placed in the"
+        " pool one by one"
+    )
+    return f"{how}, and the pool has {n:,} residents (more than what_if_limit = {what_if_limit:,})"
 
 
 def _evaluation_of(
@@ -791,6 +796,79 @@ def _trace_columns(cp: CompiledPolicy) -> list[TraceColumn]:
     return sorted(cp.trace_columns(), key=lambda t: place.get(t.part, len(place)))
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What changing one attribute changed, for each compared resident (its own row only).
+
+    Attributes:
+        e0: Eligible before.
+        e1: Eligible after.
+        s0: Score before, in micro-points.
+        s1: Score after.
+        score: Whether the score changed (for ``tiers``: any tier).
+        key: Whether the sort key changed (the score, or a tie-break value).
+        by_part: Per part of the policy, whether its verdict or points changed.
+        alloc: Whether an input of the allocation mechanism changed.
+    """
+
+    e0: npt.NDArray[np.bool_]
+    e1: npt.NDArray[np.bool_]
+    s0: npt.NDArray[np.int64]
+    s1: npt.NDArray[np.int64]
+    score: npt.NDArray[np.bool_]
+    key: npt.NDArray[np.bool_]
+    by_part: dict[str, npt.NDArray[np.bool_]]
+    alloc: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the comparison of two evaluations of a policy reads: its trace, parts and keys."""
+
+    trace: list[TraceColumn]
+    parts: list[str]
+    tiers: bool
+    tie_columns: list[int]
+
+    @classmethod
+    def of(cls, cp: CompiledPolicy) -> Shape:
+        """The shape of ``cp``'s evaluations."""
+        trace = _trace_columns(cp)
+        return cls(
+            trace=trace,
+            parts=list(dict.fromkeys(t.part for t in trace)),
+            tiers=cp.policy.score.method == "tiers",
+            tie_columns=[j for j, t in enumerate(cp._tie_breaks) if t.kernel is not None],
+        )
+
+    def changes(self, ev: Evaluation, ev2: Evaluation, rows: npt.NDArray[np.intp]) -> Changes:
+        """Compare ``rows`` of ``ev2`` (changed) with ``ev``: each resident's own row only.
+
+        Eligibility, score, points and tie-break values depend on the resident's own data,
+        so this part of the comparison is the same in any part of the population.
+        """
+        e0, e1 = ev.eligible[rows], ev2.eligible[rows]
+        s0, s1 = ev.score_micro[rows], ev2.score_micro[rows]
+        score_changed = s0 != s1
+        if self.tiers:
+            score_changed |= (ev.terms[rows] != ev2.terms[rows]).any(axis=1)
+        # The sort key is the score (for tiers: every tier), then each tie-break value.
+        key_changed = score_changed.copy()
+        for j in self.tie_columns:
+            key_changed |= (ev.tie_values[:, j] != ev2.tie_values[:, j])[rows]
+        # Which parts changed, from the trace arrays.
+        by_part = {p: np.zeros(len(rows), dtype=bool) for p in self.parts}
+        alloc = np.zeros(len(rows), dtype=bool)
+        for t in self.trace:
+            a0, a1 = t.values(ev), t.values(ev2)
+            # Compare whole columns (contiguous reads), then pick the compared rows.
+            diff = (a0 != a1)[rows]
+            by_part[t.part] |= diff
+            if t.allocation:
+                alloc |= diff
+        return Changes(e0, e1, s0, s1, score_changed, key_changed, by_part, alloc)
+
+
 class _Baseline:
     """The original evaluation, ranking and allocation, prepared for many comparisons."""
 
@@ -825,10 +903,8 @@ class _Baseline:
         ):
             self.alloc = allocate_evaluation(ev, capacity=units, measure_only=True)
             self.served = np.asarray(self.alloc.served, dtype=bool).copy()
-        self.tiers = cp.policy.score.method == "tiers"
-        self.tie_columns = [j for j, t in enumerate(cp._tie_breaks) if t.kernel is not None]
-        self.trace = _trace_columns(cp)
-        self.parts = list(dict.fromkeys(t.part for t in self.trace))
+        self.shape = Shape.of(cp)
+        self.parts = self.shape.parts
         self.seed = cp.lottery_seed
         self._lottery = np.zeros(n, dtype=np.uint64)
         self._drawn = np.zeros(n, dtype=bool)
@@ -924,28 +1000,12 @@ class _Baseline:
     ) -> FlipResult:
         """Compare each of ``rows`` in ``ev2`` (changed) with the original."""
         ev = self.ev
-        e0, e1 = ev.eligible[rows], ev2.eligible[rows]
-        s0, s1 = ev.score_micro[rows], ev2.score_micro[rows]
-        score_changed = s0 != s1
-        if self.tiers:
-            score_changed |= (ev.terms[rows] != ev2.terms[rows]).any(axis=1)
-        # The sort key is the score (for tiers: every tier), then each tie-break value.
-        key_changed = score_changed.copy()
-        for j in self.tie_columns:
-            key_changed |= (ev.tie_values[:, j] != ev2.tie_values[:, j])[rows]
+        c = self.shape.changes(ev, ev2, rows)
+        e0, e1, s0, s1 = c.e0, c.e1, c.s0, c.s1
+        score_changed, key_changed, by_part, alloc = c.score, c.key, c.by_part, c.alloc
         rank1, pos1 = self._new_positions(ev2, rows, e0 & e1 & ~key_changed, e1)
         rank0 = self.rank[rows]
         rank_changed = rank0 != rank1
-        # Which parts changed, from the trace arrays.
-        by_part = {p: np.zeros(len(rows), dtype=bool) for p in self.parts}
-        alloc = np.zeros(len(rows), dtype=bool)
-        for t in self.trace:
-            a0, a1 = t.values(ev), t.values(ev2)
-            # Compare whole columns (contiguous reads), then pick the compared rows.
-            diff = (a0 != a1)[rows]
-            by_part[t.part] |= diff
-            if t.allocation:
-                alloc |= diff
         served0 = self.served[rows]
         # Only a resident whose eligibility, sort key or allocation inputs changed can be
         # served otherwise (under rotation or matching, also any change the mechanism reads).

@@ -5,7 +5,9 @@ candidates for every cut-off, and the one-process allocation decides on them, ex
 module :mod:`fairalloc.cluster._allocate` gives the argument). Every resident's outcome and
 explanation are written by the workers in one process's order, through a sample sort
 (:mod:`fairalloc.cluster._sort`). A rotation is served a round at a time
-(:func:`run_round_on_cluster`, :mod:`fairalloc.cluster._rotation`). Install with
+(:func:`run_round_on_cluster`, :mod:`fairalloc.cluster._rotation`). Group statistics and
+the flip audit of a decision are counted per partition and combined
+(:mod:`fairalloc.cluster._flip`). Install with
 ``pip install 'fairalloc[dask]'``; ``docs/cluster.md`` tells how to run it on a real cluster.
 """
 

@@ -55,8 +55,11 @@ from fairalloc.errors import ArgumentError, ArgumentTypeError
 from fairalloc.policy._model import AllocationSpec, Policy
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
+    from fairalloc.audit._flip import FlipAudit
     from fairalloc.audit._groups import GroupStatistics
 
 __all__ = ["ClusterAllocation", "allocate_on_cluster"]
@@ -233,6 +236,32 @@ class ClusterAllocation:
         )
         total = (self.eligible, len(self.served_ids()))
         return statistics_of_tables(coded, groupings, tables, strata_labels, stat_kw, total=total)
+
+    def flip_audit(
+        self,
+        *,
+        attributes: Sequence[str] | None = None,
+        max_listed: int = 20,
+        check_independent: bool = False,
+        what_if_limit: int = 2_000,
+    ) -> FlipAudit:
+        """:func:`fairalloc.audit.flip_audit` of the whole population, over the cluster.
+
+        Equal (as JSON) to ``flip_audit(evaluation, capacity=C)`` in one process, ``C`` being
+        this allocation's capacity: each partition compares its own residents changed alone,
+        and the client places those whose rank may change among every originally eligible
+        resident's key (:mod:`fairalloc.cluster._flip` gives the argument). Arguments as
+        there.
+        """
+        from fairalloc.cluster._flip import flip_audit_on_cluster
+
+        return flip_audit_on_cluster(
+            self,
+            attributes=attributes,
+            max_listed=max_listed,
+            check_independent=check_independent,
+            what_if_limit=what_if_limit,
+        )
 
     def __repr__(self) -> str:
         s = self._summary
