@@ -272,6 +272,8 @@ def test_the_elderly_care_example_from_parquet_equals_one_process(
 # Ties on everything straddle the cut-off inside a partition: the whole tie group must go up.
 @example("priority, no lottery", 60, 2, 5, (0, 0), 1, 2, 0)
 @example("reserves that lapse", 60, 3, 6, (2, 2), 5, 2, 2_000)
+# No units: served status is still computed (nobody is served), also for a value nobody lacks.
+@example("priority, lottery tie-break", 1, 1, 0, (0, 0), 0, 2, 0)
 @given(
     mechanism=st.sampled_from(sorted(MECHANISMS)),
     n=st.integers(1, 60),
@@ -362,6 +364,16 @@ def test_the_command_line_runs_on_a_local_cluster(
     assert lines == (tmp_path / "why-one.jsonl").read_text(encoding="utf-8")
     assert main([*args, "--explanations", str(tmp_path / "w.jsonl")]) == 2  # not on one machine
     assert "explain POLICY DATA --all" in capsys.readouterr().err
+    # The flip audit of the protected attributes, as one process makes it.
+    from fairalloc.audit import flip_audit
+
+    flips = tmp_path / "flip.json"
+    assert main([*args, "--dask", "--flip", str(flips), "--no-progress"]) == 0
+    assert "flip audit: no protected attribute" in capsys.readouterr().out
+    theirs = flip_audit(one.evaluation, capacity=500).to_dict()
+    assert json.loads(flips.read_text(encoding="utf-8")) == json.loads(json.dumps(theirs))
+    assert main([*args, "--flip", str(flips)]) == 2  # not on one machine
+    assert "fairalloc audit" in capsys.readouterr().err
     # A mistake is a message, not a traceback.
     assert main([*args, "--dask", "--out", str(tmp_path / "a.csv")]) == 2
     assert "Traceback" not in capsys.readouterr().err

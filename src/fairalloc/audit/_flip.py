@@ -610,7 +610,8 @@ def flip_audit(
             changed = column != code
             rows = np.flatnonzero(changed)
             if not len(rows):
-                mine.append(FlipResult(name, label, 0, served_changes=0 if units else None))
+                none = 0 if units is not None else None
+                mine.append(FlipResult(name, label, 0, served_changes=none))
                 continue
             values = np.full(pop.n, code, dtype=column.dtype)
             try:

@@ -60,27 +60,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument(
         "--workers", type=count(), default=2, help="worker processes of --dask (default 2)"
     )
-    run.add_argument(
-        "--explanations",
-        type=out_file(".jsonl", ".csv"),
-        metavar="FOLDER",
-        help="with --dask or --scheduler: write every resident's explanation facts to FOLDER"
-        " (.jsonl or .csv parts, as `explain --all` writes them on one machine)",
-    )
-    run.add_argument(
-        "--state",
-        type=Path,
-        metavar="FILE",
-        help="with --dask or --scheduler and a rotation: the state the last round left (its"
-        " --state-out); none before round 1",
-    )
-    run.add_argument(
-        "--state-out",
-        type=out_file(".json"),
-        metavar="FILE",
-        help="with --dask or --scheduler and a rotation: run the next round, and keep the state"
-        " it leaves in FILE (.json)",
-    )
+    cluster = run.add_argument_group("on a cluster (with --dask or --scheduler)")
+    for flag, kind, metavar, text in (
+        (
+            "--explanations",
+            out_file(".jsonl", ".csv"),
+            "FOLDER",
+            "write every resident's explanation facts to FOLDER (.jsonl or .csv parts, as"
+            " `explain --all` writes them on one machine)",
+        ),
+        (
+            "--flip",
+            out_file(".json", ".md"),
+            "FILE",
+            "write the flip audit of the protected attributes (.json or .md), as `fairalloc"
+            " audit` makes it on one machine",
+        ),
+        (
+            "--state",
+            Path,
+            "FILE",
+            "with a rotation: the state the last round left (its --state-out); none before round 1",
+        ),
+        (
+            "--state-out",
+            out_file(".json"),
+            "FILE",
+            "with a rotation: run the next round, and keep the state it leaves in FILE (.json)",
+        ),
+    ):
+        cluster.add_argument(flag, type=kind, metavar=metavar, help=text)
     run.set_defaults(handler=handle, inputs=("policy", "data", "state"))
 
 
@@ -92,6 +101,11 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(
             "--explanations is for a cluster (--dask or --scheduler); on one machine use"
             " `fairalloc explain POLICY DATA --all --out FILE`"
+        )
+    if args.flip is not None:
+        raise UsageError(
+            "--flip is for a cluster (--dask or --scheduler); on one machine `fairalloc audit`"
+            " makes the whole fairness audit, the flip audit included"
         )
     if args.state is not None or args.state_out is not None:
         raise UsageError(
@@ -260,6 +274,8 @@ def _on_cluster(args: argparse.Namespace) -> int:
         )
     if not rotation and (args.state is not None or args.state_out is not None):
         raise UsageError("--state and --state-out are for a policy with `allocation.rotation`")
+    if rotation and args.flip is not None:
+        raise UsageError("--flip audits an allocation; a rotation round is not audited here")
     if rotation and suffix == ".parquet":
         raise UsageError(
             f"cannot write `{args.out}`: a rotation round is written as .json (who is served,"
@@ -300,6 +316,22 @@ def _on_cluster(args: argparse.Namespace) -> int:
         elif suffix == ".json":
             write_text(args.out, got.to_json(indent=1) + "\n")
             print(f"wrote the allocation to {args.out}", file=out)
+        if args.flip is not None:
+            flips = got.flip_audit()
+            text = (
+                flips.to_markdown()
+                if args.flip.suffix.lower() == ".md"
+                else json.dumps(flips.to_dict(), ensure_ascii=False, indent=1) + "\n"
+            )
+            write_text(args.flip, text)
+            verdict = (
+                "no protected attribute changes an outcome unjustified"
+                if flips.ok
+                else (
+                    "a protected attribute changes outcomes through a part without a justified use"
+                )
+            )
+            print(f"flip audit: {verdict}; written to {args.flip}", file=out)
         if args.explanations is not None:
             fmt: Literal["jsonl", "csv"] = (
                 "csv" if args.explanations.suffix.lower() == ".csv" else "jsonl"
