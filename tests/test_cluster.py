@@ -258,19 +258,23 @@ def test_the_elderly_care_example_from_parquet_equals_one_process(
     _explanations_equal(policy, frame, str(tmp_path / "residents"), 2_000, client, tmp_path, "jsonl")
 
 
+#: Small populations cut into random partitions, under every mechanism.
+PARTITIONED = {
+    "mechanism": st.sampled_from(sorted(MECHANISMS)),
+    "n": st.integers(1, 60),
+    "parts": st.integers(1, 7),
+    "capacity": st.integers(0, 25),
+    "res": st.tuples(st.integers(0, 4), st.integers(0, 4)),
+    "seed": st.integers(0, 2**16),
+    "waited_max": st.sampled_from([2, 50]),
+}
+
+
 @settings(max_examples=60, deadline=None)
 # Ties on everything straddle the cut-off inside a partition: the whole tie group must go up.
 @example("priority, no lottery", 60, 2, 5, (0, 0), 1, 2)
 @example("reserves that lapse", 60, 3, 6, (2, 2), 5, 2)
-@given(
-    mechanism=st.sampled_from(sorted(MECHANISMS)),
-    n=st.integers(1, 60),
-    parts=st.integers(1, 7),
-    capacity=st.integers(0, 25),
-    res=st.tuples(st.integers(0, 4), st.integers(0, 4)),
-    seed=st.integers(0, 2**16),
-    waited_max=st.sampled_from([2, 50]),
-)
+@given(**PARTITIONED)
 def test_partitioning_never_changes_the_outcome(
     mechanism: str, n: int, parts: int, capacity: int, res: tuple[int, int], seed: int, waited_max: int
 ) -> None:
@@ -297,16 +301,7 @@ def test_partitioning_never_changes_the_outcome(
 # No units: served status is still computed (nobody is served), also for a value nobody lacks.
 @example("priority, lottery tie-break", 1, 1, 0, (0, 0), 0, 2, 0)
 @example("priority, no lottery", 60, 2, 30, (0, 0), 1, 50, 0)
-@given(
-    mechanism=st.sampled_from(sorted(MECHANISMS)),
-    n=st.integers(1, 60),
-    parts=st.integers(1, 7),
-    capacity=st.integers(0, 25),
-    res=st.tuples(st.integers(0, 4), st.integers(0, 4)),
-    seed=st.integers(0, 2**16),
-    waited_max=st.sampled_from([2, 50]),
-    what_if_limit=st.sampled_from([0, 2_000]),
-)
+@given(**PARTITIONED, what_if_limit=st.sampled_from([0, 2_000]))
 def test_partitioning_never_changes_the_flip_audit(
     mechanism: str, n: int, parts: int, capacity: int, res: tuple[int, int], seed: int, waited_max: int, what_if_limit: int
 ) -> None:
@@ -339,6 +334,17 @@ def test_rotation_and_matching_are_refused_with_the_reason() -> None:
     with pytest.raises(ArgumentError) as e:
         allocate_on_cluster(_policy("lottery", 3), _frame(10, 1))  # pandas, not dask
     assert e.value.code == "FA645"
+
+
+def test_a_flip_audit_with_a_bad_argument_is_refused_as_in_one_process() -> None:
+    policy = _policy("priority, lottery tie-break", 3)
+    many = allocate_on_cluster(policy, dd.from_pandas(_frame(10, 1), npartitions=2))
+    with pytest.raises(ArgumentError, match="max_listed must be at least 0, got -1") as e:
+        many.flip_audit(max_listed=-1)
+    assert e.value.code == "FA600"
+    with pytest.raises(ArgumentError, match="unknown attribute `nope`") as e:
+        many.flip_audit(attributes=["nope"])
+    assert e.value.code == "FA602"
 
 
 @pytest.mark.slow

@@ -342,6 +342,11 @@ def test_the_command_line_runs_rounds_on_a_local_cluster(
     # On one machine, a round is `fairalloc round` (recorded) or `fairalloc simulate`.
     assert main(["run", str(policy_file), str(folder), "--state-out", str(s2)]) == 2
     assert "fairalloc round" in capsys.readouterr().err
+    # A round is written as JSON, and is not flip-audited here: refused before any work.
+    assert main([*args, "--state-out", str(s2), "--out", str(tmp_path / "r.parquet")]) == 2
+    assert "a rotation round is written as .json" in capsys.readouterr().err
+    assert main([*args, "--state-out", str(s2), "--flip", str(tmp_path / "f.json")]) == 2
+    assert "--flip audits an allocation" in capsys.readouterr().err
     plain = ROOT / "examples" / "elderly-care" / "policy.yaml"
     assert main(["run", str(plain), str(folder), "--dask", "--state-out", str(s2)]) == 2
     assert "allocation.rotation" in capsys.readouterr().err

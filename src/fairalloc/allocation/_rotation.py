@@ -298,22 +298,43 @@ class Round:
 
     def to_dict(self) -> dict[str, Any]:
         """The round as plain values: number, served, counts and the state's digest."""
-        meta = self.simulation.policy.policy.policy
-        return {
-            "policy": {"id": meta.id, "version": meta.version},
-            "round": self.round,
-            "capacity": self.simulation.capacity,
-            "present": self.present,
-            "eligible": self.eligible,
-            "served": list(self.served),
-            "state_digest": self.state.digest(),
-        }
+        return round_dict(
+            self.round,
+            self.simulation.capacity,
+            self.present,
+            self.eligible,
+            self.served,
+            self.state,
+        )
 
     def __repr__(self) -> str:
         return (
             f"<Round {self.round}: {len(self.served)} served of {self.eligible} eligible,"
             f" state {self.state.digest()[:12]}>"
         )
+
+
+def round_dict(
+    number: int,
+    capacity: int,
+    present: int,
+    eligible: int,
+    served: list[str],
+    state: RotationState,
+) -> dict[str, Any]:
+    """A round as plain values: its policy, number, capacity, counts, served, state digest.
+
+    The state is that of the policy (and version) that ran the round.
+    """
+    return {
+        "policy": {"id": state.policy_id, "version": state.policy_version},
+        "round": number,
+        "capacity": capacity,
+        "present": present,
+        "eligible": eligible,
+        "served": list(served),
+        "state_digest": state.digest(),
+    }
 
 
 # -- checks -------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -579,13 +579,7 @@ def flip_audit(
             "this evaluation does not hold its residents; give the policy and the residents",
             argument="source",
         )
-    if max_listed < 0:
-        raise ArgumentError(
-            "FA600",
-            f"max_listed must be at least 0, got {max_listed}",
-            argument="max_listed",
-            value=max_listed,
-        )
+    check_max_listed(max_listed)
     proof = static_proof(cp)
     names = _attributes_to_audit(cp, attributes)
     units, served_note = _served_capacity(cp, capacity)
@@ -595,18 +589,12 @@ def flip_audit(
     if units is not None and placed and pop.n > what_if_limit:
         units, served_note = None, what_if_note(pop.n, what_if_limit, rerun=rerun)
     base = _Baseline(ev, units, state)
-    summaries: list[AttributeFlips] = []
-    results: list[FlipResult] = []
-    for name in names:
-        attr = cp.policy.attributes[name]
-        readers = cp.readers_of(name)
-        status, allowed = status_of(cp, proof, name)
-        if not readers and not check_independent:
-            summaries.append(AttributeFlips(name, status, evaluated=False))
-            continue
+
+    def flips(name: str, allowed: set[str]) -> list[FlipResult]:
+        assert pop is not None
         column = pop.columns[name]
         mine = []
-        for code, label in _alternatives(attr, column):
+        for code, label in _alternatives(cp.policy.attributes[name], column):
             changed = column != code
             rows = np.flatnonzero(changed)
             if not len(rows):
@@ -621,13 +609,67 @@ def flip_audit(
                 mine.append(FlipResult(name, label, len(rows), error=str(e)))
                 continue
             mine.append(base.compare(ev2, name, label, rows, allowed, max_listed))
+        return mine
+
+    return assemble(
+        cp,
+        proof,
+        names,
+        n=pop.n,
+        units=units,
+        served_note=served_note,
+        check_independent=check_independent,
+        flips=flips,
+    )
+
+
+def check_max_listed(max_listed: int) -> None:
+    """Refuse a negative ``max_listed`` (``FA600``)."""
+    if max_listed < 0:
+        raise ArgumentError(
+            "FA600",
+            f"max_listed must be at least 0, got {max_listed}",
+            argument="max_listed",
+            value=max_listed,
+        )
+
+
+def audited(cp: CompiledPolicy, name: str, *, check_independent: bool) -> bool:
+    """Whether ``name`` is evaluated: something reads it, or the proof itself is checked."""
+    return check_independent or bool(cp.readers_of(name))
+
+
+def assemble(
+    cp: CompiledPolicy,
+    proof: StaticProof,
+    names: list[str],
+    *,
+    n: int,
+    units: int | None,
+    served_note: str | None,
+    check_independent: bool,
+    flips: Callable[[str, set[str]], list[FlipResult]],
+) -> FlipAudit:
+    """The audit of ``names``: ``flips(name, allowed)`` gives an audited attribute's results.
+
+    Attributes nothing reads (unless ``check_independent``) are reported from the static
+    proof without evaluating anything.
+    """
+    summaries: list[AttributeFlips] = []
+    results: list[FlipResult] = []
+    for name in names:
+        status, allowed = status_of(cp, proof, name)
+        if not audited(cp, name, check_independent=check_independent):
+            summaries.append(AttributeFlips(name, status, evaluated=False))
+            continue
+        mine = flips(name, allowed)
         results.extend(mine)
         summaries.append(_summary(name, status, mine, served=units is not None))
     meta = cp.policy.policy
     return FlipAudit(
         policy_id=meta.id,
         policy_version=meta.version,
-        n=pop.n,
+        n=n,
         capacity=units,
         served_note=served_note,
         proof=proof,
@@ -899,8 +941,10 @@ class _Baseline:
         if units is not None and spec is not None and (spec.rotation or spec.matching):
             self.rerun = _Rerun(ev, capacity=units if spec.rotation else None, state=state)
             self.served = self.rerun.served.copy()
-        elif units is not None and spec is not None and (
-            spec.reserves or spec.mechanism != "priority"
+        elif (
+            units is not None
+            and spec is not None
+            and (spec.reserves or spec.mechanism != "priority")
         ):
             self.alloc = allocate_evaluation(ev, capacity=units, measure_only=True)
             self.served = np.asarray(self.alloc.served, dtype=bool).copy()

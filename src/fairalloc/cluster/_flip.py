@@ -57,9 +57,10 @@ from fairalloc.audit._flip import (
     _KeyIndex,
     _searchsorted,
     _served_capacity,
-    _summary,
+    assemble,
+    audited,
+    check_max_listed,
     flip_audit,
-    status_of,
     what_if_note,
 )
 from fairalloc.audit._static import static_proof
@@ -90,16 +91,8 @@ def flip_audit_on_cluster(
     Equal (as :meth:`FlipAudit.to_dict`) to ``flip_audit(evaluation, capacity=C)`` of the
     whole population in one process, ``C`` being the allocation's capacity. Arguments as there.
     """
-    from fairalloc.errors import ArgumentError
-
     parts, cp, compute = result._source
-    if max_listed < 0:
-        raise ArgumentError(
-            "FA600",
-            f"max_listed must be at least 0, got {max_listed}",
-            argument="max_listed",
-            value=max_listed,
-        )
+    check_max_listed(max_listed)
     delayed = require("dask", extra="dask", feature="cluster flip audit").delayed
     names = _attributes_to_audit(cp, attributes)
     proof = static_proof(cp)
@@ -122,15 +115,13 @@ def flip_audit_on_cluster(
                 check_independent=check_independent,
                 what_if_limit=what_if_limit,
             )
-    audited = [
-        n for n in names if check_independent or cp.readers_of(n)
-    ]  # the others are reported without evaluating anything
-    numeric = [n for n in audited if cp.policy.attributes[n].type in _NUMERIC]
+    evaluated = [n for n in names if audited(cp, n, check_independent=check_independent)]
+    numeric = [n for n in evaluated if cp.policy.attributes[n].type in _NUMERIC]
     firsts = _gather([delayed(_keys_part, pure=True)(p, cp, numeric) for p in parts], compute)
     index = _GlobalKeys.of(cp, firsts)
     part_names = Shape.of(cp).parts
     alternatives = {}
-    for name in audited:
+    for name in evaluated:
         attr = cp.policy.attributes[name]
         column = np.zeros(0)
         if name in numeric:
@@ -143,16 +134,9 @@ def flip_audit_on_cluster(
         [delayed(_flip_part, pure=True)(p, cp, alternatives, served, max_listed) for p in parts],
         compute,
     )
-    summaries = []
-    results: list[FlipResult] = []
-    for name in names:
-        status, allowed = status_of(cp, proof, name)
-        if name not in alternatives:
-            from fairalloc.audit._flip import AttributeFlips
 
-            summaries.append(AttributeFlips(name, status, evaluated=False))
-            continue
-        mine = [
+    def flips(name: str, allowed: set[str]) -> list[FlipResult]:
+        return [
             _combine(
                 name,
                 label,
@@ -165,18 +149,16 @@ def flip_audit_on_cluster(
             )
             for k, (_, label) in enumerate(alternatives[name])
         ]
-        results.extend(mine)
-        summaries.append(_summary(name, status, mine, served=units is not None))
-    meta = cp.policy.policy
-    return FlipAudit(
-        policy_id=meta.id,
-        policy_version=meta.version,
+
+    return assemble(
+        cp,
+        proof,
+        names,
         n=result.residents,
-        capacity=units,
+        units=units,
         served_note=served_note,
-        proof=proof,
-        attributes=summaries,
-        results=results,
+        check_independent=check_independent,
+        flips=flips,
     )
 
 

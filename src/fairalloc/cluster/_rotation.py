@@ -61,6 +61,7 @@ from fairalloc.allocation._rotation import (
     due_now,
     enter,
     order_keys,
+    round_dict,
     slack_counts,
 )
 from fairalloc.allocation._state import RotationState
@@ -101,15 +102,9 @@ class ClusterRound:
 
     def to_dict(self) -> dict[str, Any]:
         """As :meth:`Round.to_dict <fairalloc.Round.to_dict>`: number, served, counts, digest."""
-        return {
-            "policy": {"id": self.state.policy_id, "version": self.state.policy_version},
-            "round": self.round,
-            "capacity": self.capacity,
-            "present": self.present,
-            "eligible": self.eligible,
-            "served": list(self.served),
-            "state_digest": self.state.digest(),
-        }
+        return round_dict(
+            self.round, self.capacity, self.present, self.eligible, self.served, self.state
+        )
 
     def __repr__(self) -> str:
         return (
