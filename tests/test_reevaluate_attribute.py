@@ -57,3 +57,26 @@ def test_every_attribute_and_value_equals_a_full_evaluation(path: Path) -> None:
             assert np.array_equal(full.score_micro, quick.score_micro)
             checked += 1
     assert checked > 0
+
+
+def test_a_change_no_table_reads_keeps_the_tables_rows() -> None:
+    # The elderly-care example grades ADL by a decision table; age is read by a rule alone, so
+    # only eligibility runs again, and the table's rows are the base's own (not recomputed).
+    path = ROOT / "examples" / "elderly-care" / "policy.yaml"
+    policy = fa.load_policy(path, audit=True)
+    base = fa.evaluate(policy, path.parent / "residents.csv")
+    assert base.policy.tables
+    pop = base.population
+    assert pop is not None
+    changed = pop.replace("age", np.full(pop.n, 90, dtype=pop.columns["age"].dtype))
+    quick = reevaluate_attribute(base, changed, "age")
+    assert np.shares_memory(quick.table_rows, base.table_rows)
+    assert np.shares_memory(quick.score_micro, base.score_micro)
+    assert not np.shares_memory(quick.eligibility, base.eligibility)
+    full = evaluate_compiled(base.policy, changed)
+    assert np.array_equal(full.eligible, quick.eligible)
+    # A change that reaches the table (ADL score, read through `adl_grade`) is evaluated whole.
+    adl = pop.replace("adl_score", np.full(pop.n, 40, dtype=pop.columns["adl_score"].dtype))
+    again = reevaluate_attribute(base, adl, "adl_score")
+    assert not np.shares_memory(again.table_rows, base.table_rows)
+    assert np.array_equal(again.table_rows, evaluate_compiled(base.policy, adl).table_rows)

@@ -204,8 +204,9 @@ def reevaluate_attribute(
     that read the attribute, directly or through derived values, run their kernels again with
     the same code as a full evaluation; scale totals, grades and the score follow when an
     indicator or a priority rule is among them; every other array is a read-only view of
-    ``base``'s. A policy with decision tables is evaluated in full. The result is the same,
-    array for array, as ``evaluate_compiled(base.policy, population)`` (a test checks it).
+    ``base``'s. A change that reaches a decision table or a grade table is evaluated in full;
+    tables it does not reach keep ``base``'s rows. The result is the same, array for array, as
+    ``evaluate_compiled(base.policy, population)`` (a test checks it).
 
     Raises:
         ArgumentError: ``FA610`` if ``base`` does not hold its residents.
@@ -219,7 +220,10 @@ def reevaluate_attribute(
         for r in paths:
             parts |= {f"derived:{d}" for d in r.via}
     known = ("rule", "indicator", "tie_break", "reserve", "resource", "allocation", "derived")
-    if cp.tables or any(p.split(":", 1)[0] not in known for p in parts):
+    # A decision table the change reaches (through the part it belongs to) is evaluated in
+    # full; tables the change does not reach keep their rows, as every other unread part does.
+    tabled = any(t.part in parts for t in cp.tables)
+    if tabled or any(p.split(":", 1)[0] not in known for p in parts):
         return evaluate_compiled(cp, population, chunk_size=chunk_size)
     scales = any(p.startswith("indicator:") for p in parts)
     if scales:
@@ -648,9 +652,7 @@ def table_inputs(
         return [t.inputs(chunk.frame, len(rows)) for t in cp.tables]
 
 
-def _indicator_points(
-    ind: object, frame: Frame, n: int, ids: Ids
-) -> npt.NDArray[np.float64]:
+def _indicator_points(ind: object, frame: Frame, n: int, ids: Ids) -> npt.NDArray[np.float64]:
     return _capped(ind, _uncapped_points(ind, frame, n, ids))
 
 
