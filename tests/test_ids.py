@@ -84,6 +84,20 @@ def test_order_by_id_is_numpys_order_of_str(ids: list[str], data: st.DataObject)
         assert col.sort_order().tolist() == expected.tolist()
         within = np.argsort(np.array(ids, dtype=object)[rows].astype(str), kind="stable")
         assert col.sort_order(rows).tolist() == within.tolist()
+        # Taken in that order, the column knows it is in order; its order is arange, as a
+        # column whose ids come in order finds by one comparison pass.
+        ordered = col.select(col.sort_order())
+        assert ordered._order is not None
+        assert ordered.sort_order().tolist() == list(range(len(ids)))
+        assert IdColumn(ordered.objects.copy()).sort_order().tolist() == list(range(len(ids)))
+
+
+def test_the_order_of_a_column_is_kept_and_read_only() -> None:
+    col = IdColumn(pa.array(["c", "a", "b"]))
+    first = col.sort_order()
+    assert col.sort_order() is first
+    assert not first.flags.writeable
+    assert IdColumn(col).sort_order() is first  # a column made from it shares it
 
 
 def test_fixed_width_text_becomes_str() -> None:

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "_html": 0,
     "_escape": 0,
+    "_arrays": 0,
     "_ids": 0,
     "_io": 0,
     "_optional": 0,

@@ -46,16 +46,19 @@ def data_hash(evaluation: Evaluation) -> str:
     if pop is None:
         return ""
     ids = pop.ids.astype(str)
-    order = np.argsort(ids, kind="stable")
+    order = pop.id_column.sort_order()  # code-point order, as numpy sorts ``str``
+    # Rows already in id order (as the audit holds them) are hashed as they are.
+    take = None if np.array_equal(order, np.arange(len(order))) else order
     h = hashlib.sha256()
     # The ids as one block of fixed-width UTF-32 (its width is the longest id's, and ids hold
     # no control characters, so the padding is no part of an id): no string per resident.
-    ordered = np.ascontiguousarray(ids[order])
+    ordered = np.ascontiguousarray(ids if take is None else ids[take])
     h.update(ordered.dtype.str.encode("ascii"))
-    h.update(ordered.tobytes())
+    h.update(ordered.data)
     for name in sorted(pop.columns):
         h.update(name.encode("utf-8"))
-        h.update(np.ascontiguousarray(pop.columns[name][order]).tobytes())
+        column = pop.columns[name] if take is None else pop.columns[name][take]
+        h.update(np.ascontiguousarray(column).data)
     return h.hexdigest()
 
 

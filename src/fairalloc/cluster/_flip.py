@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._arrays import distinct
 from fairalloc._compiler import CompiledPolicy
 from fairalloc._engine import evaluate, reevaluate_attribute
 from fairalloc._numeric import MICRO
@@ -216,7 +217,7 @@ class _GlobalKeys:
         last = None
         values = None
         if lottery is not None:
-            values = np.unique(lottery)
+            values = distinct(lottery)
             last = (_code(values, lottery[order]), 2 * len(values) + 2)
         index = _KeyIndex([c[order] for c in columns], last, len(order))
         return cls(index, ids[order], values)
