@@ -143,3 +143,22 @@ def test_the_fair_example_passes_and_the_audit_reports_the_section() -> None:
     assert any(r["for_review"] for r in section.rows)  # adl_score, a declared need, is shown
     again = audit(policy, ROOT / "examples" / "elderly-care" / "residents.csv")
     assert dict(again.sections)["proxy outcomes"].to_dict() == section.to_dict()
+
+
+def test_counting_protected_groups_jointly_gives_the_tables_counted_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The screen counts each candidate against every protected attribute's groups at once; a
+    # policy whose joint groups are too many counts them one protected attribute at a time.
+    # Both must give the same associations, candidates and report.
+    from fairalloc.audit import _outcome
+
+    policy = fa.load_policy(ROOT / "examples" / "elderly-care" / "policy.yaml", audit=True)
+    ev = fa.evaluate(policy, ROOT / "examples" / "elderly-care" / "residents.csv")
+    alloc = allocate_evaluation(ev, capacity=40, measure_only=True)
+    joint = outcome_proxies(alloc, association=0.05)
+    monkeypatch.setattr(_outcome._Association, "_GROUPS", 0)
+    apart = outcome_proxies(alloc, association=0.05)
+    assert joint.rows  # the low threshold examines candidates, single and paired
+    assert any(len(r["attributes"]) == 2 for r in joint.rows)
+    assert joint.to_dict() == apart.to_dict()
