@@ -63,6 +63,20 @@ def test_data_hash_does_not_depend_on_row_order(tmp_path: Path) -> None:
     assert a.to_json() == b.to_json()
 
 
+@pytest.mark.parametrize("publication", [False, True])
+def test_the_report_is_the_same_whatever_the_threads(tmp_path: Path, publication: bool) -> None:
+    # Layers and flip values run in threads by default; one after another with workers=1.
+    policy = fa.load_policy(_unfair(tmp_path), audit=True)
+    alone = audit(policy, DATA, publication=publication, workers=1)
+    assert not alone.ok
+    for workers in (None, 2, 5):
+        assert audit(policy, DATA, publication=publication, workers=workers).to_json() == (
+            alone.to_json()
+        )
+    with pytest.raises(fa.errors.ArgumentError, match="workers must be at least 1, got 0"):
+        audit(policy, DATA, workers=0)
+
+
 def test_unfair_policy_is_caught_by_static_and_flip_layers(tmp_path: Path) -> None:
     path = _unfair(tmp_path)
     with pytest.raises(fa.FairnessViolation):
@@ -101,8 +115,15 @@ def test_cli_check_and_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "<h1>Fairness audit: Community elderly-care places</h1>" in report.read_text()
     capsys.readouterr()
     assert main(["audit", str(unfair), str(DATA), "--format", "json"]) == 1
-    doc = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    doc = json.loads(out)
     assert doc["ok"] is False
+    assert main(["audit", str(unfair), str(DATA), "--format", "json", "--workers", "1"]) == 1
+    assert capsys.readouterr().out == out
+    with pytest.raises(SystemExit) as e:
+        main(["audit", str(unfair), str(DATA), "--workers", "0"])
+    assert e.value.code == 2
+    assert "expected 1 or more, got 0" in capsys.readouterr().err
 
 
 def _population_with_districts(n: int = 4000) -> dict[str, object]:

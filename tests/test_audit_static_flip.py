@@ -548,6 +548,28 @@ def test_deterministic_whatever_the_row_order(policy: fa.Policy) -> None:
     b = flip_audit(policy, shuffled, max_listed=7)
     assert a.to_dict() == b.to_dict()
     assert a.to_markdown() == b.to_markdown()
+    assert flip_audit(policy, shuffled, max_listed=7, workers=3).to_dict() == a.to_dict()
+
+
+def test_values_compared_in_threads_give_the_same_audit() -> None:
+    # Enough residents, with a lottery and a bonus some values change, that several threads
+    # fill the baseline's keys, codes and id ranks at once; and, without reserves, served
+    # status placed by rank (compared in threads too).
+    text = _with_priority_rule(_without_reserves(POLICY_TEXT), BONUS)
+    policy = fa.parse_policy(text, audit=True)
+    pop = fa.Population.from_columns(_generate(20_000, 5), policy)
+    pop = pop.take(np.random.default_rng(2).permutation(pop.n))
+    alone = flip_audit(policy, pop, capacity=500, attributes=["age", "hardship", "occupation"])
+    assert alone.attribute("occupation").served_changes
+    for workers in (2, 4):
+        threaded = flip_audit(
+            policy,
+            pop,
+            capacity=500,
+            attributes=["age", "hardship", "occupation"],
+            workers=workers,
+        )
+        assert threaded.to_dict() == alone.to_dict()
 
 
 def test_rendering(fair_audit: FlipAudit, unfair: fa.Policy) -> None:
@@ -623,6 +645,8 @@ def test_argument_errors(policy: fa.Policy) -> None:
         flip_audit(ev, attributes="age")
     with pytest.raises(ValueError, match="max_listed"):
         flip_audit(ev, max_listed=-1)
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        flip_audit(ev, workers=0)
     with pytest.raises(KeyError, match="was not tried"):
         flip_audit(ev, attributes=["hardship"]).result("hardship", "rich")
     with pytest.raises(KeyError, match="not a protected attribute"):

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fairalloc._compiler import CompiledPolicy, compiled_for
 from fairalloc._engine import evaluate
+from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.audit._flip import (
@@ -27,6 +31,7 @@ from fairalloc.audit._flip import (
     FlipAudit,
     FlipResult,
     flip_audit,
+    run_flip_audit,
 )
 from fairalloc.audit._groups import (
     GroupStatistics,
@@ -49,6 +54,8 @@ from fairalloc.audit._static import (
     static_proof,
 )
 from fairalloc.errors import ArgumentError
+
+_T = TypeVar("_T")
 
 __all__ = [
     "AffectedResident",
@@ -142,6 +149,7 @@ def audit(
     as_of: dt.date | None = None,
     thresholds: Thresholds | None = None,
     luck_seeds: int = 0,
+    workers: int | None = None,
 ) -> AuditReport:
     """Audit a policy on a population with every layer, as one report.
 
@@ -162,12 +170,17 @@ def audit(
             see :func:`luck`). 0, the default, leaves it out. Not with ``publication``: its
             rows give each group's size and rates, which the published group statistics
             suppress for small groups.
+        workers: Threads working on the layers and on the flip audit's values at once (they
+            are independent, and NumPy works outside Python's lock); by default the machine's
+            cores, at most 4. 1 runs them one after another. The report is the same whatever
+            the number.
 
     Returns:
         The :class:`AuditReport`; ``report.ok`` is false when a verdict layer failed.
 
     Raises:
-        ArgumentError: ``FA625`` when ``luck_seeds`` is asked together with ``publication``.
+        ArgumentError: ``FA625`` when ``luck_seeds`` is asked together with ``publication``;
+            ``FA600`` for ``workers`` below 1.
     """
     if luck_seeds and publication:
         raise ArgumentError(
@@ -178,6 +191,11 @@ def audit(
             value=luck_seeds,
             valid="luck_seeds=0 with publication=True, or a review report (publication=False)",
         )
+    if workers is not None and workers < 1:
+        raise ArgumentError(
+            "FA600", f"workers must be at least 1, got {workers}", argument="workers", value=workers
+        )
+    threads = workers if workers is not None else min(4, os.cpu_count() or 1)
     t = thresholds if thresholds is not None else Thresholds()
     if isinstance(policy, CompiledPolicy):
         compiled = policy
@@ -188,13 +206,84 @@ def audit(
     # whatever order the residents came in.
     population = population.take(population.id_column.sort_order())
     ev = evaluate(compiled, population)
+    pool = (
+        ThreadPoolExecutor(threads, thread_name_prefix="fairalloc-audit") if threads > 1 else None
+    )
+    try:
+        report, outcome = _layers(
+            compiled, population, ev, capacity, strata, t, publication=publication, pool=pool
+        )
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if luck_seeds and isinstance(outcome, Allocation) and _draws_lots(compiled):
+        report.sections.append(("luck", luck(outcome, seeds=luck_seeds, min_group=t.min_group)))
+    report.publication = publication
+    return report
+
+
+def _layers(
+    compiled: CompiledPolicy,
+    population: Population,
+    ev: Evaluation,
+    capacity: int | None,
+    strata: str | None,
+    t: Thresholds,
+    *,
+    publication: bool,
+    pool: Executor | None,
+) -> tuple[AuditReport, Evaluation | Allocation]:
+    """Every layer of :func:`audit` but luck: the report and the outcome audited.
+
+    With a pool, the layers that read the evaluation alone start before the allocation, those
+    that read the allocation after it, and the flip audit's values are handed out with them;
+    each section is then taken in its place. Without one, they run one after another.
+    """
     spec = compiled.policy.allocation
-    outcome: Any = ev
+    outcome: Evaluation | Allocation = ev
     units = capacity if capacity is not None else (spec.capacity if spec else None)
-    if units is not None and spec is not None and spec.matching is None and spec.rotation is None:
-        outcome = allocate_evaluation(ev, capacity=units, measure_only=True)
     if strata is None and compiled.graded_scales:
         strata = compiled.graded_scales[0].path
+    hashed = _later(pool, data_hash, ev)
+    proxies = _later(
+        pool,
+        proxy_check,
+        ev,
+        association_threshold=t.association,
+        influence_threshold=t.influence,
+    )
+    scales = _later(
+        pool, scale_audit, ev, strata=strata, min_group=t.min_group, confidence=t.confidence
+    )
+    if units is not None and spec is not None and spec.matching is None and spec.rotation is None:
+        outcome = allocate_evaluation(ev, capacity=units, measure_only=True)
+    moved = _later(
+        pool,
+        outcome_proxies,
+        outcome,
+        association=t.association,
+        effect=t.effect,
+        min_group=t.min_group,
+    )
+    # Published groups of numbers and dates are bounded by the population's quartiles, not
+    # labelled by the smallest and largest value in them (which are residents' values).
+    bins = (
+        group_bins(population, list(population.schema.protected_attributes))
+        if publication
+        else None
+    )
+    groups = _later(
+        pool,
+        group_statistics,
+        outcome,
+        strata=strata,
+        bins=bins,
+        confidence=t.confidence,
+        min_group=t.min_group,
+        min_expected=t.min_expected,
+        four_fifths=t.four_fifths,
+    )
+    flips = run_flip_audit(ev, units, pool)
     report = AuditReport(ev)
     meta = compiled.policy.policy
     title = meta.title if isinstance(meta.title, str) else meta.title.get("en", meta.id)
@@ -203,7 +292,7 @@ def audit(
         "policy_version": meta.version,
         "policy_title": title,
         "policy_hash": policy_hash(ev),
-        "data_hash": data_hash(ev),
+        "data_hash": hashed(),
         "residents": ev.n,
         "eligible": int(ev.eligible.sum()),
         "capacity": units,
@@ -214,43 +303,27 @@ def audit(
     }
     report.violations = [str(v) for v in compiled.violations]
     report.sections.append(("static proof", static_proof(compiled)))
-    flips = flip_audit(ev, capacity=units)
     report.sections.append(("flip audit", _PublishedFlips(flips) if publication else flips))
+    report.sections.append(("proxies", proxies()))
+    found = moved()
+    report.sections.append(("proxy outcomes", _PublishedMoves(found) if publication else found))
+    grouped = groups()
+    report.sections.append(("group statistics", _Review(grouped, publication=publication)))
+    scaled = scales()
     report.sections.append(
-        (
-            "proxies",
-            proxy_check(ev, association_threshold=t.association, influence_threshold=t.influence),
-        )
+        ("scale audit", _PublishedScales(scaled, grouped) if publication else _Review(scaled))
     )
-    # Published groups of numbers and dates are bounded by the population's quartiles, not
-    # labelled by the smallest and largest value in them (which are residents' values).
-    bins = (
-        group_bins(population, list(population.schema.protected_attributes))
-        if publication
-        else None
-    )
-    moved = outcome_proxies(
-        outcome, association=t.association, effect=t.effect, min_group=t.min_group
-    )
-    report.sections.append(("proxy outcomes", _PublishedMoves(moved) if publication else moved))
-    groups = group_statistics(
-        outcome,
-        strata=strata,
-        bins=bins,
-        confidence=t.confidence,
-        min_group=t.min_group,
-        min_expected=t.min_expected,
-        four_fifths=t.four_fifths,
-    )
-    report.sections.append(("group statistics", _Review(groups, publication=publication)))
-    scales = scale_audit(ev, strata=strata, min_group=t.min_group, confidence=t.confidence)
-    report.sections.append(
-        ("scale audit", _PublishedScales(scales, groups) if publication else _Review(scales))
-    )
-    if luck_seeds and isinstance(outcome, Allocation) and _draws_lots(compiled):
-        report.sections.append(("luck", luck(outcome, seeds=luck_seeds, min_group=t.min_group)))
-    report.publication = publication
-    return report
+    return report, outcome
+
+
+def _later(
+    pool: Executor | None, fn: Callable[..., _T], *args: Any, **kwargs: Any
+) -> Callable[[], _T]:
+    """``fn(*args, **kwargs)`` in ``pool`` (its result when asked for), or now without one."""
+    if pool is None:
+        value = fn(*args, **kwargs)
+        return lambda: value
+    return pool.submit(fn, *args, **kwargs).result
 
 
 def _draws_lots(cp: CompiledPolicy) -> bool:

@@ -82,13 +82,16 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from fairalloc._arrays import distinct
 from fairalloc._compiler import CompiledPolicy, TraceColumn, compiled_for
 from fairalloc._engine import evaluate, reevaluate_attribute
 from fairalloc._evaluation import Evaluation
@@ -525,6 +528,7 @@ def flip_audit(
     check_independent: bool = False,
     what_if_limit: int = 2_000,
     state: RotationState | None = None,
+    workers: int = 1,
 ) -> FlipAudit:
     """Audit whether changing a protected attribute changes residents' outcomes.
 
@@ -561,6 +565,10 @@ def flip_audit(
         state: For a rotation, where it stands (:attr:`Round.state
             <fairalloc.Round.state>`): served status is that of the next round from it (its
             first round by default).
+        workers: Threads comparing values at once (the values are independent; NumPy works
+            outside Python's lock, so two cores nearly halve a large audit). The result is the
+            same whatever the number. Under rotation, matching or a what-if allocation values
+            are compared one at a time.
 
     Returns:
         The :class:`FlipAudit`.
@@ -571,15 +579,73 @@ def flip_audit(
             its residents.
     """
     ev = _evaluation_of(source, residents)
-    cp = ev.policy
-    pop = ev.population
-    if pop is None:
+    if ev.population is None:
         raise ArgumentError(
             "FA610",
             "this evaluation does not hold its residents; give the policy and the residents",
             argument="source",
         )
     check_max_listed(max_listed)
+    if workers < 1:
+        raise ArgumentError(
+            "FA600", f"workers must be at least 1, got {workers}", argument="workers", value=workers
+        )
+    if workers == 1:
+        return _flip_audit(
+            ev,
+            capacity,
+            attributes,
+            max_listed=max_listed,
+            check_independent=check_independent,
+            what_if_limit=what_if_limit,
+            state=state,
+            pool=None,
+        )
+    with ThreadPoolExecutor(workers, thread_name_prefix="fairalloc-flip") as pool:
+        return _flip_audit(
+            ev,
+            capacity,
+            attributes,
+            max_listed=max_listed,
+            check_independent=check_independent,
+            what_if_limit=what_if_limit,
+            state=state,
+            pool=pool,
+        )
+
+
+def run_flip_audit(ev: Evaluation, capacity: int | None, pool: Executor | None) -> FlipAudit:
+    """``flip_audit(ev, capacity=capacity)``, its values compared in ``pool`` (the audit's own).
+
+    ``ev`` holds its residents.
+    """
+    return _flip_audit(
+        ev,
+        capacity,
+        None,
+        max_listed=20,
+        check_independent=False,
+        what_if_limit=2_000,
+        state=None,
+        pool=pool,
+    )
+
+
+def _flip_audit(
+    ev: Evaluation,
+    capacity: int | None,
+    attributes: Sequence[str] | None,
+    *,
+    max_listed: int,
+    check_independent: bool,
+    what_if_limit: int,
+    state: RotationState | None,
+    pool: Executor | None,
+) -> FlipAudit:
+    """:func:`flip_audit` of an evaluation holding its residents; values compared in ``pool``."""
+    cp = ev.policy
+    pop = ev.population
+    assert pop is not None
     proof = static_proof(cp)
     names = _attributes_to_audit(cp, attributes)
     units, served_note = _served_capacity(cp, capacity)
@@ -590,26 +656,38 @@ def flip_audit(
         units, served_note = None, what_if_note(pop.n, what_if_limit, rerun=rerun)
     base = _Baseline(ev, units, state)
 
-    def flips(name: str, allowed: set[str]) -> list[FlipResult]:
+    def one(name: str, code: Any, label: str, allowed: set[str]) -> FlipResult:
         assert pop is not None
         column = pop.columns[name]
-        mine = []
-        for code, label in _alternatives(cp.policy.attributes[name], column):
-            changed = column != code
-            rows = np.flatnonzero(changed)
-            if not len(rows):
-                none = 0 if units is not None else None
-                mine.append(FlipResult(name, label, 0, served_changes=none))
-                continue
-            values = np.full(pop.n, code, dtype=column.dtype)
-            try:
-                # Only the parts that read the attribute run again; the rest is the base's.
-                ev2 = reevaluate_attribute(ev, pop.replace(name, values), name)
-            except EvaluationError as e:
-                mine.append(FlipResult(name, label, len(rows), error=str(e)))
-                continue
-            mine.append(base.compare(ev2, name, label, rows, allowed, max_listed))
-        return mine
+        rows = np.flatnonzero(column != code)
+        if not len(rows):
+            return FlipResult(name, label, 0, served_changes=0 if units is not None else None)
+        values = np.full(pop.n, code, dtype=column.dtype)
+        try:
+            # Only the parts that read the attribute run again; the rest is the base's.
+            ev2 = reevaluate_attribute(ev, pop.replace(name, values), name)
+        except EvaluationError as e:
+            return FlipResult(name, label, len(rows), error=str(e))
+        return base.compare(ev2, name, label, rows, allowed, max_listed)
+
+    # With a pool, every value of every audited attribute is handed out at once, and each
+    # attribute's results are collected in order: the same audit as one value at a time.
+    pending: dict[str, list[Future[FlipResult]]] = {}
+    if pool is not None and base.rerun is None and base.alloc is None:
+        for name in names:
+            _, allowed = status_of(cp, proof, name)
+            if audited(cp, name, check_independent=check_independent):
+                alternatives = _alternatives(cp.policy.attributes[name], pop.columns[name])
+                pending[name] = [
+                    pool.submit(one, name, code, label, allowed) for code, label in alternatives
+                ]
+
+    def flips(name: str, allowed: set[str]) -> list[FlipResult]:
+        assert pop is not None
+        if name in pending:
+            return [f.result() for f in pending.pop(name)]
+        alternatives = _alternatives(cp.policy.attributes[name], pop.columns[name])
+        return [one(name, code, label, allowed) for code, label in alternatives]
 
     return assemble(
         cp,
@@ -920,6 +998,9 @@ class _Baseline:
     ) -> None:
         self.ev = ev
         self.units = units
+        #: Values may be compared in several threads: what they work out once and keep (keys,
+        #: codes, id ranks) is worked out under this lock.
+        self._lock = threading.RLock()
         cp = ev.policy
         ranking = ev.ranking
         self.order = ranking.order
@@ -959,54 +1040,67 @@ class _Baseline:
             self._lottery[used] = ranking.lottery[used]
             self._drawn[used] = True
             keys = self._keys(self.order)
-            self._lottery_values = np.unique(keys)
+            self._lottery_values = distinct(keys)
             self._lottery_code = np.full(n, -1, dtype=np.int64)
             self._lottery_code[self.order] = _code(self._lottery_values, keys)
             last = (self._lottery_code[self.order], 2 * len(self._lottery_values) + 2)
         self.index = _KeyIndex(_sort_keys(ev, self.order), last, len(self.order))
         self._id_rank: npt.NDArray[np.int64] | None = None
         self._packed: npt.NDArray[np.int64] | None = None
+        self._prefix: npt.NDArray[np.int64] | None = None
 
     # -- keys ----------------------------------------------------------------------------
+    def _original_prefix(self) -> npt.NDArray[np.int64]:
+        """Every resident's original sort key as :meth:`_KeyIndex.prefix` codes (computed once)."""
+        with self._lock:
+            if self._prefix is None:
+                n = self.ev.n
+                self._prefix = self.index.prefix(_sort_keys(self.ev, np.arange(n)), n)
+            return self._prefix
+
     def _keys(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
         """The lottery keys of ``rows``, drawing (once) those not known yet."""
         assert self.seed is not None
-        todo = rows[~self._drawn[rows]]
-        if len(todo):
-            self._lottery[todo] = lottery_keys(self.seed, self.ev.id_column[todo])
-            self._drawn[todo] = True
-        return self._lottery[rows]
+        with self._lock:
+            todo = rows[~self._drawn[rows]]
+            if len(todo):
+                self._lottery[todo] = lottery_keys(self.seed, self.ev.id_column[todo])
+                self._drawn[todo] = True
+            return self._lottery[rows]
 
     def _lottery_codes(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
-        codes = self._lottery_code[rows]
-        new = codes < 0
-        if new.any():
-            codes[new] = _code(self._lottery_values, self._keys(rows[new]))
-        return codes
+        """The lottery keys of ``rows`` coded among the original keys (coded once, kept)."""
+        with self._lock:
+            codes = self._lottery_code[rows]
+            new = codes < 0
+            if new.any():
+                todo = rows[new]
+                codes[new] = self._lottery_code[todo] = _code(
+                    self._lottery_values, self._keys(todo)
+                )
+            return codes
 
     def id_rank(self) -> npt.NDArray[np.int64]:
         """Each resident's position in id order (computed once)."""
-        if self._id_rank is None:
-            ids = self.ev.ids
-            n = self.ev.n
-            if n < 2 or bool(np.all(ids[:-1] < ids[1:])):  # often already in id order
-                self._id_rank = np.arange(n, dtype=np.int64)
-            else:
-                order = self.ev.id_column.sort_order()
+        with self._lock:
+            if self._id_rank is None:
+                n = self.ev.n
+                order = self.ev.id_column.sort_order()  # often already in id order
                 rank = np.empty(n, dtype=np.int64)
                 rank[order] = np.arange(n, dtype=np.int64)
                 self._id_rank = rank
-        return self._id_rank
+            return self._id_rank
 
     def _before_in_group(
         self, rows: npt.NDArray[np.intp], lo: npt.NDArray[np.intp]
     ) -> npt.NDArray[np.int64]:
         """Residents with the same key as ``rows``' new keys that the listing puts first (by id)."""
         width = self.ev.n + 1
-        if self._packed is None:
-            codes = self.index.codes
-            starts = np.searchsorted(codes, codes, side="left").astype(np.int64)
-            self._packed = starts * width + self.id_rank()[self.order]
+        with self._lock:
+            if self._packed is None:
+                codes = self.index.codes
+                starts = np.searchsorted(codes, codes, side="left").astype(np.int64)
+                self._packed = starts * width + self.id_rank()[self.order]
         packed = lo.astype(np.int64) * width + self.id_rank()[rows]
         return np.searchsorted(self._packed, packed, side="left").astype(np.int64) - lo
 
@@ -1048,7 +1142,7 @@ class _Baseline:
         c = self.shape.changes(ev, ev2, rows)
         e0, e1, s0, s1 = c.e0, c.e1, c.s0, c.s1
         score_changed, key_changed, by_part, alloc = c.score, c.key, c.by_part, c.alloc
-        rank1, pos1 = self._new_positions(ev2, rows, e0 & e1 & ~key_changed, e1)
+        rank1, pos1 = self._new_positions(ev2, rows, e0 & e1 & ~key_changed, e1, key_changed)
         rank0 = self.rank[rows]
         rank_changed = rank0 != rank1
         served0 = self.served[rows]
@@ -1106,11 +1200,13 @@ class _Baseline:
         rows: npt.NDArray[np.intp],
         same: npt.NDArray[np.bool_],
         e1: npt.NDArray[np.bool_],
+        key_changed: npt.NDArray[np.bool_],
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Rank (0: not eligible) and 0-based listing position (-1) of each of ``rows``.
 
         Each resident is changed alone: everybody else keeps their original key. ``same``:
-        eligible before and after, with the same key; ``e1``: eligible after.
+        eligible before and after, with the same key; ``e1``: eligible after; ``key_changed``:
+        the sort key (score, tie-break values) differs.
         """
         rank = np.zeros(len(rows), dtype=np.int64)
         pos = np.full(len(rows), -1, dtype=np.int64)
@@ -1122,7 +1218,12 @@ class _Baseline:
             return rank, pos
         q = rows[need]
         last = self._lottery_codes(q) if self.seed is not None else None
-        codes = self.index.encode(_sort_keys(ev2, q), last)
+        # A key that did not change (eligibility did) is coded once for all values audited.
+        prefix = self._original_prefix()[q]
+        moved = key_changed[need]
+        if moved.any():
+            prefix[moved] = self.index.prefix(_sort_keys(ev2, q[moved]), int(moved.sum()))
+        codes = self.index.complete(prefix, last)
         sorted_codes = self.index.codes
         lo = _searchsorted(sorted_codes, codes, "left")
         hi = lo.copy()
@@ -1189,14 +1290,14 @@ class _KeyIndex:
         bound = 1  # acc < bound
         specs: list[tuple[np.ndarray | None, npt.NDArray[np.int64] | None, int]] = []
         for column in columns:
-            distinct = np.unique(column)
-            specs.append((distinct, None, 2 * len(distinct) + 2))
+            distinct_values = distinct(column)
+            specs.append((distinct_values, None, 2 * len(distinct_values) + 2))
         if last is not None:
             specs.append((None, last[0], last[1]))
         col = 0
         for values, coded, radix in specs:
             if bound * radix >= self._LIMIT:
-                dense = np.unique(acc)
+                dense = distinct(acc)
                 self.steps.append(_Step("dense", dense, 0))
                 acc = _code(dense, acc)
                 bound = 2 * len(dense) + 2
@@ -1222,6 +1323,10 @@ class _KeyIndex:
     ) -> npt.NDArray[np.int64]:
         """Codes of other keys (same columns; ``last``: precomputed codes of the last one)."""
         n = len(columns[0]) if columns else (len(last) if last is not None else 0)
+        return self.complete(self.prefix(columns, n), last)
+
+    def prefix(self, columns: list[np.ndarray], n: int) -> npt.NDArray[np.int64]:
+        """The codes of ``columns`` alone, before the last key's (see :meth:`complete`)."""
         acc = np.zeros(n, dtype=np.int64)
         col = 0
         for step in self.steps:
@@ -1232,10 +1337,18 @@ class _KeyIndex:
                 assert step.values is not None
                 acc = acc * step.radix + _code(step.values, columns[col])
                 col += 1
-            else:
-                assert last is not None
-                acc = acc * step.radix + last
+            else:  # the last key's step is the last step
+                break
         return acc
+
+    def complete(
+        self, prefix: npt.NDArray[np.int64], last: npt.NDArray[np.int64] | None
+    ) -> npt.NDArray[np.int64]:
+        """Codes from :meth:`prefix` codes and the last key's codes (when it has a step)."""
+        if not self.steps or self.steps[-1].kind != "coded":
+            return prefix
+        assert last is not None
+        return prefix * self.steps[-1].radix + last
 
 
 def _code(values: np.ndarray, x: np.ndarray) -> npt.NDArray[np.int64]:

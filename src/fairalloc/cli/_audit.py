@@ -54,6 +54,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SEEDS",
         help="with a lottery: each group's selection rate over SEEDS other seeds (for review)",
     )
+    aud.add_argument(
+        "--workers",
+        type=count(minimum=1),
+        default=None,
+        metavar="N",
+        help="threads for the layers and flipped values (default: the cores, at most 4;"
+        " the report is the same)",
+    )
     limits = aud.add_argument_group(
         "thresholds", "the audit's thresholds (defaults and why: docs/fairness.md)"
     )
@@ -81,6 +89,7 @@ def handle(args: argparse.Namespace) -> int:
         publication=args.publication,
         thresholds=thresholds,
         luck_seeds=args.luck,
+        workers=args.workers,
     )
     if args.format == "md":
         text = report.to_markdown()
