@@ -32,7 +32,8 @@ from _common import load_generator
 
 import fairalloc as fa
 from fairalloc.records import DecisionLog, Opening, verify_log, verify_receipt, with_seed
-from fairalloc.records._commit import commit, id_order, outcome_messages, recommit, row_messages
+from fairalloc.records._commit import commit, id_order, recommit
+from fairalloc.records._log import _lazy_outcomes, _lazy_rows
 from fairalloc.records._merkle import Tree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,14 +86,13 @@ def main() -> None:
         assert opening is not None
 
         def check_frozen() -> None:
-            rows = row_messages(population, order)
+            rows = _lazy_rows(population, order)  # as decide and verify read them
             assert b"".join(recommit(rows, opening.nonces)) == b"".join(log.leaves(frz.seq))
 
         t_check, _ = clock(check_frozen)
 
         def record_outcome() -> str:
-            outcomes = outcome_messages(alloc, order)
-            nonces, leaves = commit(outcomes)
+            nonces, leaves = commit(_lazy_outcomes(alloc, order))
             ids = population.ids[order].astype(str).tolist()
             rec = log.append(
                 "bench.outcome",

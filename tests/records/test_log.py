@@ -30,7 +30,8 @@ from fairalloc.records import (
     verify_receipt,
 )
 from fairalloc.records._canonical import canonical_float, column_texts
-from fairalloc.records._commit import row_messages
+from fairalloc.records._commit import leaf_of, recommit, row_messages
+from fairalloc.records._log import _lazy_outcomes
 from fairalloc.records._merkle import Tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -448,11 +449,7 @@ def test_column_texts_write_floats_as_canonical_float_does(xs: list[float]) -> N
     assert got == [canonical_float(x) for x in xs]
 
 
-@given(
-    st.lists(
-        st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)), max_size=20
-    )
-)
+@given(st.lists(st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)), max_size=20))
 def test_column_texts_write_dates_as_canonical_does(days: list[dt.date]) -> None:
     values = np.array(days, dtype="datetime64[D]")
     assert column_texts(values, "date") == [canonical(d).decode() for d in days]
@@ -508,26 +505,61 @@ rules: {eligibility: [{id: all, when: "true"}]}
     )
 )
 def test_row_messages_are_each_resident_s_canonical_row(rows: list[tuple]) -> None:  # type: ignore[type-arg]
+    _rows_are_canonical(rows)
+
+
+def test_combinations_found_by_sorting_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Coded values' combinations are marked in a table when few, else sorted: alike.
+    from fairalloc.records import _commit
+
+    rows = [
+        (
+            k % 2 == 0,
+            "x",
+            ["low", "mid", "high"][k % 3],
+            dt.date(2000, 1, 1 + k),
+            k % 5 == 0,
+            k / 4,
+            k,
+            ["p", "q"][k % 2],
+        )
+        for k in range(12)
+    ]
+    monkeypatch.setattr(_commit, "_MARKED", 0)
+    _rows_are_canonical(rows)
+
+
+def _rows_are_canonical(rows: list[tuple]) -> None:  # type: ignore[type-arg]
     # The vectorised writer (runs of coded attributes combined, quotes in the template) against
     # the canonical JSON of each resident's record, written one by one.
     policy = fa.parse_policy(_ROWS_POLICY)
     names = ["a_flag", "b_kind", "c_grade", "d_when", "f_more", "g_rate", "h_n", "i_kind"]
-    data: dict[str, list[object]] = {"id": [f"R{i:03d}" for i in range(len(rows))]}
+    # Ids JSON must escape (a quote, a backslash) beside ids it need not.
+    data: dict[str, list[object]] = {
+        "id": [f"R{i:03d}" if i % 3 else f'R"{i:03d}\\甲' for i in range(len(rows))]
+    }
     for j, name in enumerate(names):
         data[name] = [r[j] for r in rows]
     pop = fa.Population.from_columns(data, policy)
     order = fa.records.id_order(pop.ids)
     got = row_messages(pop, order)
     want = [
-        canonical({"id": data["id"][k], **{n: data[n][k] for n in names}})
-        for k in order.tolist()
+        canonical({"id": data["id"][k], **{n: data[n][k] for n in names}}) for k in order.tolist()
     ]
     assert got == want
 
 
-def test_outcome_messages_are_each_resident_s_canonical_outcome() -> None:
+@pytest.mark.parametrize("odd_ids", [False, True])
+def test_outcome_messages_are_each_resident_s_canonical_outcome(odd_ids: bool) -> None:
     policy = fa.load_policy(POLICY)
-    alloc = fa.allocate(fa.evaluate(policy, DATA))
+    residents = fa.Population.from_csv(DATA, policy)
+    if odd_ids:  # ids JSON must escape, and ids whose code-point order is not their bytes'
+        odd = ['q"uote', "back\\slash", "甲乙", "slash/", "é", "e\u0301", "😀", "~"]
+        ids = [odd[k % len(odd)] + str(k) for k in range(residents.n)]
+        residents = fa.Population.from_columns(
+            {"resident_id": ids, **{k: residents.decode(k) for k in residents.columns}}, policy
+        )
+    alloc = fa.allocate(fa.evaluate(policy, residents))
     ev = alloc.evaluation
     order = fa.records.id_order(ev.ids)
     cats = list(alloc.categories)
@@ -550,3 +582,15 @@ def test_outcome_messages_are_each_resident_s_canonical_outcome() -> None:
     assert fa.records.outcome_messages(alloc, order) == want
     assert any(b'"category":null' in m for m in want)
     assert any(b'"served":true' in m and b'"category":"' in m for m in want)
+    # Leaves from the messages as one Arrow array (hashed where they lie in its buffer) are
+    # the leaves of the messages one by one; so are those streamed, and one read alone.
+    nonces, leaves = fa.records.commit(want)
+    assert leaves == [leaf_of(nonces[32 * k : 32 * k + 32], m) for k, m in enumerate(want)]
+    lazy = _lazy_outcomes(alloc, order)
+    assert recommit(lazy, nonces) == leaves
+    assert list(lazy) == want
+    assert lazy[3] == want[3]
+    assert lazy[-1] == want[-1]
+    assert lazy.get() == want
+    with pytest.raises(RecordsError, match="nonces for"):
+        recommit(_lazy_outcomes(alloc, order), nonces[:-32])

@@ -168,7 +168,26 @@ def bare_texts(
     return inner.split('","'), True
 
 
+def bare_array(values: np.ndarray, kind: str) -> tuple[Any, bool]:
+    """:func:`bare_texts` as an Arrow ``string`` array: ``(texts, quote)``.
+
+    Whole numbers, decimals and dates are written by Arrow; text by :func:`bare_texts`.
+    """
+    if kind == "int":
+        return pc.cast(pa.array(values.astype(np.int64)), pa.string()), False
+    if kind == "float":
+        return _float_array(values.astype(np.float64)), False
+    if kind == "date":
+        return pc.cast(pa.array(values.astype("datetime64[D]")), pa.string()), True
+    texts, quote = bare_texts(values, kind)
+    return pa.array(texts, type=pa.string()), quote
+
+
 def _float_texts(floats: np.ndarray) -> list[str]:
+    return _float_array(floats).to_pylist()  # type: ignore[no-any-return]
+
+
+def _float_array(floats: np.ndarray) -> Any:
     if not np.isfinite(floats).all():
         bad = floats[~np.isfinite(floats)][0]
         raise RecordsError(
@@ -182,8 +201,11 @@ def _float_texts(floats: np.ndarray) -> list[str]:
     # (rare: huge or tiny) one by one.
     texts = pc.cast(pa.array(floats), pa.string())
     ints = pc.cast(pa.array(np.where(whole, floats, 0).astype(np.int64)), pa.string())
-    out: list[str] = pc.if_else(pa.array(whole), ints, texts).to_pylist()
-    odd = ~whole & ((size < 1e-7) | (size >= 1e10))
-    for i in np.flatnonzero(odd).tolist():
-        out[i] = canonical_float(float(floats[i]))
+    out = pc.if_else(pa.array(whole), ints, texts)
+    odd = np.flatnonzero(~whole & ((size < 1e-7) | (size >= 1e10)))
+    if len(odd):
+        written = out.to_pylist()
+        for i in odd.tolist():
+            written[i] = canonical_float(float(floats[i]))
+        out = pa.array(written, type=pa.string())
     return out

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from fairalloc._ids import IdColumn, Ids
 from fairalloc.errors import RecordsError
-from fairalloc.records._canonical import bare_texts, canonical, json_text
+from fairalloc.records._canonical import bare_array, bare_texts, canonical, json_text
 
 if TYPE_CHECKING:
     from fairalloc._population import Population
@@ -41,10 +41,12 @@ __all__ = [
     "fingerprint",
     "id_order",
     "leaf_of",
+    "outcome_array",
     "outcome_messages",
     "outcome_stream",
     "policy_hash",
     "recommit",
+    "row_array",
     "row_messages",
     "row_stream",
 ]
@@ -70,11 +72,23 @@ def id_order(ids: Ids) -> npt.NDArray[np.intp]:
 
 def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[bytes]:
     """Each resident's canonical row (every attribute of the policy), in ``order``."""
-    return list(row_stream(population, order))
+    return row_array(population, order).to_pylist()  # type: ignore[no-any-return]
 
 
 def row_stream(population: Population, order: npt.NDArray[np.intp]) -> Iterator[bytes]:
     """:func:`row_messages` one at a time, for hashing without holding them all."""
+    array = row_array(population, order)
+    for start in range(0, len(array), _CHUNK):
+        yield from array.slice(start, _CHUNK).to_pylist()
+
+
+def row_array(
+    population: Population, order: npt.NDArray[np.intp], nonces: bytes | None = None
+) -> Any:
+    """:func:`row_messages` as one Arrow binary array, written column by column.
+
+    With ``nonces``, each row comes framed for its leaf, behind ``0x00 || nonce``.
+    """
     schema = population.schema
     keys = sorted(population.schema_attributes, key=lambda k: k.encode("utf-16-be"))
     # Attributes of few values (yes/no, categories, ordinals) are coded; a run of them next
@@ -88,34 +102,45 @@ def row_stream(population: Population, order: npt.NDArray[np.intp]) -> Iterator[
         elif attr.type == "bool":
             values = population.decode(name)[order].astype(bool)
             coded[name] = (values.astype(np.int64), ["false", "true"])
-    parts: list[list[str]] = []
-    slots: list[str] = []
+    # The pieces joined row by row: literal text between the values, written once.
+    pieces: list[Any] = [] if nonces is None else [_frames(nonces, len(order))]
+    text = "{"
+    first = True
     for is_coded, group in itertools.groupby(keys, key=lambda k: k in coded):
         run = list(group)
         if is_coded:
             for piece in _combined_runs(run, coded):
-                parts.append(piece)
-                slots.append("%s")
+                text += "" if first else ","
+                pieces += [text, piece]
+                text, first = "", False
             continue
         for name in run:
-            texts, quote = bare_texts(population.decode(name)[order], schema.attributes[name].type)
-            parts.append(texts)
-            slots.append(json_text(name) + (':"%s"' if quote else ":%s"))
-    # Attribute names are identifiers (no `%`), so the template has only the `%s` slots; the
-    # quotes of text and dates are written in it once.
-    head = "{" + ",".join(slots) + "}"
-    return ((head % t).encode("utf-8") for t in zip(*parts, strict=True))
+            attr = schema.attributes[name]
+            if name == schema.id_attribute:
+                values, quote = _id_texts(population.id_column, order), True
+            else:
+                values, quote = bare_array(population.decode(name)[order], attr.type)
+            text += ("" if first else ",") + json_text(name) + (':"' if quote else ":")
+            pieces += [text, values]
+            text, first = ('"' if quote else ""), False
+    pieces.append(text + "}")
+    return _join(pieces, len(order))
+
+
+#: Combinations of coded values found by marking (below this many, or four per row) rather
+#: than by sorting (0: always sorting).
+_MARKED = 1 << 16
 
 
 def _combined_runs(
     run: list[str], coded: dict[str, tuple[npt.NDArray[np.int64], list[str]]]
-) -> list[list[str]]:
+) -> list[Any]:
     """The ``"key":value,...`` texts of a run of coded attributes, one list per sub-run.
 
     A sub-run's codes are combined into one number (mixed radix, kept below 2**62); each
     combination that occurs is written once and taken by every row that has it.
     """
-    out: list[list[str]] = []
+    out: list[Any] = []
     k = 0
     while k < len(run):
         j, size = k, 1
@@ -127,7 +152,16 @@ def _combined_runs(
         for name in sub:
             codes, levels = coded[name]
             combined = combined * len(levels) + codes
-        uniq, inverse = np.unique(combined, return_inverse=True)
+        if _MARKED and size <= max(4 * len(combined), _MARKED):
+            # Few enough combinations to mark: which occur, and each row's rank among them,
+            # by one pass each instead of a sort.
+            seen = np.zeros(size, dtype=bool)
+            seen[combined] = True
+            uniq = np.flatnonzero(seen)
+            rank = np.cumsum(seen) - 1
+            inverse = rank[combined]
+        else:
+            uniq, inverse = np.unique(combined, return_inverse=True)
         texts = []
         for value in uniq.tolist():
             items = []
@@ -136,7 +170,7 @@ def _combined_runs(
                 value, code = divmod(value, len(levels))
                 items.append(json_text(name) + ":" + levels[code])
             texts.append(",".join(reversed(items)))
-        out.append(np.array(texts, dtype=object)[inverse.reshape(-1)].tolist())
+        out.append(pa.array(texts, type=pa.string()).take(pa.array(inverse.reshape(-1))))
         k = j
     return out
 
@@ -149,38 +183,131 @@ def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> lis
     the allocation's order and in the ranking (``null`` when none), the score in millionths and
     whether served.
     """
-    return list(outcome_stream(allocation, order))
+    return outcome_array(allocation, order).to_pylist()  # type: ignore[no-any-return]
 
 
 def outcome_stream(allocation: Allocation, order: npt.NDArray[np.intp]) -> Iterator[bytes]:
     """:func:`outcome_messages` one at a time, for hashing without holding them all."""
+    array = outcome_array(allocation, order)
+    for start in range(0, len(array), _CHUNK):
+        yield from array.slice(start, _CHUNK).to_pylist()
+
+
+def outcome_array(
+    allocation: Allocation, order: npt.NDArray[np.intp], nonces: bytes | None = None
+) -> Any:
+    """:func:`outcome_messages` as one Arrow binary array, written column by column.
+
+    Category and eligibility open the message and served closes it: each combination is
+    written once; the numbers are written by Arrow (a position or rank of 0 is none); the
+    pieces are joined row by row by Arrow, with no Python object per resident. With
+    ``nonces``, each message comes framed for its leaf, behind ``0x00 || nonce``
+    (:func:`framed_leaves` hashes them).
+    """
     ev = allocation.evaluation
     cats = ["null", *(json_text(c) for c in allocation.categories)]
-    # Category and eligibility open the message and served closes it: each combination is
-    # written once, and the numbers go through Arrow (a position or rank of 0 is none).
-    head = np.array(
-        [f'{{"category":{c},"eligible":{e},"id":"' for c in cats for e in ("false", "true")],
-        dtype=object,
+    head = pa.array(
+        [f'{{"category":{c},"eligible":{e},"id":"' for c in cats for e in ("false", "true")]
     )
     pick = (allocation.category[order].astype(np.int64) + 1) * 2 + ev.eligible[order]
-    opening = head[pick].tolist()
-    ids, _ = bare_texts(ev.id_column[order], "str")
-    pos = _number_texts(allocation.position[order])
-    rank = _number_texts(ev.ranking.rank[order])
-    score = _number_texts(ev.score_micro[order], zero_is_none=False)
-    served = np.where(allocation.served[order], "true}", "false}").tolist()
-    fmt = '%s%s","position":%s,"rank":%s,"score_micro":%s,"served":%s'
-    return (
-        (fmt % t).encode("utf-8") for t in zip(opening, ids, pos, rank, score, served, strict=True)
+    served = pa.array(["false}", "true}"]).take(pa.array(allocation.served[order].astype(np.int8)))
+    pieces = [
+        head.take(pa.array(pick)),
+        _id_texts(ev.id_column, order),
+        '","position":',
+        _number_array(allocation.position[order]),
+        ',"rank":',
+        _number_array(ev.ranking.rank[order]),
+        ',"score_micro":',
+        _number_array(ev.score_micro[order], zero_is_none=False),
+        ',"served":',
+        served,
+    ]
+    if nonces is not None:
+        pieces.insert(0, _frames(nonces, len(order)))
+    return _join(pieces, len(order))
+
+
+def _join(pieces: list[Any], n: int) -> Any:
+    """Each row's pieces (Arrow arrays, or text written in every row) joined, as binary.
+
+    Arrow's ``binary`` (32-bit offsets) joins twice as fast as ``large_binary``, and text
+    becomes binary without a copy: it is used unless the whole passes 2 GiB.
+    """
+    size = 0
+    for p in pieces:
+        size += len(p.encode("utf-8")) * n if isinstance(p, str) else _bytes_in(p)
+    kind = pa.binary() if size < 2**31 - 1 else pa.large_binary()
+    return pc.binary_join_element_wise(
+        *(
+            pa.scalar(p.encode("utf-8"), type=kind) if isinstance(p, str) else p.cast(kind)
+            for p in pieces
+        ),
+        pa.scalar(b"", type=kind),
     )
 
 
-def _number_texts(values: npt.NDArray[Any], *, zero_is_none: bool = True) -> list[str]:
-    """Whole numbers as decimal text; with ``zero_is_none``, 0 as ``null``."""
+def _bytes_in(array: Any) -> int:
+    if pa.types.is_fixed_size_binary(array.type):
+        return int(array.type.byte_width) * len(array)
+    return int(pc.sum(pc.binary_length(array)).as_py() or 0)
+
+
+#: A character JSON writes escaped inside a string (with ``ensure_ascii=False``).
+_ESCAPED = r'["\\\x00-\x1f]'
+
+
+def _id_texts(ids: IdColumn, order: npt.NDArray[np.intp]) -> Any:
+    """The ids at ``order`` as the inside of JSON strings (Arrow text)."""
+    text = ids.arrow_take(order)
+    if not pc.any(pc.match_substring_regex(text, _ESCAPED)).as_py():
+        return text  # nothing to escape: the ids are their own JSON text
+    return pa.array(bare_texts(ids[order], "str")[0], type=pa.string())
+
+
+def _frames(nonces: bytes, n: int) -> Any:
+    """``0x00 || nonce`` for each of ``n`` leaves, as Arrow binary."""
+    if len(nonces) != n * NONCE_BYTES:
+        raise RecordsError("FA705", f"{len(nonces) // NONCE_BYTES} nonces for {n} messages")
+    framed = np.zeros((n, NONCE_BYTES + 1), dtype=np.uint8)
+    framed[:, 1:] = np.frombuffer(nonces, dtype=np.uint8).reshape(n, NONCE_BYTES)
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(NONCE_BYTES + 1), n, [None, pa.py_buffer(framed)]
+    )
+
+
+def framed_leaves(framed: Any) -> list[bytes]:
+    """The leaves of messages framed behind their ``0x00 || nonce`` in one Arrow array.
+
+    Each is hashed where it lies in the array's buffer: no Python object per message but the
+    view hashed and the leaf.
+    """
+    n = len(framed)
+    if framed.null_count:
+        raise RecordsError("FA705", "a message is missing (null)")
+    if not n:
+        return []
+    width = 8 if pa.types.is_large_binary(framed.type) else 4
+    offsets = np.frombuffer(
+        framed.buffers()[1],
+        dtype=np.int64 if width == 8 else np.int32,
+        count=n + 1,
+        offset=framed.offset * width,
+    )
+    data = memoryview(framed.buffers()[2])
+    sha256 = hashlib.sha256
+    return [sha256(data[a:b]).digest() for a, b in itertools.pairwise(offsets.tolist())]
+
+
+#: Messages made into Python bytes at a time when streamed.
+_CHUNK = 1 << 16
+
+
+def _number_array(values: npt.NDArray[Any], *, zero_is_none: bool = True) -> Any:
+    """Whole numbers as decimal text (Arrow); with ``zero_is_none``, 0 as ``null``."""
     numbers = values.astype(np.int64)
     mask = numbers == 0 if zero_is_none else None
-    texts = pc.cast(pa.array(numbers, mask=mask), pa.string())
-    return pc.fill_null(texts, "null").to_pylist()  # type: ignore[no-any-return]
+    return pc.fill_null(pc.cast(pa.array(numbers, mask=mask), pa.string()), "null")
 
 
 def fingerprint(population: Population, order: npt.NDArray[np.intp]) -> str:
@@ -222,6 +349,9 @@ def recommit(messages: Iterable[bytes], nonces: bytes) -> list[bytes]:
 
     ``messages`` may be an iterator: the nonces then say how many there are at most.
     """
+    framed = getattr(messages, "framed", lambda _: None)(nonces)
+    if framed is not None:
+        return framed_leaves(framed)
     n = len(messages) if isinstance(messages, Sized) else len(nonces) // NONCE_BYTES
     framed = np.zeros((n, NONCE_BYTES + 1), dtype=np.uint8)
     framed[:, 1:] = np.frombuffer(nonces, dtype=np.uint8, count=n * NONCE_BYTES).reshape(

@@ -36,9 +36,11 @@ from fairalloc.records._commit import (
     commit,
     fingerprint,
     id_order,
+    outcome_array,
     outcome_stream,
     policy_hash,
     recommit,
+    row_array,
     row_stream,
 )
 from fairalloc.records._merkle import Tree, consistency_proof, leaf_hash
@@ -504,7 +506,7 @@ class DecisionLog:
         population = Population.of(residents, policy)
         order = id_order(population.id_column)
         # Each row is hashed and let go: the rows of a million residents are never all held.
-        nonces, leaves = commit(row_stream(population, order), population.n)
+        nonces, leaves = commit(_lazy_rows(population, order))
         body = {
             "count": population.n,
             "policy": prec.hash,
@@ -1034,19 +1036,40 @@ class _Lazy(Sequence[bytes]):
     """Residents' canonical messages: streamed for hashing, kept once read one by one.
 
     Hashing a million rows or outcomes iterates once and holds none of them; a receipt (one
-    resident's message) or a data check's report makes the list once and keeps it.
+    resident's message) or a data check's report makes them once and keeps them. Messages
+    that can be written as one Arrow array (``array``) are hashed from it and read from it.
     """
 
-    def __init__(self, n: int, stream: Callable[[], Iterator[bytes]]) -> None:
+    def __init__(
+        self,
+        n: int,
+        stream: Callable[[], Iterator[bytes]],
+        array: Callable[[bytes | None], Any] | None = None,
+    ) -> None:
         self._n = n
         self._stream = stream
+        self._array = array
         self._items: list[bytes] | None = None
+        self._kept: Any = None
+
+    def framed(self, nonces: bytes) -> Any:
+        """Every message behind its ``0x00 || nonce``, as one Arrow array.
+
+        For :func:`~fairalloc.records._commit.framed_leaves`; None if not made as an array.
+        """
+        return self._array(nonces) if self._array is not None else None
 
     def get(self) -> list[bytes]:
         """Every message, made once and kept."""
         if self._items is None:
-            self._items = list(self._stream())
+            self._items = list(self._stream()) if self._array is None else self._held().to_pylist()
         return self._items
+
+    def _held(self) -> Any:
+        if self._kept is None:
+            assert self._array is not None
+            self._kept = self._array(None)
+        return self._kept
 
     def __len__(self) -> int:
         return self._n
@@ -1059,14 +1082,26 @@ class _Lazy(Sequence[bytes]):
     @overload
     def __getitem__(self, i: slice) -> list[bytes]: ...
     def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if self._array is not None and self._items is None and isinstance(i, int):
+            if not -self._n <= i < self._n:
+                raise IndexError(i)
+            return self._held()[i].as_py()  # type: ignore[no-any-return]
         return self.get()[i]
 
 
 def _lazy_rows(population: Population, order: Any) -> _Lazy:
     """Residents' canonical rows (:func:`row_stream`), in ``order``."""
-    return _Lazy(population.n, lambda: row_stream(population, order))
+    return _Lazy(
+        population.n,
+        lambda: row_stream(population, order),
+        lambda nonces: row_array(population, order, nonces),
+    )
 
 
 def _lazy_outcomes(allocation: Allocation, order: Any) -> _Lazy:
     """Residents' canonical outcomes (:func:`outcome_stream`), in ``order``."""
-    return _Lazy(len(order), lambda: outcome_stream(allocation, order))
+    return _Lazy(
+        len(order),
+        lambda: outcome_stream(allocation, order),
+        lambda nonces: outcome_array(allocation, order, nonces),
+    )
