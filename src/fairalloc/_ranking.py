@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -302,17 +303,19 @@ class LotteryKeys:
         self.seed: str | None = None
         self.keys = np.zeros(len(ids), dtype=np.uint64)
         self.known = np.zeros(len(ids), dtype=bool)
+        self._lock = threading.Lock()  # several threads of an audit draw from one
 
     def of(self, seed: str, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
         """The keys of the residents at ``rows`` under ``seed``."""
-        if seed != self.seed:
-            self.seed = seed
-            self.known[:] = False
-        todo = rows[~self.known[rows]]
-        if len(todo):
-            self.keys[todo] = lottery_keys(seed, self.ids[todo])
-            self.known[todo] = True
-        return self.keys[rows]
+        with self._lock:
+            if seed != self.seed:
+                self.seed = seed
+                self.known[:] = False
+            todo = rows[~self.known[rows]]
+            if len(todo):
+                self.keys[todo] = lottery_keys(seed, self.ids[todo])
+                self.known[todo] = True
+            return self.keys[rows]
 
 
 def rank(evaluation: Evaluation, *, keys: LotteryKeys | None = None) -> Ranking:

@@ -24,6 +24,7 @@ from fairalloc._compiler import CompiledPolicy, compiled_for
 from fairalloc._engine import evaluate
 from fairalloc._evaluation import Evaluation
 from fairalloc._population import Population
+from fairalloc._ranking import LotteryKeys, rank_with
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.audit._flip import (
     AffectedResident,
@@ -43,7 +44,7 @@ from fairalloc.audit._groups import (
     wilson_interval,
 )
 from fairalloc.audit._luck import Luck, luck
-from fairalloc.audit._outcome import OutcomeProxies, outcome_proxies
+from fairalloc.audit._outcome import OutcomeProxies, measure_proxies, outcome_proxies
 from fairalloc.audit._proxy import ProxyReport, correlation_ratio, cramers_v, proxy_check
 from fairalloc.audit._report import AuditReport, data_hash, policy_hash
 from fairalloc.audit._static import (
@@ -255,15 +256,23 @@ def _layers(
     scales = _later(
         pool, scale_audit, ev, strata=strata, min_group=t.min_group, confidence=t.confidence
     )
+    # A resident's lottery key depends on the seed and the id alone: the allocation, the flip
+    # audit and the proxies' permutations draw each one once, together.
+    keys = LotteryKeys(population.id_column) if compiled.lottery_seed is not None else None
+    if keys is not None:
+        rank_with(ev, keys)
     if units is not None and spec is not None and spec.matching is None and spec.rotation is None:
         outcome = allocate_evaluation(ev, capacity=units, measure_only=True)
     moved = _later(
         pool,
-        outcome_proxies,
+        measure_proxies,
         outcome,
         association=t.association,
         effect=t.effect,
+        rounds=None,
         min_group=t.min_group,
+        seed=0,
+        keys=keys,
     )
     # Published groups of numbers and dates are bounded by the population's quartiles, not
     # labelled by the smallest and largest value in them (which are residents' values).
@@ -283,7 +292,7 @@ def _layers(
         min_expected=t.min_expected,
         four_fifths=t.four_fifths,
     )
-    flips = run_flip_audit(ev, units, pool)
+    flips = run_flip_audit(ev, units, pool, keys)
     report = AuditReport(ev)
     meta = compiled.policy.policy
     title = meta.title if isinstance(meta.title, str) else meta.title.get("en", meta.id)

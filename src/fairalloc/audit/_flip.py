@@ -97,7 +97,7 @@ from fairalloc._engine import evaluate, reevaluate_attribute
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
-from fairalloc._ranking import _sort_keys, lottery_keys
+from fairalloc._ranking import LotteryKeys, _sort_keys, lottery_keys
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.allocation._state import RotationState
 from fairalloc.audit._static import StaticProof, _cell, part_label, static_proof
@@ -614,10 +614,12 @@ def flip_audit(
         )
 
 
-def run_flip_audit(ev: Evaluation, capacity: int | None, pool: Executor | None) -> FlipAudit:
+def run_flip_audit(
+    ev: Evaluation, capacity: int | None, pool: Executor | None, keys: LotteryKeys | None
+) -> FlipAudit:
     """``flip_audit(ev, capacity=capacity)``, its values compared in ``pool`` (the audit's own).
 
-    ``ev`` holds its residents.
+    ``ev`` holds its residents; ``keys``, the lottery keys of its residents the audit shares.
     """
     return _flip_audit(
         ev,
@@ -628,6 +630,7 @@ def run_flip_audit(ev: Evaluation, capacity: int | None, pool: Executor | None) 
         what_if_limit=2_000,
         state=None,
         pool=pool,
+        keys=keys,
     )
 
 
@@ -641,6 +644,7 @@ def _flip_audit(
     what_if_limit: int,
     state: RotationState | None,
     pool: Executor | None,
+    keys: LotteryKeys | None = None,
 ) -> FlipAudit:
     """:func:`flip_audit` of an evaluation holding its residents; values compared in ``pool``."""
     cp = ev.policy
@@ -654,7 +658,7 @@ def _flip_audit(
     placed = spec is not None and (bool(spec.reserves) or spec.mechanism != "priority" or rerun)
     if units is not None and placed and pop.n > what_if_limit:
         units, served_note = None, what_if_note(pop.n, what_if_limit, rerun=rerun)
-    base = _Baseline(ev, units, state)
+    base = _Baseline(ev, units, state, keys)
 
     def one(name: str, code: Any, label: str, allowed: set[str]) -> FlipResult:
         assert pop is not None
@@ -994,7 +998,11 @@ class _Baseline:
     """The original evaluation, ranking and allocation, prepared for many comparisons."""
 
     def __init__(
-        self, ev: Evaluation, units: int | None, state: RotationState | None = None
+        self,
+        ev: Evaluation,
+        units: int | None,
+        state: RotationState | None = None,
+        keys: LotteryKeys | None = None,
     ) -> None:
         self.ev = ev
         self.units = units
@@ -1032,6 +1040,8 @@ class _Baseline:
         self.shape = Shape.of(cp)
         self.parts = self.shape.parts
         self.seed = cp.lottery_seed
+        #: Keys drawn by others of the audit (its allocation, its proxies), shared.
+        self._shared = keys
         self._lottery = np.zeros(n, dtype=np.uint64)
         self._drawn = np.zeros(n, dtype=bool)
         last: tuple[npt.NDArray[np.int64], int] | None = None
@@ -1039,10 +1049,10 @@ class _Baseline:
             used = ranking.lottery_used
             self._lottery[used] = ranking.lottery[used]
             self._drawn[used] = True
-            keys = self._keys(self.order)
-            self._lottery_values = distinct(keys)
+            drawn = self._keys(self.order)
+            self._lottery_values = distinct(drawn)
             self._lottery_code = np.full(n, -1, dtype=np.int64)
-            self._lottery_code[self.order] = _code(self._lottery_values, keys)
+            self._lottery_code[self.order] = _code(self._lottery_values, drawn)
             last = (self._lottery_code[self.order], 2 * len(self._lottery_values) + 2)
         self.index = _KeyIndex(_sort_keys(ev, self.order), last, len(self.order))
         self._id_rank: npt.NDArray[np.int64] | None = None
@@ -1061,6 +1071,8 @@ class _Baseline:
     def _keys(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
         """The lottery keys of ``rows``, drawing (once) those not known yet."""
         assert self.seed is not None
+        if self._shared is not None:
+            return self._shared.of(self.seed, rows)
         with self._lock:
             todo = rows[~self._drawn[rows]]
             if len(todo):

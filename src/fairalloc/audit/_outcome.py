@@ -272,6 +272,32 @@ def outcome_proxies(
         ArgumentError: ``FA610`` when the result does not hold its residents; ``FA623`` for a
             threshold out of range.
     """
+    return measure_proxies(
+        result,
+        association=association,
+        effect=effect,
+        rounds=rounds,
+        min_group=min_group,
+        seed=seed,
+        keys=None,
+    )
+
+
+def measure_proxies(
+    result: Evaluation | Allocation,
+    *,
+    association: float,
+    effect: float,
+    rounds: int | None,
+    min_group: int,
+    seed: int,
+    keys: LotteryKeys | None,
+) -> OutcomeProxies:
+    """:func:`outcome_proxies`, with the lottery keys of the residents the audit shares.
+
+    ``keys`` is used when the residents come in id order (as the audit holds them); it holds
+    the keys of the allocation's ranking, and any drawn here are kept there for the others.
+    """
     ev = result.evaluation if isinstance(result, Allocation) else result
     pop = ev.population
     if pop is None:
@@ -292,8 +318,9 @@ def outcome_proxies(
     capacity = result.capacity if isinstance(result, Allocation) else None
     # Permuting attributes leaves every id where it is, so every lottery key too: the keys the
     # allocation already drew are reused, and any other is drawn once for all permutations.
-    keys: LotteryKeys | None = None
-    if capacity is not None and cp.lottery_seed is not None:
+    if not in_order or capacity is None or cp.lottery_seed is None:
+        keys = None
+    if keys is None and capacity is not None and cp.lottery_seed is not None:
         keys = LotteryKeys(pop.id_column)
         base = ev.ranking
         used = base.lottery_used[order]
