@@ -986,12 +986,24 @@ class Shape:
         alloc = np.zeros(len(rows), dtype=bool)
         for t in self.trace:
             a0, a1 = t.values(ev), t.values(ev2)
+            if _same_memory(a0, a1):
+                continue  # a part not run again shares the base's array: nothing changed
             # Compare whole columns (contiguous reads), then pick the compared rows.
             diff = (a0 != a1)[rows]
             by_part[t.part] |= diff
             if t.allocation:
                 alloc |= diff
         return Changes(e0, e1, s0, s1, score_changed, key_changed, by_part, alloc)
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays are views of the same values (same start, shape and strides)."""
+    return bool(
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+    )
 
 
 class _Baseline:
@@ -1058,6 +1070,7 @@ class _Baseline:
         self._id_rank: npt.NDArray[np.int64] | None = None
         self._packed: npt.NDArray[np.int64] | None = None
         self._prefix: npt.NDArray[np.int64] | None = None
+        self._placed: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
     # -- keys ----------------------------------------------------------------------------
     def _original_prefix(self) -> npt.NDArray[np.int64]:
@@ -1067,6 +1080,26 @@ class _Baseline:
                 n = self.ev.n
                 self._prefix = self.index.prefix(_sort_keys(self.ev, np.arange(n)), n)
             return self._prefix
+
+    def _original_place(
+        self, rows: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The codes of ``rows``' original keys and where they fall among the index's codes.
+
+        Worked out once for each resident and kept: the same for every value audited.
+        """
+        with self._lock:
+            if self._placed is None:
+                n = self.ev.n
+                self._placed = (np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64))
+            codes, lo = self._placed
+            todo = rows[lo[rows] < 0]
+            if len(todo):
+                last = self._lottery_codes(todo) if self.seed is not None else None
+                mine = self.index.complete(self._original_prefix()[todo], last)
+                codes[todo] = mine
+                lo[todo] = _searchsorted(self.index.codes, mine, "left")
+            return codes[rows], lo[rows]
 
     def _keys(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
         """The lottery keys of ``rows``, drawing (once) those not known yet."""
@@ -1229,15 +1262,19 @@ class _Baseline:
         if not need.any():
             return rank, pos
         q = rows[need]
-        last = self._lottery_codes(q) if self.seed is not None else None
-        # A key that did not change (eligibility did) is coded once for all values audited.
-        prefix = self._original_prefix()[q]
-        moved = key_changed[need]
-        if moved.any():
-            prefix[moved] = self.index.prefix(_sort_keys(ev2, q[moved]), int(moved.sum()))
-        codes = self.index.complete(prefix, last)
         sorted_codes = self.index.codes
-        lo = _searchsorted(sorted_codes, codes, "left")
+        codes = np.empty(len(q), dtype=np.int64)
+        lo = np.empty(len(q), dtype=np.int64)
+        moved = key_changed[need]
+        if not moved.all():
+            # A key that did not change (eligibility did) is placed once for every value.
+            codes[~moved], lo[~moved] = self._original_place(q[~moved])
+        if moved.any():
+            qm = q[moved]
+            last = self._lottery_codes(qm) if self.seed is not None else None
+            new = self.index.complete(self.index.prefix(_sort_keys(ev2, qm), len(qm)), last)
+            codes[moved] = new
+            lo[moved] = _searchsorted(sorted_codes, new, "left")
         hi = lo.copy()
         if len(sorted_codes):
             # Equal keys (ties on the whole chain) are rare with a lottery: search only for them.
