@@ -245,17 +245,9 @@ def _layers(
     units = capacity if capacity is not None else (spec.capacity if spec else None)
     if strata is None and compiled.graded_scales:
         strata = compiled.graded_scales[0].path
-    hashed = _later(pool, data_hash, ev)
-    proxies = _later(
-        pool,
-        proxy_check,
-        ev,
-        association_threshold=t.association,
-        influence_threshold=t.influence,
-    )
-    scales = _later(
-        pool, scale_audit, ev, strata=strata, min_group=t.min_group, confidence=t.confidence
-    )
+    # The layers that read the evaluation alone run one after another in one thread while
+    # this one allocates: the allocation, which the flip audit waits for, keeps a core.
+    early = _later(pool, _evaluation_layers, ev, strata, t)
     # A resident's lottery key depends on the seed and the id alone: the allocation, the flip
     # audit and the proxies' permutations draw each one once, together.
     keys = LotteryKeys(population.id_column) if compiled.lottery_seed is not None else None
@@ -293,6 +285,7 @@ def _layers(
         four_fifths=t.four_fifths,
     )
     flips = run_flip_audit(ev, units, pool, keys)
+    hashed, proxies, scales = early()
     report = AuditReport(ev)
     meta = compiled.policy.policy
     title = meta.title if isinstance(meta.title, str) else meta.title.get("en", meta.id)
@@ -301,7 +294,7 @@ def _layers(
         "policy_version": meta.version,
         "policy_title": title,
         "policy_hash": policy_hash(ev),
-        "data_hash": hashed(),
+        "data_hash": hashed,
         "residents": ev.n,
         "eligible": int(ev.eligible.sum()),
         "capacity": units,
@@ -313,16 +306,27 @@ def _layers(
     report.violations = [str(v) for v in compiled.violations]
     report.sections.append(("static proof", static_proof(compiled)))
     report.sections.append(("flip audit", _PublishedFlips(flips) if publication else flips))
-    report.sections.append(("proxies", proxies()))
+    report.sections.append(("proxies", proxies))
     found = moved()
     report.sections.append(("proxy outcomes", _PublishedMoves(found) if publication else found))
     grouped = groups()
     report.sections.append(("group statistics", _Review(grouped, publication=publication)))
-    scaled = scales()
+    scaled = scales
     report.sections.append(
         ("scale audit", _PublishedScales(scaled, grouped) if publication else _Review(scaled))
     )
     return report, outcome
+
+
+def _evaluation_layers(
+    ev: Evaluation, strata: str | None, t: Thresholds
+) -> tuple[str, ProxyReport, ScaleAudit]:
+    """The data hash, the proxy check and the scale audit: what reads the evaluation alone."""
+    return (
+        data_hash(ev),
+        proxy_check(ev, association_threshold=t.association, influence_threshold=t.influence),
+        scale_audit(ev, strata=strata, min_group=t.min_group, confidence=t.confidence),
+    )
 
 
 def _later(

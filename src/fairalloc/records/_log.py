@@ -980,16 +980,20 @@ def check_rows(
 
 
 def row_differences(
-    ids: list[str], rows: Sequence[bytes], opening: Opening, leaves: list[bytes]
+    ids: list[str], rows: Sequence[bytes], opening: Opening, leaves: Sequence[bytes] | bytes
 ) -> list[str]:
     """What differs between the data and the frozen list (empty when nothing does).
 
+    ``leaves``: the frozen leaves, as a list or as stored (one run of 32-byte hashes).
     Erased residents (no opening) are skipped: their rows cannot be compared. ``rows`` is
     iterated once when nothing differs (a lazy sequence then never holds them all).
     """
+    blob = leaves if isinstance(leaves, bytes) else b"".join(leaves)
     # Nobody erased: the rows are in leaf order already.
-    if opening.ids == ids and b"".join(recommit(rows, opening.nonces)) == b"".join(leaves):
+    if opening.ids == ids and b"".join(recommit(rows, opening.nonces)) == blob:
         return []
+    if isinstance(leaves, bytes):
+        leaves = [blob[k : k + 32] for k in range(0, len(blob), 32)]
     kept = [i for i in opening.ids if i]
     missing = sorted(set(kept) - set(ids))
     added = sorted(set(ids) - set(opening.ids))

@@ -521,7 +521,7 @@ def _rerun_one(
     order = id_order(population.id_column)
     ids = population.id_column[order].astype(str).tolist()
     rows = _lazy_rows(population, order)
-    diffs = row_differences(ids, rows, openings[frz], _leaf_list(records[frz].leaves))
+    diffs = row_differences(ids, rows, openings[frz], records[frz].leaves or b"")
     if diffs:
         for d in diffs:
             report.add("FA729", frz, d)
