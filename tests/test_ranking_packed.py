@@ -203,3 +203,21 @@ def test_groups_then_keys_sort_as_a_lexicographic_sort(sizes: list[int], keys: l
     key = np.array(keys[: len(group)], dtype=np.uint64)
     got = _by_group_then_key(group, key)
     assert list(got) == list(np.lexsort((key, group)))
+
+
+def test_lottery_keys_drawn_ahead_in_a_thread_are_the_keys_drawn_when_asked() -> None:
+    # An audit draws every key in one thread while its allocation asks for some in another.
+    import threading
+
+    from fairalloc._ranking import LotteryKeys, lottery_keys
+
+    ids = np.array([f"R{i:05d}" for i in range(50_000)], dtype=object)
+    shared = LotteryKeys(ids)
+    ahead = threading.Thread(target=shared.draw_all, args=("seed-1",), kwargs={"chunk": 997})
+    ahead.start()
+    rows = np.random.default_rng(5).permutation(len(ids))[:20_000].astype(np.intp)
+    asked = shared.of("seed-1", rows)
+    ahead.join()
+    assert shared.known.all()
+    assert np.array_equal(asked, lottery_keys("seed-1", ids[rows]))
+    assert np.array_equal(shared.keys, lottery_keys("seed-1", ids))

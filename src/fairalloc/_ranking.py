@@ -305,6 +305,15 @@ class LotteryKeys:
         self.known = np.zeros(len(ids), dtype=bool)
         self._lock = threading.Lock()  # several threads of an audit draw from one
 
+    def draw_all(self, seed: str, *, chunk: int = 1 << 15) -> None:
+        """Draw every resident's key under ``seed``, a chunk at a time.
+
+        For a thread that draws ahead while others work: between chunks, :meth:`of` gets the
+        table (and draws what it needs that is not there yet).
+        """
+        for start in range(0, len(self.keys), chunk):
+            self.of(seed, np.arange(start, min(start + chunk, len(self.keys)), dtype=np.intp))
+
     def of(self, seed: str, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
         """The keys of the residents at ``rows`` under ``seed``."""
         with self._lock:

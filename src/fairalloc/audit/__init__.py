@@ -249,9 +249,15 @@ def _layers(
     # this one allocates: the allocation, which the flip audit waits for, keeps a core.
     early = _later(pool, _evaluation_layers, ev, strata, t)
     # A resident's lottery key depends on the seed and the id alone: the allocation, the flip
-    # audit and the proxies' permutations draw each one once, together.
-    keys = LotteryKeys(population.id_column) if compiled.lottery_seed is not None else None
-    if keys is not None:
+    # audit and the proxies' permutations draw each one once, together. With threads, one
+    # draws them all ahead (hashing, under Python's lock) while this one allocates (NumPy,
+    # mostly outside it).
+    seed = compiled.lottery_seed
+    keys = LotteryKeys(population.id_column) if seed is not None else None
+    drawing = None
+    if keys is not None and seed is not None:
+        if pool is not None:
+            drawing = pool.submit(keys.draw_all, seed)
         rank_with(ev, keys)
     if units is not None and spec is not None and spec.matching is None and spec.rotation is None:
         outcome = allocate_evaluation(ev, capacity=units, measure_only=True)
@@ -286,6 +292,8 @@ def _layers(
     )
     flips = run_flip_audit(ev, units, pool, keys)
     hashed, proxies, scales = early()
+    if drawing is not None:
+        drawing.result()
     report = AuditReport(ev)
     meta = compiled.policy.policy
     title = meta.title if isinstance(meta.title, str) else meta.title.get("en", meta.id)
