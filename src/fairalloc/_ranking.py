@@ -305,6 +305,23 @@ class LotteryKeys:
         self.known = np.zeros(len(ids), dtype=bool)
         self._lock = threading.Lock()  # several threads of an audit draw from one
 
+    @classmethod
+    def drawn_by(
+        cls, ranking: Ranking, seed: str, order: npt.NDArray[np.intp] | None = None
+    ) -> LotteryKeys:
+        """A table holding the keys ``ranking`` drew under ``seed`` (its rows taken in ``order``).
+
+        What-if studies of that ranking's residents then draw only the keys it did not.
+        """
+        ids = ranking.evaluation.id_column
+        table = cls(ids if order is None else ids.select(order))
+        used = ranking.lottery_used if order is None else ranking.lottery_used[order]
+        lottery = ranking.lottery if order is None else ranking.lottery[order]
+        table.seed = seed
+        table.keys[used] = lottery[used]
+        table.known[:] = used
+        return table
+
     def draw_all(self, seed: str, *, chunk: int = 1 << 15) -> None:
         """Draw every resident's key under ``seed``, a chunk at a time.
 

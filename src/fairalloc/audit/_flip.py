@@ -85,6 +85,7 @@ import heapq
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,7 +98,7 @@ from fairalloc._engine import evaluate, reevaluate_attribute
 from fairalloc._evaluation import Evaluation
 from fairalloc._numeric import MICRO
 from fairalloc._population import Population
-from fairalloc._ranking import LotteryKeys, _sort_keys, lottery_keys
+from fairalloc._ranking import LotteryKeys, _sort_keys
 from fairalloc.allocation import Allocation, allocate_evaluation
 from fairalloc.allocation._state import RotationState
 from fairalloc.audit._static import StaticProof, _cell, part_label, static_proof
@@ -590,18 +591,10 @@ def flip_audit(
         raise ArgumentError(
             "FA600", f"workers must be at least 1, got {workers}", argument="workers", value=workers
         )
-    if workers == 1:
-        return _flip_audit(
-            ev,
-            capacity,
-            attributes,
-            max_listed=max_listed,
-            check_independent=check_independent,
-            what_if_limit=what_if_limit,
-            state=state,
-            pool=None,
-        )
-    with ThreadPoolExecutor(workers, thread_name_prefix="fairalloc-flip") as pool:
+    threads = (
+        ThreadPoolExecutor(workers, thread_name_prefix="fairalloc-flip") if workers > 1 else None
+    )
+    with threads if threads is not None else nullcontext() as pool:
         return _flip_audit(
             ev,
             capacity,
@@ -1052,15 +1045,10 @@ class _Baseline:
         self.shape = Shape.of(cp)
         self.parts = self.shape.parts
         self.seed = cp.lottery_seed
-        #: Keys drawn by others of the audit (its allocation, its proxies), shared.
-        self._shared = keys
-        self._lottery = np.zeros(n, dtype=np.uint64)
-        self._drawn = np.zeros(n, dtype=bool)
         last: tuple[npt.NDArray[np.int64], int] | None = None
         if self.seed is not None:
-            used = ranking.lottery_used
-            self._lottery[used] = ranking.lottery[used]
-            self._drawn[used] = True
+            #: The residents' lottery keys: the audit's shared table, or the ranking's own.
+            self._drawn = keys if keys is not None else LotteryKeys.drawn_by(ranking, self.seed)
             drawn = self._keys(self.order)
             self._lottery_values = distinct(drawn)
             self._lottery_code = np.full(n, -1, dtype=np.int64)
@@ -1104,14 +1092,7 @@ class _Baseline:
     def _keys(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
         """The lottery keys of ``rows``, drawing (once) those not known yet."""
         assert self.seed is not None
-        if self._shared is not None:
-            return self._shared.of(self.seed, rows)
-        with self._lock:
-            todo = rows[~self._drawn[rows]]
-            if len(todo):
-                self._lottery[todo] = lottery_keys(self.seed, self.ev.id_column[todo])
-                self._drawn[todo] = True
-            return self._lottery[rows]
+        return self._drawn.of(self.seed, rows)
 
     def _lottery_codes(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
         """The lottery keys of ``rows`` coded among the original keys (coded once, kept)."""

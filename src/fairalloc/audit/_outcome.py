@@ -321,12 +321,7 @@ def measure_proxies(
     if not in_order or capacity is None or cp.lottery_seed is None:
         keys = None
     if keys is None and capacity is not None and cp.lottery_seed is not None:
-        keys = LotteryKeys(pop.id_column)
-        base = ev.ranking
-        used = base.lottery_used[order]
-        keys.seed = cp.lottery_seed
-        keys.keys[used] = base.lottery[order][used]
-        keys.known[:] = used
+        keys = LotteryKeys.drawn_by(ev.ranking, cp.lottery_seed, order)
     actual = _selected(result)[order]
     protected = [a for a in pop.schema.protected_attributes if a in pop.columns]
     read: dict[str, list[str]] = {}

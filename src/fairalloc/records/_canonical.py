@@ -151,14 +151,9 @@ def bare_texts(
         return written[values.astype(np.intp)].tolist(), False
     if kind == "bool":
         return np.where(values.astype(bool), "true", "false").tolist(), False
-    if kind == "int":
-        return list(map(str, values.astype(np.int64).tolist())), False
-    if kind == "float":
-        return _float_texts(values.astype(np.float64)), False
-    if kind == "date":
-        days = pa.array(values.astype("datetime64[D]"))
-        # ISO dates (YYYY-MM-DD for the years 1-9999 a population holds) need no escaping.
-        return pc.cast(days, pa.string()).to_pylist(), True
+    if kind in _ARROW_WRITTEN:
+        array, quote = bare_array(values, kind)
+        return array.to_pylist(), quote
     texts = [str(v) for v in values.tolist()]
     if not texts:
         return [], True
@@ -171,20 +166,22 @@ def bare_texts(
 def bare_array(values: np.ndarray, kind: str) -> tuple[Any, bool]:
     """:func:`bare_texts` as an Arrow ``string`` array: ``(texts, quote)``.
 
-    Whole numbers, decimals and dates are written by Arrow; text by :func:`bare_texts`.
+    Whole numbers, decimals and dates are written by Arrow (and :func:`bare_texts` takes them
+    from here); text and yes/no by :func:`bare_texts`.
     """
     if kind == "int":
         return pc.cast(pa.array(values.astype(np.int64)), pa.string()), False
     if kind == "float":
         return _float_array(values.astype(np.float64)), False
     if kind == "date":
+        # ISO dates (YYYY-MM-DD for the years 1-9999 a population holds) need no escaping.
         return pc.cast(pa.array(values.astype("datetime64[D]")), pa.string()), True
     texts, quote = bare_texts(values, kind)
     return pa.array(texts, type=pa.string()), quote
 
 
-def _float_texts(floats: np.ndarray) -> list[str]:
-    return _float_array(floats).to_pylist()  # type: ignore[no-any-return]
+#: The kinds :func:`bare_array` writes with Arrow.
+_ARROW_WRITTEN = ("int", "float", "date")
 
 
 def _float_array(floats: np.ndarray) -> Any:

@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Sized
 from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +43,10 @@ __all__ = [
     "leaf_of",
     "outcome_array",
     "outcome_messages",
-    "outcome_stream",
     "policy_hash",
     "recommit",
     "row_array",
     "row_messages",
-    "row_stream",
 ]
 
 NONCE_BYTES = 32
@@ -73,13 +71,6 @@ def id_order(ids: Ids) -> npt.NDArray[np.intp]:
 def row_messages(population: Population, order: npt.NDArray[np.intp]) -> list[bytes]:
     """Each resident's canonical row (every attribute of the policy), in ``order``."""
     return row_array(population, order).to_pylist()  # type: ignore[no-any-return]
-
-
-def row_stream(population: Population, order: npt.NDArray[np.intp]) -> Iterator[bytes]:
-    """:func:`row_messages` one at a time, for hashing without holding them all."""
-    array = row_array(population, order)
-    for start in range(0, len(array), _CHUNK):
-        yield from array.slice(start, _CHUNK).to_pylist()
 
 
 def row_array(
@@ -186,13 +177,6 @@ def outcome_messages(allocation: Allocation, order: npt.NDArray[np.intp]) -> lis
     return outcome_array(allocation, order).to_pylist()  # type: ignore[no-any-return]
 
 
-def outcome_stream(allocation: Allocation, order: npt.NDArray[np.intp]) -> Iterator[bytes]:
-    """:func:`outcome_messages` one at a time, for hashing without holding them all."""
-    array = outcome_array(allocation, order)
-    for start in range(0, len(array), _CHUNK):
-        yield from array.slice(start, _CHUNK).to_pylist()
-
-
 def outcome_array(
     allocation: Allocation, order: npt.NDArray[np.intp], nonces: bytes | None = None
 ) -> Any:
@@ -297,10 +281,6 @@ def framed_leaves(framed: Any) -> list[bytes]:
     data = memoryview(framed.buffers()[2])
     sha256 = hashlib.sha256
     return [sha256(data[a:b]).digest() for a, b in itertools.pairwise(offsets.tolist())]
-
-
-#: Messages made into Python bytes at a time when streamed.
-_CHUNK = 1 << 16
 
 
 def _number_array(values: npt.NDArray[Any], *, zero_is_none: bool = True) -> Any:

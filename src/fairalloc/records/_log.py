@@ -37,11 +37,9 @@ from fairalloc.records._commit import (
     fingerprint,
     id_order,
     outcome_array,
-    outcome_stream,
     policy_hash,
     recommit,
     row_array,
-    row_stream,
 )
 from fairalloc.records._merkle import Tree, consistency_proof, leaf_hash
 from fairalloc.records._store import Opening, Store, StoredRecord, open_store
@@ -1037,41 +1035,34 @@ def _no_floats(obj: Any, kind: str) -> None:
 
 
 class _Lazy(Sequence[bytes]):
-    """Residents' canonical messages: streamed for hashing, kept once read one by one.
+    """Residents' canonical messages, written by Arrow as one array when first needed.
 
-    Hashing a million rows or outcomes iterates once and holds none of them; a receipt (one
-    resident's message) or a data check's report makes them once and keeps them. Messages
-    that can be written as one Arrow array (``array``) are hashed from it and read from it.
+    Hashing a million rows or outcomes frames them behind their nonces in one array and
+    hashes them in place (:meth:`framed`); iterating reads them a chunk at a time; a receipt
+    (one resident's message) or a data check's report makes the array once and keeps it.
     """
 
-    def __init__(
-        self,
-        n: int,
-        stream: Callable[[], Iterator[bytes]],
-        array: Callable[[bytes | None], Any] | None = None,
-    ) -> None:
+    def __init__(self, n: int, array: Callable[[bytes | None], Any]) -> None:
         self._n = n
-        self._stream = stream
-        self._array = array
+        self._array = array  # with nonces: framed for the leaves; with None: the messages
         self._items: list[bytes] | None = None
         self._kept: Any = None
 
     def framed(self, nonces: bytes) -> Any:
         """Every message behind its ``0x00 || nonce``, as one Arrow array.
 
-        For :func:`~fairalloc.records._commit.framed_leaves`; None if not made as an array.
+        For :func:`~fairalloc.records._commit.framed_leaves`.
         """
-        return self._array(nonces) if self._array is not None else None
+        return self._array(nonces)
 
     def get(self) -> list[bytes]:
         """Every message, made once and kept."""
         if self._items is None:
-            self._items = list(self._stream()) if self._array is None else self._held().to_pylist()
+            self._items = self._held().to_pylist()
         return self._items
 
     def _held(self) -> Any:
         if self._kept is None:
-            assert self._array is not None
             self._kept = self._array(None)
         return self._kept
 
@@ -1079,33 +1070,34 @@ class _Lazy(Sequence[bytes]):
         return self._n
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._items) if self._items is not None else self._stream()
+        if self._items is not None:
+            return iter(self._items)
+        array = self._kept if self._kept is not None else self._array(None)
+        return (
+            m for start in range(0, self._n, _CHUNK) for m in array.slice(start, _CHUNK).to_pylist()
+        )
 
     @overload
     def __getitem__(self, i: int) -> bytes: ...
     @overload
     def __getitem__(self, i: slice) -> list[bytes]: ...
     def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
-        if self._array is not None and self._items is None and isinstance(i, int):
+        if self._items is None and isinstance(i, int):
             if not -self._n <= i < self._n:
                 raise IndexError(i)
             return self._held()[i].as_py()  # type: ignore[no-any-return]
         return self.get()[i]
 
 
+#: Messages made into Python bytes at a time when a :class:`_Lazy` is iterated.
+_CHUNK = 1 << 16
+
+
 def _lazy_rows(population: Population, order: Any) -> _Lazy:
-    """Residents' canonical rows (:func:`row_stream`), in ``order``."""
-    return _Lazy(
-        population.n,
-        lambda: row_stream(population, order),
-        lambda nonces: row_array(population, order, nonces),
-    )
+    """Residents' canonical rows (:func:`row_array`), in ``order``."""
+    return _Lazy(population.n, lambda nonces: row_array(population, order, nonces))
 
 
 def _lazy_outcomes(allocation: Allocation, order: Any) -> _Lazy:
-    """Residents' canonical outcomes (:func:`outcome_stream`), in ``order``."""
-    return _Lazy(
-        len(order),
-        lambda: outcome_stream(allocation, order),
-        lambda nonces: outcome_array(allocation, order, nonces),
-    )
+    """Residents' canonical outcomes (:func:`outcome_array`), in ``order``."""
+    return _Lazy(len(order), lambda nonces: outcome_array(allocation, order, nonces))
